@@ -1,0 +1,150 @@
+//! The Meridian node: everything that does I/O.
+//!
+//! A tour of the data path, from a client's command to the disk:
+//! 1. [`server`] accepts Redis-protocol connections. Each connection's task reads bytes, splits
+//!    them into commands with `resp::parse_command`, answers connection commands itself
+//!    (`HELLO`, `CLIENT`, pub/sub, ...) and sends runs of data commands to the engine.
+//! 2. [`engine`] is one OS thread that owns the keyspace. It runs the commands of every waiting
+//!    connection as one round against a [`engine::Txn`], where each write becomes a CRDT delta
+//!    stamped with the node's hybrid logical clock and merged into the key's record; then it
+//!    commits the round as one batch (one fsync under `--fsync always`) and answers.
+//! 3. [`cmd`] holds the command table and the data commands, one file per family.
+//! 4. [`http`] serves `/v1/status` and `/metrics`.
+//!
+//! [`run`] starts all of it and stops it gracefully when told to.
+
+pub mod cmd;
+pub mod config;
+pub mod engine;
+pub mod glob;
+pub mod http;
+pub mod pubsub;
+pub mod server;
+
+pub use config::NodeConfig;
+pub use engine::FsyncPolicy;
+
+use engine::EngineConfig;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+use storage::FjallStore;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// What every connection and the HTTP server share.
+pub struct Shared {
+    /// The settings the node runs with.
+    pub config: NodeConfig,
+    /// The way to the engine thread.
+    pub engine: engine::EngineHandle,
+    /// Pub/sub subscriptions.
+    pub hub: pubsub::Hub,
+    /// When the node started.
+    pub started: Instant,
+    /// Open client connections.
+    pub connections: std::sync::atomic::AtomicUsize,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// The next client id (`CLIENT ID`).
+    pub next_client_id: AtomicU64,
+    /// Renders `/metrics`, when a recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The storage engine could not open the data directory.
+    #[error("opening storage in {dir}: {source}")]
+    Storage {
+        /// The data directory.
+        dir: String,
+        /// The engine's error.
+        source: storage::StorageError,
+    },
+    /// A listener could not bind.
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+}
+
+/// Runs a node until `shutdown` completes, then stops gracefully: no new connections, every
+/// connection finishes the command it is running, the engine commits and syncs, and `run`
+/// returns. `ready` is called once the listeners are bound.
+pub async fn run(
+    config: NodeConfig,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(&Shared),
+) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir).ok();
+    let store = FjallStore::open(&config.data_dir, config.cache_bytes)
+        .map_err(|source| StartError::Storage { dir: config.data_dir.display().to_string(), source })?;
+    let engine_config = EngineConfig {
+        node_name: config.node_id.clone(),
+        fsync: config.fsync,
+        max_offset_ms: config.max_offset_ms,
+        max_value_len: config.limits.max_bulk_len,
+        drop_tombstones: true,
+    };
+    let (engine, engine_thread) = engine::spawn(Box::new(store), engine_config)
+        .map_err(|source| StartError::Storage { dir: config.data_dir.display().to_string(), source })?;
+
+    let resp_listener = TcpListener::bind(config.resp_addr)
+        .await
+        .map_err(|source| StartError::Bind { what: "the RESP listener", addr: config.resp_addr, source })?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| StartError::Bind { what: "the HTTP listener", addr: config.http_addr, source })?;
+
+    let shared = Arc::new(Shared {
+        config,
+        engine,
+        hub: pubsub::Hub::default(),
+        started: Instant::now(),
+        connections: Default::default(),
+        connections_total: AtomicU64::new(0),
+        next_client_id: AtomicU64::new(1),
+        metrics,
+    });
+    ready(&shared);
+
+    // Time for the engine: flushes under --fsync batch and reclaims expired keys.
+    let ticker = shared.engine.weak_sender();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(5));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            let Some(tx) = ticker.upgrade() else { return };
+            // A full queue means the engine is busy; it will see the next tick.
+            let _ = tx.try_send(engine::Request::Tick);
+        }
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection holds a clone; when all are dropped, every connection has finished.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let http_task = tokio::spawn(http::serve(http_listener, shared.clone(), stop_rx.clone()));
+    let accept_task = tokio::spawn(server::accept_loop(resp_listener, shared.clone(), stop_rx, done_tx));
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight commands");
+    let _ = stop_tx.send(true);
+    let _ = accept_task.await;
+    let _ = done_rx.recv().await;
+    let _ = http_task.await;
+    // The last engine handle goes with `shared`; the engine then commits, syncs and stops.
+    drop(shared);
+    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The durable keyspace.
+//!
+//! Meridian keeps every key's [`Record`] (its merge state) in an embedded LSM engine. The
+//! node's engine thread is the only writer: it reads records, computes deltas, and commits
+//! each round of commands as one atomic [`Batch`] with the round's durability, so that many
+//! clients share one fsync (group commit).
+//!
+//! [`Store`] is the narrow trait the node uses. [`FjallStore`] is the durable backend;
+//! [`MemStore`] keeps everything in memory for simulations and unit tests, where fjall's
+//! background threads would make runs irreproducible. One test suite (`tests/store.rs`) runs
+//! against both.
+//!
+//! Layout: keyspace `data` maps a user key to its encoded record; `expiry` holds an index
+//! entry `deadline_ms (8 bytes, big-endian) ++ key` for every key with a deadline, so the
+//! expiry sweep reads only what is due; `meta` holds the highest HLC timestamp committed, so a
+//! restarted node's clock resumes above everything it wrote.
+#![deny(missing_docs)]
+
+mod fjall_store;
+mod mem_store;
+
+pub use fjall_store::FjallStore;
+pub use mem_store::MemStore;
+
+use bytes::Bytes;
+use crdt::Record;
+use hlc::Timestamp;
+
+/// How hard a commit pushes its data to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Return only once the data is on disk (fsync).
+    Sync,
+    /// Hand the data to the operating system; a later [`Store::sync`] makes it durable. It
+    /// survives a crash of the process but not of the machine.
+    Buffer,
+}
+
+/// A storage failure. Every variant means the operation did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The engine failed (I/O error, full disk, failed fsync). After a failed fsync the engine
+    /// refuses further writes until restarted, because what reached the disk is unknown; reads
+    /// keep working.
+    #[error("storage engine: {0}")]
+    Engine(#[from] fjall::Error),
+    /// A stored record does not decode: the data on disk is corrupt or from a newer version.
+    #[error("corrupt record for key {key:?}: {reason}")]
+    Corrupt {
+        /// The key whose record failed to decode (lossy UTF-8 for the message).
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+/// One atomic unit of writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Keys to store with their new records.
+    pub puts: Vec<(Bytes, Record)>,
+    /// Keys to remove entirely (records with nothing left worth keeping).
+    pub removes: Vec<Bytes>,
+    /// Expiry index entries that are stale and can go: `(deadline_ms, key)`.
+    pub expiry_removes: Vec<(u64, Bytes)>,
+    /// The highest HLC timestamp used by the writes, kept so the clock resumes above it.
+    pub hlc: Timestamp,
+}
+
+impl Batch {
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.removes.is_empty() && self.expiry_removes.is_empty()
+    }
+}
+
+/// The node's view of durable storage.
+pub trait Store: Send {
+    /// The record stored under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError>;
+
+    /// Applies `batch` atomically: after a crash either all of it is there or none.
+    fn commit(&mut self, batch: Batch, durability: Durability) -> Result<(), StorageError>;
+
+    /// Makes everything committed so far durable (fsync).
+    fn sync(&mut self) -> Result<(), StorageError>;
+
+    /// Up to `limit` records with keys strictly after `after` (from the first key when
+    /// `None`), in key order.
+    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, Record)>, StorageError>;
+
+    /// Up to `limit` expiry index entries with deadlines at or before `now_ms`, earliest first.
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError>;
+
+    /// The highest HLC timestamp ever committed.
+    fn last_hlc(&self) -> Result<Timestamp, StorageError>;
+
+    /// Bytes on disk (zero for memory).
+    fn disk_bytes(&self) -> u64;
+}
+
+/// The index key of a deadline: big-endian so that byte order is time order.
+fn expiry_key(at_ms: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&at_ms.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// Splits an index key back into deadline and key.
+fn split_expiry_key(k: &[u8]) -> Option<(u64, Bytes)> {
+    let (at, key) = k.split_at_checked(8)?;
+    Some((u64::from_be_bytes(at.try_into().ok()?), Bytes::copy_from_slice(key)))
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StorageError> {
+    Record::decode(bytes).map_err(|e| StorageError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}

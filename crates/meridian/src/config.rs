@@ -1,0 +1,191 @@
+//! Server configuration: flags over `MERIDIAN_*` environment variables over a TOML file over
+//! defaults. Every flag is also a key of the file, spelled the same (`node-id = "eu-1"`).
+
+use anyhow::{Context, bail};
+use clap::Args;
+use node::{FsyncPolicy, NodeConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `meridian server`. Each is optional here so that a missing flag falls through to
+/// the environment (clap reads `MERIDIAN_*`), then to the file, then to the default.
+#[derive(Args, Debug, Default)]
+pub struct ServerArgs {
+    /// TOML file with any of the settings below.
+    #[arg(long, env = "MERIDIAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Unique name of this node [default: host name].
+    #[arg(long, env = "MERIDIAN_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Region (point of presence) this node serves [default: local].
+    #[arg(long, env = "MERIDIAN_REGION")]
+    pub region: Option<String>,
+    /// Where the node keeps its data [default: ./meridian-data].
+    #[arg(long, env = "MERIDIAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Redis-protocol listener [default: 127.0.0.1:7379].
+    #[arg(long, env = "MERIDIAN_RESP_ADDR")]
+    pub resp_addr: Option<SocketAddr>,
+    /// HTTP listener [default: 127.0.0.1:7380].
+    #[arg(long, env = "MERIDIAN_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Node-to-node listener [default: 127.0.0.1:7381].
+    #[arg(long, env = "MERIDIAN_PEER_ADDR")]
+    pub peer_addr: Option<SocketAddr>,
+    /// Comma-separated peer addresses to join.
+    #[arg(long, env = "MERIDIAN_JOIN", value_delimiter = ',')]
+    pub join: Option<Vec<String>>,
+    /// always (ack after fsync, group commit), batch (fsync every 10 ms), never [default: always].
+    #[arg(long, env = "MERIDIAN_FSYNC")]
+    pub fsync: Option<String>,
+    /// Secret shared by all nodes of one cluster.
+    #[arg(long, env = "MERIDIAN_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// Most client connections at once [default: 10000].
+    #[arg(long, env = "MERIDIAN_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+    /// Largest bulk string in bytes [default: 536870912].
+    #[arg(long, env = "MERIDIAN_MAX_BULK_LEN")]
+    pub max_bulk_len: Option<usize>,
+    /// Most elements in one command [default: 1048576].
+    #[arg(long, env = "MERIDIAN_MAX_MULTIBULK_LEN")]
+    pub max_multibulk_len: Option<usize>,
+    /// Longest inline command in bytes [default: 65536].
+    #[arg(long, env = "MERIDIAN_MAX_INLINE_LEN")]
+    pub max_inline_len: Option<usize>,
+    /// Most bytes buffered for one client's unfinished command [default: 1073741824].
+    #[arg(long, env = "MERIDIAN_MAX_QUERY_BUFFER")]
+    pub max_query_buffer: Option<usize>,
+    /// Largest clock offset accepted from a peer, in ms [default: 500].
+    #[arg(long, env = "MERIDIAN_MAX_CLOCK_OFFSET_MS")]
+    pub max_clock_offset_ms: Option<u64>,
+    /// Block cache of the storage engine in bytes [default: 67108864].
+    #[arg(long, env = "MERIDIAN_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
+}
+
+/// The same settings as read from the TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<String>,
+    region: Option<String>,
+    data_dir: Option<PathBuf>,
+    resp_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    peer_addr: Option<SocketAddr>,
+    join: Option<Vec<String>>,
+    fsync: Option<String>,
+    cluster_secret: Option<String>,
+    max_clients: Option<usize>,
+    max_bulk_len: Option<usize>,
+    max_multibulk_len: Option<usize>,
+    max_inline_len: Option<usize>,
+    max_query_buffer: Option<usize>,
+    max_clock_offset_ms: Option<u64>,
+    cache_bytes: Option<u64>,
+}
+
+fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {
+    Ok(match s {
+        "always" => FsyncPolicy::Always,
+        "batch" => FsyncPolicy::Batch,
+        "never" => FsyncPolicy::Never,
+        other => bail!("--fsync must be always, batch or never, not {other:?}"),
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meridian".into())
+}
+
+/// Resolves flags, environment, file and defaults into a node configuration, and checks it.
+pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
+    let file: FileConfig = match &args.config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+    };
+    let node_id = args.node_id.or(file.node_id).unwrap_or_else(host_name);
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./meridian-data"));
+    let mut c = NodeConfig::with_defaults(&node_id, data_dir);
+    macro_rules! pick {
+        ($field:ident, $target:expr) => {
+            if let Some(v) = args.$field.or(file.$field) {
+                $target = v;
+            }
+        };
+    }
+    pick!(region, c.region);
+    pick!(resp_addr, c.resp_addr);
+    pick!(http_addr, c.http_addr);
+    pick!(peer_addr, c.peer_addr);
+    pick!(join, c.join);
+    pick!(max_clients, c.max_clients);
+    pick!(max_bulk_len, c.limits.max_bulk_len);
+    pick!(max_multibulk_len, c.limits.max_multibulk_len);
+    pick!(max_inline_len, c.limits.max_inline_len);
+    pick!(max_query_buffer, c.max_query_buffer);
+    pick!(max_clock_offset_ms, c.max_offset_ms);
+    pick!(cache_bytes, c.cache_bytes);
+    if let Some(f) = args.fsync.or(file.fsync) {
+        c.fsync = parse_fsync(&f)?;
+    }
+    c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
+    c.join.retain(|p| !p.trim().is_empty());
+    if node_id.is_empty() {
+        bail!("--node-id must not be empty");
+    }
+    if c.cluster_secret.is_none() && !c.peer_addr.ip().is_loopback() {
+        bail!("--peer-addr {} is not a loopback address: set --cluster-secret so peers can authenticate", c.peer_addr);
+    }
+    if c.max_clients == 0 || c.limits.max_bulk_len == 0 || c.limits.max_multibulk_len == 0 || c.limits.max_inline_len == 0 {
+        bail!("limits must be positive");
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_wins_over_file_and_file_over_default() {
+        let dir = std::env::temp_dir().join(format!("meridian-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.toml");
+        std::fs::write(&file, "node-id = \"from-file\"\nregion = \"eu\"\nfsync = \"batch\"\nmax-clients = 7\n").unwrap();
+        let args = ServerArgs { config: Some(file.clone()), node_id: Some("from-flag".into()), ..ServerArgs::default() };
+        let c = resolve(args).unwrap();
+        assert_eq!(c.node_id, "from-flag");
+        assert_eq!(c.region, "eu");
+        assert_eq!(c.fsync, FsyncPolicy::Batch);
+        assert_eq!(c.max_clients, 7);
+        assert_eq!(c.resp_addr.port(), 7379);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn non_loopback_peer_needs_a_secret() {
+        let args = ServerArgs { peer_addr: Some("10.1.2.3:7381".parse().unwrap()), ..ServerArgs::default() };
+        assert!(resolve(args).unwrap_err().to_string().contains("cluster-secret"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("meridian-config-test2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.toml");
+        std::fs::write(&file, "nodeid = \"typo\"\n").unwrap();
+        let args = ServerArgs { config: Some(file), ..ServerArgs::default() };
+        assert!(resolve(args).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

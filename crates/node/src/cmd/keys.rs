@@ -1,0 +1,210 @@
+//! Keys: DEL, UNLINK, EXISTS, TYPE, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE.
+
+use super::{Ctx, int_arg, reply};
+use crate::glob::glob_match;
+use bytes::Bytes;
+use crdt::Record;
+use resp::Reply;
+use resp::args::ERR_SYNTAX;
+
+pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let mut removed = 0;
+    for key in &args[1..] {
+        if ctx.txn.live(key).is_some() {
+            let current = ctx.txn.for_write(key);
+            let stamp = ctx.txn.stamp();
+            ctx.txn.apply(key, &current.delete_delta(stamp));
+            removed += 1;
+        }
+    }
+    Reply::Int(removed)
+}
+
+pub fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    Reply::Int(args[1..].iter().filter(|k| ctx.txn.live(k).is_some()).count() as i64)
+}
+
+pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let now_ms = ctx.txn.now_ms();
+    let kind = ctx.txn.live(&args[1]).and_then(|r| r.live_kind(now_ms));
+    Reply::Simple(kind.map_or("none", |k| k.name()))
+}
+
+pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(expire_generic(ctx, args, 1000, "expire"))
+}
+
+pub fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(expire_generic(ctx, args, 1, "pexpire"))
+}
+
+fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], unit_ms: i64, name: &str) -> Result<Reply, Reply> {
+    let key = &args[1];
+    let amount = int_arg(&args[2])?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => return Err(Reply::Error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Reply::err("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if gt && lt {
+        return Err(Reply::err("ERR GT and LT options at the same time are not compatible"));
+    }
+    let now_ms = ctx.txn.now_ms() as i64;
+    let invalid = || Reply::Error(format!("ERR invalid expire time in '{name}' command"));
+    let at = amount.checked_mul(unit_ms).and_then(|ms| ms.checked_add(now_ms)).ok_or_else(invalid)?;
+    if at >= 1 << 52 {
+        return Err(invalid());
+    }
+    let Some(record) = ctx.txn.live(key) else {
+        return Ok(Reply::Int(0));
+    };
+    let current = record.expires_at_ms().map(|c| c as i64);
+    let allowed = match current {
+        None => !(xx || gt),
+        Some(c) => !nx && (!gt || at > c) && (!lt || at < c),
+    };
+    if !allowed {
+        return Ok(Reply::Int(0));
+    }
+    let record = record.clone();
+    let stamp = ctx.txn.stamp();
+    if at <= now_ms {
+        // A deadline in the past deletes the key at once, as in Redis.
+        ctx.txn.apply(key, &record.delete_delta(stamp));
+    } else {
+        ctx.txn.apply(key, &Record::expiry_delta(stamp, Some(at as u64)));
+    }
+    Ok(Reply::Int(1))
+}
+
+fn ttl_ms(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<Option<u64>> {
+    let now_ms = ctx.txn.now_ms();
+    let record = ctx.txn.live(key)?;
+    Some(record.expires_at_ms().map(|at| at.saturating_sub(now_ms)))
+}
+
+pub fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    Reply::Int(match ttl_ms(ctx, &args[1]) {
+        None => -2,
+        Some(None) => -1,
+        Some(Some(ms)) => ms.div_ceil(1000).min(ms.saturating_add(500) / 1000) as i64,
+    })
+}
+
+pub fn pttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    Reply::Int(match ttl_ms(ctx, &args[1]) {
+        None => -2,
+        Some(None) => -1,
+        Some(Some(ms)) => ms as i64,
+    })
+}
+
+pub fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    match ctx.txn.live(key) {
+        Some(r) if r.expires_at_ms().is_some() => {
+            let stamp = ctx.txn.stamp();
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, None));
+            Reply::Int(1)
+        }
+        _ => Reply::Int(0),
+    }
+}
+
+/// How many stored records one step of a key walk reads.
+const WALK_CHUNK: usize = 1024;
+
+/// Live keys after `after` matching `pattern` and `kind`, reading at most `budget` records.
+/// Returns the keys and the last key read (`None` when the walk reached the end).
+fn walk(
+    ctx: &mut Ctx<'_, '_>,
+    mut after: Option<Bytes>,
+    budget: usize,
+    pattern: Option<&[u8]>,
+    kind: Option<&[u8]>,
+) -> Result<(Vec<Bytes>, Option<Bytes>), Reply> {
+    let now_ms = ctx.txn.now_ms();
+    let mut out = Vec::new();
+    let mut read = 0;
+    while read < budget {
+        let chunk = ctx
+            .txn
+            .scan(after.as_deref(), WALK_CHUNK.min(budget - read))
+            .map_err(|e| Reply::Error(format!("ERR storage failure: {e}")))?;
+        if chunk.is_empty() {
+            return Ok((out, None));
+        }
+        read += chunk.len();
+        for (key, record) in &chunk {
+            let Some(k) = record.live_kind(now_ms) else { continue };
+            if pattern.is_some_and(|p| !glob_match(p, key, false)) {
+                continue;
+            }
+            if kind.is_some_and(|t| !t.eq_ignore_ascii_case(k.name().as_bytes())) {
+                continue;
+            }
+            out.push(key.clone());
+        }
+        after = chunk.last().map(|(k, _)| k.clone());
+    }
+    Ok((out, after))
+}
+
+pub fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match walk(ctx, None, usize::MAX, Some(&args[1]), None) {
+        Ok((keys, _)) => Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+        Err(e) => e,
+    }
+}
+
+pub fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(scan_inner(ctx, args))
+}
+
+fn scan_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let cursor = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+    let mut count = 10usize;
+    let mut pattern = None;
+    let mut kind = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(Reply::err(ERR_SYNTAX));
+        }
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"COUNT" => {
+                let n = int_arg(&args[i + 1])?;
+                if n < 1 {
+                    return Err(Reply::err(ERR_SYNTAX));
+                }
+                count = n.min(1 << 20) as usize;
+            }
+            b"MATCH" => pattern = Some(args[i + 1].clone()),
+            b"TYPE" => kind = Some(args[i + 1].clone()),
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 2;
+    }
+    let after = if cursor == 0 { None } else { Some(ctx.state.cursors.resume(cursor).ok_or_else(|| Reply::err("ERR invalid cursor"))?) };
+    let (keys, last) = walk(ctx, after, count, pattern.as_deref(), kind.as_deref())?;
+    let next = last.map_or(0, |k| ctx.state.cursors.park(k));
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
+    ]))
+}
+
+pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
+    Reply::Int(ctx.state.live_keys as i64)
+}

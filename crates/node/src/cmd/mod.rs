@@ -1,0 +1,182 @@
+//! The command table and the commands that run on the engine thread, one file per family.
+//!
+//! Every command Meridian knows is in [`COMMANDS`] with its Redis arity (positive: exactly that
+//! many arguments including the name; negative: at least that many) and where it runs: data
+//! commands run on the engine thread inside a round ([`Txn`]); connection commands (`HELLO`,
+//! `CLIENT`, `SUBSCRIBE`, ...) run on the connection's task in `server::connection`.
+
+mod hashes;
+mod keys;
+mod sets;
+mod strings;
+
+use crate::engine::{EngineState, Txn};
+use bytes::Bytes;
+use crdt::{Kind, Record};
+use resp::Reply;
+use resp::args::ERR_WRONGTYPE;
+
+/// What a data command runs with: the round's view of the keyspace and the engine's state.
+pub struct Ctx<'r, 'a> {
+    /// The round.
+    pub txn: &'r mut Txn<'a>,
+    /// Counters and cursors that outlive rounds.
+    pub state: &'r mut EngineState,
+}
+
+type Handler = fn(&mut Ctx<'_, '_>, &[Bytes]) -> Reply;
+
+/// Where a command runs.
+#[derive(Clone, Copy)]
+pub enum Runs {
+    /// On the engine thread, with access to the keyspace.
+    Engine(Handler),
+    /// On the connection's task.
+    Connection,
+}
+
+/// One entry of the command table.
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact when positive, minimum when negative (counting the name).
+    pub arity: i32,
+    /// Whether it may change data (reported by `COMMAND`).
+    pub write: bool,
+    /// Where it runs.
+    pub runs: Runs,
+}
+
+const fn data(name: &'static str, arity: i32, write: bool, f: Handler) -> Spec {
+    Spec { name, arity, write, runs: Runs::Engine(f) }
+}
+
+const fn conn(name: &'static str, arity: i32) -> Spec {
+    Spec { name, arity, write: false, runs: Runs::Connection }
+}
+
+/// Every command, as `COMMAND` lists them.
+pub static COMMANDS: &[Spec] = &[
+    // strings and counters
+    data("get", 2, false, strings::get),
+    data("set", -3, true, strings::set),
+    data("mget", -2, false, strings::mget),
+    data("mset", -3, true, strings::mset),
+    data("getdel", 2, true, strings::getdel),
+    data("incr", 2, true, strings::incr),
+    data("decr", 2, true, strings::decr),
+    data("incrby", 3, true, strings::incrby),
+    data("decrby", 3, true, strings::decrby),
+    data("incrbyfloat", 3, true, strings::incrbyfloat),
+    data("strlen", 2, false, strings::strlen),
+    data("append", 3, true, strings::append),
+    // keys
+    data("del", -2, true, keys::del),
+    data("unlink", -2, true, keys::del),
+    data("exists", -2, false, keys::exists),
+    data("type", 2, false, keys::type_),
+    data("expire", -3, true, keys::expire),
+    data("pexpire", -3, true, keys::pexpire),
+    data("ttl", 2, false, keys::ttl),
+    data("pttl", 2, false, keys::pttl),
+    data("persist", 2, true, keys::persist),
+    data("keys", 2, false, keys::keys),
+    data("scan", -2, false, keys::scan),
+    data("dbsize", 1, false, keys::dbsize),
+    // hashes
+    data("hset", -4, true, hashes::hset),
+    data("hmset", -4, true, hashes::hmset),
+    data("hget", 3, false, hashes::hget),
+    data("hmget", -3, false, hashes::hmget),
+    data("hdel", -3, true, hashes::hdel),
+    data("hgetall", 2, false, hashes::hgetall),
+    data("hlen", 2, false, hashes::hlen),
+    data("hexists", 3, false, hashes::hexists),
+    data("hincrby", 4, true, hashes::hincrby),
+    data("hkeys", 2, false, hashes::hkeys),
+    data("hvals", 2, false, hashes::hvals),
+    // sets
+    data("sadd", -3, true, sets::sadd),
+    data("srem", -3, true, sets::srem),
+    data("smembers", 2, false, sets::smembers),
+    data("sismember", 3, false, sets::sismember),
+    data("scard", 2, false, sets::scard),
+    // connection and server
+    conn("ping", -1),
+    conn("echo", 2),
+    conn("hello", -1),
+    conn("auth", -2),
+    conn("select", 2),
+    conn("quit", -1),
+    conn("reset", 1),
+    conn("client", -2),
+    conn("command", -1),
+    conn("config", -2),
+    conn("info", -1),
+    conn("time", 1),
+    conn("wait", 3),
+    conn("publish", 3),
+    conn("subscribe", -2),
+    conn("unsubscribe", -1),
+    conn("psubscribe", -2),
+    conn("punsubscribe", -1),
+];
+
+/// Looks a command up by name, in any case.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Whether `argc` arguments (counting the name) fit `spec`'s arity.
+pub fn arity_ok(spec: &Spec, argc: usize) -> bool {
+    let argc = argc as i32;
+    if spec.arity >= 0 { argc == spec.arity } else { argc >= -spec.arity }
+}
+
+/// The reply Redis gives to a command it does not know.
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let name = String::from_utf8_lossy(&args[0]);
+    let mut text = format!("ERR unknown command '{}', with args beginning with: ", truncate(&name));
+    for a in args.iter().skip(1).take(8) {
+        text.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(a))));
+    }
+    Reply::Error(text)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(128).collect()
+}
+
+/// Runs a data command whose name and arity the caller already checked.
+pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
+    match spec.runs {
+        Runs::Engine(handler) => handler(ctx, args),
+        Runs::Connection => unreachable!("connection command {} sent to the engine", spec.name),
+    }
+}
+
+/// The live record of `key` if it has `kind`; `Err(WRONGTYPE)` if it has another.
+fn typed<'t>(ctx: &'t mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Option<&'t Record>, Reply> {
+    let now_ms = ctx.txn.now_ms();
+    match ctx.txn.live(key) {
+        None => Ok(None),
+        Some(r) if r.live_kind(now_ms) == Some(kind) => Ok(Some(r)),
+        Some(_) => Err(Reply::err(ERR_WRONGTYPE)),
+    }
+}
+
+/// For a write: the record to start from, after checking it is absent or of `kind`.
+fn typed_for_write(ctx: &mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Record, Reply> {
+    typed(ctx, key, kind)?;
+    Ok(ctx.txn.for_write(key))
+}
+
+/// Parses an integer argument with Redis's error text.
+fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+    resp::args::parse_i64(arg).ok_or_else(|| Reply::err(resp::args::ERR_NOT_INTEGER))
+}
+
+/// Unwraps a `Result<Reply, Reply>` into the reply to send.
+fn reply(r: Result<Reply, Reply>) -> Reply {
+    r.unwrap_or_else(|e| e)
+}

@@ -1,0 +1,232 @@
+//! Strings and counters: GET, SET, MGET, MSET, GETDEL, INCR family, INCRBYFLOAT, STRLEN, APPEND.
+
+use super::{Ctx, int_arg, reply, typed, typed_for_write};
+use bytes::Bytes;
+use crdt::{Kind, Record, StrState};
+use resp::Reply;
+use resp::args::{ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_SYNTAX, ERR_WRONGTYPE};
+
+fn string_of(record: Option<&Record>) -> StrState {
+    record.and_then(|r| r.string.clone()).unwrap_or_default()
+}
+
+fn value_of(record: Option<&Record>) -> Option<Bytes> {
+    record.and_then(|r| r.string.as_ref()).and_then(StrState::value)
+}
+
+pub fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match typed(ctx, &args[1], Kind::String) {
+        Ok(r) => value_of(r).map_or(Reply::Null, Reply::Bulk),
+        Err(e) => e,
+    }
+}
+
+pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let items = args[1..]
+        .iter()
+        .map(|key| match typed(ctx, key, Kind::String) {
+            Ok(r) => value_of(r).map_or(Reply::Null, Reply::Bulk),
+            Err(_) => Reply::Null,
+        })
+        .collect();
+    Reply::Array(items)
+}
+
+/// Writes `value` as the key's string, replacing whatever type it held. `expiry`: `None`
+/// keeps the current deadline (KEEPTTL), `Some(at)` sets it (`Some(None)`: no deadline).
+fn write_string(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Bytes, expiry: Option<Option<u64>>) {
+    let current = ctx.txn.for_write(key);
+    let stamp = ctx.txn.stamp();
+    let mut delta = if current.kind().is_some() { current.delete_delta(stamp) } else { Record::default() };
+    delta.string = Some(string_of(Some(&current)).set_delta(stamp, value));
+    delta.expiry = expiry.map(|at| (stamp, at));
+    ctx.txn.apply(key, &delta);
+}
+
+enum Condition {
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+pub fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(set_inner(ctx, args))
+}
+
+fn set_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let (key, value) = (&args[1], &args[2]);
+    let mut condition = Condition::Always;
+    let mut get_old = false;
+    let mut expiry: Option<Option<u64>> = Some(None);
+    let mut expiry_given = false;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        let has_next = i + 1 < args.len();
+        match opt.as_slice() {
+            b"NX" if !matches!(condition, Condition::IfPresent) => condition = Condition::IfAbsent,
+            b"XX" if !matches!(condition, Condition::IfAbsent) => condition = Condition::IfPresent,
+            b"GET" => get_old = true,
+            b"KEEPTTL" if !expiry_given => {
+                expiry = None;
+                expiry_given = true;
+            }
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if !expiry_given && has_next => {
+                let n = int_arg(&args[i + 1])?;
+                let at = deadline(ctx.txn.now_ms(), &opt, n).ok_or_else(|| Reply::err("ERR invalid expire time in 'set' command"))?;
+                expiry = Some(Some(at));
+                expiry_given = true;
+                i += 1;
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 1;
+    }
+    let now_ms = ctx.txn.now_ms();
+    let old = match ctx.txn.live(key) {
+        None => None,
+        Some(r) if r.live_kind(now_ms) == Some(Kind::String) => Some(value_of(Some(r))),
+        Some(_) if get_old => return Err(Reply::err(ERR_WRONGTYPE)),
+        Some(_) => Some(None),
+    };
+    let exists = old.is_some();
+    let old_reply = || old.clone().flatten().map_or(Reply::Null, Reply::Bulk);
+    let go = match condition {
+        Condition::Always => true,
+        Condition::IfAbsent => !exists,
+        Condition::IfPresent => exists,
+    };
+    if !go {
+        return Ok(if get_old { old_reply() } else { Reply::Null });
+    }
+    write_string(ctx, key, value.clone(), expiry);
+    Ok(if get_old { old_reply() } else { Reply::OK })
+}
+
+/// The absolute deadline for `EX`/`PX`/`EXAT`/`PXAT n`, or `None` when Redis calls it invalid.
+pub(super) fn deadline(now_ms: u64, unit: &[u8], n: i64) -> Option<u64> {
+    if n <= 0 {
+        return None;
+    }
+    let n = n as u64;
+    let at = match unit {
+        b"EX" => n.checked_mul(1000)?.checked_add(now_ms)?,
+        b"PX" => n.checked_add(now_ms)?,
+        b"EXAT" => n.checked_mul(1000)?,
+        _ => n,
+    };
+    // Deadlines are kept in 48-bit-safe milliseconds, like HLC physical time.
+    (at < 1 << 52).then_some(at)
+}
+
+pub fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return Reply::wrong_arity("mset");
+    }
+    for pair in args[1..].chunks(2) {
+        write_string(ctx, &pair[0], pair[1].clone(), Some(None));
+    }
+    Reply::OK
+}
+
+pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let value = match typed(ctx, key, Kind::String) {
+        Ok(r) => value_of(r),
+        Err(e) => return e,
+    };
+    if value.is_some() {
+        let current = ctx.txn.for_write(key);
+        let stamp = ctx.txn.stamp();
+        ctx.txn.apply(key, &current.delete_delta(stamp));
+    }
+    value.map_or(Reply::Null, Reply::Bulk)
+}
+
+fn incr_by(ctx: &mut Ctx<'_, '_>, key: &Bytes, by: i64) -> Reply {
+    let current = match typed_for_write(ctx, key, Kind::String) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let string = string_of(Some(&current));
+    let Ok(value) = string.counter() else {
+        return Reply::err(ERR_NOT_INTEGER);
+    };
+    let Some(new) = value.checked_add(by) else {
+        return Reply::err(ERR_OVERFLOW);
+    };
+    let stamp = ctx.txn.stamp();
+    let delta = Record { string: Some(string.incr_delta(stamp, by)), ..Record::default() };
+    ctx.txn.apply(key, &delta);
+    Reply::Int(new)
+}
+
+pub fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    incr_by(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match int_arg(&args[2]) {
+        Ok(by) => incr_by(ctx, &args[1], by),
+        Err(e) => e,
+    }
+}
+
+pub fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match int_arg(&args[2]) {
+        Ok(i64::MIN) => Reply::err("ERR decrement would overflow"),
+        Ok(by) => incr_by(ctx, &args[1], -by),
+        Err(e) => e,
+    }
+}
+
+/// INCRBYFLOAT writes its result as a plain value: concurrent float increments in different
+/// regions are last-writer-wins, not summed (integer counters are the summing type).
+pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let Some(by) = resp::args::parse_f64(&args[2]) else {
+        return Reply::err(ERR_NOT_FLOAT);
+    };
+    let current = match typed_for_write(ctx, key, Kind::String) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let value = match value_of(Some(&current)) {
+        None => 0.0,
+        Some(v) => match resp::args::parse_f64(&v) {
+            Some(f) => f,
+            None => return Reply::err(ERR_NOT_FLOAT),
+        },
+    };
+    let new = value + by;
+    if !new.is_finite() {
+        return Reply::err("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(resp::args::format_f64(new));
+    write_string(ctx, key, text.clone(), None);
+    Reply::Bulk(text)
+}
+
+pub fn strlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match typed(ctx, &args[1], Kind::String) {
+        Ok(r) => Reply::Int(value_of(r).map_or(0, |v| v.len() as i64)),
+        Err(e) => e,
+    }
+}
+
+pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let current = match typed_for_write(ctx, key, Kind::String) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let mut value = value_of(Some(&current)).map(|v| v.to_vec()).unwrap_or_default();
+    value.extend_from_slice(&args[2]);
+    let len = value.len() as i64;
+    write_string(ctx, key, Bytes::from(value), None);
+    Reply::Int(len)
+}

@@ -1,0 +1,60 @@
+//! A node's settings, as the binary resolved them from flags, environment and file.
+
+use crate::engine::FsyncPolicy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Unique name of this node.
+    pub node_id: String,
+    /// Region (point of presence) this node serves.
+    pub region: String,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Redis-protocol listener.
+    pub resp_addr: SocketAddr,
+    /// HTTP listener.
+    pub http_addr: SocketAddr,
+    /// Node-to-node listener (used once replication lands).
+    pub peer_addr: SocketAddr,
+    /// Seed peers to join.
+    pub join: Vec<String>,
+    /// When acknowledged writes reach the disk.
+    pub fsync: FsyncPolicy,
+    /// Secret peers prove to each other.
+    pub cluster_secret: Option<String>,
+    /// Frame limits of the Redis protocol.
+    pub limits: resp::Limits,
+    /// Most client connections at once.
+    pub max_clients: usize,
+    /// Most bytes buffered for one client's unfinished command.
+    pub max_query_buffer: usize,
+    /// Largest clock offset accepted from a peer.
+    pub max_offset_ms: u64,
+    /// Bytes of block cache for the storage engine.
+    pub cache_bytes: u64,
+}
+
+impl NodeConfig {
+    /// A configuration with the design's defaults, for tests and the demo.
+    pub fn with_defaults(node_id: &str, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            node_id: node_id.to_string(),
+            region: "local".into(),
+            data_dir,
+            resp_addr: "127.0.0.1:7379".parse().expect("literal address"),
+            http_addr: "127.0.0.1:7380".parse().expect("literal address"),
+            peer_addr: "127.0.0.1:7381".parse().expect("literal address"),
+            join: Vec::new(),
+            fsync: FsyncPolicy::Always,
+            cluster_secret: None,
+            limits: resp::Limits::default(),
+            max_clients: 10_000,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_offset_ms: 500,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

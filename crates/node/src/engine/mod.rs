@@ -1,0 +1,359 @@
+//! The engine thread: the one owner of the keyspace.
+//!
+//! Connections send their data commands here in [`Request`]s. The thread takes whatever
+//! requests are waiting (a *round*), runs their commands one after another against a [`Txn`]
+//! (so every command is atomic and sees all earlier ones, as in Redis), commits the round's
+//! writes as one batch, and only then answers. Under `--fsync always` the batch is on disk
+//! before any client hears "OK", and all clients of a round share one fsync: group commit.
+//!
+//! Storage calls block, which is why this is an OS thread and not an async task.
+
+mod cursors;
+mod txn;
+
+pub use cursors::Cursors;
+pub use txn::Txn;
+
+use crate::cmd::{self, Ctx, Spec};
+use bytes::Bytes;
+use crdt::{NodeId, Record};
+use hlc::Clock;
+use resp::Reply;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use storage::{Durability, StorageError, Store};
+use tokio::sync::{mpsc, oneshot};
+
+/// When acknowledged writes reach the disk (`--fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Acknowledge only after fsync; concurrent clients share fsyncs.
+    Always,
+    /// Acknowledge at once; fsync at least every 10 ms.
+    Batch,
+    /// Leave flushing to the operating system.
+    Never,
+}
+
+/// One data command, already looked up and arity-checked by the connection.
+pub type Command = (&'static Spec, Vec<Bytes>);
+
+/// What the engine thread is asked to do.
+pub enum Request {
+    /// Run these commands in order and answer with one reply each.
+    Commands {
+        /// The commands.
+        commands: Vec<Command>,
+        /// Where the replies go.
+        reply: oneshot::Sender<Vec<Reply>>,
+    },
+    /// Time passed: flush under `--fsync batch`, expire due keys.
+    Tick,
+}
+
+/// Figures the engine publishes for status pages and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Live keys (including expired keys not yet reclaimed, as Redis counts them).
+    pub live_keys: AtomicU64,
+    /// Bytes the store holds on disk.
+    pub disk_bytes: AtomicU64,
+}
+
+/// State that outlives a round.
+pub struct EngineState {
+    /// Number of live keys.
+    pub live_keys: u64,
+    /// Open SCAN cursors.
+    pub cursors: Cursors,
+    /// Largest value a command may build (APPEND): `proto-max-bulk-len`.
+    pub max_value_len: usize,
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's name.
+    pub node_name: String,
+    /// When writes reach the disk.
+    pub fsync: FsyncPolicy,
+    /// Maximum clock offset accepted from peers.
+    pub max_offset_ms: u64,
+    /// Largest value a command may build.
+    pub max_value_len: usize,
+    /// Whether records with nothing live are removed (true while the node has no peers).
+    pub drop_tombstones: bool,
+}
+
+/// How a connection reaches the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Request>,
+    /// Published figures.
+    pub stats: Arc<Stats>,
+}
+
+/// The engine thread is gone (shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the engine has stopped")]
+pub struct EngineGone;
+
+impl EngineHandle {
+    /// Runs `commands` on the engine and waits for their replies.
+    pub async fn run(&self, commands: Vec<Command>) -> Result<Vec<Reply>, EngineGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Request::Commands { commands, reply }).await.map_err(|_| EngineGone)?;
+        rx.await.map_err(|_| EngineGone)
+    }
+
+    /// A sender that does not keep the engine alive, for the ticker.
+    pub fn weak_sender(&self) -> mpsc::WeakSender<Request> {
+        self.tx.downgrade()
+    }
+}
+
+/// Most requests one round takes, so one round's latency stays bounded.
+const ROUND_REQUESTS_MAX: usize = 256;
+/// Requests that may wait for the engine before senders wait too (backpressure).
+const QUEUE_REQUESTS_MAX: usize = 4096;
+/// Expired keys reclaimed per tick.
+const EXPIRE_PER_TICK_MAX: usize = 256;
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Opens the engine over `store` and starts its thread. Counts the live keys first, so
+/// `DBSIZE` is right from the first command.
+pub fn spawn(
+    store: Box<dyn Store>,
+    config: EngineConfig,
+) -> Result<(EngineHandle, std::thread::JoinHandle<()>), StorageError> {
+    let clock = Clock::resume(config.max_offset_ms, store.last_hlc()?);
+    let live_keys = count_live(store.as_ref())?;
+    let stats = Arc::new(Stats::default());
+    stats.live_keys.store(live_keys, Ordering::Relaxed);
+    stats.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
+    let engine = Engine {
+        store,
+        clock,
+        node: NodeId::from_name(&config.node_name),
+        state: EngineState { live_keys, cursors: Cursors::default(), max_value_len: config.max_value_len },
+        config,
+        stats: stats.clone(),
+        unsynced: false,
+        last_sync: Instant::now(),
+        last_expire: Instant::now(),
+        command_counts: HashMap::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("meridian-engine".into())
+        .spawn(move || engine.run(rx))
+        .expect("spawning the engine thread");
+    Ok((EngineHandle { tx, stats }, thread))
+}
+
+fn count_live(store: &dyn Store) -> Result<u64, StorageError> {
+    let mut count = 0;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let chunk = store.scan(after.as_deref(), 4096)?;
+        let Some((last, _)) = chunk.last() else { return Ok(count) };
+        after = Some(last.clone());
+        count += chunk.iter().filter(|(_, r)| r.kind().is_some()).count() as u64;
+    }
+}
+
+struct Engine {
+    store: Box<dyn Store>,
+    clock: Clock,
+    node: NodeId,
+    state: EngineState,
+    config: EngineConfig,
+    stats: Arc<Stats>,
+    /// Whether writes were committed without fsync since the last sync.
+    unsynced: bool,
+    last_sync: Instant,
+    last_expire: Instant,
+    command_counts: HashMap<&'static str, u64>,
+}
+
+/// One request taken into a round, with its replies once run.
+struct Pending {
+    commands: Vec<Command>,
+    reply: oneshot::Sender<Vec<Reply>>,
+    replies: Vec<Reply>,
+    wrote: bool,
+}
+
+impl Engine {
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut round = Vec::new();
+            let mut tick = false;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Commands { commands, reply } => {
+                        round.push(Pending { commands, reply, replies: Vec::new(), wrote: false })
+                    }
+                    Request::Tick => tick = true,
+                }
+                if round.len() < ROUND_REQUESTS_MAX {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !round.is_empty() {
+                self.run_round(round);
+            }
+            if tick {
+                self.tick();
+            }
+        }
+        if let Err(e) = self.store.sync() {
+            tracing::error!(error = %e, "final sync failed");
+        }
+        tracing::info!("engine stopped");
+    }
+
+    fn durability(&self) -> Durability {
+        match self.config.fsync {
+            FsyncPolicy::Always => Durability::Sync,
+            FsyncPolicy::Batch | FsyncPolicy::Never => Durability::Buffer,
+        }
+    }
+
+    fn run_round(&mut self, mut round: Vec<Pending>) {
+        let now_ms = wall_ms();
+        let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, now_ms, self.config.drop_tombstones);
+        for pending in &mut round {
+            let mut ctx = Ctx { txn: &mut txn, state: &mut self.state };
+            let dirty_before = ctx.txn.dirty_count();
+            for (spec, args) in &pending.commands {
+                *self.command_counts.entry(spec.name).or_default() += 1;
+                pending.replies.push(cmd::execute(&mut ctx, spec, args));
+            }
+            pending.wrote = ctx.txn.dirty_count() != dirty_before;
+        }
+        let failed = txn.failed.take();
+        let (batch, live_delta) = txn.finish();
+        let wrote = !batch.is_empty();
+        let outcome = match failed {
+            Some(e) => Err(e),
+            None if !wrote => Ok(()),
+            None => {
+                let durability = self.durability();
+                let started = Instant::now();
+                let result = self.store.commit(batch, durability);
+                if durability == Durability::Sync {
+                    metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+                } else {
+                    self.unsynced = true;
+                }
+                result
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
+                self.stats.live_keys.store(self.state.live_keys, Ordering::Relaxed);
+                for p in round {
+                    // A connection that went away does not care for its replies.
+                    let _ = p.reply.send(p.replies);
+                }
+            }
+            Err(e) => self.fail_round(round, &e),
+        }
+        self.flush_command_counts();
+    }
+
+    /// The round's batch did not commit. Requests that wrote get an error for every command;
+    /// requests that only read are run again against what is committed, so they neither fail
+    /// needlessly nor show data that never became durable.
+    fn fail_round(&mut self, round: Vec<Pending>, error: &StorageError) {
+        tracing::error!(error = %error, "commit failed; the round's writes are not applied");
+        metrics::counter!("meridian_storage_errors_total").increment(1);
+        let message = format!("ERR storage failure, write not applied: {error}");
+        for mut p in round {
+            if !p.wrote {
+                let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, wall_ms(), false);
+                let mut ctx = Ctx { txn: &mut txn, state: &mut self.state };
+                let replies: Vec<Reply> = p.commands.iter().map(|(spec, args)| cmd::execute(&mut ctx, spec, args)).collect();
+                if txn.dirty_count() == 0 && txn.failed.is_none() {
+                    let _ = p.reply.send(replies);
+                    continue;
+                }
+            }
+            p.replies = p.commands.iter().map(|_| Reply::Error(message.clone())).collect();
+            let _ = p.reply.send(p.replies);
+        }
+    }
+
+    fn flush_command_counts(&mut self) {
+        for (name, n) in self.command_counts.drain() {
+            metrics::counter!("meridian_commands_total", "command" => name).increment(n);
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.config.fsync == FsyncPolicy::Batch && self.unsynced && self.last_sync.elapsed() >= Duration::from_millis(10) {
+            let started = Instant::now();
+            match self.store.sync() {
+                Ok(()) => {
+                    self.unsynced = false;
+                    metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+                }
+                Err(e) => tracing::error!(error = %e, "periodic fsync failed"),
+            }
+            self.last_sync = Instant::now();
+        }
+        if self.last_expire.elapsed() >= Duration::from_millis(100) {
+            self.last_expire = Instant::now();
+            self.expire_due();
+            self.stats.disk_bytes.store(self.store.disk_bytes(), Ordering::Relaxed);
+        }
+    }
+
+    /// Deletes keys whose deadline passed, and drops index entries that no longer match their
+    /// key's deadline.
+    fn expire_due(&mut self) {
+        let now_ms = wall_ms();
+        let due = match self.store.due(now_ms, EXPIRE_PER_TICK_MAX) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the expiry index failed");
+                return;
+            }
+        };
+        if due.is_empty() {
+            return;
+        }
+        let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, now_ms, self.config.drop_tombstones);
+        let mut expired = 0u64;
+        for (at_ms, key) in due {
+            let current = txn.raw(&key).cloned().map(|r: Record| (r.expires_at_ms(), r));
+            if let Some((Some(at), record)) = current
+                && at == at_ms
+                && record.kind().is_some()
+            {
+                let stamp = txn.stamp();
+                txn.apply(&key, &record.delete_delta(stamp));
+                expired += 1;
+            }
+            txn.remove_expiry_entry(at_ms, key);
+        }
+        let (batch, live_delta) = txn.finish();
+        match self.store.commit(batch, self.durability()) {
+            Ok(()) => {
+                self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
+                self.stats.live_keys.store(self.state.live_keys, Ordering::Relaxed);
+                metrics::counter!("meridian_expired_keys_total").increment(expired);
+            }
+            Err(e) => tracing::error!(error = %e, "committing expired keys failed"),
+        }
+    }
+}

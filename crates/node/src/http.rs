@@ -1,0 +1,72 @@
+//! The HTTP listener: `/v1/status` (JSON) and `/metrics` (Prometheus text).
+
+use crate::Shared;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The body of `GET /v1/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// This node's name.
+    pub node_id: String,
+    /// Its region.
+    pub region: String,
+    /// Meridian's version.
+    pub version: &'static str,
+    /// Seconds since the node started.
+    pub uptime_s: u64,
+    /// Live keys.
+    pub keys: u64,
+    /// Open client connections.
+    pub connections: usize,
+    /// When acknowledged writes reach the disk.
+    pub fsync: String,
+    /// Bytes the store holds on disk.
+    pub disk_bytes: u64,
+}
+
+/// Serves HTTP until `stop` turns true.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let app = Router::new().route("/v1/status", get(status)).route("/metrics", get(metrics)).with_state(shared);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
+    let stats = &shared.engine.stats;
+    Json(Status {
+        node_id: shared.config.node_id.clone(),
+        region: shared.config.region.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: shared.started.elapsed().as_secs(),
+        keys: stats.live_keys.load(Ordering::Relaxed),
+        connections: shared.connections.load(Ordering::Relaxed),
+        fsync: format!("{:?}", shared.config.fsync).to_lowercase(),
+        disk_bytes: stats.disk_bytes.load(Ordering::Relaxed),
+    })
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let stats = &shared.engine.stats;
+    metrics::gauge!("meridian_keys").set(stats.live_keys.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("meridian_storage_bytes").set(stats.disk_bytes.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("meridian_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
+    match &shared.metrics {
+        Some(handle) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()),
+        None => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "no metrics recorder installed\n".into()),
+    }
+}

@@ -1,0 +1,370 @@
+//! Commands a connection answers itself: connection state, server information, pub/sub.
+
+use super::connection::Session;
+use crate::Shared;
+use crate::cmd::{COMMANDS, Runs};
+use crate::engine::{FsyncPolicy, wall_ms};
+use crate::glob::glob_match;
+use bytes::{Bytes, BytesMut};
+use resp::args::{ERR_NOT_INTEGER, ERR_SYNTAX, parse_i64};
+use resp::{Protocol, Reply};
+use std::sync::atomic::Ordering;
+
+/// Whether the connection goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep serving.
+    Continue,
+    /// Close after writing the replies so far.
+    Close,
+}
+
+/// The Redis version whose behaviour Meridian's commands follow.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+/// Commands a RESP2 connection may run while subscribed.
+pub fn allowed_when_subscribed(name: &str) -> bool {
+    matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+}
+
+/// Runs connection command `name` (looked up and arity-checked), writing its replies.
+pub fn run(shared: &Shared, session: &mut Session, name: &str, args: &[Bytes], out: &mut BytesMut) -> Flow {
+    let reply = match name {
+        "ping" => ping(session, args),
+        "echo" => Reply::Bulk(args[1].clone()),
+        "hello" => hello(shared, session, args),
+        "auth" => auth(args),
+        "select" => match parse_i64(&args[1]) {
+            Some(0) => Reply::OK,
+            Some(_) => Reply::err("ERR DB index is out of range"),
+            None => Reply::err(ERR_NOT_INTEGER),
+        },
+        "quit" => {
+            Reply::OK.encode(session.protocol, out);
+            return Flow::Close;
+        }
+        "reset" => reset(shared, session),
+        "client" => client(session, args),
+        "command" => command(args),
+        "config" => config(shared, args),
+        "info" => info(shared, args),
+        "time" => {
+            let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+            Reply::Array(vec![Reply::bulk((micros / 1_000_000).to_string()), Reply::bulk((micros % 1_000_000).to_string())])
+        }
+        "wait" => wait(args),
+        "publish" => Reply::Int(shared.hub.publish(&args[1], &args[2])),
+        "subscribe" | "psubscribe" => {
+            subscribe(shared, session, &args[1..], name == "psubscribe", out);
+            return Flow::Continue;
+        }
+        "unsubscribe" | "punsubscribe" => {
+            unsubscribe(shared, session, &args[1..], name == "punsubscribe", out);
+            return Flow::Continue;
+        }
+        other => unreachable!("{other} is not a connection command"),
+    };
+    reply.encode(session.protocol, out);
+    Flow::Continue
+}
+
+fn ping(session: &Session, args: &[Bytes]) -> Reply {
+    if args.len() > 2 {
+        return Reply::wrong_arity("ping");
+    }
+    if session.subscribed() && session.protocol == Protocol::Resp2 {
+        return Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(args.get(1).cloned().unwrap_or_default())]);
+    }
+    match args.get(1) {
+        Some(m) => Reply::Bulk(m.clone()),
+        None => Reply::Simple("PONG"),
+    }
+}
+
+fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let mut protocol = session.protocol;
+    if let Some(v) = args.get(1) {
+        protocol = match parse_i64(v) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+            None => return Reply::err("ERR Protocol version is not an integer or out of range"),
+        };
+    }
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"AUTH" if i + 2 < args.len() => {
+                let reply = auth(&[Bytes::from("auth"), args[i + 1].clone(), args[i + 2].clone()]);
+                if reply.is_error() {
+                    return reply;
+                }
+                i += 3;
+            }
+            b"SETNAME" if i + 1 < args.len() => {
+                if let Err(e) = check_client_name(&args[i + 1]) {
+                    return e;
+                }
+                name = Some(args[i + 1].clone());
+                i += 2;
+            }
+            _ => return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))),
+        }
+    }
+    session.protocol = protocol;
+    if name.is_some() {
+        session.name = name;
+    }
+    Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("meridian")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_COMPAT_VERSION)),
+        (Reply::bulk("proto"), Reply::Int(if protocol == Protocol::Resp3 { 3 } else { 2 })),
+        (Reply::bulk("id"), Reply::Int(session.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(vec![])),
+        (Reply::bulk("meridian_version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
+        (Reply::bulk("region"), Reply::bulk(shared.config.region.clone())),
+    ])
+}
+
+/// There are no passwords yet: the default user accepts any, as Redis's `nopass` user does.
+fn auth(args: &[Bytes]) -> Reply {
+    match args.len() {
+        2 => Reply::err(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ),
+        3 if args[1].as_ref() == b"default" => Reply::OK,
+        3 => Reply::err("WRONGPASS invalid username-password pair or user is disabled."),
+        _ => Reply::err(ERR_SYNTAX),
+    }
+}
+
+fn reset(shared: &Shared, session: &mut Session) -> Reply {
+    if let Some(sub) = session.subscriber.take() {
+        shared.hub.unregister(sub.id);
+    }
+    session.channels.clear();
+    session.patterns.clear();
+    session.protocol = Protocol::Resp2;
+    session.name = None;
+    Reply::Simple("RESET")
+}
+
+fn check_client_name(name: &[u8]) -> Result<(), Reply> {
+    if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
+    }
+    Ok(())
+}
+
+fn client(session: &mut Session, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"ID", 2) => Reply::Int(session.id as i64),
+        (b"GETNAME", 2) => session.name.clone().map_or(Reply::Null, Reply::Bulk),
+        (b"SETNAME", 3) => match check_client_name(&args[2]) {
+            Ok(()) => {
+                session.name = if args[2].is_empty() { None } else { Some(args[2].clone()) };
+                Reply::OK
+            }
+            Err(e) => e,
+        },
+        (b"SETINFO", 4) => Reply::OK,
+        (b"INFO", 2) | (b"LIST", _) => {
+            let name = session.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            let proto = if session.protocol == Protocol::Resp3 { 3 } else { 2 };
+            Reply::Verbatim(format!("id={} name={} db=0 resp={}\n", session.id, name, proto))
+        }
+        (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
+        (b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH", _) => {
+            Reply::Error(format!("ERR wrong number of arguments for 'client|{}' command", String::from_utf8_lossy(&sub).to_lowercase()))
+        }
+        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}
+
+fn command_info(spec: &crate::cmd::Spec) -> Reply {
+    let mut flags = vec![Reply::Simple(if spec.write { "write" } else { "readonly" })];
+    if matches!(spec.runs, Runs::Connection) {
+        flags = vec![Reply::Simple("fast")];
+    }
+    let (first, last) = match (spec.runs, spec.name) {
+        (Runs::Connection, _) | (_, "keys" | "scan" | "dbsize") => (0, 0),
+        (_, "mget" | "del" | "unlink" | "exists") => (1, -1),
+        (_, "mset") => (1, -1),
+        _ => (1, 1),
+    };
+    let step = if spec.name == "mset" { 2 } else { i64::from(first != 0) };
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Int(i64::from(spec.arity)),
+        Reply::Set(flags),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
+    ])
+}
+
+fn command(args: &[Bytes]) -> Reply {
+    let Some(sub) = args.get(1) else {
+        return Reply::Array(COMMANDS.iter().map(command_info).collect());
+    };
+    match sub.to_ascii_uppercase().as_slice() {
+        b"COUNT" => Reply::Int(COMMANDS.len() as i64),
+        b"LIST" => Reply::Array(COMMANDS.iter().map(|s| Reply::bulk(s.name)).collect()),
+        b"INFO" => Reply::Array(
+            args[2..].iter().map(|n| crate::cmd::lookup(n).map_or(Reply::NullArray, command_info)).collect(),
+        ),
+        // No documentation is served; redis-cli then simply shows no hints.
+        b"DOCS" => Reply::Map(vec![]),
+        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub))),
+    }
+}
+
+/// Configuration as `CONFIG GET` reports it: Redis's names for what Meridian has, so that
+/// tools such as redis-benchmark find what they ask for.
+fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
+    let c = &shared.config;
+    let appendfsync = match c.fsync {
+        FsyncPolicy::Always => "always",
+        FsyncPolicy::Batch => "everysec",
+        FsyncPolicy::Never => "no",
+    };
+    vec![
+        ("save", String::new()),
+        ("appendonly", "yes".into()),
+        ("appendfsync", appendfsync.into()),
+        ("databases", "1".into()),
+        ("maxclients", c.max_clients.to_string()),
+        ("proto-max-bulk-len", c.limits.max_bulk_len.to_string()),
+        ("client-query-buffer-limit", c.max_query_buffer.to_string()),
+        ("port", c.resp_addr.port().to_string()),
+        ("bind", c.resp_addr.ip().to_string()),
+        ("dir", c.data_dir.display().to_string()),
+        ("timeout", "0".into()),
+    ]
+}
+
+fn config(shared: &Shared, args: &[Bytes]) -> Reply {
+    match args[1].to_ascii_uppercase().as_slice() {
+        b"GET" if args.len() >= 3 => {
+            let table = config_table(shared);
+            let mut pairs = Vec::new();
+            for (name, value) in &table {
+                if args[2..].iter().any(|p| glob_match(p, name.as_bytes(), true)) {
+                    pairs.push((Reply::bulk(*name), Reply::bulk(value.clone())));
+                }
+            }
+            Reply::Map(pairs)
+        }
+        b"GET" => Reply::wrong_arity("config|get"),
+        b"SET" => Reply::err("ERR CONFIG SET is not supported: restart the node with new flags"),
+        b"RESETSTAT" => Reply::OK,
+        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
+    }
+}
+
+fn info(shared: &Shared, args: &[Bytes]) -> Reply {
+    let c = &shared.config;
+    let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
+    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let show = |section: &str| all || wanted.iter().any(|w| w == section);
+    let keys = shared.engine.stats.live_keys.load(Ordering::Relaxed);
+    let mut text = String::new();
+    if show("server") {
+        text.push_str(&format!(
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nmeridian_version:{}\r\nredis_mode:standalone\r\nnode_id:{}\r\nregion:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            c.node_id,
+            c.region,
+            std::process::id(),
+            c.resp_addr.port(),
+            shared.started.elapsed().as_secs(),
+        ));
+    }
+    if show("clients") {
+        text.push_str(&format!(
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            shared.connections.load(Ordering::Relaxed),
+            c.max_clients
+        ));
+    }
+    if show("persistence") {
+        text.push_str(&format!(
+            "# Persistence\r\nloading:0\r\nfsync_policy:{:?}\r\ndisk_bytes:{}\r\n\r\n",
+            c.fsync,
+            shared.engine.stats.disk_bytes.load(Ordering::Relaxed)
+        ));
+    }
+    if show("stats") {
+        text.push_str(&format!(
+            "# Stats\r\ntotal_connections_received:{}\r\n\r\n",
+            shared.connections_total.load(Ordering::Relaxed)
+        ));
+    }
+    if show("replication") {
+        // A cluster of one until replication lands: no peers to list.
+        text.push_str(&format!("# Replication\r\nrole:master\r\nregion:{}\r\nconnected_peers:0\r\n\r\n", c.region));
+    }
+    if show("keyspace") && keys > 0 {
+        text.push_str(&format!("# Keyspace\r\ndb0:keys={keys},expires=0,avg_ttl=0\r\n\r\n"));
+    }
+    Reply::Verbatim(text)
+}
+
+/// `WAIT numregions timeout`: with no peers yet, a write is in its own region once the engine
+/// acknowledged it, so this answers 1 at once.
+fn wait(args: &[Bytes]) -> Reply {
+    let (Some(regions), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
+        return Reply::err(ERR_NOT_INTEGER);
+    };
+    if timeout < 0 {
+        return Reply::err("ERR timeout is negative");
+    }
+    let _ = (regions, wall_ms());
+    Reply::Int(1)
+}
+
+fn subscribe(shared: &Shared, session: &mut Session, names: &[Bytes], pattern: bool, out: &mut BytesMut) {
+    let id = match &session.subscriber {
+        Some(s) => s.id,
+        None => {
+            let s = shared.hub.register();
+            let id = s.id;
+            session.subscriber = Some(s);
+            id
+        }
+    };
+    let kind = if pattern { "psubscribe" } else { "subscribe" };
+    for name in names {
+        let set = if pattern { &mut session.patterns } else { &mut session.channels };
+        if set.insert(name.clone()) {
+            shared.hub.subscribe(id, name.clone(), pattern);
+        }
+        let count = (session.channels.len() + session.patterns.len()) as i64;
+        Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(name.clone()), Reply::Int(count)]).encode(session.protocol, out);
+    }
+}
+
+fn unsubscribe(shared: &Shared, session: &mut Session, names: &[Bytes], pattern: bool, out: &mut BytesMut) {
+    let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
+    let current = if pattern { &session.patterns } else { &session.channels };
+    let names: Vec<Bytes> = if names.is_empty() { current.iter().cloned().collect() } else { names.to_vec() };
+    if names.is_empty() {
+        let count = (session.channels.len() + session.patterns.len()) as i64;
+        Reply::Push(vec![Reply::bulk(kind), Reply::Null, Reply::Int(count)]).encode(session.protocol, out);
+        return;
+    }
+    for name in names {
+        let set = if pattern { &mut session.patterns } else { &mut session.channels };
+        if set.remove(&name)
+            && let Some(s) = &session.subscriber
+        {
+            shared.hub.unsubscribe(s.id, &name, pattern);
+        }
+        let count = (session.channels.len() + session.patterns.len()) as i64;
+        Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(name), Reply::Int(count)]).encode(session.protocol, out);
+    }
+}

@@ -1,0 +1,219 @@
+//! One client connection: read, split into commands, run, answer, in order.
+
+use super::commands::{self, Flow};
+use crate::Shared;
+use crate::cmd::{self, Runs};
+use crate::engine::Command;
+use crate::pubsub::{Delivery, Subscriber};
+use bytes::{Bytes, BytesMut};
+use resp::{Protocol, Reply, parse_command};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// What a connection remembers between commands.
+pub struct Session {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+    /// RESP2 or RESP3.
+    pub protocol: Protocol,
+    /// Set once the connection subscribes to anything.
+    pub subscriber: Option<Subscriber>,
+    /// Channels subscribed by name.
+    pub channels: BTreeSet<Bytes>,
+    /// Patterns subscribed.
+    pub patterns: BTreeSet<Bytes>,
+}
+
+impl Session {
+    /// Whether the connection is in subscribed state.
+    pub fn subscribed(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+}
+
+/// Bytes requested from the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one connection until the client leaves, breaks the protocol, or the node stops.
+pub async fn serve(mut socket: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    let mut session = Session {
+        id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+        name: None,
+        protocol: Protocol::Resp2,
+        subscriber: None,
+        channels: BTreeSet::new(),
+        patterns: BTreeSet::new(),
+    };
+    let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
+    if let Some(sub) = session.subscriber.take() {
+        shared.hub.unregister(sub.id);
+    }
+    result
+}
+
+async fn serve_session(
+    socket: &mut TcpStream,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+    session: &mut Session,
+) -> std::io::Result<()> {
+    let limits = shared.config.limits;
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let mut commands = Vec::new();
+        let mut broken = None;
+        loop {
+            match parse_command(&mut input, &limits) {
+                Ok(Some(args)) => commands.push(args),
+                Ok(None) => break,
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        if !commands.is_empty() {
+            let flow = run_commands(shared, session, commands, &mut output).await;
+            socket.write_all(&output).await?;
+            output.clear();
+            if flow == Flow::Close {
+                return Ok(());
+            }
+        }
+        if let Some(e) = broken {
+            // Nothing after a framing error can be trusted: answer and close, as Redis does.
+            tracing::info!(client = session.id, error = %e, "closing a connection that broke the protocol");
+            metrics::counter!("meridian_protocol_errors_total").increment(1);
+            Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
+            socket.write_all(&output).await?;
+            return Ok(());
+        }
+        if input.len() > shared.config.max_query_buffer {
+            tracing::warn!(client = session.id, bytes = input.len(), "closing a client whose query buffer passed the limit");
+            metrics::counter!("meridian_query_buffer_overflows_total").increment(1);
+            return Ok(());
+        }
+        input.reserve(READ_CHUNK);
+        let event = tokio::select! {
+            read = socket.read_buf(&mut input) => Event::Read(read?),
+            delivery = recv(session.subscriber.as_mut()) => Event::Delivery(delivery),
+            _ = stop.changed() => return Ok(()),
+        };
+        match event {
+            Event::Read(0) => return Ok(()),
+            Event::Read(_) => {}
+            Event::Delivery(delivery) => {
+                if let Some(d) = delivery {
+                    push(session.protocol, d, &mut output);
+                    // Drain what else is waiting, so a busy channel is written in few syscalls.
+                    while output.len() < 1 << 20
+                        && let Some(d) = session.subscriber.as_mut().and_then(|s| s.rx.try_recv().ok())
+                    {
+                        push(session.protocol, d, &mut output);
+                    }
+                    socket.write_all(&output).await?;
+                    output.clear();
+                }
+                if session.subscriber.as_ref().is_some_and(|s| s.overflowed.load(Ordering::Relaxed)) {
+                    tracing::warn!(client = session.id, "closing a subscriber that fell too far behind");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+enum Event {
+    Read(usize),
+    Delivery(Option<Delivery>),
+}
+
+async fn recv(subscriber: Option<&mut Subscriber>) -> Option<Delivery> {
+    match subscriber {
+        Some(s) => s.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn push(protocol: Protocol, delivery: Delivery, out: &mut BytesMut) {
+    let items = match delivery {
+        Delivery::Message { channel, payload } => {
+            vec![Reply::bulk("message"), Reply::Bulk(channel), Reply::Bulk(payload)]
+        }
+        Delivery::PMessage { pattern, channel, payload } => {
+            vec![Reply::bulk("pmessage"), Reply::Bulk(pattern), Reply::Bulk(channel), Reply::Bulk(payload)]
+        }
+    };
+    Reply::Push(items).encode(protocol, out);
+}
+
+/// Runs a pipeline of commands in order, writing each reply to `out`. Consecutive data
+/// commands go to the engine as one request.
+async fn run_commands(shared: &Shared, session: &mut Session, commands: Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
+    let mut batch: Vec<Command> = Vec::new();
+    for args in commands {
+        let spec = match cmd::lookup(&args[0]) {
+            Some(spec) if cmd::arity_ok(spec, args.len()) => spec,
+            Some(spec) => {
+                flush(shared, session, &mut batch, out).await;
+                Reply::wrong_arity(spec.name).encode(session.protocol, out);
+                continue;
+            }
+            None => {
+                flush(shared, session, &mut batch, out).await;
+                cmd::unknown_command(&args).encode(session.protocol, out);
+                continue;
+            }
+        };
+        if session.subscribed() && session.protocol == Protocol::Resp2 && !commands::allowed_when_subscribed(spec.name) {
+            flush(shared, session, &mut batch, out).await;
+            Reply::Error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ))
+            .encode(session.protocol, out);
+            continue;
+        }
+        match spec.runs {
+            Runs::Engine(_) => batch.push((spec, args)),
+            Runs::Connection => {
+                flush(shared, session, &mut batch, out).await;
+                if commands::run(shared, session, spec.name, &args, out) == Flow::Close {
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+    flush(shared, session, &mut batch, out).await;
+    Flow::Continue
+}
+
+/// Sends the waiting data commands to the engine and writes their replies.
+async fn flush(shared: &Shared, session: &Session, batch: &mut Vec<Command>, out: &mut BytesMut) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len();
+    let started = Instant::now();
+    match shared.engine.run(std::mem::take(batch)).await {
+        Ok(replies) => {
+            for reply in replies {
+                reply.encode(session.protocol, out);
+            }
+        }
+        Err(e) => {
+            for _ in 0..count {
+                Reply::Error(format!("ERR {e}")).encode(session.protocol, out);
+            }
+        }
+    }
+    metrics::histogram!("meridian_request_seconds").record(started.elapsed().as_secs_f64());
+}

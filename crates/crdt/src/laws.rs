@@ -48,23 +48,41 @@ fn delta(state: &Record, stamp: Stamp, op: &Op) -> Record {
             d
         }
         Op::Del => state.delete_delta(stamp),
-        Op::Incr(by) => Record { string: Some(string.incr_delta(stamp, i64::from(*by))), ..Record::default() },
+        Op::Incr(by) => Record {
+            string: Some(string.incr_delta(stamp, i64::from(*by))),
+            ..Record::default()
+        },
         Op::HSet(f, v) => {
             let field = hash.field(&b(*f)).cloned().unwrap_or_default();
             let fd = field.set_delta(stamp, Bytes::from(v.to_string()));
-            Record { hash: Some(HashState::field_delta(b(*f), fd)), ..Record::default() }
+            Record {
+                hash: Some(HashState::field_delta(b(*f), fd)),
+                ..Record::default()
+            }
         }
         Op::HDel(f) => {
             let field = hash.field(&b(*f)).cloned().unwrap_or_default();
-            Record { hash: Some(HashState::field_delta(b(*f), field.delete_delta(stamp))), ..Record::default() }
+            Record {
+                hash: Some(HashState::field_delta(b(*f), field.delete_delta(stamp))),
+                ..Record::default()
+            }
         }
         Op::HIncr(f, by) => {
             let field = hash.field(&b(*f)).cloned().unwrap_or_default();
             let fd = field.incr_delta(stamp, i64::from(*by));
-            Record { hash: Some(HashState::field_delta(b(*f), fd)), ..Record::default() }
+            Record {
+                hash: Some(HashState::field_delta(b(*f), fd)),
+                ..Record::default()
+            }
         }
-        Op::SAdd(m) => Record { set: Some(SetState::add_delta(stamp, [&b(*m)])), ..Record::default() },
-        Op::SRem(m) => Record { set: Some(set.remove_delta([&b(*m)])), ..Record::default() },
+        Op::SAdd(m) => Record {
+            set: Some(SetState::add_delta(stamp, [&b(*m)])),
+            ..Record::default()
+        },
+        Op::SRem(m) => Record {
+            set: Some(set.remove_delta([&b(*m)])),
+            ..Record::default()
+        },
         Op::Expire(at) => Record::expiry_delta(stamp, at.map(u64::from)),
     }
 }
@@ -73,8 +91,15 @@ fn delta(state: &Record, stamp: Stamp, op: &Op) -> Record {
 /// replica `at`.
 #[derive(Debug, Clone)]
 enum Step {
-    Local { at: usize, op: Op, now_ms: u64 },
-    Deliver { at: usize, pick: prop::sample::Index },
+    Local {
+        at: usize,
+        op: Op,
+        now_ms: u64,
+    },
+    Deliver {
+        at: usize,
+        pick: prop::sample::Index,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -111,7 +136,11 @@ fn run(steps: &[Step]) -> Run {
         }
         seen.extend(replicas.iter().cloned());
     }
-    Run { replicas, deltas, seen }
+    Run {
+        replicas,
+        deltas,
+        seen,
+    }
 }
 
 proptest! {

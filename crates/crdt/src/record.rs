@@ -30,7 +30,9 @@ impl HashState {
 
     /// Live fields and their values, in byte order of the field names.
     pub fn entries(&self) -> impl Iterator<Item = (&Bytes, Bytes)> {
-        self.fields.iter().filter_map(|(k, v)| v.value().map(|v| (k, v)))
+        self.fields
+            .iter()
+            .filter_map(|(k, v)| v.value().map(|v| (k, v)))
     }
 
     /// Number of live fields.
@@ -50,7 +52,9 @@ impl HashState {
 
     /// A delta that changes one field.
     pub fn field_delta(name: Bytes, delta: StrState) -> HashState {
-        HashState { fields: BTreeMap::from([(name, delta)]) }
+        HashState {
+            fields: BTreeMap::from([(name, delta)]),
+        }
     }
 
     /// The delta of deleting every live field at `stamp`.
@@ -124,7 +128,11 @@ impl Record {
             (Kind::Hash, self.hash.as_ref().and_then(HashState::top)),
             (Kind::Set, self.set.as_ref().and_then(SetState::top)),
         ];
-        candidates.into_iter().filter_map(|(k, top)| top.map(|t| (t, k))).max_by_key(|(t, _)| *t).map(|(_, k)| k)
+        candidates
+            .into_iter()
+            .filter_map(|(k, top)| top.map(|t| (t, k)))
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, k)| k)
     }
 
     /// When the key expires, if it does.
@@ -139,23 +147,42 @@ impl Record {
 
     /// The type clients see at `now_ms`: `None` when absent or expired.
     pub fn live_kind(&self, now_ms: u64) -> Option<Kind> {
-        if self.expired(now_ms) { None } else { self.kind() }
+        if self.expired(now_ms) {
+            None
+        } else {
+            self.kind()
+        }
     }
 
     /// The delta of deleting the key at `stamp`: every live part cleared as observed here, and
     /// the expiry removed so that a later write starts with none.
     pub fn delete_delta(&self, stamp: Stamp) -> Record {
         Record {
-            string: self.string.as_ref().filter(|s| s.exists()).map(|s| s.delete_delta(stamp)),
-            hash: self.hash.as_ref().map(|h| h.clear_delta(stamp)).filter(|h| !h.fields.is_empty()),
-            set: self.set.as_ref().map(SetState::clear_delta).filter(|s| *s != SetState::default()),
+            string: self
+                .string
+                .as_ref()
+                .filter(|s| s.exists())
+                .map(|s| s.delete_delta(stamp)),
+            hash: self
+                .hash
+                .as_ref()
+                .map(|h| h.clear_delta(stamp))
+                .filter(|h| !h.fields.is_empty()),
+            set: self
+                .set
+                .as_ref()
+                .map(SetState::clear_delta)
+                .filter(|s| *s != SetState::default()),
             expiry: Some((stamp, None)),
         }
     }
 
     /// A delta that only sets the expiry.
     pub fn expiry_delta(stamp: Stamp, at_ms: Option<u64>) -> Record {
-        Record { expiry: Some((stamp, at_ms)), ..Record::default() }
+        Record {
+            expiry: Some((stamp, at_ms)),
+            ..Record::default()
+        }
     }
 
     /// Encodes for storage and the wire (postcard, compact).

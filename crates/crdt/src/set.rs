@@ -63,7 +63,10 @@ impl SetState {
 
     /// The members present, in byte order.
     pub fn members(&self) -> impl Iterator<Item = &Bytes> {
-        self.members.iter().filter(|(_, m)| m.present()).map(|(k, _)| k)
+        self.members
+            .iter()
+            .filter(|(_, m)| m.present())
+            .map(|(k, _)| k)
     }
 
     /// How many members are present.
@@ -96,7 +99,13 @@ impl SetState {
         let mut delta = SetState::default();
         for m in members {
             if let Some(current) = self.members.get(m).filter(|c| c.present()) {
-                delta.members.insert(m.clone(), Member { added: BTreeMap::new(), removed: current.added.clone() });
+                delta.members.insert(
+                    m.clone(),
+                    Member {
+                        added: BTreeMap::new(),
+                        removed: current.added.clone(),
+                    },
+                );
             }
         }
         delta

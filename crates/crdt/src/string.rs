@@ -70,7 +70,9 @@ impl Merge for StrState {
 
 impl StrState {
     fn written_visible(&self) -> Option<&(Stamp, Bytes)> {
-        self.written.as_ref().filter(|(s, _)| Some(*s) > self.cleared)
+        self.written
+            .as_ref()
+            .filter(|(s, _)| Some(*s) > self.cleared)
     }
 
     fn baseline(&self, node: &NodeId) -> Option<&Contribution> {
@@ -79,11 +81,13 @@ impl StrState {
 
     /// Contributions with increments no reset has observed, as (node, contribution, baseline sum).
     fn unobserved(&self) -> impl Iterator<Item = (&NodeId, &Contribution, i64)> {
-        self.contributions.iter().filter_map(|(node, c)| match self.baseline(node) {
-            Some(base) if base.version >= c.version => None,
-            Some(base) => Some((node, c, base.sum)),
-            None => Some((node, c, 0)),
-        })
+        self.contributions
+            .iter()
+            .filter_map(|(node, c)| match self.baseline(node) {
+                Some(base) if base.version >= c.version => None,
+                Some(base) => Some((node, c, base.sum)),
+                None => Some((node, c, 0)),
+            })
     }
 
     /// Whether the value exists (a visible `SET`, or increments since the last reset).
@@ -94,14 +98,20 @@ impl StrState {
     /// The latest live write, which decides the key's type when types clash.
     pub fn top(&self) -> Option<Stamp> {
         let written = self.written_visible().map(|(s, _)| *s);
-        let counted = self.unobserved().map(|(n, c, _)| Stamp::new(c.version, *n)).max();
+        let counted = self
+            .unobserved()
+            .map(|(n, c, _)| Stamp::new(c.version, *n))
+            .max();
         written.max(counted)
     }
 
     /// Sum of the increments no reset observed. Computed wide and clamped: replicas that each
     /// stayed in range may together overflow, and every replica clamps alike.
     fn delta(&self) -> i64 {
-        let total: i128 = self.unobserved().map(|(_, c, base)| i128::from(c.sum) - i128::from(base)).sum();
+        let total: i128 = self
+            .unobserved()
+            .map(|(_, c, base)| i128::from(c.sum) - i128::from(base))
+            .sum();
         total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
@@ -143,7 +153,10 @@ impl StrState {
             written: Some((stamp, value)),
             cleared: None,
             contributions: BTreeMap::new(),
-            reset: Some(Reset { stamp, baseline: self.contributions.clone() }),
+            reset: Some(Reset {
+                stamp,
+                baseline: self.contributions.clone(),
+            }),
         }
     }
 
@@ -154,7 +167,10 @@ impl StrState {
             written: None,
             cleared: self.written.as_ref().map(|(s, _)| *s),
             contributions: BTreeMap::new(),
-            reset: Some(Reset { stamp, baseline: self.contributions.clone() }),
+            reset: Some(Reset {
+                stamp,
+                baseline: self.contributions.clone(),
+            }),
         }
     }
 
@@ -162,8 +178,19 @@ impl StrState {
     pub fn incr_delta(&self, stamp: Stamp, by: i64) -> StrState {
         let before = self.contributions.get(&stamp.node).map_or(0, |c| c.sum);
         let mut contributions = BTreeMap::new();
-        contributions.insert(stamp.node, Contribution { version: stamp.hlc, sum: before.wrapping_add(by) });
-        StrState { written: None, cleared: None, contributions, reset: None }
+        contributions.insert(
+            stamp.node,
+            Contribution {
+                version: stamp.hlc,
+                sum: before.wrapping_add(by),
+            },
+        );
+        StrState {
+            written: None,
+            cleared: None,
+            contributions,
+            reset: None,
+        }
     }
 }
 

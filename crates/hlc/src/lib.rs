@@ -35,7 +35,9 @@ const PHYSICAL_MAX_MS: u64 = (1 << 48) - 1;
 
 /// One HLC timestamp: physical milliseconds in the high 48 bits, a logical counter in the low 16.
 /// Ordered as a plain integer, which orders by physical time and then by counter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
@@ -45,7 +47,10 @@ impl Timestamp {
     /// Builds a timestamp from its two parts. Panics on a physical time beyond 48 bits, which
     /// no real clock reaches.
     pub fn new(physical_ms: u64, logical: u16) -> Timestamp {
-        assert!(physical_ms <= PHYSICAL_MAX_MS, "physical time {physical_ms} ms beyond 48 bits");
+        assert!(
+            physical_ms <= PHYSICAL_MAX_MS,
+            "physical time {physical_ms} ms beyond 48 bits"
+        );
         Timestamp((physical_ms << LOGICAL_BITS) | u64::from(logical))
     }
 
@@ -72,7 +77,9 @@ pub enum ClockError {
     /// A remote timestamp is further ahead of local physical time than the maximum offset.
     /// The clock is untouched; the sender's clock (or ours) is wrong, and an operator should
     /// know. Happens in normal operation only when clocks are badly synchronised.
-    #[error("remote timestamp {remote} is {ahead_ms} ms ahead of local time, beyond the {max_offset_ms} ms maximum offset")]
+    #[error(
+        "remote timestamp {remote} is {ahead_ms} ms ahead of local time, beyond the {max_offset_ms} ms maximum offset"
+    )]
     OffsetExceeded {
         /// The refused timestamp.
         remote: Timestamp,
@@ -98,14 +105,20 @@ pub struct Clock {
 impl Clock {
     /// A clock that refuses remote timestamps more than `max_offset_ms` ahead of local time.
     pub fn new(max_offset_ms: u64) -> Clock {
-        Clock { last: Timestamp::ZERO, max_offset_ms }
+        Clock {
+            last: Timestamp::ZERO,
+            max_offset_ms,
+        }
     }
 
     /// A clock that resumes after `last`, the highest timestamp this node handed out or saw
     /// before it restarted, so that timestamps stay monotonic across restarts even when the
     /// physical clock was set back meanwhile.
     pub fn resume(max_offset_ms: u64, last: Timestamp) -> Clock {
-        Clock { last, max_offset_ms }
+        Clock {
+            last,
+            max_offset_ms,
+        }
     }
 
     /// The highest timestamp handed out or observed so far.
@@ -197,7 +210,10 @@ mod tests {
     fn remote_ahead_within_bound_is_followed() {
         let mut c = Clock::new(500);
         c.now(1_000);
-        assert_eq!(c.observe(1_000, Timestamp::new(1_400, 7)), Ok(Timestamp::new(1_400, 8)));
+        assert_eq!(
+            c.observe(1_000, Timestamp::new(1_400, 7)),
+            Ok(Timestamp::new(1_400, 8))
+        );
         assert_eq!(c.now(1_001), Timestamp::new(1_400, 9));
     }
 
@@ -208,7 +224,11 @@ mod tests {
         let err = c.observe(1_000, Timestamp::new(1_501, 0)).unwrap_err();
         assert_eq!(
             err,
-            ClockError::OffsetExceeded { remote: Timestamp::new(1_501, 0), ahead_ms: 501, max_offset_ms: 500 }
+            ClockError::OffsetExceeded {
+                remote: Timestamp::new(1_501, 0),
+                ahead_ms: 501,
+                max_offset_ms: 500
+            }
         );
         assert_eq!(c.last(), before);
     }

@@ -109,12 +109,16 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     let file: FileConfig = match &args.config {
         None => FileConfig::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
         }
     };
     let node_id = args.node_id.or(file.node_id).unwrap_or_else(host_name);
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./meridian-data"));
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./meridian-data"));
     let mut c = NodeConfig::with_defaults(&node_id, data_dir);
     macro_rules! pick {
         ($field:ident, $target:expr) => {
@@ -144,9 +148,16 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         bail!("--node-id must not be empty");
     }
     if c.cluster_secret.is_none() && !c.peer_addr.ip().is_loopback() {
-        bail!("--peer-addr {} is not a loopback address: set --cluster-secret so peers can authenticate", c.peer_addr);
+        bail!(
+            "--peer-addr {} is not a loopback address: set --cluster-secret so peers can authenticate",
+            c.peer_addr
+        );
     }
-    if c.max_clients == 0 || c.limits.max_bulk_len == 0 || c.limits.max_multibulk_len == 0 || c.limits.max_inline_len == 0 {
+    if c.max_clients == 0
+        || c.limits.max_bulk_len == 0
+        || c.limits.max_multibulk_len == 0
+        || c.limits.max_inline_len == 0
+    {
         bail!("limits must be positive");
     }
     Ok(c)
@@ -161,8 +172,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("meridian-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.toml");
-        std::fs::write(&file, "node-id = \"from-file\"\nregion = \"eu\"\nfsync = \"batch\"\nmax-clients = 7\n").unwrap();
-        let args = ServerArgs { config: Some(file.clone()), node_id: Some("from-flag".into()), ..ServerArgs::default() };
+        std::fs::write(
+            &file,
+            "node-id = \"from-file\"\nregion = \"eu\"\nfsync = \"batch\"\nmax-clients = 7\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            node_id: Some("from-flag".into()),
+            ..ServerArgs::default()
+        };
         let c = resolve(args).unwrap();
         assert_eq!(c.node_id, "from-flag");
         assert_eq!(c.region, "eu");
@@ -174,17 +193,29 @@ mod tests {
 
     #[test]
     fn non_loopback_peer_needs_a_secret() {
-        let args = ServerArgs { peer_addr: Some("10.1.2.3:7381".parse().unwrap()), ..ServerArgs::default() };
-        assert!(resolve(args).unwrap_err().to_string().contains("cluster-secret"));
+        let args = ServerArgs {
+            peer_addr: Some("10.1.2.3:7381".parse().unwrap()),
+            ..ServerArgs::default()
+        };
+        assert!(
+            resolve(args)
+                .unwrap_err()
+                .to_string()
+                .contains("cluster-secret")
+        );
     }
 
     #[test]
     fn unknown_file_keys_are_refused() {
-        let dir = std::env::temp_dir().join(format!("meridian-config-test2-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("meridian-config-test2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("m.toml");
         std::fs::write(&file, "nodeid = \"typo\"\n").unwrap();
-        let args = ServerArgs { config: Some(file), ..ServerArgs::default() };
+        let args = ServerArgs {
+            config: Some(file),
+            ..ServerArgs::default()
+        };
         assert!(resolve(args).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -17,7 +17,8 @@ fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
 
 async fn run_command(engine: &EngineHandle, words: &[&str]) -> anyhow::Result<Reply> {
     let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
-    let spec = node::cmd::lookup(&args[0]).ok_or_else(|| anyhow::anyhow!("unknown command {}", words[0]))?;
+    let spec = node::cmd::lookup(&args[0])
+        .ok_or_else(|| anyhow::anyhow!("unknown command {}", words[0]))?;
     let mut replies = engine.run(vec![(spec, args)]).await?;
     Ok(replies.remove(0))
 }
@@ -28,8 +29,14 @@ fn show(reply: &Reply) -> String {
         Reply::Int(n) => format!("(integer) {n}"),
         Reply::Simple(s) => s.to_string(),
         Reply::Null => "(nil)".into(),
-        Reply::Array(items) | Reply::Set(items) => items.iter().map(show).collect::<Vec<_>>().join(", "),
-        Reply::Map(pairs) => pairs.iter().map(|(k, v)| format!("{}={}", show(k), show(v))).collect::<Vec<_>>().join(", "),
+        Reply::Array(items) | Reply::Set(items) => {
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        }
+        Reply::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", show(k), show(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => format!("{other:?}"),
     }
 }
@@ -75,7 +82,11 @@ pub async fn run(exit: bool, metrics: Option<PrometheusHandle>) -> anyhow::Resul
         println!("  > {:<40} {}", words.join(" "), show(&reply));
     }
     println!("\nEvery write above was fsynced before it was acknowledged (--fsync always).");
-    println!("Connect with:  redis-cli -h {} -p {}", resp_addr.ip(), resp_addr.port());
+    println!(
+        "Connect with:  redis-cli -h {} -p {}",
+        resp_addr.ip(),
+        resp_addr.port()
+    );
     drop(engine);
     if !exit {
         println!("Serving until Ctrl-C.");

@@ -32,11 +32,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     match cli.command {
         Command::Server(args) => {
             let config = config::resolve(*args)?;
@@ -48,8 +53,12 @@ fn main() -> anyhow::Result<()> {
 
 /// Installs the Prometheus recorder; `/metrics` renders from the handle.
 fn install_metrics() -> Option<PrometheusHandle> {
-    let buckets = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
-    let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("seconds".into()), &buckets);
+    let buckets = [
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        1.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), &buckets);
     match builder.and_then(|b| b.install_recorder()) {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -64,13 +73,17 @@ async fn serve(config: node::NodeConfig) -> anyhow::Result<()> {
         node_id = %config.node_id, region = %config.region, resp = %config.resp_addr, http = %config.http_addr,
         data_dir = %config.data_dir.display(), fsync = ?config.fsync, "starting"
     );
-    node::run(config, install_metrics(), shutdown_signal(), |_| tracing::info!("ready")).await?;
+    node::run(config, install_metrics(), shutdown_signal(), |_| {
+        tracing::info!("ready")
+    })
+    .await?;
     Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = term.recv() => tracing::info!("SIGTERM received"),

@@ -7,7 +7,13 @@ pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
     // naive recursion, never exponential on patterns such as "a*a*a*a*b".
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     while t < text.len() {
         if p < pattern.len() {
             match pattern[p] {
@@ -79,7 +85,10 @@ fn class(pattern: &[u8], start: usize, c: u8, nocase: bool) -> Option<(bool, usi
             matched |= fold(pattern[i + 1]) == c;
             i += 2;
         } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
-            let (lo, hi) = (fold(pattern[i]).min(fold(pattern[i + 2])), fold(pattern[i]).max(fold(pattern[i + 2])));
+            let (lo, hi) = (
+                fold(pattern[i]).min(fold(pattern[i + 2])),
+                fold(pattern[i]).max(fold(pattern[i + 2])),
+            );
             matched |= (lo..=hi).contains(&c);
             i += 3;
         } else {

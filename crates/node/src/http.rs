@@ -35,7 +35,10 @@ pub struct Status {
 
 /// Serves HTTP until `stop` turns true.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let app = Router::new().route("/v1/status", get(status)).route("/metrics", get(metrics)).with_state(shared);
+    let app = Router::new()
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
@@ -66,7 +69,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     metrics::gauge!("meridian_storage_bytes").set(stats.disk_bytes.load(Ordering::Relaxed) as f64);
     metrics::gauge!("meridian_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
     match &shared.metrics {
-        Some(handle) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()),
-        None => (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "no metrics recorder installed\n".into()),
+        Some(handle) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "no metrics recorder installed\n".into(),
+        ),
     }
 }

@@ -86,8 +86,12 @@ pub async fn run(
     ready: impl FnOnce(&Shared),
 ) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir).ok();
-    let store = FjallStore::open(&config.data_dir, config.cache_bytes)
-        .map_err(|source| StartError::Storage { dir: config.data_dir.display().to_string(), source })?;
+    let store = FjallStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {
+        StartError::Storage {
+            dir: config.data_dir.display().to_string(),
+            source,
+        }
+    })?;
     let engine_config = EngineConfig {
         node_name: config.node_id.clone(),
         fsync: config.fsync,
@@ -95,15 +99,26 @@ pub async fn run(
         max_value_len: config.limits.max_bulk_len,
         drop_tombstones: true,
     };
-    let (engine, engine_thread) = engine::spawn(Box::new(store), engine_config)
-        .map_err(|source| StartError::Storage { dir: config.data_dir.display().to_string(), source })?;
+    let (engine, engine_thread) =
+        engine::spawn(Box::new(store), engine_config).map_err(|source| StartError::Storage {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
 
     let resp_listener = TcpListener::bind(config.resp_addr)
         .await
-        .map_err(|source| StartError::Bind { what: "the RESP listener", addr: config.resp_addr, source })?;
+        .map_err(|source| StartError::Bind {
+            what: "the RESP listener",
+            addr: config.resp_addr,
+            source,
+        })?;
     let http_listener = TcpListener::bind(config.http_addr)
         .await
-        .map_err(|source| StartError::Bind { what: "the HTTP listener", addr: config.http_addr, source })?;
+        .map_err(|source| StartError::Bind {
+            what: "the HTTP listener",
+            addr: config.http_addr,
+            source,
+        })?;
 
     let shared = Arc::new(Shared {
         config,
@@ -134,7 +149,12 @@ pub async fn run(
     // Every connection holds a clone; when all are dropped, every connection has finished.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let http_task = tokio::spawn(http::serve(http_listener, shared.clone(), stop_rx.clone()));
-    let accept_task = tokio::spawn(server::accept_loop(resp_listener, shared.clone(), stop_rx, done_tx));
+    let accept_task = tokio::spawn(server::accept_loop(
+        resp_listener,
+        shared.clone(),
+        stop_rx,
+        done_tx,
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight commands");

@@ -92,14 +92,22 @@ impl Hub {
     /// Subscribes `id` to a channel (`pattern == false`) or a pattern.
     pub fn subscribe(&self, id: SubscriberId, name: Bytes, pattern: bool) {
         let mut inner = self.inner.lock().expect("pubsub lock");
-        let map = if pattern { &mut inner.patterns } else { &mut inner.channels };
+        let map = if pattern {
+            &mut inner.patterns
+        } else {
+            &mut inner.channels
+        };
         map.entry(name).or_default().insert(id);
     }
 
     /// Unsubscribes `id` from a channel or a pattern.
     pub fn unsubscribe(&self, id: SubscriberId, name: &Bytes, pattern: bool) {
         let mut inner = self.inner.lock().expect("pubsub lock");
-        let map = if pattern { &mut inner.patterns } else { &mut inner.channels };
+        let map = if pattern {
+            &mut inner.patterns
+        } else {
+            &mut inner.channels
+        };
         if let Some(subs) = map.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
@@ -124,7 +132,13 @@ impl Hub {
         };
         if let Some(subs) = inner.channels.get(channel) {
             for id in subs {
-                deliver(id, Delivery::Message { channel: channel.clone(), payload: payload.clone() });
+                deliver(
+                    id,
+                    Delivery::Message {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    },
+                );
             }
         }
         for (pattern, subs) in &inner.patterns {
@@ -132,7 +146,11 @@ impl Hub {
                 for id in subs {
                     deliver(
                         id,
-                        Delivery::PMessage { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() },
+                        Delivery::PMessage {
+                            pattern: pattern.clone(),
+                            channel: channel.clone(),
+                            payload: payload.clone(),
+                        },
                     );
                 }
             }

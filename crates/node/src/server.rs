@@ -12,7 +12,12 @@ use tokio::sync::{mpsc, watch};
 
 /// Accepts connections until `stop` turns true. Each connection task holds a clone of `done`
 /// so the caller can wait for all of them to finish.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>, done: mpsc::Sender<()>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -33,7 +38,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: w
             tracing::warn!(%peer, max_clients = shared.config.max_clients, "refused a client: connection limit reached");
             metrics::counter!("meridian_connections_rejected_total").increment(1);
             tokio::spawn(async move {
-                let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = socket
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
                 let _ = socket.shutdown().await;
             });
             continue;

@@ -31,7 +31,11 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         }
         let digit = i64::from(d - b'0');
         value = value.checked_mul(10)?;
-        value = if negative { value.checked_sub(digit)? } else { value.checked_add(digit)? };
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
     }
     Some(value)
 }
@@ -58,13 +62,21 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
 /// shortest text that reads back to the same value, never in exponent form for ordinary values.
 pub fn format_f64(value: f64) -> String {
     if value.is_infinite() {
-        return if value > 0.0 { "inf".into() } else { "-inf".into() };
+        return if value > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     if value == value.trunc() && value.abs() < 1e17 {
         return format!("{}", value as i128);
     }
     let text = format!("{value}");
-    if text.contains('e') { format!("{value:.17}").trim_end_matches('0').to_string() } else { text }
+    if text.contains('e') {
+        format!("{value:.17}").trim_end_matches('0').to_string()
+    } else {
+        text
+    }
 }
 
 #[cfg(test)]
@@ -77,7 +89,17 @@ mod tests {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [&b""[..], b"+1", b" 1", b"1 ", b"01", b"-0", b"9223372036854775808", b"1.0", b"-"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"-0",
+            b"9223372036854775808",
+            b"1.0",
+            b"-",
+        ] {
             assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -21,7 +21,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024, max_multibulk_len: 1024 * 1024, max_inline_len: 64 * 1024 }
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
     }
 }
 
@@ -35,12 +39,19 @@ pub struct ProtocolError(pub &'static str);
 /// Returns `Ok(Some(args))` for a command, `Ok(None)` when the buffer holds only part of one
 /// (nothing is consumed), and skips empty commands (`*0`, `*-1`, blank inline lines) by
 /// consuming them and looking at what follows. `args` is never empty.
-pub fn parse_command(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+pub fn parse_command(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     loop {
         if buf.is_empty() {
             return Ok(None);
         }
-        let parsed = if buf[0] == b'*' { parse_multibulk(buf, limits)? } else { parse_inline(buf, limits)? };
+        let parsed = if buf[0] == b'*' {
+            parse_multibulk(buf, limits)?
+        } else {
+            parse_inline(buf, limits)?
+        };
         match parsed {
             Parsed::Incomplete => return Ok(None),
             Parsed::Empty => continue,
@@ -60,7 +71,11 @@ enum Parsed {
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     let newline = buf[from..].iter().position(|&b| b == b'\n')? + from;
     // A header line must end in "\r\n"; Redis searches for '\r' and requires '\n' after it.
-    if newline > from && buf[newline - 1] == b'\r' { Some(newline - 1) } else { Some(usize::MAX) }
+    if newline > from && buf[newline - 1] == b'\r' {
+        Some(newline - 1)
+    } else {
+        Some(usize::MAX)
+    }
 }
 
 /// Parses a decimal integer the way Redis's `string2ll` does: optional '-', digits, no spaces,
@@ -124,7 +139,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
         pos = stop + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(Parsed::Command(spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect()))
+    Ok(Parsed::Command(
+        spans.into_iter().map(|(a, b)| frame.slice(a..b)).collect(),
+    ))
 }
 
 /// Redis names the byte it found instead of '$'.
@@ -263,7 +280,10 @@ mod tests {
     #[test]
     fn multibulk_and_pipelining() {
         let got = parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
-        assert_eq!(got, vec![vec![b"PING".to_vec()], vec![b"GET".to_vec(), b"k".to_vec()]]);
+        assert_eq!(
+            got,
+            vec![vec![b"PING".to_vec()], vec![b"GET".to_vec(), b"k".to_vec()]]
+        );
     }
 
     #[test]
@@ -277,7 +297,11 @@ mod tests {
         let full = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
         for cut in 0..full.len() {
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(parse_command(&mut buf, &Limits::default()), Ok(None), "cut at {cut}");
+            assert_eq!(
+                parse_command(&mut buf, &Limits::default()),
+                Ok(None),
+                "cut at {cut}"
+            );
             assert_eq!(&buf[..], &full[..cut]);
         }
     }
@@ -285,30 +309,72 @@ mod tests {
     #[test]
     fn inline_with_quotes() {
         let got = parse_all(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\r\n\r\nPING\n").unwrap();
-        assert_eq!(got[0], vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]);
+        assert_eq!(
+            got[0],
+            vec![
+                b"set".to_vec(),
+                b"a b".to_vec(),
+                b"c'd".to_vec(),
+                b"A\n".to_vec()
+            ]
+        );
         assert_eq!(got[1], vec![b"PING".to_vec()]);
     }
 
     #[test]
     fn errors_match_redis() {
-        assert_eq!(parse_all(b"*x\r\n"), Err(ProtocolError("invalid multibulk length")));
-        assert_eq!(parse_all(b"*1\r\n$x\r\n"), Err(ProtocolError("invalid bulk length")));
-        assert_eq!(parse_all(b"*1\r\n$-1\r\n"), Err(ProtocolError("invalid bulk length")));
-        assert_eq!(parse_all(b"*1\r\n:1\r\n"), Err(ProtocolError("expected '$', got ':'")));
-        assert_eq!(parse_all(b"set \"a\r\n"), Err(ProtocolError("unbalanced quotes in request")));
-        assert_eq!(parse_all(b"*1\r\n$1\r\nab\r\n"), Err(ProtocolError("invalid bulk format")));
-        let limits = Limits { max_bulk_len: 4, max_multibulk_len: 2, max_inline_len: 16 };
+        assert_eq!(
+            parse_all(b"*x\r\n"),
+            Err(ProtocolError("invalid multibulk length"))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$x\r\n"),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-1\r\n"),
+            Err(ProtocolError("invalid bulk length"))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n:1\r\n"),
+            Err(ProtocolError("expected '$', got ':'"))
+        );
+        assert_eq!(
+            parse_all(b"set \"a\r\n"),
+            Err(ProtocolError("unbalanced quotes in request"))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$1\r\nab\r\n"),
+            Err(ProtocolError("invalid bulk format"))
+        );
+        let limits = Limits {
+            max_bulk_len: 4,
+            max_multibulk_len: 2,
+            max_inline_len: 16,
+        };
         let mut big = BytesMut::from(&b"*1\r\n$5\r\n"[..]);
-        assert_eq!(parse_command(&mut big, &limits), Err(ProtocolError("invalid bulk length")));
+        assert_eq!(
+            parse_command(&mut big, &limits),
+            Err(ProtocolError("invalid bulk length"))
+        );
         let mut many = BytesMut::from(&b"*3\r\n"[..]);
-        assert_eq!(parse_command(&mut many, &limits), Err(ProtocolError("invalid multibulk length")));
+        assert_eq!(
+            parse_command(&mut many, &limits),
+            Err(ProtocolError("invalid multibulk length"))
+        );
         let mut long = BytesMut::from(&[b'a'; 17][..]);
-        assert_eq!(parse_command(&mut long, &limits), Err(ProtocolError("too big inline request")));
+        assert_eq!(
+            parse_command(&mut long, &limits),
+            Err(ProtocolError("too big inline request"))
+        );
     }
 
     #[test]
     fn empty_commands_are_skipped() {
-        assert_eq!(parse_all(b"*0\r\n*-1\r\n\r\n*1\r\n$1\r\nx\r\n").unwrap(), vec![vec![b"x".to_vec()]]);
+        assert_eq!(
+            parse_all(b"*0\r\n*-1\r\n\r\n*1\r\n$1\r\nx\r\n").unwrap(),
+            vec![vec![b"x".to_vec()]]
+        );
     }
 
     fn encode(args: &[Vec<u8>]) -> Vec<u8> {

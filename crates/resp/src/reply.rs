@@ -63,7 +63,10 @@ impl Reply {
 
     /// The wrong-number-of-arguments error Redis gives for `command`.
     pub fn wrong_arity(command: &str) -> Reply {
-        Reply::Error(format!("ERR wrong number of arguments for '{}' command", command.to_ascii_lowercase()))
+        Reply::Error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            command.to_ascii_lowercase()
+        ))
     }
 
     /// Whether this reply is an error.
@@ -131,7 +134,10 @@ fn put_int(out: &mut BytesMut, n: i64) {
 
 /// Formats an integer without going through `fmt` machinery on the hot path.
 fn itoa_buf(n: i64) -> IntText {
-    let mut text = IntText { bytes: [0; 20], start: 20 };
+    let mut text = IntText {
+        bytes: [0; 20],
+        start: 20,
+    };
     let negative = n < 0;
     let mut v = n.unsigned_abs();
     loop {
@@ -202,7 +208,10 @@ mod tests {
         use Protocol::*;
         assert_eq!(enc(&Reply::OK, Resp2), "+OK\r\n");
         assert_eq!(enc(&Reply::Int(-42), Resp2), ":-42\r\n");
-        assert_eq!(enc(&Reply::Int(i64::MIN), Resp2), ":-9223372036854775808\r\n");
+        assert_eq!(
+            enc(&Reply::Int(i64::MIN), Resp2),
+            ":-9223372036854775808\r\n"
+        );
         assert_eq!(enc(&Reply::Null, Resp2), "$-1\r\n");
         assert_eq!(enc(&Reply::Null, Resp3), "_\r\n");
         assert_eq!(enc(&Reply::NullArray, Resp2), "*-1\r\n");
@@ -211,6 +220,9 @@ mod tests {
         assert_eq!(enc(&map, Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Resp3), ",1.5\r\n");
-        assert_eq!(enc(&Reply::Verbatim("hi".into()), Resp3), "=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            enc(&Reply::Verbatim("hi".into()), Resp3),
+            "=6\r\ntxt:hi\r\n"
+        );
     }
 }

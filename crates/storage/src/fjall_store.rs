@@ -23,11 +23,19 @@ impl FjallStore {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<FjallStore, StorageError> {
         // Every write batch carries its own durability; fjall must not fsync on its own
         // schedule behind our back, nor skip what we ask for.
-        let db = Database::builder(dir).cache_size(cache_bytes).manual_journal_persist(true).open()?;
+        let db = Database::builder(dir)
+            .cache_size(cache_bytes)
+            .manual_journal_persist(true)
+            .open()?;
         let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        Ok(FjallStore { db, data, expiry, meta })
+        Ok(FjallStore {
+            db,
+            data,
+            expiry,
+            meta,
+        })
     }
 }
 
@@ -70,10 +78,16 @@ impl Store for FjallStore {
         Ok(())
     }
 
-    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, Record)>, StorageError> {
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
         let iter = match after {
             None => self.data.iter(),
-            Some(a) => self.data.range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            Some(a) => self
+                .data
+                .range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
         };
         let mut out = Vec::new();
         for guard in iter.take(limit) {
@@ -97,7 +111,9 @@ impl Store for FjallStore {
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {
         Ok(match self.meta.get(META_HLC)? {
-            Some(v) if v.len() == 8 => Timestamp(u64::from_be_bytes(v[..].try_into().expect("length checked"))),
+            Some(v) if v.len() == 8 => Timestamp(u64::from_be_bytes(
+                v[..].try_into().expect("length checked"),
+            )),
             _ => Timestamp::ZERO,
         })
     }

@@ -87,7 +87,11 @@ pub trait Store: Send {
 
     /// Up to `limit` records with keys strictly after `after` (from the first key when
     /// `None`), in key order.
-    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, Record)>, StorageError>;
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Record)>, StorageError>;
 
     /// Up to `limit` expiry index entries with deadlines at or before `now_ms`, earliest first.
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError>;
@@ -110,7 +114,10 @@ fn expiry_key(at_ms: u64, key: &[u8]) -> Vec<u8> {
 /// Splits an index key back into deadline and key.
 fn split_expiry_key(k: &[u8]) -> Option<(u64, Bytes)> {
     let (at, key) = k.split_at_checked(8)?;
-    Some((u64::from_be_bytes(at.try_into().ok()?), Bytes::copy_from_slice(key)))
+    Some((
+        u64::from_be_bytes(at.try_into().ok()?),
+        Bytes::copy_from_slice(key),
+    ))
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StorageError> {

@@ -48,9 +48,20 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, Record)>, StorageError> {
-        let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(Bytes::copy_from_slice(a)));
-        Ok(self.data.range((start, Bound::Unbounded)).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
+        let start = after.map_or(Bound::Unbounded, |a| {
+            Bound::Excluded(Bytes::copy_from_slice(a))
+        });
+        Ok(self
+            .data
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {

@@ -7,7 +7,10 @@ use storage::{Batch, Durability, FjallStore, MemStore, Store};
 
 fn record(value: &str, hlc: u64, expires: Option<u64>) -> Record {
     let stamp = Stamp::new(Timestamp(hlc), NodeId(1));
-    let mut r = Record { string: Some(StrState::default().set_delta(stamp, Bytes::from(value.to_string()))), ..Record::default() };
+    let mut r = Record {
+        string: Some(StrState::default().set_delta(stamp, Bytes::from(value.to_string()))),
+        ..Record::default()
+    };
     r.merge(&Record::expiry_delta(stamp, expires));
     r
 }
@@ -27,13 +30,29 @@ fn suite(store: &mut dyn Store) {
     assert_eq!(store.get(b"b").unwrap(), Some(record("2", 6, Some(100))));
     assert_eq!(store.last_hlc().unwrap(), Timestamp(7));
 
-    let keys: Vec<_> = store.scan(None, 10).unwrap().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]);
-    let after_a: Vec<_> = store.scan(Some(b"a"), 1).unwrap().into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<_> = store
+        .scan(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+    );
+    let after_a: Vec<_> = store
+        .scan(Some(b"a"), 1)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(after_a, vec![Bytes::from("b")]);
 
     assert_eq!(store.due(49, 10).unwrap(), vec![]);
-    assert_eq!(store.due(100, 10).unwrap(), vec![(50, Bytes::from("c")), (100, Bytes::from("b"))]);
+    assert_eq!(
+        store.due(100, 10).unwrap(),
+        vec![(50, Bytes::from("c")), (100, Bytes::from("b"))]
+    );
 
     let batch = Batch {
         removes: vec![Bytes::from("c")],
@@ -64,7 +83,11 @@ fn fjall_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = FjallStore::open(dir.path(), 8 << 20).unwrap();
-        let batch = Batch { puts: vec![(Bytes::from("k"), record("v", 9, Some(123)))], hlc: Timestamp(9), ..Batch::default() };
+        let batch = Batch {
+            puts: vec![(Bytes::from("k"), record("v", 9, Some(123)))],
+            hlc: Timestamp(9),
+            ..Batch::default()
+        };
         s.commit(batch, Durability::Sync).unwrap();
     }
     let s = FjallStore::open(dir.path(), 8 << 20).unwrap();

@@ -12,7 +12,7 @@ fn hash_of(record: Option<&Record>) -> Option<&HashState> {
 
 /// Sets field/value pairs; returns how many fields are new.
 fn set_fields(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, Reply> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(Reply::wrong_arity(name));
     }
     let key = &args[1];
@@ -27,9 +27,18 @@ fn set_fields(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, 
         if fresh {
             added += 1;
         }
-        delta.merge(&HashState::field_delta(pair[0].clone(), field.set_delta(stamp, pair[1].clone())));
+        delta.merge(&HashState::field_delta(
+            pair[0].clone(),
+            field.set_delta(stamp, pair[1].clone()),
+        ));
     }
-    ctx.txn.apply(key, &Record { hash: Some(delta), ..Record::default() });
+    ctx.txn.apply(
+        key,
+        &Record {
+            hash: Some(delta),
+            ..Record::default()
+        },
+    );
     Ok(added)
 }
 
@@ -48,7 +57,9 @@ pub fn hmset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 
 pub fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => hash_of(r).and_then(|h| h.get(&args[2])).map_or(Reply::Null, Reply::Bulk),
+        Ok(r) => hash_of(r)
+            .and_then(|h| h.get(&args[2]))
+            .map_or(Reply::Null, Reply::Bulk),
         Err(e) => e,
     }
 }
@@ -57,7 +68,12 @@ pub fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
         Ok(r) => {
             let h = hash_of(r);
-            Reply::Array(args[2..].iter().map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Null, Reply::Bulk)).collect())
+            Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Null, Reply::Bulk))
+                    .collect(),
+            )
         }
         Err(e) => e,
     }
@@ -79,11 +95,20 @@ pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
             && hash_of_delta_missing(&delta, name)
         {
             removed += 1;
-            delta.merge(&HashState::field_delta(name.clone(), field.delete_delta(stamp)));
+            delta.merge(&HashState::field_delta(
+                name.clone(),
+                field.delete_delta(stamp),
+            ));
         }
     }
     if removed > 0 {
-        ctx.txn.apply(key, &Record { hash: Some(delta), ..Record::default() });
+        ctx.txn.apply(
+            key,
+            &Record {
+                hash: Some(delta),
+                ..Record::default()
+            },
+        );
     }
     Reply::Int(removed)
 }
@@ -92,7 +117,11 @@ pub fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
         Ok(r) => Reply::Map(
             hash_of(r)
-                .map(|h| h.entries().map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v))).collect())
+                .map(|h| {
+                    h.entries()
+                        .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         ),
         Err(e) => e,
@@ -108,7 +137,9 @@ pub fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 
 pub fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Int(i64::from(hash_of(r).and_then(|h| h.get(&args[2])).is_some())),
+        Ok(r) => Reply::Int(i64::from(
+            hash_of(r).and_then(|h| h.get(&args[2])).is_some(),
+        )),
         Err(e) => e,
     }
 }
@@ -123,7 +154,12 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let field = current.hash.as_ref().and_then(|h| h.field(name)).cloned().unwrap_or_default();
+    let field = current
+        .hash
+        .as_ref()
+        .and_then(|h| h.field(name))
+        .cloned()
+        .unwrap_or_default();
     let Ok(value) = field.counter() else {
         return Reply::err("ERR hash value is not an integer");
     };
@@ -132,20 +168,34 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     };
     let stamp = ctx.txn.stamp();
     let delta = HashState::field_delta(name.clone(), field.incr_delta(stamp, by));
-    ctx.txn.apply(key, &Record { hash: Some(delta), ..Record::default() });
+    ctx.txn.apply(
+        key,
+        &Record {
+            hash: Some(delta),
+            ..Record::default()
+        },
+    );
     Reply::Int(new)
 }
 
 pub fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Array(hash_of(r).map(|h| h.entries().map(|(k, _)| Reply::Bulk(k.clone())).collect()).unwrap_or_default()),
+        Ok(r) => Reply::Array(
+            hash_of(r)
+                .map(|h| h.entries().map(|(k, _)| Reply::Bulk(k.clone())).collect())
+                .unwrap_or_default(),
+        ),
         Err(e) => e,
     }
 }
 
 pub fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Array(hash_of(r).map(|h| h.entries().map(|(_, v)| Reply::Bulk(v)).collect()).unwrap_or_default()),
+        Ok(r) => Reply::Array(
+            hash_of(r)
+                .map(|h| h.entries().map(|(_, v)| Reply::Bulk(v)).collect())
+                .unwrap_or_default(),
+        ),
         Err(e) => e,
     }
 }

@@ -21,7 +21,12 @@ pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 pub fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    Reply::Int(args[1..].iter().filter(|k| ctx.txn.live(k).is_some()).count() as i64)
+    Reply::Int(
+        args[1..]
+            .iter()
+            .filter(|k| ctx.txn.live(k).is_some())
+            .count() as i64,
+    )
 }
 
 pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
@@ -38,7 +43,12 @@ pub fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     reply(expire_generic(ctx, args, 1, "pexpire"))
 }
 
-fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], unit_ms: i64, name: &str) -> Result<Reply, Reply> {
+fn expire_generic(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+    unit_ms: i64,
+    name: &str,
+) -> Result<Reply, Reply> {
     let key = &args[1];
     let amount = int_arg(&args[2])?;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
@@ -48,18 +58,30 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], unit_ms: i64, name: &st
             b"XX" => xx = true,
             b"GT" => gt = true,
             b"LT" => lt = true,
-            _ => return Err(Reply::Error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))),
+            _ => {
+                return Err(Reply::Error(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(opt)
+                )));
+            }
         }
     }
     if nx && (xx || gt || lt) {
-        return Err(Reply::err("ERR NX and XX, GT or LT options at the same time are not compatible"));
+        return Err(Reply::err(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
-        return Err(Reply::err("ERR GT and LT options at the same time are not compatible"));
+        return Err(Reply::err(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
     }
     let now_ms = ctx.txn.now_ms() as i64;
     let invalid = || Reply::Error(format!("ERR invalid expire time in '{name}' command"));
-    let at = amount.checked_mul(unit_ms).and_then(|ms| ms.checked_add(now_ms)).ok_or_else(invalid)?;
+    let at = amount
+        .checked_mul(unit_ms)
+        .and_then(|ms| ms.checked_add(now_ms))
+        .ok_or_else(invalid)?;
     if at >= 1 << 52 {
         return Err(invalid());
     }
@@ -80,7 +102,8 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], unit_ms: i64, name: &st
         // A deadline in the past deletes the key at once, as in Redis.
         ctx.txn.apply(key, &record.delete_delta(stamp));
     } else {
-        ctx.txn.apply(key, &Record::expiry_delta(stamp, Some(at as u64)));
+        ctx.txn
+            .apply(key, &Record::expiry_delta(stamp, Some(at as u64)));
     }
     Ok(Reply::Int(1))
 }
@@ -144,7 +167,9 @@ fn walk(
         }
         read += chunk.len();
         for (key, record) in &chunk {
-            let Some(k) = record.live_kind(now_ms) else { continue };
+            let Some(k) = record.live_kind(now_ms) else {
+                continue;
+            };
             if pattern.is_some_and(|p| !glob_match(p, key, false)) {
                 continue;
             }
@@ -196,7 +221,16 @@ fn scan_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         }
         i += 2;
     }
-    let after = if cursor == 0 { None } else { Some(ctx.state.cursors.resume(cursor).ok_or_else(|| Reply::err("ERR invalid cursor"))?) };
+    let after = if cursor == 0 {
+        None
+    } else {
+        Some(
+            ctx.state
+                .cursors
+                .resume(cursor)
+                .ok_or_else(|| Reply::err("ERR invalid cursor"))?,
+        )
+    };
     let (keys, last) = walk(ctx, after, count, pattern.as_deref(), kind.as_deref())?;
     let next = last.map_or(0, |k| ctx.state.cursors.park(k));
     Ok(Reply::Array(vec![

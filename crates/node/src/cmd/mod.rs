@@ -48,11 +48,21 @@ pub struct Spec {
 }
 
 const fn data(name: &'static str, arity: i32, write: bool, f: Handler) -> Spec {
-    Spec { name, arity, write, runs: Runs::Engine(f) }
+    Spec {
+        name,
+        arity,
+        write,
+        runs: Runs::Engine(f),
+    }
 }
 
 const fn conn(name: &'static str, arity: i32) -> Spec {
-    Spec { name, arity, write: false, runs: Runs::Connection }
+    Spec {
+        name,
+        arity,
+        write: false,
+        runs: Runs::Connection,
+    }
 }
 
 /// Every command, as `COMMAND` lists them.
@@ -124,19 +134,28 @@ pub static COMMANDS: &[Spec] = &[
 
 /// Looks a command up by name, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+    COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// Whether `argc` arguments (counting the name) fit `spec`'s arity.
 pub fn arity_ok(spec: &Spec, argc: usize) -> bool {
     let argc = argc as i32;
-    if spec.arity >= 0 { argc == spec.arity } else { argc >= -spec.arity }
+    if spec.arity >= 0 {
+        argc == spec.arity
+    } else {
+        argc >= -spec.arity
+    }
 }
 
 /// The reply Redis gives to a command it does not know.
 pub fn unknown_command(args: &[Bytes]) -> Reply {
     let name = String::from_utf8_lossy(&args[0]);
-    let mut text = format!("ERR unknown command '{}', with args beginning with: ", truncate(&name));
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        truncate(&name)
+    );
     for a in args.iter().skip(1).take(8) {
         text.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(a))));
     }
@@ -156,7 +175,11 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
 }
 
 /// The live record of `key` if it has `kind`; `Err(WRONGTYPE)` if it has another.
-fn typed<'t>(ctx: &'t mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Option<&'t Record>, Reply> {
+fn typed<'t>(
+    ctx: &'t mut Ctx<'_, '_>,
+    key: &Bytes,
+    kind: Kind,
+) -> Result<Option<&'t Record>, Reply> {
     let now_ms = ctx.txn.now_ms();
     match ctx.txn.live(key) {
         None => Ok(None),

@@ -17,9 +17,18 @@ pub fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let members: BTreeSet<&Bytes> = args[2..].iter().collect();
-    let added = members.iter().filter(|m| !set_of(Some(&current)).is_some_and(|s| s.contains(m))).count();
+    let added = members
+        .iter()
+        .filter(|m| !set_of(Some(&current)).is_some_and(|s| s.contains(m)))
+        .count();
     let stamp = ctx.txn.stamp();
-    ctx.txn.apply(key, &Record { set: Some(SetState::add_delta(stamp, members)), ..Record::default() });
+    ctx.txn.apply(
+        key,
+        &Record {
+            set: Some(SetState::add_delta(stamp, members)),
+            ..Record::default()
+        },
+    );
     Reply::Int(added as i64)
 }
 
@@ -32,14 +41,24 @@ pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     };
     let members: BTreeSet<&Bytes> = args[2..].iter().filter(|m| set.contains(m)).collect();
     if !members.is_empty() {
-        ctx.txn.apply(key, &Record { set: Some(set.remove_delta(members.iter().copied())), ..Record::default() });
+        ctx.txn.apply(
+            key,
+            &Record {
+                set: Some(set.remove_delta(members.iter().copied())),
+                ..Record::default()
+            },
+        );
     }
     Reply::Int(members.len() as i64)
 }
 
 pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Set) {
-        Ok(r) => Reply::Set(set_of(r).map(|s| s.members().cloned().map(Reply::Bulk).collect()).unwrap_or_default()),
+        Ok(r) => Reply::Set(
+            set_of(r)
+                .map(|s| s.members().cloned().map(Reply::Bulk).collect())
+                .unwrap_or_default(),
+        ),
         Err(e) => e,
     }
 }

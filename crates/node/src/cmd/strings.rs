@@ -11,7 +11,9 @@ fn string_of(record: Option<&Record>) -> StrState {
 }
 
 fn value_of(record: Option<&Record>) -> Option<Bytes> {
-    record.and_then(|r| r.string.as_ref()).and_then(StrState::value)
+    record
+        .and_then(|r| r.string.as_ref())
+        .and_then(StrState::value)
 }
 
 pub fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
@@ -37,7 +39,11 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 fn write_string(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Bytes, expiry: Option<Option<u64>>) {
     let current = ctx.txn.for_write(key);
     let stamp = ctx.txn.stamp();
-    let mut delta = if current.kind().is_some() { current.delete_delta(stamp) } else { Record::default() };
+    let mut delta = if current.kind().is_some() {
+        current.delete_delta(stamp)
+    } else {
+        Record::default()
+    };
     delta.string = Some(string_of(Some(&current)).set_delta(stamp, value));
     delta.expiry = expiry.map(|at| (stamp, at));
     ctx.txn.apply(key, &delta);
@@ -73,7 +79,8 @@ fn set_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
             }
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if !expiry_given && has_next => {
                 let n = int_arg(&args[i + 1])?;
-                let at = deadline(ctx.txn.now_ms(), &opt, n).ok_or_else(|| Reply::err("ERR invalid expire time in 'set' command"))?;
+                let at = deadline(ctx.txn.now_ms(), &opt, n)
+                    .ok_or_else(|| Reply::err("ERR invalid expire time in 'set' command"))?;
                 expiry = Some(Some(at));
                 expiry_given = true;
                 i += 1;
@@ -120,7 +127,7 @@ pub(super) fn deadline(now_ms: u64, unit: &[u8], n: i64) -> Option<u64> {
 }
 
 pub fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Reply::wrong_arity("mset");
     }
     for pair in args[1..].chunks(2) {
@@ -156,7 +163,10 @@ fn incr_by(ctx: &mut Ctx<'_, '_>, key: &Bytes, by: i64) -> Reply {
         return Reply::err(ERR_OVERFLOW);
     };
     let stamp = ctx.txn.stamp();
-    let delta = Record { string: Some(string.incr_delta(stamp, by)), ..Record::default() };
+    let delta = Record {
+        string: Some(string.incr_delta(stamp, by)),
+        ..Record::default()
+    };
     ctx.txn.apply(key, &delta);
     Reply::Int(new)
 }
@@ -224,7 +234,9 @@ pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let mut value = value_of(Some(&current)).map(|v| v.to_vec()).unwrap_or_default();
+    let mut value = value_of(Some(&current))
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
     value.extend_from_slice(&args[2]);
     let len = value.len() as i64;
     write_string(ctx, key, Bytes::from(value), None);

@@ -104,7 +104,10 @@ impl EngineHandle {
     /// Runs `commands` on the engine and waits for their replies.
     pub async fn run(&self, commands: Vec<Command>) -> Result<Vec<Reply>, EngineGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Request::Commands { commands, reply }).await.map_err(|_| EngineGone)?;
+        self.tx
+            .send(Request::Commands { commands, reply })
+            .await
+            .map_err(|_| EngineGone)?;
         rx.await.map_err(|_| EngineGone)
     }
 
@@ -123,7 +126,9 @@ const EXPIRE_PER_TICK_MAX: usize = 256;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Opens the engine over `store` and starts its thread. Counts the live keys first, so
@@ -136,13 +141,19 @@ pub fn spawn(
     let live_keys = count_live(store.as_ref())?;
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
-    stats.disk_bytes.store(store.disk_bytes(), Ordering::Relaxed);
+    stats
+        .disk_bytes
+        .store(store.disk_bytes(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
     let engine = Engine {
         store,
         clock,
         node: NodeId::from_name(&config.node_name),
-        state: EngineState { live_keys, cursors: Cursors::default(), max_value_len: config.max_value_len },
+        state: EngineState {
+            live_keys,
+            cursors: Cursors::default(),
+            max_value_len: config.max_value_len,
+        },
         config,
         stats: stats.clone(),
         unsynced: false,
@@ -162,7 +173,9 @@ fn count_live(store: &dyn Store) -> Result<u64, StorageError> {
     let mut after: Option<Bytes> = None;
     loop {
         let chunk = store.scan(after.as_deref(), 4096)?;
-        let Some((last, _)) = chunk.last() else { return Ok(count) };
+        let Some((last, _)) = chunk.last() else {
+            return Ok(count);
+        };
         after = Some(last.clone());
         count += chunk.iter().filter(|(_, r)| r.kind().is_some()).count() as u64;
     }
@@ -198,9 +211,12 @@ impl Engine {
             let mut next = Some(first);
             while let Some(request) = next.take() {
                 match request {
-                    Request::Commands { commands, reply } => {
-                        round.push(Pending { commands, reply, replies: Vec::new(), wrote: false })
-                    }
+                    Request::Commands { commands, reply } => round.push(Pending {
+                        commands,
+                        reply,
+                        replies: Vec::new(),
+                        wrote: false,
+                    }),
                     Request::Tick => tick = true,
                 }
                 if round.len() < ROUND_REQUESTS_MAX {
@@ -229,9 +245,18 @@ impl Engine {
 
     fn run_round(&mut self, mut round: Vec<Pending>) {
         let now_ms = wall_ms();
-        let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, now_ms, self.config.drop_tombstones);
+        let mut txn = Txn::new(
+            self.store.as_ref(),
+            &mut self.clock,
+            self.node,
+            now_ms,
+            self.config.drop_tombstones,
+        );
         for pending in &mut round {
-            let mut ctx = Ctx { txn: &mut txn, state: &mut self.state };
+            let mut ctx = Ctx {
+                txn: &mut txn,
+                state: &mut self.state,
+            };
             let dirty_before = ctx.txn.dirty_count();
             for (spec, args) in &pending.commands {
                 *self.command_counts.entry(spec.name).or_default() += 1;
@@ -250,7 +275,8 @@ impl Engine {
                 let started = Instant::now();
                 let result = self.store.commit(batch, durability);
                 if durability == Durability::Sync {
-                    metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("meridian_fsync_seconds")
+                        .record(started.elapsed().as_secs_f64());
                 } else {
                     self.unsynced = true;
                 }
@@ -260,7 +286,9 @@ impl Engine {
         match outcome {
             Ok(()) => {
                 self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
-                self.stats.live_keys.store(self.state.live_keys, Ordering::Relaxed);
+                self.stats
+                    .live_keys
+                    .store(self.state.live_keys, Ordering::Relaxed);
                 for p in round {
                     // A connection that went away does not care for its replies.
                     let _ = p.reply.send(p.replies);
@@ -280,15 +308,32 @@ impl Engine {
         let message = format!("ERR storage failure, write not applied: {error}");
         for mut p in round {
             if !p.wrote {
-                let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, wall_ms(), false);
-                let mut ctx = Ctx { txn: &mut txn, state: &mut self.state };
-                let replies: Vec<Reply> = p.commands.iter().map(|(spec, args)| cmd::execute(&mut ctx, spec, args)).collect();
+                let mut txn = Txn::new(
+                    self.store.as_ref(),
+                    &mut self.clock,
+                    self.node,
+                    wall_ms(),
+                    false,
+                );
+                let mut ctx = Ctx {
+                    txn: &mut txn,
+                    state: &mut self.state,
+                };
+                let replies: Vec<Reply> = p
+                    .commands
+                    .iter()
+                    .map(|(spec, args)| cmd::execute(&mut ctx, spec, args))
+                    .collect();
                 if txn.dirty_count() == 0 && txn.failed.is_none() {
                     let _ = p.reply.send(replies);
                     continue;
                 }
             }
-            p.replies = p.commands.iter().map(|_| Reply::Error(message.clone())).collect();
+            p.replies = p
+                .commands
+                .iter()
+                .map(|_| Reply::Error(message.clone()))
+                .collect();
             let _ = p.reply.send(p.replies);
         }
     }
@@ -300,12 +345,16 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        if self.config.fsync == FsyncPolicy::Batch && self.unsynced && self.last_sync.elapsed() >= Duration::from_millis(10) {
+        if self.config.fsync == FsyncPolicy::Batch
+            && self.unsynced
+            && self.last_sync.elapsed() >= Duration::from_millis(10)
+        {
             let started = Instant::now();
             match self.store.sync() {
                 Ok(()) => {
                     self.unsynced = false;
-                    metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+                    metrics::histogram!("meridian_fsync_seconds")
+                        .record(started.elapsed().as_secs_f64());
                 }
                 Err(e) => tracing::error!(error = %e, "periodic fsync failed"),
             }
@@ -314,7 +363,9 @@ impl Engine {
         if self.last_expire.elapsed() >= Duration::from_millis(100) {
             self.last_expire = Instant::now();
             self.expire_due();
-            self.stats.disk_bytes.store(self.store.disk_bytes(), Ordering::Relaxed);
+            self.stats
+                .disk_bytes
+                .store(self.store.disk_bytes(), Ordering::Relaxed);
         }
     }
 
@@ -332,10 +383,19 @@ impl Engine {
         if due.is_empty() {
             return;
         }
-        let mut txn = Txn::new(self.store.as_ref(), &mut self.clock, self.node, now_ms, self.config.drop_tombstones);
+        let mut txn = Txn::new(
+            self.store.as_ref(),
+            &mut self.clock,
+            self.node,
+            now_ms,
+            self.config.drop_tombstones,
+        );
         let mut expired = 0u64;
         for (at_ms, key) in due {
-            let current = txn.raw(&key).cloned().map(|r: Record| (r.expires_at_ms(), r));
+            let current = txn
+                .raw(&key)
+                .cloned()
+                .map(|r: Record| (r.expires_at_ms(), r));
             if let Some((Some(at), record)) = current
                 && at == at_ms
                 && record.kind().is_some()
@@ -350,7 +410,9 @@ impl Engine {
         match self.store.commit(batch, self.durability()) {
             Ok(()) => {
                 self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
-                self.stats.live_keys.store(self.state.live_keys, Ordering::Relaxed);
+                self.stats
+                    .live_keys
+                    .store(self.state.live_keys, Ordering::Relaxed);
                 metrics::counter!("meridian_expired_keys_total").increment(expired);
             }
             Err(e) => tracing::error!(error = %e, "committing expired keys failed"),

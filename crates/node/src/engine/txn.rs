@@ -31,8 +31,23 @@ pub struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     /// A round at physical time `now_ms`.
-    pub fn new(store: &'a dyn Store, clock: &'a mut Clock, node: NodeId, now_ms: u64, drop_tombstones: bool) -> Self {
-        Txn { store, clock, node, now_ms, touched: HashMap::new(), expiry_removes: Vec::new(), drop_tombstones, failed: None }
+    pub fn new(
+        store: &'a dyn Store,
+        clock: &'a mut Clock,
+        node: NodeId,
+        now_ms: u64,
+        drop_tombstones: bool,
+    ) -> Self {
+        Txn {
+            store,
+            clock,
+            node,
+            now_ms,
+            touched: HashMap::new(),
+            expiry_removes: Vec::new(),
+            drop_tombstones,
+            failed: None,
+        }
     }
 
     /// The round's physical time in milliseconds.
@@ -58,7 +73,14 @@ impl<'a> Txn<'a> {
                 }
             };
             let live_before = record.as_ref().is_some_and(|r| r.kind().is_some());
-            self.touched.insert(key.clone(), Touched { record, live_before, dirty: false });
+            self.touched.insert(
+                key.clone(),
+                Touched {
+                    record,
+                    live_before,
+                    dirty: false,
+                },
+            );
         }
         self.touched[key].record.as_ref()
     }
@@ -87,7 +109,10 @@ impl<'a> Txn<'a> {
     pub fn apply(&mut self, key: &Bytes, delta: &Record) {
         self.raw(key);
         let entry = self.touched.get_mut(key).expect("raw() inserted the key");
-        entry.record.get_or_insert_with(Record::default).merge(delta);
+        entry
+            .record
+            .get_or_insert_with(Record::default)
+            .merge(delta);
         entry.dirty = true;
     }
 
@@ -98,23 +123,34 @@ impl<'a> Txn<'a> {
 
     /// Up to about `limit` records after `after` in key order, as this round sees them: the
     /// store's records with this round's changes on top, including keys this round created.
-    pub fn scan(&mut self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, Record)>, StorageError> {
+    pub fn scan(
+        &mut self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
         let stored = self.store.scan(after, limit)?;
         // Past the last stored key returned, the store may hold more: only round keys up to
         // it can be merged in. When the store ran out, every later round key belongs here.
-        let upper = if stored.len() == limit { stored.last().map(|(k, _)| k.clone()) } else { None };
+        let upper = if stored.len() == limit {
+            stored.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
         let mut merged: std::collections::BTreeMap<Bytes, Option<Record>> =
             stored.into_iter().map(|(k, r)| (k, Some(r))).collect();
         for (key, t) in &self.touched {
             let after_ok = after.is_none_or(|a| key.as_ref() > a);
             let upper_ok = upper.as_ref().is_none_or(|u| key <= u);
-            if t.dirty && after_ok && upper_ok {
-                merged.insert(key.clone(), t.record.clone());
-            } else if merged.contains_key(key) {
+            // A key the store returned shows as this round left it; a key this round wrote
+            // joins the list when it falls inside the range the store covered.
+            if (t.dirty && after_ok && upper_ok) || merged.contains_key(key) {
                 merged.insert(key.clone(), t.record.clone());
             }
         }
-        Ok(merged.into_iter().filter_map(|(k, r)| r.map(|r| (k, r))).collect())
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, r)| r.map(|r| (k, r)))
+            .collect())
     }
 
     /// Drops a stale expiry index entry.
@@ -124,7 +160,11 @@ impl<'a> Txn<'a> {
 
     /// The batch to commit and the change in the number of live keys it makes.
     pub fn finish(self) -> (Batch, i64) {
-        let mut batch = Batch { expiry_removes: self.expiry_removes, hlc: self.clock.last(), ..Batch::default() };
+        let mut batch = Batch {
+            expiry_removes: self.expiry_removes,
+            hlc: self.clock.last(),
+            ..Batch::default()
+        };
         let mut live_delta = 0i64;
         for (key, t) in self.touched {
             if !t.dirty {

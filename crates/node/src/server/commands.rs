@@ -24,11 +24,20 @@ pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
 /// Commands a RESP2 connection may run while subscribed.
 pub fn allowed_when_subscribed(name: &str) -> bool {
-    matches!(name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+    matches!(
+        name,
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+    )
 }
 
 /// Runs connection command `name` (looked up and arity-checked), writing its replies.
-pub fn run(shared: &Shared, session: &mut Session, name: &str, args: &[Bytes], out: &mut BytesMut) -> Flow {
+pub fn run(
+    shared: &Shared,
+    session: &mut Session,
+    name: &str,
+    args: &[Bytes],
+    out: &mut BytesMut,
+) -> Flow {
     let reply = match name {
         "ping" => ping(session, args),
         "echo" => Reply::Bulk(args[1].clone()),
@@ -49,8 +58,13 @@ pub fn run(shared: &Shared, session: &mut Session, name: &str, args: &[Bytes], o
         "config" => config(shared, args),
         "info" => info(shared, args),
         "time" => {
-            let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-            Reply::Array(vec![Reply::bulk((micros / 1_000_000).to_string()), Reply::bulk((micros % 1_000_000).to_string())])
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            Reply::Array(vec![
+                Reply::bulk((micros / 1_000_000).to_string()),
+                Reply::bulk((micros % 1_000_000).to_string()),
+            ])
         }
         "wait" => wait(args),
         "publish" => Reply::Int(shared.hub.publish(&args[1], &args[2])),
@@ -73,7 +87,10 @@ fn ping(session: &Session, args: &[Bytes]) -> Reply {
         return Reply::wrong_arity("ping");
     }
     if session.subscribed() && session.protocol == Protocol::Resp2 {
-        return Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(args.get(1).cloned().unwrap_or_default())]);
+        return Reply::Array(vec![
+            Reply::bulk("pong"),
+            Reply::Bulk(args.get(1).cloned().unwrap_or_default()),
+        ]);
     }
     match args.get(1) {
         Some(m) => Reply::Bulk(m.clone()),
@@ -96,7 +113,11 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     while i < args.len() {
         match args[i].to_ascii_uppercase().as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                let reply = auth(&[Bytes::from("auth"), args[i + 1].clone(), args[i + 2].clone()]);
+                let reply = auth(&[
+                    Bytes::from("auth"),
+                    args[i + 1].clone(),
+                    args[i + 2].clone(),
+                ]);
                 if reply.is_error() {
                     return reply;
                 }
@@ -109,7 +130,12 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
                 name = Some(args[i + 1].clone());
                 i += 2;
             }
-            _ => return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i]))),
+            _ => {
+                return Reply::Error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                ));
+            }
         }
     }
     session.protocol = protocol;
@@ -119,13 +145,22 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Map(vec![
         (Reply::bulk("server"), Reply::bulk("meridian")),
         (Reply::bulk("version"), Reply::bulk(REDIS_COMPAT_VERSION)),
-        (Reply::bulk("proto"), Reply::Int(if protocol == Protocol::Resp3 { 3 } else { 2 })),
+        (
+            Reply::bulk("proto"),
+            Reply::Int(if protocol == Protocol::Resp3 { 3 } else { 2 }),
+        ),
         (Reply::bulk("id"), Reply::Int(session.id as i64)),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
         (Reply::bulk("role"), Reply::bulk("master")),
         (Reply::bulk("modules"), Reply::Array(vec![])),
-        (Reply::bulk("meridian_version"), Reply::bulk(env!("CARGO_PKG_VERSION"))),
-        (Reply::bulk("region"), Reply::bulk(shared.config.region.clone())),
+        (
+            Reply::bulk("meridian_version"),
+            Reply::bulk(env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            Reply::bulk("region"),
+            Reply::bulk(shared.config.region.clone()),
+        ),
     ])
 }
 
@@ -154,7 +189,9 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
 
 fn check_client_name(name: &[u8]) -> Result<(), Reply> {
     if name.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
-        return Err(Reply::err("ERR Client names cannot contain spaces, newlines or special characters."));
+        return Err(Reply::err(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     Ok(())
 }
@@ -166,22 +203,43 @@ fn client(session: &mut Session, args: &[Bytes]) -> Reply {
         (b"GETNAME", 2) => session.name.clone().map_or(Reply::Null, Reply::Bulk),
         (b"SETNAME", 3) => match check_client_name(&args[2]) {
             Ok(()) => {
-                session.name = if args[2].is_empty() { None } else { Some(args[2].clone()) };
+                session.name = if args[2].is_empty() {
+                    None
+                } else {
+                    Some(args[2].clone())
+                };
                 Reply::OK
             }
             Err(e) => e,
         },
         (b"SETINFO", 4) => Reply::OK,
         (b"INFO", 2) | (b"LIST", _) => {
-            let name = session.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-            let proto = if session.protocol == Protocol::Resp3 { 3 } else { 2 };
-            Reply::Verbatim(format!("id={} name={} db=0 resp={}\n", session.id, name, proto))
+            let name = session
+                .name
+                .as_ref()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            let proto = if session.protocol == Protocol::Resp3 {
+                3
+            } else {
+                2
+            };
+            Reply::Verbatim(format!(
+                "id={} name={} db=0 resp={}\n",
+                session.id, name, proto
+            ))
         }
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
         (b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH", _) => {
-            Reply::Error(format!("ERR wrong number of arguments for 'client|{}' command", String::from_utf8_lossy(&sub).to_lowercase()))
+            Reply::Error(format!(
+                "ERR wrong number of arguments for 'client|{}' command",
+                String::from_utf8_lossy(&sub).to_lowercase()
+            ))
         }
-        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }
 
@@ -196,7 +254,11 @@ fn command_info(spec: &crate::cmd::Spec) -> Reply {
         (_, "mset") => (1, -1),
         _ => (1, 1),
     };
-    let step = if spec.name == "mset" { 2 } else { i64::from(first != 0) };
+    let step = if spec.name == "mset" {
+        2
+    } else {
+        i64::from(first != 0)
+    };
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(i64::from(spec.arity)),
@@ -215,11 +277,17 @@ fn command(args: &[Bytes]) -> Reply {
         b"COUNT" => Reply::Int(COMMANDS.len() as i64),
         b"LIST" => Reply::Array(COMMANDS.iter().map(|s| Reply::bulk(s.name)).collect()),
         b"INFO" => Reply::Array(
-            args[2..].iter().map(|n| crate::cmd::lookup(n).map_or(Reply::NullArray, command_info)).collect(),
+            args[2..]
+                .iter()
+                .map(|n| crate::cmd::lookup(n).map_or(Reply::NullArray, command_info))
+                .collect(),
         ),
         // No documentation is served; redis-cli then simply shows no hints.
         b"DOCS" => Reply::Map(vec![]),
-        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub))),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(sub)
+        )),
     }
 }
 
@@ -253,7 +321,10 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
             let table = config_table(shared);
             let mut pairs = Vec::new();
             for (name, value) in &table {
-                if args[2..].iter().any(|p| glob_match(p, name.as_bytes(), true)) {
+                if args[2..]
+                    .iter()
+                    .any(|p| glob_match(p, name.as_bytes(), true))
+                {
                     pairs.push((Reply::bulk(*name), Reply::bulk(value.clone())));
                 }
             }
@@ -262,14 +333,23 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
         b"GET" => Reply::wrong_arity("config|get"),
         b"SET" => Reply::err("ERR CONFIG SET is not supported: restart the node with new flags"),
         b"RESETSTAT" => Reply::OK,
-        _ => Reply::Error(format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(&args[1]))),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }
 
 fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let c = &shared.config;
-    let wanted: Vec<String> = args[1..].iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
     let show = |section: &str| all || wanted.iter().any(|w| w == section);
     let keys = shared.engine.stats.live_keys.load(Ordering::Relaxed);
     let mut text = String::new();
@@ -306,10 +386,15 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("replication") {
         // A cluster of one until replication lands: no peers to list.
-        text.push_str(&format!("# Replication\r\nrole:master\r\nregion:{}\r\nconnected_peers:0\r\n\r\n", c.region));
+        text.push_str(&format!(
+            "# Replication\r\nrole:master\r\nregion:{}\r\nconnected_peers:0\r\n\r\n",
+            c.region
+        ));
     }
     if show("keyspace") && keys > 0 {
-        text.push_str(&format!("# Keyspace\r\ndb0:keys={keys},expires=0,avg_ttl=0\r\n\r\n"));
+        text.push_str(&format!(
+            "# Keyspace\r\ndb0:keys={keys},expires=0,avg_ttl=0\r\n\r\n"
+        ));
     }
     Reply::Verbatim(text)
 }
@@ -327,7 +412,13 @@ fn wait(args: &[Bytes]) -> Reply {
     Reply::Int(1)
 }
 
-fn subscribe(shared: &Shared, session: &mut Session, names: &[Bytes], pattern: bool, out: &mut BytesMut) {
+fn subscribe(
+    shared: &Shared,
+    session: &mut Session,
+    names: &[Bytes],
+    pattern: bool,
+    out: &mut BytesMut,
+) {
     let id = match &session.subscriber {
         Some(s) => s.id,
         None => {
@@ -339,32 +430,69 @@ fn subscribe(shared: &Shared, session: &mut Session, names: &[Bytes], pattern: b
     };
     let kind = if pattern { "psubscribe" } else { "subscribe" };
     for name in names {
-        let set = if pattern { &mut session.patterns } else { &mut session.channels };
+        let set = if pattern {
+            &mut session.patterns
+        } else {
+            &mut session.channels
+        };
         if set.insert(name.clone()) {
             shared.hub.subscribe(id, name.clone(), pattern);
         }
         let count = (session.channels.len() + session.patterns.len()) as i64;
-        Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(name.clone()), Reply::Int(count)]).encode(session.protocol, out);
+        Reply::Push(vec![
+            Reply::bulk(kind),
+            Reply::Bulk(name.clone()),
+            Reply::Int(count),
+        ])
+        .encode(session.protocol, out);
     }
 }
 
-fn unsubscribe(shared: &Shared, session: &mut Session, names: &[Bytes], pattern: bool, out: &mut BytesMut) {
-    let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
-    let current = if pattern { &session.patterns } else { &session.channels };
-    let names: Vec<Bytes> = if names.is_empty() { current.iter().cloned().collect() } else { names.to_vec() };
+fn unsubscribe(
+    shared: &Shared,
+    session: &mut Session,
+    names: &[Bytes],
+    pattern: bool,
+    out: &mut BytesMut,
+) {
+    let kind = if pattern {
+        "punsubscribe"
+    } else {
+        "unsubscribe"
+    };
+    let current = if pattern {
+        &session.patterns
+    } else {
+        &session.channels
+    };
+    let names: Vec<Bytes> = if names.is_empty() {
+        current.iter().cloned().collect()
+    } else {
+        names.to_vec()
+    };
     if names.is_empty() {
         let count = (session.channels.len() + session.patterns.len()) as i64;
-        Reply::Push(vec![Reply::bulk(kind), Reply::Null, Reply::Int(count)]).encode(session.protocol, out);
+        Reply::Push(vec![Reply::bulk(kind), Reply::Null, Reply::Int(count)])
+            .encode(session.protocol, out);
         return;
     }
     for name in names {
-        let set = if pattern { &mut session.patterns } else { &mut session.channels };
+        let set = if pattern {
+            &mut session.patterns
+        } else {
+            &mut session.channels
+        };
         if set.remove(&name)
             && let Some(s) = &session.subscriber
         {
             shared.hub.unsubscribe(s.id, &name, pattern);
         }
         let count = (session.channels.len() + session.patterns.len()) as i64;
-        Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(name), Reply::Int(count)]).encode(session.protocol, out);
+        Reply::Push(vec![
+            Reply::bulk(kind),
+            Reply::Bulk(name),
+            Reply::Int(count),
+        ])
+        .encode(session.protocol, out);
     }
 }

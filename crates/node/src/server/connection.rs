@@ -42,7 +42,11 @@ impl Session {
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Serves one connection until the client leaves, breaks the protocol, or the node stops.
-pub async fn serve(mut socket: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    mut socket: TcpStream,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let mut session = Session {
         id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
         name: None,
@@ -97,7 +101,11 @@ async fn serve_session(
             return Ok(());
         }
         if input.len() > shared.config.max_query_buffer {
-            tracing::warn!(client = session.id, bytes = input.len(), "closing a client whose query buffer passed the limit");
+            tracing::warn!(
+                client = session.id,
+                bytes = input.len(),
+                "closing a client whose query buffer passed the limit"
+            );
             metrics::counter!("meridian_query_buffer_overflows_total").increment(1);
             return Ok(());
         }
@@ -115,15 +123,25 @@ async fn serve_session(
                     push(session.protocol, d, &mut output);
                     // Drain what else is waiting, so a busy channel is written in few syscalls.
                     while output.len() < 1 << 20
-                        && let Some(d) = session.subscriber.as_mut().and_then(|s| s.rx.try_recv().ok())
+                        && let Some(d) = session
+                            .subscriber
+                            .as_mut()
+                            .and_then(|s| s.rx.try_recv().ok())
                     {
                         push(session.protocol, d, &mut output);
                     }
                     socket.write_all(&output).await?;
                     output.clear();
                 }
-                if session.subscriber.as_ref().is_some_and(|s| s.overflowed.load(Ordering::Relaxed)) {
-                    tracing::warn!(client = session.id, "closing a subscriber that fell too far behind");
+                if session
+                    .subscriber
+                    .as_ref()
+                    .is_some_and(|s| s.overflowed.load(Ordering::Relaxed))
+                {
+                    tracing::warn!(
+                        client = session.id,
+                        "closing a subscriber that fell too far behind"
+                    );
                     return Ok(());
                 }
             }
@@ -146,10 +164,23 @@ async fn recv(subscriber: Option<&mut Subscriber>) -> Option<Delivery> {
 fn push(protocol: Protocol, delivery: Delivery, out: &mut BytesMut) {
     let items = match delivery {
         Delivery::Message { channel, payload } => {
-            vec![Reply::bulk("message"), Reply::Bulk(channel), Reply::Bulk(payload)]
+            vec![
+                Reply::bulk("message"),
+                Reply::Bulk(channel),
+                Reply::Bulk(payload),
+            ]
         }
-        Delivery::PMessage { pattern, channel, payload } => {
-            vec![Reply::bulk("pmessage"), Reply::Bulk(pattern), Reply::Bulk(channel), Reply::Bulk(payload)]
+        Delivery::PMessage {
+            pattern,
+            channel,
+            payload,
+        } => {
+            vec![
+                Reply::bulk("pmessage"),
+                Reply::Bulk(pattern),
+                Reply::Bulk(channel),
+                Reply::Bulk(payload),
+            ]
         }
     };
     Reply::Push(items).encode(protocol, out);
@@ -157,7 +188,12 @@ fn push(protocol: Protocol, delivery: Delivery, out: &mut BytesMut) {
 
 /// Runs a pipeline of commands in order, writing each reply to `out`. Consecutive data
 /// commands go to the engine as one request.
-async fn run_commands(shared: &Shared, session: &mut Session, commands: Vec<Vec<Bytes>>, out: &mut BytesMut) -> Flow {
+async fn run_commands(
+    shared: &Shared,
+    session: &mut Session,
+    commands: Vec<Vec<Bytes>>,
+    out: &mut BytesMut,
+) -> Flow {
     let mut batch: Vec<Command> = Vec::new();
     for args in commands {
         let spec = match cmd::lookup(&args[0]) {
@@ -173,7 +209,10 @@ async fn run_commands(shared: &Shared, session: &mut Session, commands: Vec<Vec<
                 continue;
             }
         };
-        if session.subscribed() && session.protocol == Protocol::Resp2 && !commands::allowed_when_subscribed(spec.name) {
+        if session.subscribed()
+            && session.protocol == Protocol::Resp2
+            && !commands::allowed_when_subscribed(spec.name)
+        {
             flush(shared, session, &mut batch, out).await;
             Reply::Error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Meridian against redis-server 7, side by side in one run, at matched durability.
+
+    cargo build --release -p meridian && python3 bench/run.py [--requests N] [--out bench/RESULTS.md]
+
+For each durability pair (Meridian --fsync batch vs redis appendfsync everysec, and always vs
+always) and each test (SET, GET, INCR, HSET, SADD), redis-benchmark runs with 50 clients,
+without and with pipelining (-P 16), first against redis-server and then against Meridian,
+with random keys over 100k. Then both are filled with 1M keys (16-byte keys, 100-byte values)
+and their resident memory is read from /proc. Writes a Markdown table of throughput ratios and
+p50/p99 latencies.
+"""
+
+import argparse
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ["set", "get", "incr", "hset", "sadd"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"port {port} never opened")
+
+
+def start_redis(fsync, workdir):
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "yes", "--appendfsync", fsync,
+         "--dir", str(workdir), "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, port
+
+
+def start_meridian(fsync, workdir, binary):
+    port, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [binary, "server", "--node-id", "bench", "--data-dir", str(workdir), "--resp-addr", f"127.0.0.1:{port}",
+         "--http-addr", f"127.0.0.1:{http}", "--peer-addr", f"127.0.0.1:{free_port()}", "--fsync", fsync],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, port
+
+
+def bench(port, test, requests, pipeline):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-r", "100000", "-d", "100",
+         "-P", str(pipeline), "-t", test, "--csv"],
+        capture_output=True, text=True, check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    row = rows[0]
+    return float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"])
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def fill(port):
+    subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", "1000000", "-r", "1000000000000", "-d", "100",
+         "-P", "16", "-t", "set", "-q"],
+        capture_output=True, check=True)
+    out = subprocess.run(["redis-cli", "-p", str(port), "DBSIZE"], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "meridian"))
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args()
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    lines = [
+        "# Benchmark: Meridian against redis-server",
+        "",
+        f"Run on {time.strftime('%Y-%m-%d')} on this machine ({os.cpu_count()} cores; client and servers share them), "
+        f"redis-server {redis_version}, redis-benchmark with 50 clients, {args.requests} requests per row, "
+        "random keys over 100k, 100-byte values.",
+        "",
+        "Reproduce: `cargo build --release -p meridian && python3 bench/run.py`",
+        "",
+        "| durability | test | pipeline | redis ops/s | meridian ops/s | ratio | redis p50/p99 ms | meridian p50/p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    pairs = [("batch", "everysec"), ("always", "always")]
+    for m_fsync, r_fsync in pairs:
+        for pipeline in (1, 16):
+            for test in TESTS:
+                results = {}
+                for name in ("redis", "meridian"):
+                    with tempfile.TemporaryDirectory() as work:
+                        if name == "redis":
+                            proc, port = start_redis(r_fsync, work)
+                        else:
+                            proc, port = start_meridian(m_fsync, work, args.binary)
+                        try:
+                            results[name] = bench(port, test, args.requests, pipeline)
+                        finally:
+                            stop(proc)
+                (r_rps, r50, r99), (m_rps, m50, m99) = results["redis"], results["meridian"]
+                row = (f"| meridian {m_fsync} / redis {r_fsync} | {test.upper()} | {pipeline} | {r_rps:,.0f} | "
+                       f"{m_rps:,.0f} | {m_rps / r_rps:.2f}x | {r50:.2f} / {r99:.2f} | {m50:.2f} / {m99:.2f} |")
+                print(row, flush=True)
+                lines.append(row)
+    if not args.skip_memory:
+        lines += ["", "## Resident memory holding 1M keys (16-byte keys, 100-byte values)", "",
+                  "| server | keys | RSS MiB |", "|---|---|---|"]
+        for name in ("redis", "meridian"):
+            with tempfile.TemporaryDirectory() as work:
+                proc, port = start_redis("everysec", work) if name == "redis" else start_meridian("batch", work, args.binary)
+                try:
+                    keys = fill(port)
+                    time.sleep(2)
+                    row = f"| {name} | {keys:,} | {rss_mib(proc.pid):,.0f} |"
+                finally:
+                    stop(proc)
+            print(row, flush=True)
+            lines.append(row)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    if shutil.which("redis-benchmark") is None or shutil.which("redis-server") is None:
+        sys.exit("needs redis-server and redis-benchmark: apt-get install redis-server redis-tools")
+    main()

@@ -1,0 +1,96 @@
+"""Fixtures that run real Meridian nodes as separate processes on real sockets."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(os.environ.get("MERIDIAN_BIN", ROOT / "target" / "debug" / "meridian"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    """One `meridian server` process with its own ports and data directory."""
+
+    def __init__(self, data_dir: Path, *extra: str, env: dict | None = None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.http_port = free_port()
+        self.extra = list(extra)
+        self.env = env
+        self.proc = None
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    def start(self, wait: float = 20.0):
+        args = [
+            str(BIN), "server",
+            "--node-id", "test-node",
+            "--data-dir", str(self.data_dir),
+            "--resp-addr", f"127.0.0.1:{self.port}",
+            "--http-addr", f"127.0.0.1:{self.http_port}",
+            "--peer-addr", f"127.0.0.1:{free_port()}",
+            *self.extra,
+        ]
+        env = dict(os.environ, **(self.env or {}))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=env)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"meridian exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with self.client() as probe:
+                    probe.ping()
+                return self
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("meridian did not start in time")
+
+    def client(self, **kw) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=10, **kw)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, sig=signal.SIGTERM, timeout=20) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            return self.proc.wait(timeout=timeout)
+        return self.proc.returncode if self.proc else 0
+
+
+@pytest.fixture
+def node_factory(tmp_path):
+    nodes = []
+
+    def make(*extra, env=None, name="data"):
+        n = Node(tmp_path / name, *extra, env=env)
+        nodes.append(n)
+        return n
+
+    yield make
+    for n in nodes:
+        if n.proc and n.proc.poll() is None:
+            n.proc.kill()
+            n.proc.wait()
+
+
+@pytest.fixture
+def node(node_factory):
+    return node_factory().start()
+
+
+@pytest.fixture
+def r(node):
+    return node.client(decode_responses=True)

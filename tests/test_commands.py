@@ -1,0 +1,241 @@
+"""Every command of the design, through redis-py, with Redis 7.0's replies and errors."""
+
+import time
+
+import pytest
+import redis
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+
+def err(r, *args) -> str:
+    with pytest.raises((redis.exceptions.ResponseError, redis.exceptions.AuthenticationError)) as e:
+        r.execute_command(*args)
+    return str(e.value)
+
+
+def test_connection_commands(r):
+    assert r.ping() is True
+    assert r.echo("hi") == "hi"
+    assert r.execute_command("SELECT", 0) in (True, "OK")
+    assert err(r, "SELECT", 1) == "DB index is out of range"
+    assert err(r, "SELECT", "x") == "value is not an integer or out of range"
+    assert r.client_setname("worker-1") is True
+    assert r.client_getname() == "worker-1"
+    assert isinstance(r.client_id(), int)
+    assert "Client names cannot contain spaces" in err(r, "CLIENT", "SETNAME", "a b")
+    secs, micros = r.time()
+    assert abs(secs - time.time()) < 5 and 0 <= micros < 1_000_000
+    assert r.config_get("save") == {"save": ""}
+    assert "appendonly" in r.config_get("append*")
+    assert "called without any password configured" in err(r, "AUTH", "pw")
+    assert r.execute_command("AUTH", "default", "anything") in (True, "OK")
+    assert r.command_count() > 40
+    info = r.info()
+    assert info["redis_version"] == "7.0.15"
+    assert r.info("replication")["role"] == "master"
+    assert r.execute_command("WAIT", 1, 100) == 1
+    assert "unknown command 'NOPE'" in err(r, "NOPE", "a")
+    assert err(r, "GET") == "wrong number of arguments for 'get' command"
+
+
+def test_hello_switches_protocol(node):
+    c = node.client(protocol=3, decode_responses=True)
+    hello = c.execute_command("HELLO", 3)
+    assert hello["proto"] == 3 and hello["server"] == "meridian"
+    c.hset("h", mapping={"a": "1"})
+    assert c.hgetall("h") == {"a": "1"}
+    assert c.get("missing") is None
+    assert "NOPROTO" in str(pytest.raises(redis.exceptions.ResponseError, c.execute_command, "HELLO", 4).value)
+
+
+def test_strings(r):
+    assert r.set("k", "v") is True
+    assert r.get("k") == "v"
+    assert r.get("nope") is None
+    assert r.set("k", "w", nx=True) is None
+    assert r.set("new", "1", xx=True) is None
+    assert r.set("k", "w", xx=True) is True
+    assert r.set("k", "x", get=True) == "w"
+    assert r.set("fresh", "x", get=True) is None
+    assert err(r, "SET", "k", "v", "NX", "XX") == "syntax error"
+    assert err(r, "SET", "k", "v", "EX", "0") == "invalid expire time in 'set' command"
+    assert err(r, "SET", "k", "v", "EX", "abc") == "value is not an integer or out of range"
+    assert err(r, "SET", "k", "v", "EX", "10", "PX", "10") == "syntax error"
+    assert r.mset({"a": "1", "b": "2"}) is True
+    assert r.mget("a", "b", "missing") == ["1", "2", None]
+    assert err(r, "MSET", "a", "1", "b") == "wrong number of arguments for 'mset' command"
+    assert r.getdel("a") == "1"
+    assert r.get("a") is None
+    assert r.getdel("a") is None
+    assert r.strlen("b") == 1 and r.strlen("missing") == 0
+    assert r.append("b", "345") == 4
+    assert r.get("b") == "2345"
+    assert r.append("c", "x") == 1
+    r.sadd("s", "m")
+    assert err(r, "GET", "s") == WRONGTYPE
+    assert err(r, "APPEND", "s", "x") == WRONGTYPE
+    assert err(r, "SET", "s", "x", "GET") == WRONGTYPE
+    assert r.mget("s") == [None]
+    assert r.set("s", "now a string") is True
+    assert r.type("s") == "string"
+
+
+def test_counters(r):
+    assert r.incr("n") == 1
+    assert r.incrby("n", 41) == 42
+    assert r.decr("n") == 41
+    assert r.decrby("n", 40) == 1
+    assert r.get("n") == "1"
+    r.set("n", "100")
+    assert r.incr("n") == 101
+    r.set("big", str(2**63 - 1))
+    assert err(r, "INCR", "big") == "increment or decrement would overflow"
+    assert r.get("big") == str(2**63 - 1)
+    r.set("word", "abc")
+    assert err(r, "INCR", "word") == "value is not an integer or out of range"
+    assert err(r, "INCRBY", "n", "1.5") == "value is not an integer or out of range"
+    assert err(r, "DECRBY", "n", str(-(2**63))) == "decrement would overflow"
+    r.set("sp", " 1")
+    assert err(r, "INCR", "sp") == "value is not an integer or out of range"
+    assert r.incrbyfloat("f", 10.5) == 10.5
+    assert r.incrbyfloat("f", 0.1) == pytest.approx(10.6)
+    assert r.get("f") == "10.6"
+    r.set("f2", "5.0e3")
+    assert r.incrbyfloat("f2", 200) == 5200
+    assert err(r, "INCRBYFLOAT", "word", "1") == "value is not a valid float"
+    assert err(r, "INCRBYFLOAT", "f", "x") == "value is not a valid float"
+    r.sadd("s", "x")
+    assert err(r, "INCR", "s") == WRONGTYPE
+
+
+def test_keys_and_expiry(r):
+    r.mset({"a": "1", "b": "2", "c": "3"})
+    assert r.exists("a", "b", "a", "zz") == 3
+    assert r.delete("a", "zz") == 1
+    assert r.unlink("b") == 1
+    assert r.type("c") == "string" and r.type("zz") == "none"
+    assert r.ttl("c") == -1 and r.ttl("zz") == -2
+    assert r.pttl("zz") == -2
+    assert r.expire("c", 100) is True
+    assert 99 <= r.ttl("c") <= 100
+    assert 99_000 <= r.pttl("c") <= 100_000
+    assert r.expire("c", 50, nx=True) is False
+    assert r.expire("c", 50, gt=True) is False
+    assert r.expire("c", 200, gt=True) is True
+    assert r.expire("c", 10, lt=True) is True
+    assert r.expire("zz", 10) is False
+    assert "not compatible" in err(r, "EXPIRE", "c", "10", "NX", "XX")
+    assert r.persist("c") is True and r.ttl("c") == -1
+    assert r.persist("c") is False
+    assert r.pexpire("c", 100) is True
+    time.sleep(0.25)
+    assert r.get("c") is None and r.exists("c") == 0
+    r.set("d", "x", px=1)
+    time.sleep(0.05)
+    assert r.get("d") is None
+    r.set("e", "x")
+    assert r.expire("e", -1) is True
+    assert r.exists("e") == 0
+    r.set("keep", "v", ex=100)
+    r.set("keep", "w", keepttl=True)
+    assert r.ttl("keep") > 90
+    r.set("keep", "z")
+    assert r.ttl("keep") == -1
+    r.incr("ctr")
+    r.expire("ctr", 100)
+    r.incr("ctr")
+    assert r.ttl("ctr") > 90
+
+
+def test_expired_keys_are_reclaimed_and_recreated_fresh(r):
+    r.set("gone", "v", px=50)
+    r.sadd("gone-set", "a")
+    r.pexpire("gone-set", 50)
+    time.sleep(0.5)
+    assert r.dbsize() == 0
+    # A write to an expired key starts a fresh key: no old members, no old deadline.
+    assert r.sadd("gone-set", "b") == 1
+    assert r.smembers("gone-set") == {"b"}
+    assert r.ttl("gone-set") == -1
+
+
+def test_keys_scan_dbsize(r):
+    for i in range(250):
+        r.set(f"user:{i}", i)
+    r.hset("hash:1", "f", "v")
+    r.sadd("set:1", "m")
+    assert r.dbsize() == 252
+    assert sorted(r.keys("user:1?")) == [f"user:{i}" for i in range(10, 20)]
+    assert r.keys("hash:*") == ["hash:1"]
+    assert set(r.scan_iter(count=17)) == set(r.keys("*"))
+    assert len(set(r.scan_iter(count=17))) == 252
+    assert set(r.scan_iter(match="user:24*")) == {"user:24"} | {f"user:24{i}" for i in range(10)}
+    assert list(r.scan_iter(_type="set")) == ["set:1"]
+    assert err(r, "SCAN", "abc") == "invalid cursor"
+    r.delete("user:0")
+    assert r.dbsize() == 251
+
+
+def test_hashes(r):
+    assert r.hset("h", mapping={"a": "1", "b": "2"}) == 2
+    assert r.hset("h", "a", "3") == 0
+    assert r.hget("h", "a") == "3"
+    assert r.hget("h", "zz") is None and r.hget("nohash", "a") is None
+    assert r.hmget("h", ["a", "zz", "b"]) == ["3", None, "2"]
+    assert r.hgetall("h") == {"a": "3", "b": "2"}
+    assert r.hgetall("nohash") == {}
+    assert r.hlen("h") == 2
+    assert r.hexists("h", "a") is True and r.hexists("h", "zz") is False
+    assert sorted(r.hkeys("h")) == ["a", "b"]
+    assert sorted(r.hvals("h")) == ["2", "3"]
+    assert r.hincrby("h", "n", 5) == 5
+    assert r.hincrby("h", "n", -7) == -2
+    assert err(r, "HINCRBY", "h", "a", "x") == "value is not an integer or out of range"
+    r.hset("h", "s", "text")
+    assert err(r, "HINCRBY", "h", "s", "1") == "hash value is not an integer"
+    assert r.hdel("h", "a", "zz", "a") == 1
+    assert r.hlen("h") == 3
+    assert r.hdel("h", "b", "n", "s") == 3
+    assert r.exists("h") == 0
+    assert err(r, "HSET", "h", "a") == "wrong number of arguments for 'hset' command"
+    assert r.execute_command("HMSET", "h2", "x", "1") in (True, "OK")
+    r.set("str", "v")
+    assert err(r, "HSET", "str", "a", "1") == WRONGTYPE
+    assert err(r, "HGETALL", "str") == WRONGTYPE
+
+
+def test_sets(r):
+    assert r.sadd("s", "a", "b", "a") == 2
+    assert r.sadd("s", "b", "c") == 1
+    assert r.smembers("s") == {"a", "b", "c"}
+    assert r.smembers("nos") == set()
+    assert r.sismember("s", "a") is True or r.sismember("s", "a") == 1
+    assert r.sismember("s", "zz") in (False, 0)
+    assert r.scard("s") == 3 and r.scard("nos") == 0
+    assert r.srem("s", "a", "zz") == 1
+    assert r.srem("nos", "a") == 0
+    assert r.srem("s", "b", "c") == 2
+    assert r.exists("s") == 0
+    r.set("str", "v")
+    assert err(r, "SADD", "str", "a") == WRONGTYPE
+    assert err(r, "SMEMBERS", "str") == WRONGTYPE
+
+
+def test_pipelining_keeps_order(r):
+    p = r.pipeline(transaction=False)
+    for i in range(500):
+        p.incr("p")
+        p.get("p")
+        p.ping()
+    out = p.execute()
+    assert out[0::3] == list(range(1, 501))
+    assert out[1::3] == [str(i) for i in range(1, 501)]
+    assert all(x is True for x in out[2::3])
+
+
+def test_binary_safe_values(node):
+    c = node.client()
+    value = bytes(range(256)) * 4 + b"\r\n\x00"
+    c.set(b"bin\x00key", value)
+    assert c.get(b"bin\x00key") == value

@@ -147,3 +147,41 @@ def test_kill9_never_corrupts(node_factory, fsync):
             part = keys[chunk:chunk + 500]
             assert c.mget(part) == part
         assert c.set("probe", "ok") and c.get("probe") == "ok"
+
+
+def test_full_disk_fails_writes_and_keeps_reads(node_factory, tmp_path):
+    """A full disk fails the write with an error (never an acknowledgement), changes nothing,
+    and the node stays up for reads. Needs root to mount a small tmpfs."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], check=True)
+    try:
+        n = node_factory("--data-dir", str(mnt / "data")).start()
+        c = n.client(retry=Retry(NoBackoff(), 0))
+        c.set("keep", "yes")
+        acked = []
+        failure = None
+        for i in range(400):
+            value = os.urandom(100_000)
+            try:
+                c.set(f"big{i}", value)
+                acked.append((f"big{i}", value))
+            except redis.exceptions.ResponseError as e:
+                failure = str(e)
+                break
+        assert failure is not None and failure.startswith("storage failure, write not applied"), failure
+        with pytest.raises(redis.exceptions.ResponseError):
+            c.set("after", "1")
+        assert c.get("keep") == b"yes"
+        assert c.get("after") is None
+        for key, value in acked[-5:]:
+            assert c.get(key) == value
+        assert c.ping() and n.proc.poll() is None
+        n.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -30,7 +30,7 @@ class Node:
         self.extra = list(extra)
         self.env = env
         self.proc = None
-        self.log = data_dir.parent / f"{data_dir.name}.log"
+        self.log = data_dir.parent.parent / f"{data_dir.parent.name}-{data_dir.name}.log"
 
     def start(self, wait: float = 20.0):
         args = [
@@ -74,8 +74,8 @@ class Node:
 def node_factory(tmp_path):
     nodes = []
 
-    def make(*extra, env=None, name="data"):
-        n = Node(tmp_path / name, *extra, env=env)
+    def make(*extra, env=None, name="data", data_dir=None):
+        n = Node(data_dir or tmp_path / name, *extra, env=env)
         nodes.append(n)
         return n
 

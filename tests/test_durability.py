@@ -161,7 +161,7 @@ def test_full_disk_fails_writes_and_keeps_reads(node_factory, tmp_path):
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], check=True)
     try:
-        n = node_factory("--data-dir", str(mnt / "data")).start()
+        n = node_factory(data_dir=mnt / "data").start()
         c = n.client(retry=Retry(NoBackoff(), 0))
         c.set("keep", "yes")
         acked = []

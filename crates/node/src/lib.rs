@@ -100,7 +100,7 @@ pub async fn run(
         drop_tombstones: true,
     };
     let (engine, engine_thread) =
-        engine::spawn(Box::new(store), engine_config).map_err(|source| StartError::Storage {
+        engine::spawn(Arc::new(store), engine_config).map_err(|source| StartError::Storage {
             dir: config.data_dir.display().to_string(),
             source,
         })?;

@@ -27,7 +27,9 @@ impl FjallStore {
             .cache_size(cache_bytes)
             .manual_journal_persist(true)
             .open()?;
-        let data = db.keyspace("data", KeyspaceCreateOptions::default)?;
+        let data = db.keyspace("data", || {
+            KeyspaceCreateOptions::default().max_memtable_size(8 << 20)
+        })?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         Ok(FjallStore {
@@ -47,7 +49,7 @@ impl Store for FjallStore {
         }
     }
 
-    fn commit(&mut self, batch: Batch, durability: Durability) -> Result<(), StorageError> {
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -73,7 +75,7 @@ impl Store for FjallStore {
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StorageError> {
+    fn sync(&self) -> Result<(), StorageError> {
         self.db.persist(PersistMode::SyncData)?;
         Ok(())
     }

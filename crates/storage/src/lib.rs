@@ -74,16 +74,17 @@ impl Batch {
     }
 }
 
-/// The node's view of durable storage.
-pub trait Store: Send {
+/// The node's view of durable storage. One thread writes (the engine); any thread may read,
+/// and a reader sees each committed batch whole or not at all.
+pub trait Store: Send + Sync {
     /// The record stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError>;
 
     /// Applies `batch` atomically: after a crash either all of it is there or none.
-    fn commit(&mut self, batch: Batch, durability: Durability) -> Result<(), StorageError>;
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;
 
     /// Makes everything committed so far durable (fsync).
-    fn sync(&mut self) -> Result<(), StorageError>;
+    fn sync(&self) -> Result<(), StorageError>;
 
     /// Up to `limit` records with keys strictly after `after` (from the first key when
     /// `None`), in key order.

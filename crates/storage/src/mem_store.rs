@@ -6,10 +6,16 @@ use crdt::Record;
 use hlc::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
+use std::sync::Mutex;
 
-/// Everything in ordered maps; `commit` is atomic by construction.
-#[derive(Debug, Default, Clone)]
+/// Everything in ordered maps behind one lock; `commit` is atomic by construction.
+#[derive(Debug, Default)]
 pub struct MemStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
     data: BTreeMap<Bytes, Record>,
     expiry: BTreeSet<Vec<u8>>,
     hlc: Timestamp,
@@ -20,31 +26,39 @@ impl MemStore {
     pub fn new() -> MemStore {
         MemStore::default()
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .expect("a MemStore user panicked while holding the lock")
+    }
 }
 
 impl Store for MemStore {
     fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
-        Ok(self.data.get(key).cloned())
+        Ok(self.lock().data.get(key).cloned())
     }
 
-    fn commit(&mut self, batch: Batch, _durability: Durability) -> Result<(), StorageError> {
-        for (key, record) in batch.puts {
+    fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), StorageError> {
+        let mut this = self.lock();
+        let this = &mut *this;
+        for (key, record) in &batch.puts {
             if let Some(at) = record.expires_at_ms() {
-                self.expiry.insert(expiry_key(at, &key));
+                this.expiry.insert(expiry_key(at, key));
             }
-            self.data.insert(key, record);
+            this.data.insert(key.clone(), record.clone());
         }
-        for key in batch.removes {
-            self.data.remove(&key);
+        for key in &batch.removes {
+            this.data.remove(key);
         }
-        for (at, key) in batch.expiry_removes {
-            self.expiry.remove(&expiry_key(at, &key));
+        for (at, key) in &batch.expiry_removes {
+            this.expiry.remove(&expiry_key(*at, key));
         }
-        self.hlc = self.hlc.max(batch.hlc);
+        this.hlc = this.hlc.max(batch.hlc);
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), StorageError> {
+    fn sync(&self) -> Result<(), StorageError> {
         Ok(())
     }
 
@@ -57,6 +71,7 @@ impl Store for MemStore {
             Bound::Excluded(Bytes::copy_from_slice(a))
         });
         Ok(self
+            .lock()
             .data
             .range((start, Bound::Unbounded))
             .take(limit)
@@ -66,6 +81,7 @@ impl Store for MemStore {
 
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
         Ok(self
+            .lock()
             .expiry
             .iter()
             .filter_map(|k| split_expiry_key(k))
@@ -75,7 +91,7 @@ impl Store for MemStore {
     }
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {
-        Ok(self.hlc)
+        Ok(self.lock().hlc)
     }
 
     fn disk_bytes(&self) -> u64 {

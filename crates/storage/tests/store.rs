@@ -15,7 +15,7 @@ fn record(value: &str, hlc: u64, expires: Option<u64>) -> Record {
     r
 }
 
-fn suite(store: &mut dyn Store) {
+fn suite(store: &dyn Store) {
     assert_eq!(store.get(b"a").unwrap(), None);
     let batch = Batch {
         puts: vec![
@@ -26,7 +26,7 @@ fn suite(store: &mut dyn Store) {
         hlc: Timestamp(7),
         ..Batch::default()
     };
-    store.commit(batch, Durability::Sync).unwrap();
+    store.commit(&batch, Durability::Sync).unwrap();
     assert_eq!(store.get(b"b").unwrap(), Some(record("2", 6, Some(100))));
     assert_eq!(store.last_hlc().unwrap(), Timestamp(7));
 
@@ -60,7 +60,7 @@ fn suite(store: &mut dyn Store) {
         hlc: Timestamp(8),
         ..Batch::default()
     };
-    store.commit(batch, Durability::Buffer).unwrap();
+    store.commit(&batch, Durability::Buffer).unwrap();
     store.sync().unwrap();
     assert_eq!(store.get(b"c").unwrap(), None);
     assert_eq!(store.due(100, 10).unwrap(), vec![(100, Bytes::from("b"))]);
@@ -69,26 +69,26 @@ fn suite(store: &mut dyn Store) {
 
 #[test]
 fn mem_store() {
-    suite(&mut MemStore::new());
+    suite(&MemStore::new());
 }
 
 #[test]
 fn fjall_store() {
     let dir = tempfile::tempdir().unwrap();
-    suite(&mut FjallStore::open(dir.path(), 8 << 20).unwrap());
+    suite(&FjallStore::open(dir.path(), 8 << 20).unwrap());
 }
 
 #[test]
 fn fjall_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut s = FjallStore::open(dir.path(), 8 << 20).unwrap();
+        let s = FjallStore::open(dir.path(), 8 << 20).unwrap();
         let batch = Batch {
             puts: vec![(Bytes::from("k"), record("v", 9, Some(123)))],
             hlc: Timestamp(9),
             ..Batch::default()
         };
-        s.commit(batch, Durability::Sync).unwrap();
+        s.commit(&batch, Durability::Sync).unwrap();
     }
     let s = FjallStore::open(dir.path(), 8 << 20).unwrap();
     assert_eq!(s.get(b"k").unwrap(), Some(record("v", 9, Some(123))));

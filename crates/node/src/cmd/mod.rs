@@ -31,6 +31,11 @@ type Handler = fn(&mut Ctx<'_, '_>, &[Bytes]) -> Reply;
 pub enum Runs {
     /// On the engine thread, with access to the keyspace.
     Engine(Handler),
+    /// On the connection's task, against what is committed: a read of one or a few keys.
+    /// Going through the engine thread would cost two thread hand-offs per request, which
+    /// halved read throughput when measured (bench/RESULTS.md); fjall serves these point reads
+    /// from memory in microseconds, and any thread may read it.
+    Read(Handler),
     /// On the connection's task.
     Connection,
 }
@@ -56,6 +61,15 @@ const fn data(name: &'static str, arity: i32, write: bool, f: Handler) -> Spec {
     }
 }
 
+const fn read(name: &'static str, arity: i32, f: Handler) -> Spec {
+    Spec {
+        name,
+        arity,
+        write: false,
+        runs: Runs::Read(f),
+    }
+}
+
 const fn conn(name: &'static str, arity: i32) -> Spec {
     Spec {
         name,
@@ -68,9 +82,9 @@ const fn conn(name: &'static str, arity: i32) -> Spec {
 /// Every command, as `COMMAND` lists them.
 pub static COMMANDS: &[Spec] = &[
     // strings and counters
-    data("get", 2, false, strings::get),
+    read("get", 2, strings::get),
     data("set", -3, true, strings::set),
-    data("mget", -2, false, strings::mget),
+    read("mget", -2, strings::mget),
     data("mset", -3, true, strings::mset),
     data("getdel", 2, true, strings::getdel),
     data("incr", 2, true, strings::incr),
@@ -78,17 +92,17 @@ pub static COMMANDS: &[Spec] = &[
     data("incrby", 3, true, strings::incrby),
     data("decrby", 3, true, strings::decrby),
     data("incrbyfloat", 3, true, strings::incrbyfloat),
-    data("strlen", 2, false, strings::strlen),
+    read("strlen", 2, strings::strlen),
     data("append", 3, true, strings::append),
     // keys
     data("del", -2, true, keys::del),
     data("unlink", -2, true, keys::del),
-    data("exists", -2, false, keys::exists),
-    data("type", 2, false, keys::type_),
+    read("exists", -2, keys::exists),
+    read("type", 2, keys::type_),
     data("expire", -3, true, keys::expire),
     data("pexpire", -3, true, keys::pexpire),
-    data("ttl", 2, false, keys::ttl),
-    data("pttl", 2, false, keys::pttl),
+    read("ttl", 2, keys::ttl),
+    read("pttl", 2, keys::pttl),
     data("persist", 2, true, keys::persist),
     data("keys", 2, false, keys::keys),
     data("scan", -2, false, keys::scan),
@@ -96,21 +110,21 @@ pub static COMMANDS: &[Spec] = &[
     // hashes
     data("hset", -4, true, hashes::hset),
     data("hmset", -4, true, hashes::hmset),
-    data("hget", 3, false, hashes::hget),
-    data("hmget", -3, false, hashes::hmget),
+    read("hget", 3, hashes::hget),
+    read("hmget", -3, hashes::hmget),
     data("hdel", -3, true, hashes::hdel),
-    data("hgetall", 2, false, hashes::hgetall),
-    data("hlen", 2, false, hashes::hlen),
-    data("hexists", 3, false, hashes::hexists),
+    read("hgetall", 2, hashes::hgetall),
+    read("hlen", 2, hashes::hlen),
+    read("hexists", 3, hashes::hexists),
     data("hincrby", 4, true, hashes::hincrby),
-    data("hkeys", 2, false, hashes::hkeys),
-    data("hvals", 2, false, hashes::hvals),
+    read("hkeys", 2, hashes::hkeys),
+    read("hvals", 2, hashes::hvals),
     // sets
     data("sadd", -3, true, sets::sadd),
     data("srem", -3, true, sets::srem),
-    data("smembers", 2, false, sets::smembers),
-    data("sismember", 3, false, sets::sismember),
-    data("scard", 2, false, sets::scard),
+    read("smembers", 2, sets::smembers),
+    read("sismember", 3, sets::sismember),
+    read("scard", 2, sets::scard),
     // connection and server
     conn("ping", -1),
     conn("echo", 2),
@@ -169,7 +183,7 @@ fn truncate(s: &str) -> String {
 /// Runs a data command whose name and arity the caller already checked.
 pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
     match spec.runs {
-        Runs::Engine(handler) => handler(ctx, args),
+        Runs::Engine(handler) | Runs::Read(handler) => handler(ctx, args),
         Runs::Connection => unreachable!("connection command {} sent to the engine", spec.name),
     }
 }

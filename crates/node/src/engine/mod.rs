@@ -8,11 +8,13 @@
 //!
 //! Storage calls block, which is why this is an OS thread and not an async task.
 
+mod cache;
 mod cursors;
 mod txn;
 
+pub use cache::RecordCache;
 pub use cursors::Cursors;
-pub use txn::Txn;
+pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
@@ -91,6 +93,8 @@ pub struct EngineConfig {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Request>,
+    store: Arc<dyn Store>,
+    max_value_len: usize,
     /// Published figures.
     pub stats: Arc<Stats>,
 }
@@ -111,6 +115,45 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineGone)
     }
 
+    /// Runs a read-only command on the calling thread against what is committed. It sees
+    /// every write that was acknowledged before it started.
+    pub fn read(&self, spec: &'static Spec, args: &[Bytes]) -> Reply {
+        metrics::counter!("meridian_commands_total", "command" => spec.name).increment(1);
+        // Reads never stamp anything, so a throwaway clock serves.
+        let mut clock = Clock::new(0);
+        let mut txn = Txn::new(
+            self.store.as_ref(),
+            None,
+            &mut clock,
+            NodeId(0),
+            wall_ms(),
+            false,
+        );
+        let mut state = EngineState {
+            live_keys: 0,
+            cursors: Cursors::default(),
+            max_value_len: self.max_value_len,
+        };
+        let reply = cmd::execute(
+            &mut Ctx {
+                txn: &mut txn,
+                state: &mut state,
+            },
+            spec,
+            args,
+        );
+        debug_assert_eq!(
+            txn.dirty_count(),
+            0,
+            "{} is marked read-only but wrote",
+            spec.name
+        );
+        match txn.failed {
+            Some(e) => Reply::Error(format!("ERR storage failure: {e}")),
+            None => reply,
+        }
+    }
+
     /// A sender that does not keep the engine alive, for the ticker.
     pub fn weak_sender(&self) -> mpsc::WeakSender<Request> {
         self.tx.downgrade()
@@ -121,6 +164,8 @@ impl EngineHandle {
 const ROUND_REQUESTS_MAX: usize = 256;
 /// Requests that may wait for the engine before senders wait too (backpressure).
 const QUEUE_REQUESTS_MAX: usize = 4096;
+/// Records the engine keeps decoded (see `cache.rs`).
+const CACHE_ENTRIES_MAX: usize = 128 * 1024;
 /// Expired keys reclaimed per tick.
 const EXPIRE_PER_TICK_MAX: usize = 256;
 
@@ -134,7 +179,7 @@ pub fn wall_ms() -> u64 {
 /// Opens the engine over `store` and starts its thread. Counts the live keys first, so
 /// `DBSIZE` is right from the first command.
 pub fn spawn(
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
     config: EngineConfig,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), StorageError> {
     let clock = Clock::resume(config.max_offset_ms, store.last_hlc()?);
@@ -145,6 +190,12 @@ pub fn spawn(
         .disk_bytes
         .store(store.disk_bytes(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
+    let handle = EngineHandle {
+        tx,
+        store: store.clone(),
+        max_value_len: config.max_value_len,
+        stats: stats.clone(),
+    };
     let engine = Engine {
         store,
         clock,
@@ -155,17 +206,18 @@ pub fn spawn(
             max_value_len: config.max_value_len,
         },
         config,
-        stats: stats.clone(),
+        stats,
         unsynced: false,
         last_sync: Instant::now(),
         last_expire: Instant::now(),
         command_counts: HashMap::new(),
+        cache: RecordCache::new(CACHE_ENTRIES_MAX),
     };
     let thread = std::thread::Builder::new()
         .name("meridian-engine".into())
         .spawn(move || engine.run(rx))
         .expect("spawning the engine thread");
-    Ok((EngineHandle { tx, stats }, thread))
+    Ok((handle, thread))
 }
 
 fn count_live(store: &dyn Store) -> Result<u64, StorageError> {
@@ -182,7 +234,7 @@ fn count_live(store: &dyn Store) -> Result<u64, StorageError> {
 }
 
 struct Engine {
-    store: Box<dyn Store>,
+    store: Arc<dyn Store>,
     clock: Clock,
     node: NodeId,
     state: EngineState,
@@ -193,6 +245,7 @@ struct Engine {
     last_sync: Instant,
     last_expire: Instant,
     command_counts: HashMap<&'static str, u64>,
+    cache: RecordCache,
 }
 
 /// One request taken into a round, with its replies once run.
@@ -247,6 +300,7 @@ impl Engine {
         let now_ms = wall_ms();
         let mut txn = Txn::new(
             self.store.as_ref(),
+            Some(&self.cache),
             &mut self.clock,
             self.node,
             now_ms,
@@ -265,7 +319,14 @@ impl Engine {
             pending.wrote = ctx.txn.dirty_count() != dirty_before;
         }
         let failed = txn.failed.take();
-        let (batch, live_delta) = txn.finish();
+        let Finished {
+            batch,
+            live_delta,
+            read,
+        } = txn.finish();
+        for (key, record) in read {
+            self.cache.insert(key, record);
+        }
         let wrote = !batch.is_empty();
         let outcome = match failed {
             Some(e) => Err(e),
@@ -273,7 +334,7 @@ impl Engine {
             None => {
                 let durability = self.durability();
                 let started = Instant::now();
-                let result = self.store.commit(batch, durability);
+                let result = self.store.commit(&batch, durability);
                 if durability == Durability::Sync {
                     metrics::histogram!("meridian_fsync_seconds")
                         .record(started.elapsed().as_secs_f64());
@@ -285,6 +346,7 @@ impl Engine {
         };
         match outcome {
             Ok(()) => {
+                self.remember(batch);
                 self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
                 self.stats
                     .live_keys
@@ -299,6 +361,16 @@ impl Engine {
         self.flush_command_counts();
     }
 
+    /// Caches what a batch committed.
+    fn remember(&mut self, batch: storage::Batch) {
+        for (key, record) in batch.puts {
+            self.cache.insert(key, Some(record));
+        }
+        for key in batch.removes {
+            self.cache.insert(key, None);
+        }
+    }
+
     /// The round's batch did not commit. Requests that wrote get an error for every command;
     /// requests that only read are run again against what is committed, so they neither fail
     /// needlessly nor show data that never became durable.
@@ -310,6 +382,7 @@ impl Engine {
             if !p.wrote {
                 let mut txn = Txn::new(
                     self.store.as_ref(),
+                    Some(&self.cache),
                     &mut self.clock,
                     self.node,
                     wall_ms(),
@@ -385,6 +458,7 @@ impl Engine {
         }
         let mut txn = Txn::new(
             self.store.as_ref(),
+            Some(&self.cache),
             &mut self.clock,
             self.node,
             now_ms,
@@ -406,9 +480,12 @@ impl Engine {
             }
             txn.remove_expiry_entry(at_ms, key);
         }
-        let (batch, live_delta) = txn.finish();
-        match self.store.commit(batch, self.durability()) {
+        let Finished {
+            batch, live_delta, ..
+        } = txn.finish();
+        match self.store.commit(&batch, self.durability()) {
             Ok(()) => {
+                self.remember(batch);
                 self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
                 self.stats
                     .live_keys

@@ -1,5 +1,6 @@
 //! One round of commands: reads see the round's own writes; writes collect into one batch.
 
+use super::RecordCache;
 use bytes::Bytes;
 use crdt::{Merge, NodeId, Record, Stamp};
 use hlc::Clock;
@@ -11,12 +12,25 @@ struct Touched {
     record: Option<Record>,
     live_before: bool,
     dirty: bool,
+    /// Read from the store (not the cache): worth caching even if the round fails.
+    from_store: bool,
+}
+
+/// What a finished round hands back to the engine.
+pub struct Finished {
+    /// The writes to commit.
+    pub batch: Batch,
+    /// The change in the number of live keys if the batch commits.
+    pub live_delta: i64,
+    /// Keys the round read from the store and did not change, with what it found.
+    pub read: Vec<(Bytes, Option<Record>)>,
 }
 
 /// The state one round of commands works on: the store underneath, this round's changes on
 /// top. Nothing reaches the store until [`Txn::finish`] hands back the batch.
 pub struct Txn<'a> {
     store: &'a dyn Store,
+    cache: Option<&'a RecordCache>,
     clock: &'a mut Clock,
     node: NodeId,
     now_ms: u64,
@@ -30,9 +44,10 @@ pub struct Txn<'a> {
 }
 
 impl<'a> Txn<'a> {
-    /// A round at physical time `now_ms`.
+    /// A round at physical time `now_ms`, reading through `cache` when given.
     pub fn new(
         store: &'a dyn Store,
+        cache: Option<&'a RecordCache>,
         clock: &'a mut Clock,
         node: NodeId,
         now_ms: u64,
@@ -40,6 +55,7 @@ impl<'a> Txn<'a> {
     ) -> Self {
         Txn {
             store,
+            cache,
             clock,
             node,
             now_ms,
@@ -64,23 +80,27 @@ impl<'a> Txn<'a> {
     /// absent and marks the round failed, so nothing computed from it is committed.
     pub fn raw(&mut self, key: &Bytes) -> Option<&Record> {
         if !self.touched.contains_key(key) {
-            let record = match self.store.get(key) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "read failed");
-                    self.failed.get_or_insert(e);
-                    None
-                }
+            let cached = self.cache.and_then(|c| c.get(key)).cloned();
+            let from_store = cached.is_none();
+            let record = match cached {
+                Some(r) => r,
+                None => match self.store.get(key) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "read failed");
+                        self.failed.get_or_insert(e);
+                        None
+                    }
+                },
             };
             let live_before = record.as_ref().is_some_and(|r| r.kind().is_some());
-            self.touched.insert(
-                key.clone(),
-                Touched {
-                    record,
-                    live_before,
-                    dirty: false,
-                },
-            );
+            let touched = Touched {
+                record,
+                live_before,
+                dirty: false,
+                from_store,
+            };
+            self.touched.insert(key.clone(), touched);
         }
         self.touched[key].record.as_ref()
     }
@@ -158,16 +178,21 @@ impl<'a> Txn<'a> {
         self.expiry_removes.push((at_ms, key));
     }
 
-    /// The batch to commit and the change in the number of live keys it makes.
-    pub fn finish(self) -> (Batch, i64) {
+    /// The batch to commit, the change in live keys it makes, and what the round read.
+    pub fn finish(self) -> Finished {
         let mut batch = Batch {
             expiry_removes: self.expiry_removes,
             hlc: self.clock.last(),
             ..Batch::default()
         };
         let mut live_delta = 0i64;
+        let mut read = Vec::new();
+        let failed = self.failed.is_some();
         for (key, t) in self.touched {
             if !t.dirty {
+                if t.from_store && !failed {
+                    read.push((key, t.record));
+                }
                 continue;
             }
             let record = t.record.expect("a dirty key has a record");
@@ -179,6 +204,10 @@ impl<'a> Txn<'a> {
                 batch.puts.push((key, record));
             }
         }
-        (batch, live_delta)
+        Finished {
+            batch,
+            live_delta,
+            read,
+        }
     }
 }

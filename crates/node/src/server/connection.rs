@@ -223,6 +223,14 @@ async fn run_commands(
         }
         match spec.runs {
             Runs::Engine(_) => batch.push((spec, args)),
+            Runs::Read(_) => {
+                // After the writes before it, so the client reads its own writes.
+                flush(shared, session, &mut batch, out).await;
+                shared
+                    .engine
+                    .read(spec, &args)
+                    .encode(session.protocol, out);
+            }
             Runs::Connection => {
                 flush(shared, session, &mut batch, out).await;
                 if commands::run(shared, session, spec.name, &args, out) == Flow::Close {

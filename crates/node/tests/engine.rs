@@ -1,0 +1,132 @@
+//! The engine thread over an in-memory store: rounds, failures and the key count.
+
+use bytes::Bytes;
+use node::cmd;
+use node::engine::{self, EngineConfig, EngineHandle, FsyncPolicy};
+use resp::Reply;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use storage::{Batch, Durability, MemStore, StorageError, Store};
+
+/// A store that fails commits while `failing` is set, and counts commits. A stand-in for a
+/// full disk or a failed fsync, used only in this test.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemStore,
+    failing: AtomicBool,
+    commits: AtomicUsize,
+}
+
+impl Store for FlakyStore {
+    fn get(&self, key: &[u8]) -> Result<Option<crdt::Record>, StorageError> {
+        self.inner.get(key)
+    }
+    fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StorageError::Corrupt { key: "-".into(), reason: "injected failure".into() });
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.inner.commit(batch, durability)
+    }
+    fn sync(&self) -> Result<(), StorageError> {
+        self.inner.sync()
+    }
+    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, crdt::Record)>, StorageError> {
+        self.inner.scan(after, limit)
+    }
+    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        self.inner.due(now_ms, limit)
+    }
+    fn last_hlc(&self) -> Result<hlc::Timestamp, StorageError> {
+        self.inner.last_hlc()
+    }
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+}
+
+fn start(store: Arc<FlakyStore>) -> EngineHandle {
+    let config = EngineConfig {
+        node_name: "n1".into(),
+        fsync: FsyncPolicy::Always,
+        max_offset_ms: 500,
+        max_value_len: 1 << 20,
+        drop_tombstones: true,
+    };
+    engine::spawn(store, config).expect("engine starts").0
+}
+
+async fn run(engine: &EngineHandle, commands: &[&[&str]]) -> Vec<Reply> {
+    let commands = commands
+        .iter()
+        .map(|words| {
+            let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
+            (cmd::lookup(&args[0]).expect("known command"), args)
+        })
+        .collect();
+    engine.run(commands).await.expect("engine alive")
+}
+
+#[tokio::test]
+async fn a_failed_commit_applies_nothing_and_reads_go_on() {
+    let store = Arc::new(FlakyStore::default());
+    let engine = start(store.clone());
+    assert_eq!(run(&engine, &[&["SET", "k", "1"]]).await, vec![Reply::OK]);
+
+    store.failing.store(true, Ordering::SeqCst);
+    let replies = run(&engine, &[&["SET", "k", "2"], &["INCR", "n"], &["GET", "k"]]).await;
+    for r in &replies {
+        assert!(matches!(r, Reply::Error(e) if e.starts_with("ERR storage failure")), "{r:?}");
+    }
+    // A request that only reads is answered from what is committed.
+    assert_eq!(run(&engine, &[&["GET", "k"], &["DBSIZE"]]).await, vec![Reply::bulk("1"), Reply::Int(1)]);
+
+    store.failing.store(false, Ordering::SeqCst);
+    // Nothing of the failed round was applied, not even in the engine's cache.
+    assert_eq!(
+        run(&engine, &[&["GET", "k"], &["GET", "n"], &["DBSIZE"]]).await,
+        vec![Reply::bulk("1"), Reply::Null, Reply::Int(1)]
+    );
+    assert_eq!(engine.read(cmd::lookup(b"get").unwrap(), &[Bytes::from("get"), Bytes::from("k")]), Reply::bulk("1"));
+}
+
+#[tokio::test]
+async fn commands_of_one_round_see_each_other_and_count_keys() {
+    let store = Arc::new(FlakyStore::default());
+    let engine = start(store.clone());
+    let replies = run(
+        &engine,
+        &[&["SET", "a", "1"], &["INCR", "a"], &["SADD", "s", "x"], &["KEYS", "*"], &["DEL", "a"], &["DBSIZE"]],
+    )
+    .await;
+    assert_eq!(
+        replies,
+        vec![
+            Reply::OK,
+            Reply::Int(2),
+            Reply::Int(1),
+            Reply::Array(vec![Reply::bulk("a"), Reply::bulk("s")]),
+            Reply::Int(1),
+            Reply::Int(1),
+        ]
+    );
+    assert_eq!(store.commits.load(Ordering::SeqCst), 1, "one round, one commit");
+}
+
+#[tokio::test]
+async fn concurrent_clients_all_land() {
+    let store = Arc::new(FlakyStore::default());
+    let engine = start(store.clone());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("k{i}");
+            run(&engine, &[&["SET", &key, "v"]]).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), vec![Reply::OK]);
+    }
+    assert_eq!(run(&engine, &[&["DBSIZE"]]).await, vec![Reply::Int(200)]);
+}

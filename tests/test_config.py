@@ -1,0 +1,41 @@
+"""Configuration: flags over MERIDIAN_* environment variables over the TOML file."""
+
+import json
+import subprocess
+import urllib.request
+
+from conftest import BIN
+
+
+def status(node):
+    return json.load(urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/v1/status"))
+
+
+def test_flag_over_env_over_file(node_factory, tmp_path):
+    conf = tmp_path / "meridian.toml"
+    conf.write_text('region = "from-file"\nfsync = "never"\nmax-clients = 5\n')
+    n = node_factory("--config", str(conf), env={"MERIDIAN_FSYNC": "batch"}).start()
+    s = status(n)
+    assert s["region"] == "from-file"
+    assert s["fsync"] == "batch"  # the environment wins over the file
+    assert n.client(decode_responses=True).config_get("maxclients") == {"maxclients": "5"}
+    n.stop()
+    m = node_factory("--config", str(conf), "--fsync", "always", env={"MERIDIAN_FSYNC": "batch"}, name="data2").start()
+    assert status(m)["fsync"] == "always"  # the flag wins over the environment
+
+
+def test_bad_configuration_is_refused_clearly(tmp_path):
+    out = subprocess.run([str(BIN), "server", "--fsync", "sometimes", "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "--fsync must be always, batch or never" in out.stderr
+    out = subprocess.run([str(BIN), "server", "--peer-addr", "10.9.9.9:7381", "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "--cluster-secret" in out.stderr
+
+
+def test_demo_runs_and_exits():
+    out = subprocess.run([str(BIN), "demo", "--exit"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "redis-cli -h 127.0.0.1 -p" in out.stdout
+    assert '"hello from meridian"' in out.stdout and "(integer) 42" in out.stdout

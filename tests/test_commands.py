@@ -239,3 +239,27 @@ def test_binary_safe_values(node):
     value = bytes(range(256)) * 4 + b"\r\n\x00"
     c.set(b"bin\x00key", value)
     assert c.get(b"bin\x00key") == value
+
+
+def test_large_hash_and_set(r):
+    """Fields and members are stored one by one: large collections work field by field."""
+    p = r.pipeline(transaction=False)
+    for i in range(5000):
+        p.hset("big", f"f{i}", i)
+        p.sadd("bigset", f"m{i}")
+    p.execute()
+    assert r.hlen("big") == 5000 and r.scard("bigset") == 5000
+    assert r.hget("big", "f4321") == "4321"
+    assert len(r.hgetall("big")) == 5000
+    assert r.sismember("bigset", "m4999")
+    assert r.hdel("big", "f0", "f1") == 2 and r.hlen("big") == 4998
+    assert r.srem("bigset", "m0") == 1 and r.scard("bigset") == 4999
+    # SET replaces the hash: its fields must not come back with a later HSET.
+    assert r.set("big", "now a string")
+    assert r.delete("big") == 1
+    assert r.hset("big", "new", "1") == 1
+    assert r.hgetall("big") == {"new": "1"}
+    assert r.delete("bigset") == 1
+    assert r.sadd("bigset", "only") == 1
+    assert r.smembers("bigset") == {"only"}
+    assert r.dbsize() == 2

@@ -12,11 +12,13 @@
 //! - [`StrState`]: a string that is also a counter. `SET` is last-writer-wins; `INCR` adds to a
 //!   per-node contribution; a `SET` resets the contributions its node had observed, so
 //!   increments it had not observed are added on top.
-//! - [`HashState`]: per field, a [`StrState`].
-//! - [`SetState`]: an add-wins (observed-remove) set.
-//! - [`Record`]: one key, holding any of the above plus its expiry. When concurrent writes gave
-//!   one key two types, the type whose latest live write has the highest stamp is the one
-//!   clients see; the other stays merged underneath, so the rule is itself a lattice.
+//! - A hash is a [`StrState`] per field; a set a [`Member`] per member (add wins: a remove
+//!   takes away only the adds it observed). Fields and members are separate states, stored
+//!   and replicated one by one.
+//! - [`Record`]: one key's header: its string part, the [`Collection`] headers of its hash and
+//!   set parts, and its expiry. When concurrent writes gave one key two types, the type with
+//!   the latest write is the one clients see; the other stays merged underneath, so the rule
+//!   is itself a lattice.
 //!
 //! What a delete leaves behind is a tombstone (what it observed), kept so that a late
 //! concurrent write can be judged; tombstones are collected once every replica has seen them.
@@ -26,8 +28,8 @@ mod record;
 mod set;
 mod string;
 
-pub use record::{Expiry, HashState, Kind, Record};
-pub use set::{Member, SetState};
+pub use record::{Collection, Kind, Lens, Record};
+pub use set::Member;
 pub use string::{Contribution, NotInteger, Reset, StrState};
 
 use hlc::Timestamp;
@@ -86,6 +88,16 @@ impl<T: Merge + Clone> Merge for Option<T> {
             (Some(s), Some(o)) => s.merge(o),
         }
     }
+}
+
+/// Encodes a field, member or record state for storage and the wire (postcard, compact).
+pub fn encode<T: Serialize>(state: &T) -> Vec<u8> {
+    postcard::to_stdvec(state).expect("merge states always serialise")
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
 }
 
 /// Joins two maps key by key.

@@ -1,78 +1,33 @@
 //! One key: its typed states and its expiry.
 
-use crate::{Merge, SetState, Stamp, StrState, keep_later};
-use bytes::Bytes;
+use crate::{Merge, Stamp, StrState, keep_later};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-/// The fields of a hash key, each a string/counter.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HashState {
-    fields: BTreeMap<Bytes, StrState>,
+/// The header of a hash or set key. Its fields or members are stored apart, each under its
+/// own storage key, so that a write to one of a million fields touches only that field. The
+/// header keeps the highest stamp of any write to them, which decides the key's type when
+/// types clash (a max register, so a lattice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    /// The latest write to any field or member.
+    pub top: Stamp,
 }
 
-impl Merge for HashState {
+impl Merge for Collection {
     fn merge(&mut self, other: &Self) {
-        crate::merge_map(&mut self.fields, &other.fields);
+        self.top = self.top.max(other.top);
     }
 }
 
-impl HashState {
-    /// A field's state, live or not.
-    pub fn field(&self, name: &[u8]) -> Option<&StrState> {
-        self.fields.get(name)
-    }
-
-    /// A live field's value.
-    pub fn get(&self, name: &[u8]) -> Option<Bytes> {
-        self.fields.get(name).and_then(StrState::value)
-    }
-
-    /// Live fields and their values, in byte order of the field names.
-    pub fn entries(&self) -> impl Iterator<Item = (&Bytes, Bytes)> {
-        self.fields
-            .iter()
-            .filter_map(|(k, v)| v.value().map(|v| (k, v)))
-    }
-
-    /// Number of live fields.
-    pub fn len(&self) -> usize {
-        self.fields.values().filter(|f| f.exists()).count()
-    }
-
-    /// Whether no field is live.
-    pub fn is_empty(&self) -> bool {
-        !self.fields.values().any(StrState::exists)
-    }
-
-    /// The latest live write, which decides the key's type when types clash.
-    pub fn top(&self) -> Option<Stamp> {
-        self.fields.values().filter_map(StrState::top).max()
-    }
-
-    /// A delta that changes one field.
-    pub fn field_delta(name: Bytes, delta: StrState) -> HashState {
-        HashState {
-            fields: BTreeMap::from([(name, delta)]),
-        }
-    }
-
-    /// The delta of deleting every live field at `stamp`.
-    pub fn clear_delta(&self, stamp: Stamp) -> HashState {
-        let fields = self
-            .fields
-            .iter()
-            .filter(|(_, f)| f.exists())
-            .map(|(k, f)| (k.clone(), f.delete_delta(stamp)))
-            .collect();
-        HashState { fields }
-    }
+/// How many fields or members of a key are live. Derived from the stored fields and members
+/// and kept beside the record by the storage layer; never merged, never replicated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lens {
+    /// Live hash fields.
+    pub hash: u64,
+    /// Present set members.
+    pub set: u64,
 }
-
-/// A key's expiry: when it expires (milliseconds since the Unix epoch), or never. Last writer
-/// wins.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expiry(pub Option<(Stamp, Option<u64>)>);
 
 /// The type a key shows to clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,10 +56,10 @@ impl Kind {
 pub struct Record {
     /// The string/counter part.
     pub string: Option<StrState>,
-    /// The hash part.
-    pub hash: Option<HashState>,
-    /// The set part.
-    pub set: Option<SetState>,
+    /// The hash part's header; the fields are stored apart.
+    pub hash: Option<Collection>,
+    /// The set part's header; the members are stored apart.
+    pub set: Option<Collection>,
     /// When the key expires: last writer wins.
     pub expiry: Option<(Stamp, Option<u64>)>,
 }
@@ -119,14 +74,15 @@ impl Merge for Record {
 }
 
 impl Record {
-    /// The type clients see, or `None` when nothing is live (ignoring expiry). When concurrent
-    /// writes left more than one type live, the one with the latest live write wins; ties
-    /// cannot happen, as no two writes share a stamp.
-    pub fn kind(&self) -> Option<Kind> {
+    /// The type clients see, or `None` when nothing is live (ignoring expiry), given how many
+    /// fields and members are live. When concurrent writes left more than one type live, the
+    /// one with the latest write wins; ties cannot happen, as no two writes share a stamp.
+    pub fn kind(&self, lens: Lens) -> Option<Kind> {
+        let collection = |c: &Option<Collection>, len: u64| c.filter(|_| len > 0).map(|c| c.top);
         let candidates = [
             (Kind::String, self.string.as_ref().and_then(StrState::top)),
-            (Kind::Hash, self.hash.as_ref().and_then(HashState::top)),
-            (Kind::Set, self.set.as_ref().and_then(SetState::top)),
+            (Kind::Hash, collection(&self.hash, lens.hash)),
+            (Kind::Set, collection(&self.set, lens.set)),
         ];
         candidates
             .into_iter()
@@ -146,16 +102,17 @@ impl Record {
     }
 
     /// The type clients see at `now_ms`: `None` when absent or expired.
-    pub fn live_kind(&self, now_ms: u64) -> Option<Kind> {
+    pub fn live_kind(&self, lens: Lens, now_ms: u64) -> Option<Kind> {
         if self.expired(now_ms) {
             None
         } else {
-            self.kind()
+            self.kind(lens)
         }
     }
 
-    /// The delta of deleting the key at `stamp`: every live part cleared as observed here, and
-    /// the expiry removed so that a later write starts with none.
+    /// The header part of deleting the key at `stamp`: the string cleared as observed here,
+    /// and the expiry removed so that a later write starts with none. The caller clears every
+    /// live field and member with their own deltas.
     pub fn delete_delta(&self, stamp: Stamp) -> Record {
         Record {
             string: self
@@ -163,17 +120,25 @@ impl Record {
                 .as_ref()
                 .filter(|s| s.exists())
                 .map(|s| s.delete_delta(stamp)),
-            hash: self
-                .hash
-                .as_ref()
-                .map(|h| h.clear_delta(stamp))
-                .filter(|h| !h.fields.is_empty()),
-            set: self
-                .set
-                .as_ref()
-                .map(SetState::clear_delta)
-                .filter(|s| *s != SetState::default()),
+            hash: None,
+            set: None,
             expiry: Some((stamp, None)),
+        }
+    }
+
+    /// A header delta recording a write at `stamp` to a field (`Hash`) or a member (`Set`).
+    pub fn touch_delta(stamp: Stamp, kind: Kind) -> Record {
+        let c = Some(Collection { top: stamp });
+        match kind {
+            Kind::Hash => Record {
+                hash: c,
+                ..Record::default()
+            },
+            Kind::Set => Record {
+                set: c,
+                ..Record::default()
+            },
+            Kind::String => unreachable!("strings have no members"),
         }
     }
 

@@ -1,7 +1,6 @@
-//! An add-wins (observed-remove) set.
+//! An add-wins (observed-remove) set: the state of one member.
 
 use crate::{Merge, NodeId, Stamp};
-use bytes::Bytes;
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -43,78 +42,26 @@ impl Member {
     }
 }
 
-/// The members of a set key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetState {
-    members: BTreeMap<Bytes, Member>,
-}
-
-impl Merge for SetState {
-    fn merge(&mut self, other: &Self) {
-        crate::merge_map(&mut self.members, &other.members);
-    }
-}
-
-impl SetState {
-    /// Whether `member` is in the set.
-    pub fn contains(&self, member: &[u8]) -> bool {
-        self.members.get(member).is_some_and(Member::present)
-    }
-
-    /// The members present, in byte order.
-    pub fn members(&self) -> impl Iterator<Item = &Bytes> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.present())
-            .map(|(k, _)| k)
-    }
-
-    /// How many members are present.
-    pub fn len(&self) -> usize {
-        self.members().count()
-    }
-
-    /// Whether no member is present.
-    pub fn is_empty(&self) -> bool {
-        self.members().next().is_none()
-    }
-
-    /// The latest live add, which decides the key's type when types clash.
+impl Member {
+    /// The latest add no remove observed, if any.
     pub fn top(&self) -> Option<Stamp> {
-        self.members.values().flat_map(Member::live_adds).max()
+        self.live_adds().max()
     }
 
-    /// The delta of adding `members` at `stamp`.
-    pub fn add_delta<'a>(stamp: Stamp, members: impl IntoIterator<Item = &'a Bytes>) -> SetState {
-        let mut delta = SetState::default();
-        for m in members {
-            let entry = delta.members.entry(m.clone()).or_default();
-            entry.added.insert(stamp.node, stamp.hlc);
+    /// The delta of adding the member at `stamp`.
+    pub fn add_delta(stamp: Stamp) -> Member {
+        Member {
+            added: BTreeMap::from([(stamp.node, stamp.hlc)]),
+            removed: BTreeMap::new(),
         }
-        delta
     }
 
-    /// The delta of removing `members`: each loses the adds observed here.
-    pub fn remove_delta<'a>(&self, members: impl IntoIterator<Item = &'a Bytes>) -> SetState {
-        let mut delta = SetState::default();
-        for m in members {
-            if let Some(current) = self.members.get(m).filter(|c| c.present()) {
-                delta.members.insert(
-                    m.clone(),
-                    Member {
-                        added: BTreeMap::new(),
-                        removed: current.added.clone(),
-                    },
-                );
-            }
+    /// The delta of removing the member: it loses the adds observed here.
+    pub fn remove_delta(&self) -> Member {
+        Member {
+            added: BTreeMap::new(),
+            removed: self.added.clone(),
         }
-        delta
-    }
-
-    /// The delta of removing every member present.
-    pub fn clear_delta(&self) -> SetState {
-        let present: Vec<Bytes> = self.members().cloned().collect();
-        self.remove_delta(present.iter())
     }
 }
 
@@ -128,30 +75,25 @@ mod tests {
 
     #[test]
     fn concurrent_add_wins_over_remove() {
-        let x = Bytes::from("x");
-        let mut a = SetState::default();
-        a.merge(&SetState::add_delta(st(1, 1), [&x]));
+        let mut a = Member::add_delta(st(1, 1));
         let mut b = a.clone();
-        let rm = a.remove_delta([&x]);
-        let add = SetState::add_delta(st(2, 2), [&x]);
+        let rm = a.remove_delta();
+        let add = Member::add_delta(st(2, 2));
         a.merge(&rm);
-        assert!(!a.contains(&x));
+        assert!(!a.present());
         b.merge(&add);
         a.merge(&add);
         b.merge(&rm);
-        assert!(a.contains(&x) && b.contains(&x));
+        assert!(a.present() && b.present());
         assert_eq!(a, b);
     }
 
     #[test]
     fn re_add_after_remove_from_same_node() {
-        let x = Bytes::from("x");
-        let mut a = SetState::default();
-        a.merge(&SetState::add_delta(st(1, 1), [&x]));
-        let rm = a.remove_delta([&x]);
+        let mut a = Member::add_delta(st(1, 1));
+        let rm = a.remove_delta();
         a.merge(&rm);
-        a.merge(&SetState::add_delta(st(3, 1), [&x]));
-        assert!(a.contains(&x));
-        assert_eq!(a.len(), 1);
+        a.merge(&Member::add_delta(st(3, 1)));
+        assert!(a.present());
     }
 }

@@ -6,7 +6,7 @@ use node::engine::{self, EngineConfig, EngineHandle, FsyncPolicy};
 use resp::Reply;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use storage::{Batch, Durability, MemStore, StorageError, Store};
+use storage::{Batch, Durability, MemStore, MemberKind, StorageError, Store, Stored};
 
 /// A store that fails commits while `failing` is set, and counts commits. A stand-in for a
 /// full disk or a failed fsync, used only in this test.
@@ -18,12 +18,32 @@ struct FlakyStore {
 }
 
 impl Store for FlakyStore {
-    fn get(&self, key: &[u8]) -> Result<Option<crdt::Record>, StorageError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         self.inner.get(key)
+    }
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        self.inner.get_member(kind, key, member)
+    }
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        self.inner.scan_members(kind, key, after, limit)
     }
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(StorageError::Corrupt { key: "-".into(), reason: "injected failure".into() });
+            return Err(StorageError::Corrupt {
+                key: "-".into(),
+                reason: "injected failure".into(),
+            });
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.commit(batch, durability)
@@ -31,7 +51,11 @@ impl Store for FlakyStore {
     fn sync(&self) -> Result<(), StorageError> {
         self.inner.sync()
     }
-    fn scan(&self, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Bytes, crdt::Record)>, StorageError> {
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
         self.inner.scan(after, limit)
     }
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
@@ -74,12 +98,22 @@ async fn a_failed_commit_applies_nothing_and_reads_go_on() {
     assert_eq!(run(&engine, &[&["SET", "k", "1"]]).await, vec![Reply::OK]);
 
     store.failing.store(true, Ordering::SeqCst);
-    let replies = run(&engine, &[&["SET", "k", "2"], &["INCR", "n"], &["GET", "k"]]).await;
+    let replies = run(
+        &engine,
+        &[&["SET", "k", "2"], &["INCR", "n"], &["GET", "k"]],
+    )
+    .await;
     for r in &replies {
-        assert!(matches!(r, Reply::Error(e) if e.starts_with("ERR storage failure")), "{r:?}");
+        assert!(
+            matches!(r, Reply::Error(e) if e.starts_with("ERR storage failure")),
+            "{r:?}"
+        );
     }
     // A request that only reads is answered from what is committed.
-    assert_eq!(run(&engine, &[&["GET", "k"], &["DBSIZE"]]).await, vec![Reply::bulk("1"), Reply::Int(1)]);
+    assert_eq!(
+        run(&engine, &[&["GET", "k"], &["DBSIZE"]]).await,
+        vec![Reply::bulk("1"), Reply::Int(1)]
+    );
 
     store.failing.store(false, Ordering::SeqCst);
     // Nothing of the failed round was applied, not even in the engine's cache.
@@ -87,7 +121,13 @@ async fn a_failed_commit_applies_nothing_and_reads_go_on() {
         run(&engine, &[&["GET", "k"], &["GET", "n"], &["DBSIZE"]]).await,
         vec![Reply::bulk("1"), Reply::Null, Reply::Int(1)]
     );
-    assert_eq!(engine.read(cmd::lookup(b"get").unwrap(), &[Bytes::from("get"), Bytes::from("k")]), Reply::bulk("1"));
+    assert_eq!(
+        engine.read(
+            cmd::lookup(b"get").unwrap(),
+            &[Bytes::from("get"), Bytes::from("k")]
+        ),
+        Reply::bulk("1")
+    );
 }
 
 #[tokio::test]
@@ -96,7 +136,14 @@ async fn commands_of_one_round_see_each_other_and_count_keys() {
     let engine = start(store.clone());
     let replies = run(
         &engine,
-        &[&["SET", "a", "1"], &["INCR", "a"], &["SADD", "s", "x"], &["KEYS", "*"], &["DEL", "a"], &["DBSIZE"]],
+        &[
+            &["SET", "a", "1"],
+            &["INCR", "a"],
+            &["SADD", "s", "x"],
+            &["KEYS", "*"],
+            &["DEL", "a"],
+            &["DBSIZE"],
+        ],
     )
     .await;
     assert_eq!(
@@ -110,7 +157,11 @@ async fn commands_of_one_round_see_each_other_and_count_keys() {
             Reply::Int(1),
         ]
     );
-    assert_eq!(store.commits.load(Ordering::SeqCst), 1, "one round, one commit");
+    assert_eq!(
+        store.commits.load(Ordering::SeqCst),
+        1,
+        "one round, one commit"
+    );
 }
 
 #[tokio::test]

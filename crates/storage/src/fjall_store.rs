@@ -1,18 +1,26 @@
 //! The durable [`Store`] on fjall.
 
-use crate::{Batch, Durability, StorageError, Store, decode, expiry_key, split_expiry_key};
+use crate::{
+    Batch, Durability, MemberKind, StorageError, Store, Stored, decode, expiry_key, member_key,
+    member_prefix, split_expiry_key,
+};
 use bytes::Bytes;
-use crdt::Record;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use hlc::Timestamp;
+use std::ops::Bound;
 use std::path::Path;
 
 const META_HLC: &[u8] = b"hlc";
 
-/// Records in fjall, one keyspace each for data, the expiry index and metadata.
+/// Memtable size per keyspace. fjall's default is 64 MiB; smaller memtables keep point
+/// lookups in the skip list short and the resident memory low (measured in bench/RESULTS.md).
+const MEMTABLE_BYTES: u64 = 8 << 20;
+
+/// Headers, members, the expiry index and metadata, one fjall keyspace each.
 pub struct FjallStore {
     db: Database,
     data: Keyspace,
+    members: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
 }
@@ -27,14 +35,15 @@ impl FjallStore {
             .cache_size(cache_bytes)
             .manual_journal_persist(true)
             .open()?;
-        let data = db.keyspace("data", || {
-            KeyspaceCreateOptions::default().max_memtable_size(8 << 20)
-        })?;
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+        let data = db.keyspace("data", options)?;
+        let members = db.keyspace("members", options)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         Ok(FjallStore {
             db,
             data,
+            members,
             expiry,
             meta,
         })
@@ -42,11 +51,53 @@ impl FjallStore {
 }
 
 impl Store for FjallStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         match self.data.get(key)? {
             None => Ok(None),
             Some(bytes) => decode(key, &bytes).map(Some),
         }
+    }
+
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        Ok(self
+            .members
+            .get(member_key(kind, key, member))?
+            .map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match after {
+            None => self.members.prefix(&prefix),
+            Some(a) => {
+                let start = member_key(kind, key, a);
+                self.members
+                    .range::<Vec<u8>, _>((Bound::Excluded(start), Bound::Unbounded))
+            }
+        };
+        let mut out = Vec::new();
+        for guard in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = guard.into_inner()?;
+            let Some(member) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            out.push((Bytes::copy_from_slice(member), Bytes::copy_from_slice(&v)));
+        }
+        Ok(out)
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
@@ -58,14 +109,24 @@ impl Store for FjallStore {
             Durability::Buffer => PersistMode::Buffer,
         };
         let mut writes = self.db.batch().durability(Some(mode));
-        for (key, record) in &batch.puts {
-            if let Some(at) = record.expires_at_ms() {
+        for (key, stored) in &batch.puts {
+            if let Some(at) = stored.record.expires_at_ms() {
                 writes.insert(&self.expiry, expiry_key(at, key), []);
             }
-            writes.insert(&self.data, key.as_ref(), record.encode());
+            writes.insert(&self.data, key.as_ref(), stored.encode());
         }
         for key in &batch.removes {
             writes.remove(&self.data, key.as_ref());
+        }
+        for (kind, key, member, value) in &batch.member_puts {
+            writes.insert(
+                &self.members,
+                member_key(*kind, key, member),
+                value.as_slice(),
+            );
+        }
+        for (kind, key, member) in &batch.member_removes {
+            writes.remove(&self.members, member_key(*kind, key, member));
         }
         for (at, key) in &batch.expiry_removes {
             writes.remove(&self.expiry, expiry_key(*at, key));
@@ -84,12 +145,12 @@ impl Store for FjallStore {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
         let iter = match after {
             None => self.data.iter(),
             Some(a) => self
                 .data
-                .range::<&[u8], _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                .range::<&[u8], _>((Bound::Excluded(a), Bound::Unbounded)),
         };
         let mut out = Vec::new();
         for guard in iter.take(limit) {

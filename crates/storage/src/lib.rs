@@ -10,7 +10,10 @@
 //! background threads would make runs irreproducible. One test suite (`tests/store.rs`) runs
 //! against both.
 //!
-//! Layout: keyspace `data` maps a user key to its encoded record; `expiry` holds an index
+//! Layout: keyspace `data` maps a user key to its [`Stored`] header (its record and how many
+//! hash fields and set members are live); `members` holds each hash field and set member
+//! under `kind (1 byte) ++ key length (4 bytes, big-endian) ++ key ++ member`, so a key's
+//! members are one prefix and a write to one of them touches only it; `expiry` holds an index
 //! entry `deadline_ms (8 bytes, big-endian) ++ key` for every key with a deadline, so the
 //! expiry sweep reads only what is due; `meta` holds the highest HLC timestamp committed, so a
 //! restarted node's clock resumes above everything it wrote.
@@ -23,8 +26,71 @@ pub use fjall_store::FjallStore;
 pub use mem_store::MemStore;
 
 use bytes::Bytes;
-use crdt::Record;
+use crdt::{Lens, Record};
 use hlc::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// What `data` holds for a key: its header record and how many of its hash fields and set
+/// members are live (derived by the node as it changes them, so that `HLEN`, `SCARD` and the
+/// key's type need no scan).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The key's header.
+    pub record: Record,
+    /// Live fields and members.
+    pub lens: Lens,
+}
+
+impl Stored {
+    /// The type clients see (ignoring expiry).
+    pub fn kind(&self) -> Option<crdt::Kind> {
+        self.record.kind(self.lens)
+    }
+
+    /// The type clients see at `now_ms`: `None` when absent or expired.
+    pub fn live_kind(&self, now_ms: u64) -> Option<crdt::Kind> {
+        self.record.live_kind(self.lens, now_ms)
+    }
+
+    /// Encodes for storage.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a stored header always serialises")
+    }
+}
+
+/// Which kind of member: a hash field or a set member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberKind {
+    /// A hash field (its state is a `crdt::StrState`).
+    Field,
+    /// A set member (its state is a `crdt::Member`).
+    SetMember,
+}
+
+impl MemberKind {
+    fn tag(self) -> u8 {
+        match self {
+            MemberKind::Field => b'h',
+            MemberKind::SetMember => b's',
+        }
+    }
+}
+
+/// The storage key prefix of all members of `kind` under `key`.
+fn member_prefix(kind: MemberKind, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + key.len());
+    k.push(kind.tag());
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The storage key of one member.
+fn member_key(kind: MemberKind, key: &[u8], member: &[u8]) -> Vec<u8> {
+    let mut k = member_prefix(kind, key);
+    k.extend_from_slice(member);
+    k
+}
 
 /// How hard a commit pushes its data to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +123,14 @@ pub enum StorageError {
 /// One atomic unit of writes.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Keys to store with their new records.
-    pub puts: Vec<(Bytes, Record)>,
+    /// Keys to store with their new headers.
+    pub puts: Vec<(Bytes, Stored)>,
     /// Keys to remove entirely (records with nothing left worth keeping).
     pub removes: Vec<Bytes>,
+    /// Members to store: kind, key, member, encoded state.
+    pub member_puts: Vec<(MemberKind, Bytes, Bytes, Vec<u8>)>,
+    /// Members to remove entirely.
+    pub member_removes: Vec<(MemberKind, Bytes, Bytes)>,
     /// Expiry index entries that are stale and can go: `(deadline_ms, key)`.
     pub expiry_removes: Vec<(u64, Bytes)>,
     /// The highest HLC timestamp used by the writes, kept so the clock resumes above it.
@@ -70,15 +140,36 @@ pub struct Batch {
 impl Batch {
     /// Whether the batch writes nothing.
     pub fn is_empty(&self) -> bool {
-        self.puts.is_empty() && self.removes.is_empty() && self.expiry_removes.is_empty()
+        self.puts.is_empty()
+            && self.removes.is_empty()
+            && self.member_puts.is_empty()
+            && self.member_removes.is_empty()
+            && self.expiry_removes.is_empty()
     }
 }
 
 /// The node's view of durable storage. One thread writes (the engine); any thread may read,
 /// and a reader sees each committed batch whole or not at all.
 pub trait Store: Send + Sync {
-    /// The record stored under `key`.
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError>;
+    /// The header stored under `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError>;
+
+    /// The encoded state of one member of `key`.
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError>;
+
+    /// Up to `limit` members of `key` after `after` (from the first when `None`), in byte order.
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
 
     /// Applies `batch` atomically: after a crash either all of it is there or none.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;
@@ -92,7 +183,7 @@ pub trait Store: Send + Sync {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Bytes, Record)>, StorageError>;
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError>;
 
     /// Up to `limit` expiry index entries with deadlines at or before `now_ms`, earliest first.
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError>;
@@ -121,8 +212,8 @@ fn split_expiry_key(k: &[u8]) -> Option<(u64, Bytes)> {
     ))
 }
 
-fn decode(key: &[u8], bytes: &[u8]) -> Result<Record, StorageError> {
-    Record::decode(bytes).map_err(|e| StorageError::Corrupt {
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored, StorageError> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })

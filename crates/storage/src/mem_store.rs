@@ -1,8 +1,10 @@
 //! An in-memory [`Store`] for simulations and unit tests.
 
-use crate::{Batch, Durability, StorageError, Store, expiry_key, split_expiry_key};
+use crate::{
+    Batch, Durability, MemberKind, StorageError, Store, Stored, expiry_key, member_key,
+    member_prefix, split_expiry_key,
+};
 use bytes::Bytes;
-use crdt::Record;
 use hlc::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -16,7 +18,8 @@ pub struct MemStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    data: BTreeMap<Bytes, Record>,
+    data: BTreeMap<Bytes, Stored>,
+    members: BTreeMap<Vec<u8>, Bytes>,
     expiry: BTreeSet<Vec<u8>>,
     hlc: Timestamp,
 }
@@ -35,21 +38,65 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StorageError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         Ok(self.lock().data.get(key).cloned())
     }
 
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        Ok(self
+            .lock()
+            .members
+            .get(&member_key(kind, key, member))
+            .cloned())
+    }
+
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let start = match after {
+            None => Bound::Included(prefix.clone()),
+            Some(a) => Bound::Excluded(member_key(kind, key, a)),
+        };
+        let inner = self.lock();
+        Ok(inner
+            .members
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .take(limit)
+            .map(|(k, v)| (Bytes::copy_from_slice(&k[prefix.len()..]), v.clone()))
+            .collect())
+    }
+
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), StorageError> {
-        let mut this = self.lock();
-        let this = &mut *this;
-        for (key, record) in &batch.puts {
-            if let Some(at) = record.expires_at_ms() {
+        let mut guard = self.lock();
+        let this = &mut *guard;
+        for (key, stored) in &batch.puts {
+            if let Some(at) = stored.record.expires_at_ms() {
                 this.expiry.insert(expiry_key(at, key));
             }
-            this.data.insert(key.clone(), record.clone());
+            this.data.insert(key.clone(), stored.clone());
         }
         for key in &batch.removes {
             this.data.remove(key);
+        }
+        for (kind, key, member, value) in &batch.member_puts {
+            this.members.insert(
+                member_key(*kind, key, member),
+                Bytes::copy_from_slice(value),
+            );
+        }
+        for (kind, key, member) in &batch.member_removes {
+            this.members.remove(&member_key(*kind, key, member));
         }
         for (at, key) in &batch.expiry_removes {
             this.expiry.remove(&expiry_key(*at, key));
@@ -66,7 +113,7 @@ impl Store for MemStore {
         &self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
         let start = after.map_or(Bound::Unbounded, |a| {
             Bound::Excluded(Bytes::copy_from_slice(a))
         });

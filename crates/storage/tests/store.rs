@@ -3,16 +3,19 @@
 use bytes::Bytes;
 use crdt::{Merge, NodeId, Record, Stamp, StrState};
 use hlc::Timestamp;
-use storage::{Batch, Durability, FjallStore, MemStore, Store};
+use storage::{Batch, Durability, FjallStore, MemStore, MemberKind, Store, Stored};
 
-fn record(value: &str, hlc: u64, expires: Option<u64>) -> Record {
+fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
     let stamp = Stamp::new(Timestamp(hlc), NodeId(1));
     let mut r = Record {
         string: Some(StrState::default().set_delta(stamp, Bytes::from(value.to_string()))),
         ..Record::default()
     };
     r.merge(&Record::expiry_delta(stamp, expires));
-    r
+    Stored {
+        record: r,
+        lens: Default::default(),
+    }
 }
 
 fn suite(store: &dyn Store) {
@@ -65,6 +68,67 @@ fn suite(store: &dyn Store) {
     assert_eq!(store.get(b"c").unwrap(), None);
     assert_eq!(store.due(100, 10).unwrap(), vec![(100, Bytes::from("b"))]);
     assert_eq!(store.last_hlc().unwrap(), Timestamp(8));
+
+    // Members: one prefix per key and kind, in byte order, apart from other keys and kinds.
+    let m = |kind, key: &str, member: &str, v: &str| {
+        (
+            kind,
+            Bytes::from(key.to_string()),
+            Bytes::from(member.to_string()),
+            v.as_bytes().to_vec(),
+        )
+    };
+    let batch = Batch {
+        member_puts: vec![
+            m(MemberKind::Field, "h", "b", "2"),
+            m(MemberKind::Field, "h", "a", "1"),
+            m(MemberKind::Field, "h2", "a", "x"),
+            m(MemberKind::SetMember, "h", "a", "s"),
+        ],
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    assert_eq!(
+        store.get_member(MemberKind::Field, b"h", b"a").unwrap(),
+        Some(Bytes::from("1"))
+    );
+    assert_eq!(
+        store.get_member(MemberKind::Field, b"h", b"zz").unwrap(),
+        None
+    );
+    let all = store
+        .scan_members(MemberKind::Field, b"h", None, 10)
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![
+            (Bytes::from("a"), Bytes::from("1")),
+            (Bytes::from("b"), Bytes::from("2"))
+        ]
+    );
+    let after = store
+        .scan_members(MemberKind::Field, b"h", Some(b"a"), 10)
+        .unwrap();
+    assert_eq!(after, vec![(Bytes::from("b"), Bytes::from("2"))]);
+    assert_eq!(
+        store
+            .scan_members(MemberKind::SetMember, b"h", None, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    let batch = Batch {
+        member_removes: vec![(MemberKind::Field, Bytes::from("h"), Bytes::from("a"))],
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    assert_eq!(
+        store
+            .scan_members(MemberKind::Field, b"h", None, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]

@@ -1,14 +1,13 @@
 //! Hashes: HSET, HMSET, HGET, HMGET, HDEL, HGETALL, HLEN, HEXISTS, HINCRBY, HKEYS, HVALS.
+//!
+//! Each field is its own stored state, so a write touches only the fields it names.
 
 use super::{Ctx, int_arg, typed, typed_for_write};
 use bytes::Bytes;
-use crdt::{HashState, Kind, Merge, Record};
+use crdt::{Kind, StrState};
 use resp::Reply;
 use resp::args::ERR_OVERFLOW;
-
-fn hash_of(record: Option<&Record>) -> Option<&HashState> {
-    record.and_then(|r| r.hash.as_ref())
-}
+use std::collections::BTreeMap;
 
 /// Sets field/value pairs; returns how many fields are new.
 fn set_fields(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, Reply> {
@@ -16,35 +15,20 @@ fn set_fields(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, 
         return Err(Reply::wrong_arity(name));
     }
     let key = &args[1];
-    let current = typed_for_write(ctx, key, Kind::Hash)?;
-    let hash = current.hash.unwrap_or_default();
+    typed_for_write(ctx, key, Kind::Hash)?;
     let stamp = ctx.txn.stamp();
-    let mut delta = HashState::default();
+    // A field named twice takes its last value, as in Redis.
+    let pairs: BTreeMap<&Bytes, &Bytes> = args[2..].chunks(2).map(|p| (&p[0], &p[1])).collect();
     let mut added = 0;
-    for pair in args[2..].chunks(2) {
-        let field = hash.field(&pair[0]).cloned().unwrap_or_default();
-        let fresh = !field.exists() && hash_of_delta_missing(&delta, &pair[0]);
-        if fresh {
+    for (field, value) in pairs {
+        let current = ctx.txn.field(key, field).unwrap_or_default();
+        if !current.exists() {
             added += 1;
         }
-        delta.merge(&HashState::field_delta(
-            pair[0].clone(),
-            field.set_delta(stamp, pair[1].clone()),
-        ));
+        ctx.txn
+            .apply_field(key, field, &current.set_delta(stamp, value.clone()), stamp);
     }
-    ctx.txn.apply(
-        key,
-        &Record {
-            hash: Some(delta),
-            ..Record::default()
-        },
-    );
     Ok(added)
-}
-
-/// Whether the delta being built has not yet set `field` (a field named twice counts once).
-fn hash_of_delta_missing(delta: &HashState, field: &[u8]) -> bool {
-    delta.field(field).is_none()
 }
 
 pub fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
@@ -55,91 +39,99 @@ pub fn hmset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     set_fields(ctx, args, "hmset").map_or_else(|e| e, |_| Reply::OK)
 }
 
+/// The value of a field of a live hash (`Ok(None)` when the key or field is missing).
+fn field_value(ctx: &mut Ctx<'_, '_>, key: &Bytes, field: &Bytes) -> Result<Option<Bytes>, Reply> {
+    if typed(ctx, key, Kind::Hash)?.is_none() {
+        return Ok(None);
+    }
+    Ok(ctx.txn.field(key, field).and_then(|f| f.value()))
+}
+
 pub fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => hash_of(r)
-            .and_then(|h| h.get(&args[2]))
-            .map_or(Reply::Null, Reply::Bulk),
+    match field_value(ctx, &args[1], &args[2]) {
+        Ok(v) => v.map_or(Reply::Null, Reply::Bulk),
         Err(e) => e,
     }
 }
 
 pub fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => {
-            let h = hash_of(r);
-            Reply::Array(
-                args[2..]
-                    .iter()
-                    .map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Null, Reply::Bulk))
-                    .collect(),
-            )
+    let mut items = Vec::with_capacity(args.len() - 2);
+    for field in &args[2..] {
+        match field_value(ctx, &args[1], field) {
+            Ok(v) => items.push(v.map_or(Reply::Null, Reply::Bulk)),
+            Err(e) => return e,
         }
+    }
+    Reply::Array(items)
+}
+
+pub fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match field_value(ctx, &args[1], &args[2]) {
+        Ok(v) => Reply::Int(i64::from(v.is_some())),
         Err(e) => e,
     }
 }
 
 pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let current = match typed(ctx, key, Kind::Hash) {
-        Ok(Some(r)) => r.clone(),
+    match typed(ctx, key, Kind::Hash) {
+        Ok(Some(_)) => {}
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
-    };
-    let hash = current.hash.unwrap_or_default();
-    let stamp = ctx.txn.stamp();
-    let mut delta = HashState::default();
-    let mut removed = 0;
-    for name in &args[2..] {
-        if let Some(field) = hash.field(name).filter(|f| f.exists())
-            && hash_of_delta_missing(&delta, name)
-        {
-            removed += 1;
-            delta.merge(&HashState::field_delta(
-                name.clone(),
-                field.delete_delta(stamp),
-            ));
-        }
     }
-    if removed > 0 {
-        ctx.txn.apply(
-            key,
-            &Record {
-                hash: Some(delta),
-                ..Record::default()
-            },
-        );
+    let stamp = ctx.txn.stamp();
+    let mut removed = 0;
+    for field in &args[2..] {
+        if let Some(current) = ctx.txn.field(key, field).filter(StrState::exists) {
+            removed += 1;
+            ctx.txn
+                .apply_field(key, field, &current.delete_delta(stamp), stamp);
+        }
     }
     Reply::Int(removed)
 }
 
+/// Live fields and values of a live hash, in byte order of the field names.
+fn entries(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+    if typed(ctx, key, Kind::Hash)?.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(ctx
+        .txn
+        .all_fields(key)
+        .into_iter()
+        .filter_map(|(k, f)| f.value().map(|v| (k, v)))
+        .collect())
+}
+
 pub fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Map(
-            hash_of(r)
-                .map(|h| {
-                    h.entries()
-                        .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+    match entries(ctx, &args[1]) {
+        Ok(e) => Reply::Map(
+            e.into_iter()
+                .map(|(k, v)| (Reply::Bulk(k), Reply::Bulk(v)))
+                .collect(),
         ),
+        Err(e) => e,
+    }
+}
+
+pub fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match entries(ctx, &args[1]) {
+        Ok(e) => Reply::Array(e.into_iter().map(|(k, _)| Reply::Bulk(k)).collect()),
+        Err(e) => e,
+    }
+}
+
+pub fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match entries(ctx, &args[1]) {
+        Ok(e) => Reply::Array(e.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()),
         Err(e) => e,
     }
 }
 
 pub fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Int(hash_of(r).map_or(0, |h| h.len() as i64)),
-        Err(e) => e,
-    }
-}
-
-pub fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Int(i64::from(
-            hash_of(r).and_then(|h| h.get(&args[2])).is_some(),
-        )),
+        Ok(s) => Reply::Int(s.map_or(0, |s| s.lens.hash as i64)),
         Err(e) => e,
     }
 }
@@ -150,16 +142,10 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Ok(by) => by,
         Err(e) => return e,
     };
-    let current = match typed_for_write(ctx, key, Kind::Hash) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let field = current
-        .hash
-        .as_ref()
-        .and_then(|h| h.field(name))
-        .cloned()
-        .unwrap_or_default();
+    if let Err(e) = typed_for_write(ctx, key, Kind::Hash) {
+        return e;
+    }
+    let field = ctx.txn.field(key, name).unwrap_or_default();
     let Ok(value) = field.counter() else {
         return Reply::err("ERR hash value is not an integer");
     };
@@ -167,35 +153,7 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         return Reply::err(ERR_OVERFLOW);
     };
     let stamp = ctx.txn.stamp();
-    let delta = HashState::field_delta(name.clone(), field.incr_delta(stamp, by));
-    ctx.txn.apply(
-        key,
-        &Record {
-            hash: Some(delta),
-            ..Record::default()
-        },
-    );
+    ctx.txn
+        .apply_field(key, name, &field.incr_delta(stamp, by), stamp);
     Reply::Int(new)
-}
-
-pub fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Array(
-            hash_of(r)
-                .map(|h| h.entries().map(|(k, _)| Reply::Bulk(k.clone())).collect())
-                .unwrap_or_default(),
-        ),
-        Err(e) => e,
-    }
-}
-
-pub fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Hash) {
-        Ok(r) => Reply::Array(
-            hash_of(r)
-                .map(|h| h.entries().map(|(_, v)| Reply::Bulk(v)).collect())
-                .unwrap_or_default(),
-        ),
-        Err(e) => e,
-    }
 }

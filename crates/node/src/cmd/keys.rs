@@ -11,9 +11,8 @@ pub fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let mut removed = 0;
     for key in &args[1..] {
         if ctx.txn.live(key).is_some() {
-            let current = ctx.txn.for_write(key);
             let stamp = ctx.txn.stamp();
-            ctx.txn.apply(key, &current.delete_delta(stamp));
+            ctx.txn.delete(key, stamp);
             removed += 1;
         }
     }
@@ -88,7 +87,7 @@ fn expire_generic(
     let Some(record) = ctx.txn.live(key) else {
         return Ok(Reply::Int(0));
     };
-    let current = record.expires_at_ms().map(|c| c as i64);
+    let current = record.record.expires_at_ms().map(|c| c as i64);
     let allowed = match current {
         None => !(xx || gt),
         Some(c) => !nx && (!gt || at > c) && (!lt || at < c),
@@ -96,11 +95,10 @@ fn expire_generic(
     if !allowed {
         return Ok(Reply::Int(0));
     }
-    let record = record.clone();
     let stamp = ctx.txn.stamp();
     if at <= now_ms {
         // A deadline in the past deletes the key at once, as in Redis.
-        ctx.txn.apply(key, &record.delete_delta(stamp));
+        ctx.txn.delete(key, stamp);
     } else {
         ctx.txn
             .apply(key, &Record::expiry_delta(stamp, Some(at as u64)));
@@ -111,7 +109,12 @@ fn expire_generic(
 fn ttl_ms(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<Option<u64>> {
     let now_ms = ctx.txn.now_ms();
     let record = ctx.txn.live(key)?;
-    Some(record.expires_at_ms().map(|at| at.saturating_sub(now_ms)))
+    Some(
+        record
+            .record
+            .expires_at_ms()
+            .map(|at| at.saturating_sub(now_ms)),
+    )
 }
 
 pub fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
@@ -133,7 +136,7 @@ pub fn pttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 pub fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
     match ctx.txn.live(key) {
-        Some(r) if r.expires_at_ms().is_some() => {
+        Some(r) if r.record.expires_at_ms().is_some() => {
             let stamp = ctx.txn.stamp();
             ctx.txn.apply(key, &Record::expiry_delta(stamp, None));
             Reply::Int(1)
@@ -240,5 +243,6 @@ fn scan_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
 }
 
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
-    Reply::Int(ctx.state.live_keys as i64)
+    // The round's own changes count too: a pipeline's DBSIZE sees its earlier writes.
+    Reply::Int((ctx.state.live_keys as i64 + ctx.txn.live_delta()).max(0))
 }

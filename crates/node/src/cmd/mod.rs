@@ -12,9 +12,10 @@ mod strings;
 
 use crate::engine::{EngineState, Txn};
 use bytes::Bytes;
-use crdt::{Kind, Record};
+use crdt::Kind;
 use resp::Reply;
 use resp::args::ERR_WRONGTYPE;
+use storage::Stored;
 
 /// What a data command runs with: the round's view of the keyspace and the engine's state.
 pub struct Ctx<'r, 'a> {
@@ -188,12 +189,12 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
     }
 }
 
-/// The live record of `key` if it has `kind`; `Err(WRONGTYPE)` if it has another.
+/// The live header of `key` if it has `kind`; `Err(WRONGTYPE)` if it has another.
 fn typed<'t>(
     ctx: &'t mut Ctx<'_, '_>,
     key: &Bytes,
     kind: Kind,
-) -> Result<Option<&'t Record>, Reply> {
+) -> Result<Option<&'t Stored>, Reply> {
     let now_ms = ctx.txn.now_ms();
     match ctx.txn.live(key) {
         None => Ok(None),
@@ -202,8 +203,8 @@ fn typed<'t>(
     }
 }
 
-/// For a write: the record to start from, after checking it is absent or of `kind`.
-fn typed_for_write(ctx: &mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Record, Reply> {
+/// For a write: the header to start from, after checking it is absent or of `kind`.
+fn typed_for_write(ctx: &mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Stored, Reply> {
     typed(ctx, key, kind)?;
     Ok(ctx.txn.for_write(key))
 }

@@ -1,78 +1,78 @@
 //! Sets: SADD, SREM, SMEMBERS, SISMEMBER, SCARD.
+//!
+//! Each member is its own stored state, so a write touches only the members it names.
 
 use super::{Ctx, typed, typed_for_write};
 use bytes::Bytes;
-use crdt::{Kind, Record, SetState};
+use crdt::{Kind, Member};
 use resp::Reply;
 use std::collections::BTreeSet;
 
-fn set_of(record: Option<&Record>) -> Option<&SetState> {
-    record.and_then(|r| r.set.as_ref())
-}
-
 pub fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let current = match typed_for_write(ctx, key, Kind::Set) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let members: BTreeSet<&Bytes> = args[2..].iter().collect();
-    let added = members
-        .iter()
-        .filter(|m| !set_of(Some(&current)).is_some_and(|s| s.contains(m)))
-        .count();
+    if let Err(e) = typed_for_write(ctx, key, Kind::Set) {
+        return e;
+    }
     let stamp = ctx.txn.stamp();
-    ctx.txn.apply(
-        key,
-        &Record {
-            set: Some(SetState::add_delta(stamp, members)),
-            ..Record::default()
-        },
-    );
-    Reply::Int(added as i64)
+    let mut added = 0;
+    for m in args[2..].iter().collect::<BTreeSet<_>>() {
+        if !ctx.txn.member(key, m).is_some_and(|s| s.present()) {
+            added += 1;
+        }
+        ctx.txn
+            .apply_member(key, m, &Member::add_delta(stamp), Some(stamp));
+    }
+    Reply::Int(added)
 }
 
 pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let set = match typed(ctx, key, Kind::Set) {
-        Ok(Some(r)) => r.set.clone().unwrap_or_default(),
+    match typed(ctx, key, Kind::Set) {
+        Ok(Some(_)) => {}
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
-    };
-    let members: BTreeSet<&Bytes> = args[2..].iter().filter(|m| set.contains(m)).collect();
-    if !members.is_empty() {
-        ctx.txn.apply(
-            key,
-            &Record {
-                set: Some(set.remove_delta(members.iter().copied())),
-                ..Record::default()
-            },
-        );
     }
-    Reply::Int(members.len() as i64)
+    let mut removed = 0;
+    for m in args[2..].iter().collect::<BTreeSet<_>>() {
+        if let Some(current) = ctx.txn.member(key, m).filter(Member::present) {
+            removed += 1;
+            ctx.txn.apply_member(key, m, &current.remove_delta(), None);
+        }
+    }
+    Reply::Int(removed)
 }
 
 pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Set) {
-        Ok(r) => Reply::Set(
-            set_of(r)
-                .map(|s| s.members().cloned().map(Reply::Bulk).collect())
-                .unwrap_or_default(),
-        ),
-        Err(e) => e,
+    let key = &args[1];
+    match typed(ctx, key, Kind::Set) {
+        Ok(Some(_)) => {}
+        Ok(None) => return Reply::Set(Vec::new()),
+        Err(e) => return e,
     }
+    let members = ctx.txn.all_members(key);
+    Reply::Set(
+        members
+            .into_iter()
+            .filter(|(_, m)| m.present())
+            .map(|(k, _)| Reply::Bulk(k))
+            .collect(),
+    )
 }
 
 pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    match typed(ctx, &args[1], Kind::Set) {
-        Ok(r) => Reply::Int(i64::from(set_of(r).is_some_and(|s| s.contains(&args[2])))),
+    let key = &args[1];
+    match typed(ctx, key, Kind::Set) {
+        Ok(Some(_)) => Reply::Int(i64::from(
+            ctx.txn.member(key, &args[2]).is_some_and(|m| m.present()),
+        )),
+        Ok(None) => Reply::Int(0),
         Err(e) => e,
     }
 }
 
 pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Set) {
-        Ok(r) => Reply::Int(set_of(r).map_or(0, |s| s.len() as i64)),
+        Ok(s) => Reply::Int(s.map_or(0, |s| s.lens.set as i64)),
         Err(e) => e,
     }
 }

@@ -5,14 +5,17 @@ use bytes::Bytes;
 use crdt::{Kind, Record, StrState};
 use resp::Reply;
 use resp::args::{ERR_NOT_FLOAT, ERR_NOT_INTEGER, ERR_OVERFLOW, ERR_SYNTAX, ERR_WRONGTYPE};
+use storage::Stored;
 
-fn string_of(record: Option<&Record>) -> StrState {
-    record.and_then(|r| r.string.clone()).unwrap_or_default()
+fn string_of(stored: Option<&Stored>) -> StrState {
+    stored
+        .and_then(|s| s.record.string.clone())
+        .unwrap_or_default()
 }
 
-fn value_of(record: Option<&Record>) -> Option<Bytes> {
-    record
-        .and_then(|r| r.string.as_ref())
+fn value_of(stored: Option<&Stored>) -> Option<Bytes> {
+    stored
+        .and_then(|s| s.record.string.as_ref())
         .and_then(StrState::value)
 }
 
@@ -39,13 +42,15 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 fn write_string(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Bytes, expiry: Option<Option<u64>>) {
     let current = ctx.txn.for_write(key);
     let stamp = ctx.txn.stamp();
-    let mut delta = if current.kind().is_some() {
-        current.delete_delta(stamp)
-    } else {
-        Record::default()
+    if current.kind().is_some_and(|k| k != Kind::String) {
+        // SET replaces a key of any type: its fields or members go.
+        ctx.txn.clear_collections(key, stamp);
+    }
+    let delta = Record {
+        string: Some(string_of(Some(&current)).set_delta(stamp, value)),
+        expiry: expiry.map(|at| (stamp, at)),
+        ..Record::default()
     };
-    delta.string = Some(string_of(Some(&current)).set_delta(stamp, value));
-    delta.expiry = expiry.map(|at| (stamp, at));
     ctx.txn.apply(key, &delta);
 }
 
@@ -143,9 +148,8 @@ pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     if value.is_some() {
-        let current = ctx.txn.for_write(key);
         let stamp = ctx.txn.stamp();
-        ctx.txn.apply(key, &current.delete_delta(stamp));
+        ctx.txn.delete(key, stamp);
     }
     value.map_or(Reply::Null, Reply::Bulk)
 }

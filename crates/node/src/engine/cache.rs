@@ -7,13 +7,13 @@
 //! first out, with a bound on entries.
 
 use bytes::Bytes;
-use crdt::Record;
 use std::collections::{HashMap, VecDeque};
+use storage::Stored;
 
 /// Records the engine holds decoded. `None` caches "not in the store".
 #[derive(Debug)]
 pub struct RecordCache {
-    map: HashMap<Bytes, Option<Record>>,
+    map: HashMap<Bytes, Option<Stored>>,
     order: VecDeque<Bytes>,
     entries_max: usize,
 }
@@ -29,12 +29,12 @@ impl RecordCache {
     }
 
     /// The cached record of `key`: `Some(None)` when the key is known to be absent.
-    pub fn get(&self, key: &[u8]) -> Option<&Option<Record>> {
+    pub fn get(&self, key: &[u8]) -> Option<&Option<Stored>> {
         self.map.get(key)
     }
 
     /// Remembers what is committed under `key`.
-    pub fn insert(&mut self, key: Bytes, record: Option<Record>) {
+    pub fn insert(&mut self, key: Bytes, record: Option<Stored>) {
         if self.entries_max == 0 {
             return;
         }
@@ -67,13 +67,13 @@ mod tests {
     fn bounded_first_in_first_out() {
         let mut c = RecordCache::new(2);
         c.insert(Bytes::from("a"), None);
-        c.insert(Bytes::from("b"), Some(Record::default()));
-        c.insert(Bytes::from("a"), Some(Record::default()));
+        c.insert(Bytes::from("b"), Some(Stored::default()));
+        c.insert(Bytes::from("a"), Some(Stored::default()));
         assert_eq!(c.len(), 2);
         c.insert(Bytes::from("c"), None);
         assert_eq!(c.len(), 2);
         assert!(c.get(b"a").is_none());
-        assert_eq!(c.get(b"b"), Some(&Some(Record::default())));
+        assert_eq!(c.get(b"b"), Some(&Some(Stored::default())));
         assert_eq!(c.get(b"c"), Some(&None));
     }
 }

@@ -18,7 +18,7 @@ pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
-use crdt::{NodeId, Record};
+use crdt::NodeId;
 use hlc::Clock;
 use resp::Reply;
 use std::collections::HashMap;
@@ -466,16 +466,12 @@ impl Engine {
         );
         let mut expired = 0u64;
         for (at_ms, key) in due {
-            let current = txn
+            let due = txn
                 .raw(&key)
-                .cloned()
-                .map(|r: Record| (r.expires_at_ms(), r));
-            if let Some((Some(at), record)) = current
-                && at == at_ms
-                && record.kind().is_some()
-            {
+                .is_some_and(|s| s.record.expires_at_ms() == Some(at_ms) && s.kind().is_some());
+            if due {
                 let stamp = txn.stamp();
-                txn.apply(&key, &record.delete_delta(stamp));
+                txn.delete(&key, stamp);
                 expired += 1;
             }
             txn.remove_expiry_entry(at_ms, key);

@@ -1,19 +1,29 @@
 //! One round of commands: reads see the round's own writes; writes collect into one batch.
+//!
+//! A key is a header ([`Stored`]: its record and live counts) plus, for hashes and sets, one
+//! stored state per field or member. Every change is a CRDT delta merged into what the round
+//! sees; the header's live counts follow each field's and member's liveness.
 
 use super::RecordCache;
 use bytes::Bytes;
-use crdt::{Merge, NodeId, Record, Stamp};
+use crdt::{Kind, Member, Merge, NodeId, Record, Stamp, StrState};
 use hlc::Clock;
-use std::collections::HashMap;
-use storage::{Batch, StorageError, Store};
+use std::collections::{BTreeMap, HashMap};
+use storage::{Batch, MemberKind, StorageError, Store, Stored};
 
 /// A key as the round left it, and whether it was live before the round touched it.
 struct Touched {
-    record: Option<Record>,
+    stored: Option<Stored>,
     live_before: bool,
     dirty: bool,
     /// Read from the store (not the cache): worth caching even if the round fails.
     from_store: bool,
+}
+
+/// A field or member as the round left it.
+struct TouchedMember<T> {
+    state: Option<T>,
+    dirty: bool,
 }
 
 /// What a finished round hands back to the engine.
@@ -23,8 +33,11 @@ pub struct Finished {
     /// The change in the number of live keys if the batch commits.
     pub live_delta: i64,
     /// Keys the round read from the store and did not change, with what it found.
-    pub read: Vec<(Bytes, Option<Record>)>,
+    pub read: Vec<(Bytes, Option<Stored>)>,
 }
+
+/// How many members one step of a member walk reads.
+const MEMBER_CHUNK: usize = 1024;
 
 /// The state one round of commands works on: the store underneath, this round's changes on
 /// top. Nothing reaches the store until [`Txn::finish`] hands back the batch.
@@ -35,8 +48,10 @@ pub struct Txn<'a> {
     node: NodeId,
     now_ms: u64,
     touched: HashMap<Bytes, Touched>,
+    fields: HashMap<(Bytes, Bytes), TouchedMember<StrState>>,
+    members: HashMap<(Bytes, Bytes), TouchedMember<Member>>,
     expiry_removes: Vec<(u64, Bytes)>,
-    /// Whether a record with nothing live is removed from storage. True for a cluster of one,
+    /// Whether state with nothing live is removed from storage. True for a cluster of one,
     /// where no peer can send a concurrent write that the tombstone would have to judge.
     drop_tombstones: bool,
     /// Set when a read failed: the round must not commit what it computed from a wrong view.
@@ -60,6 +75,8 @@ impl<'a> Txn<'a> {
             node,
             now_ms,
             touched: HashMap::new(),
+            fields: HashMap::new(),
+            members: HashMap::new(),
             expiry_removes: Vec::new(),
             drop_tombstones,
             failed: None,
@@ -76,64 +93,278 @@ impl<'a> Txn<'a> {
         Stamp::new(self.clock.now(self.now_ms), self.node)
     }
 
-    /// The key's record as this round sees it, expired or not. A storage failure reads as
+    fn fail(&mut self, e: StorageError) {
+        tracing::error!(error = %e, "read failed");
+        self.failed.get_or_insert(e);
+    }
+
+    /// The key's header as this round sees it, expired or not. A storage failure reads as
     /// absent and marks the round failed, so nothing computed from it is committed.
-    pub fn raw(&mut self, key: &Bytes) -> Option<&Record> {
+    pub fn raw(&mut self, key: &Bytes) -> Option<&Stored> {
         if !self.touched.contains_key(key) {
             let cached = self.cache.and_then(|c| c.get(key)).cloned();
             let from_store = cached.is_none();
-            let record = match cached {
-                Some(r) => r,
-                None => match self.store.get(key) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "read failed");
-                        self.failed.get_or_insert(e);
-                        None
-                    }
-                },
+            let stored = match cached {
+                Some(s) => s,
+                None => self.store.get(key).unwrap_or_else(|e| {
+                    self.fail(e);
+                    None
+                }),
             };
-            let live_before = record.as_ref().is_some_and(|r| r.kind().is_some());
+            let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
             let touched = Touched {
-                record,
+                stored,
                 live_before,
                 dirty: false,
                 from_store,
             };
             self.touched.insert(key.clone(), touched);
         }
-        self.touched[key].record.as_ref()
+        self.touched[key].stored.as_ref()
     }
 
-    /// The key's record if it is live now (present and not expired).
-    pub fn live(&mut self, key: &Bytes) -> Option<&Record> {
+    /// The key's header if it is live now (present and not expired).
+    pub fn live(&mut self, key: &Bytes) -> Option<&Stored> {
         let now_ms = self.now_ms;
-        self.raw(key).filter(|r| r.live_kind(now_ms).is_some())
+        self.raw(key).filter(|s| s.live_kind(now_ms).is_some())
     }
 
-    /// The record a write starts from. An expired key is deleted first, as Redis does, so the
+    /// The header a write starts from. An expired key is deleted first, as Redis does, so the
     /// write creates a fresh key with no leftover parts or deadline.
-    pub fn for_write(&mut self, key: &Bytes) -> Record {
+    pub fn for_write(&mut self, key: &Bytes) -> Stored {
         let now_ms = self.now_ms;
-        let current = self.raw(key).cloned().unwrap_or_default();
-        if current.expired(now_ms) {
+        let expired = self.raw(key).is_some_and(|s| s.record.expired(now_ms));
+        if expired {
             let stamp = self.stamp();
-            let delta = current.delete_delta(stamp);
-            self.apply(key, &delta);
-            return self.raw(key).cloned().unwrap_or_default();
+            self.delete(key, stamp);
         }
-        current
+        self.raw(key).cloned().unwrap_or_default()
     }
 
-    /// Merges `delta` into the key's record.
-    pub fn apply(&mut self, key: &Bytes, delta: &Record) {
+    fn header_mut(&mut self, key: &Bytes) -> &mut Stored {
         self.raw(key);
         let entry = self.touched.get_mut(key).expect("raw() inserted the key");
-        entry
-            .record
-            .get_or_insert_with(Record::default)
-            .merge(delta);
         entry.dirty = true;
+        entry.stored.get_or_insert_with(Stored::default)
+    }
+
+    /// Merges a header delta into the key.
+    pub fn apply(&mut self, key: &Bytes, delta: &Record) {
+        self.header_mut(key).record.merge(delta);
+    }
+
+    /// A hash field's state, live or not.
+    pub fn field(&mut self, key: &Bytes, name: &Bytes) -> Option<StrState> {
+        let id = (key.clone(), name.clone());
+        if let Some(t) = self.fields.get(&id) {
+            return t.state.clone();
+        }
+        let state = self.load_member(MemberKind::Field, key, name);
+        self.fields.insert(
+            id,
+            TouchedMember {
+                state: state.clone(),
+                dirty: false,
+            },
+        );
+        state
+    }
+
+    /// A set member's state, present or not.
+    pub fn member(&mut self, key: &Bytes, name: &Bytes) -> Option<Member> {
+        let id = (key.clone(), name.clone());
+        if let Some(t) = self.members.get(&id) {
+            return t.state.clone();
+        }
+        let state = self.load_member(MemberKind::SetMember, key, name);
+        self.members.insert(
+            id,
+            TouchedMember {
+                state: state.clone(),
+                dirty: false,
+            },
+        );
+        state
+    }
+
+    fn load_member<T: serde::de::DeserializeOwned>(
+        &mut self,
+        kind: MemberKind,
+        key: &[u8],
+        name: &[u8],
+    ) -> Option<T> {
+        let bytes = match self.store.get_member(kind, key, name) {
+            Ok(b) => b?,
+            Err(e) => {
+                self.fail(e);
+                return None;
+            }
+        };
+        match crdt::decode(&bytes) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                let key = String::from_utf8_lossy(key).into_owned();
+                self.fail(StorageError::Corrupt {
+                    key,
+                    reason: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Merges `delta` into a hash field written at `stamp`, keeping the header in step.
+    pub fn apply_field(&mut self, key: &Bytes, name: &Bytes, delta: &StrState, stamp: Stamp) {
+        let mut state = self.field(key, name).unwrap_or_default();
+        let before = state.exists();
+        state.merge(delta);
+        let after = state.exists();
+        self.fields.insert(
+            (key.clone(), name.clone()),
+            TouchedMember {
+                state: Some(state),
+                dirty: true,
+            },
+        );
+        let header = self.header_mut(key);
+        header.record.merge(&Record::touch_delta(stamp, Kind::Hash));
+        header.lens.hash = header.lens.hash + u64::from(after) - u64::from(before);
+    }
+
+    /// Merges `delta` into a set member, keeping the header in step. `stamp` is the write's
+    /// stamp when it adds.
+    pub fn apply_member(
+        &mut self,
+        key: &Bytes,
+        name: &Bytes,
+        delta: &Member,
+        stamp: Option<Stamp>,
+    ) {
+        let mut state = self.member(key, name).unwrap_or_default();
+        let before = state.present();
+        state.merge(delta);
+        let after = state.present();
+        self.members.insert(
+            (key.clone(), name.clone()),
+            TouchedMember {
+                state: Some(state),
+                dirty: true,
+            },
+        );
+        let header = self.header_mut(key);
+        if let Some(stamp) = stamp {
+            header.record.merge(&Record::touch_delta(stamp, Kind::Set));
+        }
+        header.lens.set = header.lens.set + u64::from(after) - u64::from(before);
+    }
+
+    /// Every field of a hash (live or not), in byte order, as this round sees them.
+    pub fn all_fields(&mut self, key: &Bytes) -> Vec<(Bytes, StrState)> {
+        let stored = self.scan_all_members(MemberKind::Field, key);
+        let mut all: BTreeMap<Bytes, StrState> = stored.into_iter().collect();
+        for ((k, name), t) in &self.fields {
+            if k == key
+                && let Some(state) = &t.state
+            {
+                all.insert(name.clone(), state.clone());
+            }
+        }
+        all.into_iter().collect()
+    }
+
+    /// Every member of a set (present or not), in byte order, as this round sees them.
+    pub fn all_members(&mut self, key: &Bytes) -> Vec<(Bytes, Member)> {
+        let stored = self.scan_all_members(MemberKind::SetMember, key);
+        let mut all: BTreeMap<Bytes, Member> = stored.into_iter().collect();
+        for ((k, name), t) in &self.members {
+            if k == key
+                && let Some(state) = &t.state
+            {
+                all.insert(name.clone(), state.clone());
+            }
+        }
+        all.into_iter().collect()
+    }
+
+    fn scan_all_members<T: serde::de::DeserializeOwned>(
+        &mut self,
+        kind: MemberKind,
+        key: &Bytes,
+    ) -> Vec<(Bytes, T)> {
+        let mut out = Vec::new();
+        let mut after: Option<Bytes> = None;
+        loop {
+            let chunk = match self
+                .store
+                .scan_members(kind, key, after.as_deref(), MEMBER_CHUNK)
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    self.fail(e);
+                    return out;
+                }
+            };
+            let done = chunk.len() < MEMBER_CHUNK;
+            after = chunk.last().map(|(m, _)| m.clone());
+            for (name, bytes) in chunk {
+                match crdt::decode(&bytes) {
+                    Ok(state) => out.push((name, state)),
+                    Err(e) => {
+                        let key = String::from_utf8_lossy(key).into_owned();
+                        self.fail(StorageError::Corrupt {
+                            key,
+                            reason: e.to_string(),
+                        });
+                        return out;
+                    }
+                }
+            }
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Removes every live field and member of the key, as observed here.
+    pub fn clear_collections(&mut self, key: &Bytes, stamp: Stamp) {
+        let lens = self.raw(key).map(|s| s.lens).unwrap_or_default();
+        if lens.hash > 0 {
+            for (name, field) in self.all_fields(key) {
+                if field.exists() {
+                    self.apply_field(key, &name, &field.delete_delta(stamp), stamp);
+                }
+            }
+        }
+        if lens.set > 0 {
+            for (name, member) in self.all_members(key) {
+                if member.present() {
+                    self.apply_member(key, &name, &member.remove_delta(), None);
+                }
+            }
+        }
+    }
+
+    /// Deletes the key at `stamp`: its string, fields and members as observed here, and its
+    /// deadline.
+    pub fn delete(&mut self, key: &Bytes, stamp: Stamp) {
+        self.clear_collections(key, stamp);
+        let delta = self
+            .raw(key)
+            .map(|s| s.record.delete_delta(stamp))
+            .unwrap_or_default();
+        self.apply(key, &delta);
+    }
+
+    /// How many keys this round's changes so far would add (or, negative, remove).
+    pub fn live_delta(&self) -> i64 {
+        self.touched
+            .values()
+            .filter(|t| t.dirty)
+            .map(|t| {
+                i64::from(t.stored.as_ref().is_some_and(|s| s.kind().is_some()))
+                    - i64::from(t.live_before)
+            })
+            .sum()
     }
 
     /// How many keys this round has changed so far.
@@ -141,13 +372,13 @@ impl<'a> Txn<'a> {
         self.touched.values().filter(|t| t.dirty).count()
     }
 
-    /// Up to about `limit` records after `after` in key order, as this round sees them: the
-    /// store's records with this round's changes on top, including keys this round created.
+    /// Up to about `limit` headers after `after` in key order, as this round sees them: the
+    /// store's with this round's changes on top, including keys this round created.
     pub fn scan(
         &mut self,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Bytes, Record)>, StorageError> {
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
         let stored = self.store.scan(after, limit)?;
         // Past the last stored key returned, the store may hold more: only round keys up to
         // it can be merged in. When the store ran out, every later round key belongs here.
@@ -156,7 +387,7 @@ impl<'a> Txn<'a> {
         } else {
             None
         };
-        let mut merged: std::collections::BTreeMap<Bytes, Option<Record>> =
+        let mut merged: BTreeMap<Bytes, Option<Stored>> =
             stored.into_iter().map(|(k, r)| (k, Some(r))).collect();
         for (key, t) in &self.touched {
             let after_ok = after.is_none_or(|a| key.as_ref() > a);
@@ -164,7 +395,7 @@ impl<'a> Txn<'a> {
             // A key the store returned shows as this round left it; a key this round wrote
             // joins the list when it falls inside the range the store covered.
             if (t.dirty && after_ok && upper_ok) || merged.contains_key(key) {
-                merged.insert(key.clone(), t.record.clone());
+                merged.insert(key.clone(), t.stored.clone());
             }
         }
         Ok(merged
@@ -191,17 +422,43 @@ impl<'a> Txn<'a> {
         for (key, t) in self.touched {
             if !t.dirty {
                 if t.from_store && !failed {
-                    read.push((key, t.record));
+                    read.push((key, t.stored));
                 }
                 continue;
             }
-            let record = t.record.expect("a dirty key has a record");
-            let live_after = record.kind().is_some();
+            let stored = t.stored.expect("a dirty key has a header");
+            let live_after = stored.kind().is_some();
             live_delta += i64::from(live_after) - i64::from(t.live_before);
             if !live_after && self.drop_tombstones {
                 batch.removes.push(key);
             } else {
-                batch.puts.push((key, record));
+                batch.puts.push((key, stored));
+            }
+        }
+        for ((key, name), t) in self.fields {
+            let Some(state) = t.state.filter(|_| t.dirty) else {
+                continue;
+            };
+            if !state.exists() && self.drop_tombstones {
+                batch.member_removes.push((MemberKind::Field, key, name));
+            } else {
+                batch
+                    .member_puts
+                    .push((MemberKind::Field, key, name, crdt::encode(&state)));
+            }
+        }
+        for ((key, name), t) in self.members {
+            let Some(state) = t.state.filter(|_| t.dirty) else {
+                continue;
+            };
+            if !state.present() && self.drop_tombstones {
+                batch
+                    .member_removes
+                    .push((MemberKind::SetMember, key, name));
+            } else {
+                batch
+                    .member_puts
+                    .push((MemberKind::SetMember, key, name, crdt::encode(&state)));
             }
         }
         Finished {

@@ -72,9 +72,12 @@ def _writer(port, wid, acked, stop):
         i = 0
         while not stop.is_set():
             key = f"w{wid}:{i}"
-            if i % 3 == 0:
+            if i % 4 == 0:
                 c.incr(f"ctr{wid}")
                 acked.append(("ctr", wid, i))
+            elif i % 4 == 1:
+                c.hset(f"hash{wid}", key, key)
+                acked.append(("field", wid, key))
             else:
                 c.set(key, key)
                 acked.append(("set", key, i))
@@ -91,6 +94,7 @@ def test_kill9_loses_no_acknowledged_write(node_factory, fsync):
     rng = random.Random(42)
     expected_sets = set()
     expected_ctr = {}
+    expected_fields = {}
     for round_no in range(50):
         acked = []
         stop = threading.Event()
@@ -102,9 +106,11 @@ def test_kill9_loses_no_acknowledged_write(node_factory, fsync):
         stop.set()
         for t in threads:
             t.join()
-        for kind, name, _ in acked:
+        for kind, name, extra in acked:
             if kind == "set":
                 expected_sets.add(name)
+            elif kind == "field":
+                expected_fields.setdefault(name, set()).add(extra)
             else:
                 expected_ctr[name] = expected_ctr.get(name, 0) + 1
         n.start()
@@ -121,6 +127,14 @@ def test_kill9_loses_no_acknowledged_write(node_factory, fsync):
             got = int(c.get(f"ctr{wid}") or 0)
             assert count <= got <= count + 1, f"round {round_no}: ctr{wid} = {got}, acknowledged {count}"
             expected_ctr[wid] = got
+        for wid, fields in expected_fields.items():
+            stored = c.hgetall(f"hash{wid}")
+            missing = [f for f in fields if stored.get(f) != f]
+            assert not missing, f"round {round_no}: acknowledged fields lost: {missing[:5]}"
+            # The header's count and the stored fields were committed atomically together.
+            assert c.hlen(f"hash{wid}") == len(stored)
+            assert len(stored) <= len(fields) + 1
+            fields.update(stored)
     assert len(expected_sets) > 500
 
 

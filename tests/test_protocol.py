@@ -92,15 +92,30 @@ def test_query_buffer_limit_closes_only_that_client(node_factory):
     assert other.ping()
 
 
+def wait_connections(node, count, timeout=10.0):
+    """Waits until the node counts `count` open client connections (closing is asynchronous)."""
+    import json
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/v1/status"))
+        if status["connections"] == count:
+            return
+        assert time.monotonic() < deadline, f"node still counts {status['connections']} connections"
+        time.sleep(0.02)
+
+
 def test_connection_limit(node_factory):
     n = node_factory("--max-clients", "3").start()
+    wait_connections(n, 0)  # the start-up probe has gone
     held = [socket.create_connection(("127.0.0.1", n.port)) for _ in range(3)]
     for h in held:
         h.sendall(b"PING\r\n")
         assert h.recv(100) == b"+PONG\r\n"
     assert raw(n, b"PING\r\n") == b"-ERR max number of clients reached\r\n"
     held.pop().close()
-    time.sleep(0.2)
+    wait_connections(n, 2)
     assert n.client().ping()
 
 

@@ -1,6 +1,7 @@
 """Fixtures that run real Meridian nodes as separate processes on real sockets."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,10 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(os.environ.get("MERIDIAN_BIN", ROOT / "target" / "debug" / "meridian"))
 
 
+_rng = random.Random()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below Linux's ephemeral range (32768-60999). A port from that range can be
+    handed to an outgoing connection while a node is down, and a client connecting to a port
+    nobody listens on can then connect to itself and read its own PING back."""
+    while True:
+        port = _rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class Node:
@@ -50,10 +62,11 @@ class Node:
                 raise RuntimeError(f"meridian exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             try:
                 with self.client() as probe:
-                    probe.ping()
-                return self
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.02)
+                    if probe.ping() is True:
+                        return self
+            except redis.exceptions.RedisError:
+                pass
+            time.sleep(0.02)
         raise RuntimeError("meridian did not start in time")
 
     def client(self, **kw) -> redis.Redis:

@@ -86,6 +86,22 @@ def _writer(port, wid, acked, stop):
         pass
 
 
+def kill_during_writes(node, round_no, writers, seconds):
+    """Runs `writers` writer threads against `node`, kills the node with SIGKILL after
+    `seconds`, and returns what the node acknowledged before it died."""
+    acked = []
+    stop = threading.Event()
+    threads = [threading.Thread(target=_writer, args=(node.port, f"{round_no}-{w}", acked, stop)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    node.kill9()
+    stop.set()
+    for t in threads:
+        t.join()
+    return acked
+
+
 @pytest.mark.parametrize("fsync", ["always"])
 def test_kill9_loses_no_acknowledged_write(node_factory, fsync):
     """Killed with SIGKILL at 50 random moments during a write load, the node comes back with
@@ -96,16 +112,7 @@ def test_kill9_loses_no_acknowledged_write(node_factory, fsync):
     expected_ctr = {}
     expected_fields = {}
     for round_no in range(50):
-        acked = []
-        stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(n.port, f"{round_no}-{w}", acked, stop)) for w in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(0.05, 0.3))
-        n.kill9()
-        stop.set()
-        for t in threads:
-            t.join()
+        acked = kill_during_writes(n, round_no, writers=4, seconds=rng.uniform(0.05, 0.3))
         for kind, name, extra in acked:
             if kind == "set":
                 expected_sets.add(name)
@@ -144,16 +151,7 @@ def test_kill9_never_corrupts(node_factory, fsync):
     back, readable, serving, and with every key it has intact."""
     n = node_factory("--fsync", fsync).start()
     for round_no in range(10):
-        acked = []
-        stop = threading.Event()
-        threads = [threading.Thread(target=_writer, args=(n.port, f"{round_no}-{w}", acked, stop)) for w in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(0.15)
-        n.kill9()
-        stop.set()
-        for t in threads:
-            t.join()
+        kill_during_writes(n, round_no, writers=3, seconds=0.15)
         n.start()
         c = n.client(decode_responses=True)
         keys = [k for k in c.scan_iter(match="w*", count=1000)]

@@ -197,3 +197,37 @@ def test_full_disk_fails_writes_and_keeps_reads(node_factory, tmp_path):
         n.stop()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fsync_count(node) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics").read().decode()
+    for line in text.splitlines():
+        if line.startswith("meridian_fsync_seconds_count"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_wait_makes_writes_durable_under_fsync_never(node_factory):
+    """Under --fsync never nothing is synced on its own; WAIT asks for the fsync that makes the
+    connection's writes durable before it answers."""
+    n = node_factory("--fsync", "never").start()
+    c = n.client()
+    c.set("a", "1")
+    assert fsync_count(n) == 0
+    assert c.execute_command("WAIT", 1, 0) == 1
+    assert fsync_count(n) == 1
+    # Nothing new to sync: WAIT answers without another fsync.
+    assert c.execute_command("WAIT", 1, 0) == 1
+    assert fsync_count(n) == 1
+
+
+def test_append_respects_the_value_limit(node_factory):
+    n = node_factory("--max-bulk-len", "64").start()
+    c = n.client()
+    assert c.append("s", "x" * 60) == 60
+    with pytest.raises(redis.exceptions.ResponseError) as e:
+        c.append("s", "abcde")
+    assert "exceeds maximum allowed size" in str(e.value)
+    assert c.get("s") == b"x" * 60

@@ -241,6 +241,9 @@ pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let mut value = value_of(Some(&current))
         .map(|v| v.to_vec())
         .unwrap_or_default();
+    if value.len() + args[2].len() > ctx.state.max_value_len {
+        return Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
     value.extend_from_slice(&args[2]);
     let len = value.len() as i64;
     write_string(ctx, key, Bytes::from(value), None);

@@ -53,6 +53,8 @@ pub enum Request {
     },
     /// Time passed: flush under `--fsync batch`, expire due keys.
     Tick,
+    /// Make everything committed so far durable, then answer (`WAIT`).
+    Sync(oneshot::Sender<Result<(), String>>),
 }
 
 /// Figures the engine publishes for status pages and metrics.
@@ -152,6 +154,17 @@ impl EngineHandle {
             Some(e) => Reply::Error(format!("ERR storage failure: {e}")),
             None => reply,
         }
+    }
+
+    /// Waits until everything the engine committed so far is on disk (a no-op under
+    /// `--fsync always`, where every commit already is).
+    pub async fn sync(&self) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Sync(reply))
+            .await
+            .map_err(|_| EngineGone.to_string())?;
+        rx.await.map_err(|_| EngineGone.to_string())?
     }
 
     /// A sender that does not keep the engine alive, for the ticker.
@@ -261,6 +274,7 @@ impl Engine {
         while let Some(first) = rx.blocking_recv() {
             let mut round = Vec::new();
             let mut tick = false;
+            let mut syncs = Vec::new();
             let mut next = Some(first);
             while let Some(request) = next.take() {
                 match request {
@@ -271,6 +285,7 @@ impl Engine {
                         wrote: false,
                     }),
                     Request::Tick => tick = true,
+                    Request::Sync(reply) => syncs.push(reply),
                 }
                 if round.len() < ROUND_REQUESTS_MAX {
                     next = rx.try_recv().ok();
@@ -278,6 +293,26 @@ impl Engine {
             }
             if !round.is_empty() {
                 self.run_round(round);
+            }
+            if !syncs.is_empty() {
+                // After the round, so a WAIT covers the writes sent before it.
+                let started = Instant::now();
+                let result = if self.unsynced {
+                    self.store.sync().map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                };
+                if self.unsynced && result.is_ok() {
+                    metrics::histogram!("meridian_fsync_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                }
+                if result.is_ok() {
+                    self.unsynced = false;
+                    self.last_sync = Instant::now();
+                }
+                for reply in syncs {
+                    let _ = reply.send(result.clone());
+                }
             }
             if tick {
                 self.tick();

@@ -3,7 +3,7 @@
 use super::connection::Session;
 use crate::Shared;
 use crate::cmd::{COMMANDS, Runs};
-use crate::engine::{FsyncPolicy, wall_ms};
+use crate::engine::FsyncPolicy;
 use crate::glob::glob_match;
 use bytes::{Bytes, BytesMut};
 use resp::args::{ERR_NOT_INTEGER, ERR_SYNTAX, parse_i64};
@@ -66,7 +66,7 @@ pub fn run(
                 Reply::bulk((micros % 1_000_000).to_string()),
             ])
         }
-        "wait" => wait(args),
+        "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
         "publish" => Reply::Int(shared.hub.publish(&args[1], &args[2])),
         "subscribe" | "psubscribe" => {
             subscribe(shared, session, &args[1..], name == "psubscribe", out);
@@ -399,17 +399,22 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     Reply::Verbatim(text)
 }
 
-/// `WAIT numregions timeout`: with no peers yet, a write is in its own region once the engine
-/// acknowledged it, so this answers 1 at once.
-fn wait(args: &[Bytes]) -> Reply {
-    let (Some(regions), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
+/// `WAIT numregions timeout`: with no peers yet, the connection's writes are durable in one
+/// region (this one) once the engine has synced them; under `--fsync batch` or `never` that
+/// takes an fsync, which this asks for. Answers how many regions have them: 1.
+pub async fn wait(shared: &Shared, args: &[Bytes]) -> Reply {
+    let (Some(_regions), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
         return Reply::err(ERR_NOT_INTEGER);
     };
     if timeout < 0 {
         return Reply::err("ERR timeout is negative");
     }
-    let _ = (regions, wall_ms());
-    Reply::Int(1)
+    match shared.engine.sync().await {
+        Ok(()) => Reply::Int(1),
+        Err(e) => Reply::Error(format!(
+            "ERR storage failure, writes may not be durable: {e}"
+        )),
+    }
 }
 
 fn subscribe(

@@ -231,6 +231,12 @@ async fn run_commands(
                     .read(spec, &args)
                     .encode(session.protocol, out);
             }
+            Runs::Connection if spec.name == "wait" => {
+                flush(shared, session, &mut batch, out).await;
+                commands::wait(shared, &args)
+                    .await
+                    .encode(session.protocol, out);
+            }
             Runs::Connection => {
                 flush(shared, session, &mut batch, out).await;
                 if commands::run(shared, session, spec.name, &args, out) == Flow::Close {

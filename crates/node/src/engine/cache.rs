@@ -7,7 +7,10 @@
 //! first out, with a bound on entries.
 
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+/// foldhash, seeded at random per process, as in `txn.rs`; the cache is bounded.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use storage::Stored;
 
 /// Records the engine holds decoded. `None` caches "not in the store".
@@ -22,7 +25,7 @@ impl RecordCache {
     /// An empty cache of at most `entries_max` keys (0 disables it).
     pub fn new(entries_max: usize) -> RecordCache {
         RecordCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             entries_max,
         }

@@ -158,7 +158,13 @@ def main():
                     stop(proc)
             print(row, flush=True)
             lines.append(row)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    # Hand-written analysis below the marker survives a re-run.
+    marker = "<!-- notes: kept across runs -->"
+    out = Path(args.out)
+    notes = ""
+    if out.exists() and marker in out.read_text():
+        notes = out.read_text().split(marker, 1)[1]
+    out.write_text("\n".join(lines) + "\n\n" + marker + notes.rstrip() + "\n")
     print(f"wrote {args.out}")
 
 

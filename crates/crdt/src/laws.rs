@@ -278,7 +278,7 @@ proptest! {
     #[test]
     fn encoding_roundtrip(steps in proptest::collection::vec(step(), 1..30)) {
         for r in run(&steps).replicas {
-            prop_assert_eq!(Record::decode(&r.record.encode()).unwrap(), r.record);
+            prop_assert_eq!(crate::decode::<Record>(&crate::encode(&r.record)).unwrap(), r.record);
         }
     }
 }

@@ -149,14 +149,4 @@ impl Record {
             ..Record::default()
         }
     }
-
-    /// Encodes for storage and the wire (postcard, compact).
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("a record always serialises")
-    }
-
-    /// Decodes what [`Record::encode`] wrote.
-    pub fn decode(bytes: &[u8]) -> Result<Record, postcard::Error> {
-        postcard::from_bytes(bytes)
-    }
 }

@@ -54,7 +54,7 @@ impl Stored {
 
     /// Encodes for storage.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("a stored header always serialises")
+        crdt::encode(self)
     }
 }
 
@@ -213,7 +213,7 @@ fn split_expiry_key(k: &[u8]) -> Option<(u64, Bytes)> {
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored, StorageError> {
-    postcard::from_bytes(bytes).map_err(|e| StorageError::Corrupt {
+    crdt::decode(bytes).map_err(|e| StorageError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })

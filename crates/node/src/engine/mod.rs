@@ -145,7 +145,7 @@ impl EngineHandle {
             args,
         );
         debug_assert_eq!(
-            txn.dirty_count(),
+            txn.writes(),
             0,
             "{} is marked read-only but wrote",
             spec.name
@@ -331,9 +331,9 @@ impl Engine {
         }
     }
 
-    fn run_round(&mut self, mut round: Vec<Pending>) {
-        let now_ms = wall_ms();
-        let mut txn = Txn::new(
+    /// A round at `now_ms` over the store and the cache, with the engine's state beside it.
+    fn begin(&mut self, now_ms: u64) -> (Txn<'_>, &mut EngineState) {
+        let txn = Txn::new(
             self.store.as_ref(),
             Some(&self.cache),
             &mut self.clock,
@@ -341,17 +341,26 @@ impl Engine {
             now_ms,
             self.config.drop_tombstones,
         );
+        (txn, &mut self.state)
+    }
+
+    fn run_round(&mut self, mut round: Vec<Pending>) {
+        for pending in &round {
+            for (spec, _) in &pending.commands {
+                *self.command_counts.entry(spec.name).or_default() += 1;
+            }
+        }
+        let (mut txn, state) = self.begin(wall_ms());
         for pending in &mut round {
             let mut ctx = Ctx {
                 txn: &mut txn,
-                state: &mut self.state,
+                state: &mut *state,
             };
-            let dirty_before = ctx.txn.dirty_count();
+            let writes_before = ctx.txn.writes();
             for (spec, args) in &pending.commands {
-                *self.command_counts.entry(spec.name).or_default() += 1;
                 pending.replies.push(cmd::execute(&mut ctx, spec, args));
             }
-            pending.wrote = ctx.txn.dirty_count() != dirty_before;
+            pending.wrote = ctx.txn.writes() != writes_before;
         }
         let failed = txn.failed.take();
         let Finished {
@@ -415,24 +424,17 @@ impl Engine {
         let message = format!("ERR storage failure, write not applied: {error}");
         for mut p in round {
             if !p.wrote {
-                let mut txn = Txn::new(
-                    self.store.as_ref(),
-                    Some(&self.cache),
-                    &mut self.clock,
-                    self.node,
-                    wall_ms(),
-                    false,
-                );
+                let (mut txn, state) = self.begin(wall_ms());
                 let mut ctx = Ctx {
                     txn: &mut txn,
-                    state: &mut self.state,
+                    state,
                 };
                 let replies: Vec<Reply> = p
                     .commands
                     .iter()
                     .map(|(spec, args)| cmd::execute(&mut ctx, spec, args))
                     .collect();
-                if txn.dirty_count() == 0 && txn.failed.is_none() {
+                if txn.writes() == 0 && txn.failed.is_none() {
                     let _ = p.reply.send(replies);
                     continue;
                 }
@@ -491,14 +493,7 @@ impl Engine {
         if due.is_empty() {
             return;
         }
-        let mut txn = Txn::new(
-            self.store.as_ref(),
-            Some(&self.cache),
-            &mut self.clock,
-            self.node,
-            now_ms,
-            self.config.drop_tombstones,
-        );
+        let (mut txn, _) = self.begin(now_ms);
         let mut expired = 0u64;
         for (at_ms, key) in due {
             let due = txn

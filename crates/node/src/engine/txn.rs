@@ -31,6 +31,23 @@ struct TouchedMember<T> {
     dirty: bool,
 }
 
+/// The stored members of `key` with the round's versions of them on top, in byte order.
+fn with_overlay<T: Clone>(
+    stored: Vec<(Bytes, T)>,
+    overlay: &HashMap<(Bytes, Bytes), TouchedMember<T>>,
+    key: &Bytes,
+) -> Vec<(Bytes, T)> {
+    let mut all: BTreeMap<Bytes, T> = stored.into_iter().collect();
+    for ((k, name), t) in overlay {
+        if k == key
+            && let Some(state) = &t.state
+        {
+            all.insert(name.clone(), state.clone());
+        }
+    }
+    all.into_iter().collect()
+}
+
 /// What a finished round hands back to the engine.
 pub struct Finished {
     /// The writes to commit.
@@ -59,6 +76,8 @@ pub struct Txn<'a> {
     /// Whether state with nothing live is removed from storage. True for a cluster of one,
     /// where no peer can send a concurrent write that the tombstone would have to judge.
     drop_tombstones: bool,
+    /// Changes merged so far (headers, fields, members): tells whether a command wrote.
+    writes: u64,
     /// Set when a read failed: the round must not commit what it computed from a wrong view.
     pub failed: Option<StorageError>,
 }
@@ -84,6 +103,7 @@ impl<'a> Txn<'a> {
             members: HashMap::default(),
             expiry_removes: Vec::new(),
             drop_tombstones,
+            writes: 0,
             failed: None,
         }
     }
@@ -148,6 +168,7 @@ impl<'a> Txn<'a> {
 
     fn header_mut(&mut self, key: &Bytes) -> &mut Stored {
         self.raw(key);
+        self.writes += 1;
         let entry = self.touched.get_mut(key).expect("raw() inserted the key");
         entry.dirty = true;
         entry.stored.get_or_insert_with(Stored::default)
@@ -266,29 +287,13 @@ impl<'a> Txn<'a> {
     /// Every field of a hash (live or not), in byte order, as this round sees them.
     pub fn all_fields(&mut self, key: &Bytes) -> Vec<(Bytes, StrState)> {
         let stored = self.scan_all_members(MemberKind::Field, key);
-        let mut all: BTreeMap<Bytes, StrState> = stored.into_iter().collect();
-        for ((k, name), t) in &self.fields {
-            if k == key
-                && let Some(state) = &t.state
-            {
-                all.insert(name.clone(), state.clone());
-            }
-        }
-        all.into_iter().collect()
+        with_overlay(stored, &self.fields, key)
     }
 
     /// Every member of a set (present or not), in byte order, as this round sees them.
     pub fn all_members(&mut self, key: &Bytes) -> Vec<(Bytes, Member)> {
         let stored = self.scan_all_members(MemberKind::SetMember, key);
-        let mut all: BTreeMap<Bytes, Member> = stored.into_iter().collect();
-        for ((k, name), t) in &self.members {
-            if k == key
-                && let Some(state) = &t.state
-            {
-                all.insert(name.clone(), state.clone());
-            }
-        }
-        all.into_iter().collect()
+        with_overlay(stored, &self.members, key)
     }
 
     fn scan_all_members<T: serde::de::DeserializeOwned>(
@@ -372,9 +377,10 @@ impl<'a> Txn<'a> {
             .sum()
     }
 
-    /// How many keys this round has changed so far.
-    pub fn dirty_count(&self) -> usize {
-        self.touched.values().filter(|t| t.dirty).count()
+    /// How many changes this round has merged so far; unchanged across a command that did
+    /// not write.
+    pub fn writes(&self) -> u64 {
+        self.writes
     }
 
     /// Up to about `limit` headers after `after` in key order, as this round sees them: the

@@ -20,7 +20,7 @@ async fn run_command(engine: &EngineHandle, words: &[&str]) -> anyhow::Result<Re
     let spec = node::cmd::lookup(&args[0])
         .ok_or_else(|| anyhow::anyhow!("unknown command {}", words[0]))?;
     let mut replies = engine.run(vec![(spec, args)]).await?;
-    Ok(replies.remove(0))
+    Ok(replies.replies.remove(0))
 }
 
 fn show(reply: &Reply) -> String {

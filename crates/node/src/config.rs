@@ -17,7 +17,7 @@ pub struct NodeConfig {
     pub resp_addr: SocketAddr,
     /// HTTP listener.
     pub http_addr: SocketAddr,
-    /// Node-to-node listener (used once replication lands).
+    /// Node-to-node listener.
     pub peer_addr: SocketAddr,
     /// Seed peers to join.
     pub join: Vec<String>,
@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub max_offset_ms: u64,
     /// Bytes of block cache for the storage engine.
     pub cache_bytes: u64,
+    /// Simulated one-way WAN delay between pairs of regions, in milliseconds (both ways):
+    /// added by each node to what it sends, for the demo and tests on one machine.
+    pub wan_delay_ms: Vec<(String, String, u64)>,
 }
 
 impl NodeConfig {
@@ -55,6 +58,17 @@ impl NodeConfig {
             max_query_buffer: 1024 * 1024 * 1024,
             max_offset_ms: 500,
             cache_bytes: 64 * 1024 * 1024,
+            wan_delay_ms: Vec::new(),
         }
+    }
+
+    /// The simulated one-way delay from region `from` to region `to`.
+    pub fn wan_delay(&self, from: &str, to: &str) -> std::time::Duration {
+        let ms = self
+            .wan_delay_ms
+            .iter()
+            .find(|(a, b, _)| (a == from && b == to) || (a == to && b == from))
+            .map_or(0, |(_, _, ms)| *ms);
+        std::time::Duration::from_millis(ms)
     }
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod engine;
 pub mod glob;
 pub mod http;
+pub mod peer;
 pub mod pubsub;
 pub mod server;
 
@@ -41,6 +42,8 @@ pub struct Shared {
     pub engine: engine::EngineHandle,
     /// Pub/sub subscriptions.
     pub hub: pubsub::Hub,
+    /// The peer runtime: cluster view, cross-region publish.
+    pub cluster: peer::Handle,
     /// When the node started.
     pub started: Instant,
     /// Open client connections.
@@ -97,7 +100,9 @@ pub async fn run(
         fsync: config.fsync,
         max_offset_ms: config.max_offset_ms,
         max_value_len: config.limits.max_bulk_len,
-        drop_tombstones: true,
+        // Any node may be joined by peers at any time, and a tombstone judges their late
+        // concurrent writes; collecting tombstones needs causal stability (not yet built).
+        drop_tombstones: false,
     };
     let (engine, engine_thread) =
         engine::spawn(Arc::new(store), engine_config).map_err(|source| StartError::Storage {
@@ -120,10 +125,19 @@ pub async fn run(
             source,
         })?;
 
+    let peer_listener = TcpListener::bind(config.peer_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "the peer listener",
+            addr: config.peer_addr,
+            source,
+        })?;
+    let (cluster, cluster_parts) = peer::channels();
     let shared = Arc::new(Shared {
         config,
         engine,
         hub: pubsub::Hub::default(),
+        cluster,
         started: Instant::now(),
         connections: Default::default(),
         connections_total: AtomicU64::new(0),
@@ -149,6 +163,12 @@ pub async fn run(
     // Every connection holds a clone; when all are dropped, every connection has finished.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let http_task = tokio::spawn(http::serve(http_listener, shared.clone(), stop_rx.clone()));
+    let peer_task = tokio::spawn(peer::run(
+        shared.clone(),
+        peer_listener,
+        cluster_parts,
+        stop_rx.clone(),
+    ));
     let accept_task = tokio::spawn(server::accept_loop(
         resp_listener,
         shared.clone(),
@@ -162,6 +182,7 @@ pub async fn run(
     let _ = accept_task.await;
     let _ = done_rx.recv().await;
     let _ = http_task.await;
+    let _ = peer_task.await;
     // The last engine handle goes with `shared`; the engine then commits, syncs and stops.
     drop(shared);
     let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;

@@ -61,6 +61,20 @@ impl Store for FlakyStore {
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
         self.inner.due(now_ms, limit)
     }
+    fn log_range(
+        &self,
+        origin: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        self.inner.log_range(origin, from, limit)
+    }
+    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
+        self.inner.log_first(origin)
+    }
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        self.inner.version_vector()
+    }
     fn last_hlc(&self) -> Result<hlc::Timestamp, StorageError> {
         self.inner.last_hlc()
     }
@@ -88,7 +102,7 @@ async fn run(engine: &EngineHandle, commands: &[&[&str]]) -> Vec<Reply> {
             (cmd::lookup(&args[0]).expect("known command"), args)
         })
         .collect();
-    engine.run(commands).await.expect("engine alive")
+    engine.run(commands).await.expect("engine alive").replies
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! The durable [`Store`] on fjall.
 
 use crate::{
-    Batch, Durability, MemberKind, StorageError, Store, Stored, decode, expiry_key, member_key,
-    member_prefix, split_expiry_key,
+    Batch, Durability, MemberKind, StorageError, Store, Stored, decode, expiry_key, log_key,
+    member_key, member_prefix, split_expiry_key, split_log_key,
 };
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -11,6 +11,7 @@ use std::ops::Bound;
 use std::path::Path;
 
 const META_HLC: &[u8] = b"hlc";
+const META_VV: &[u8] = b"vv";
 
 /// Memtable size per keyspace. fjall's default is 64 MiB; smaller memtables keep point
 /// lookups in the skip list short and the resident memory low (measured in bench/RESULTS.md).
@@ -23,6 +24,7 @@ pub struct FjallStore {
     members: Keyspace,
     expiry: Keyspace,
     meta: Keyspace,
+    log: Keyspace,
 }
 
 impl FjallStore {
@@ -40,12 +42,14 @@ impl FjallStore {
         let members = db.keyspace("members", options)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let log = db.keyspace("log", KeyspaceCreateOptions::default)?;
         Ok(FjallStore {
             db,
             data,
             members,
             expiry,
             meta,
+            log,
         })
     }
 }
@@ -131,6 +135,15 @@ impl Store for FjallStore {
         for (at, key) in &batch.expiry_removes {
             writes.remove(&self.expiry, expiry_key(*at, key));
         }
+        for (origin, seq, entry) in &batch.log_puts {
+            writes.insert(&self.log, log_key(*origin, *seq), entry.as_slice());
+        }
+        for (origin, seq) in &batch.log_removes {
+            writes.remove(&self.log, log_key(*origin, *seq));
+        }
+        if let Some(vv) = &batch.version_vector {
+            writes.insert(&self.meta, META_VV, vv.as_slice());
+        }
         writes.insert(&self.meta, META_HLC, batch.hlc.0.to_be_bytes());
         writes.commit()?;
         Ok(())
@@ -170,6 +183,34 @@ impl Store for FjallStore {
             }
         }
         Ok(out)
+    }
+
+    fn log_range(
+        &self,
+        origin: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        let mut out = Vec::new();
+        for guard in self
+            .log
+            .range(log_key(origin, from)..=log_key(origin, u64::MAX))
+            .take(limit)
+        {
+            let (k, v) = guard.into_inner()?;
+            if let Some((_, seq)) = split_log_key(&k) {
+                out.push((seq, Bytes::copy_from_slice(&v)));
+            }
+        }
+        Ok(out)
+    }
+
+    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
+        Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.meta.get(META_VV)?.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {

@@ -15,7 +15,9 @@
 //! under `kind (1 byte) ++ key length (4 bytes, big-endian) ++ key ++ member`, so a key's
 //! members are one prefix and a write to one of them touches only it; `expiry` holds an index
 //! entry `deadline_ms (8 bytes, big-endian) ++ key` for every key with a deadline, so the
-//! expiry sweep reads only what is due; `meta` holds the highest HLC timestamp committed, so a
+//! expiry sweep reads only what is due; `log` holds the change log, each entry under
+//! `origin (8 bytes) ++ seq (8 bytes)`, big-endian, written in the same batch as the data it
+//! changed; `meta` holds the node's version vector and the highest HLC timestamp committed, so a
 //! restarted node's clock resumes above everything it wrote.
 #![deny(missing_docs)]
 
@@ -135,6 +137,12 @@ pub struct Batch {
     pub expiry_removes: Vec<(u64, Bytes)>,
     /// The highest HLC timestamp used by the writes, kept so the clock resumes above it.
     pub hlc: Timestamp,
+    /// Change log entries to store: origin node id, sequence number, encoded entry.
+    pub log_puts: Vec<(u64, u64, Vec<u8>)>,
+    /// Change log entries to drop (truncation): origin node id, sequence number.
+    pub log_removes: Vec<(u64, u64)>,
+    /// The node's encoded version vector after this batch, when it changes.
+    pub version_vector: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -145,6 +153,9 @@ impl Batch {
             && self.member_puts.is_empty()
             && self.member_removes.is_empty()
             && self.expiry_removes.is_empty()
+            && self.log_puts.is_empty()
+            && self.log_removes.is_empty()
+            && self.version_vector.is_none()
     }
 }
 
@@ -188,11 +199,42 @@ pub trait Store: Send + Sync {
     /// Up to `limit` expiry index entries with deadlines at or before `now_ms`, earliest first.
     fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError>;
 
+    /// Up to `limit` change log entries of `origin` from sequence `from` on, in order, with
+    /// their sequence numbers.
+    fn log_range(
+        &self,
+        origin: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError>;
+
+    /// The lowest sequence number of `origin` the log still holds.
+    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError>;
+
+    /// The encoded version vector last committed.
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError>;
+
     /// The highest HLC timestamp ever committed.
     fn last_hlc(&self) -> Result<Timestamp, StorageError>;
 
     /// Bytes on disk (zero for memory).
     fn disk_bytes(&self) -> u64;
+}
+
+/// The log key of an entry: big-endian origin then sequence, so one origin's entries are
+/// one range in sequence order.
+fn log_key(origin: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&origin.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Splits a log key back into origin and sequence.
+fn split_log_key(k: &[u8]) -> Option<(u64, u64)> {
+    let origin = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(k.get(8..16)?.try_into().ok()?);
+    Some((origin, seq))
 }
 
 /// The index key of a deadline: big-endian so that byte order is time order.

@@ -1,8 +1,8 @@
 //! An in-memory [`Store`] for simulations and unit tests.
 
 use crate::{
-    Batch, Durability, MemberKind, StorageError, Store, Stored, expiry_key, member_key,
-    member_prefix, split_expiry_key,
+    Batch, Durability, MemberKind, StorageError, Store, Stored, expiry_key, log_key, member_key,
+    member_prefix, split_expiry_key, split_log_key,
 };
 use bytes::Bytes;
 use hlc::Timestamp;
@@ -16,18 +16,27 @@ pub struct MemStore {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inner {
     data: BTreeMap<Bytes, Stored>,
     members: BTreeMap<Vec<u8>, Bytes>,
     expiry: BTreeSet<Vec<u8>>,
     hlc: Timestamp,
+    log: BTreeMap<[u8; 16], Bytes>,
+    version_vector: Option<Bytes>,
 }
 
 impl MemStore {
     /// An empty store.
     pub fn new() -> MemStore {
         MemStore::default()
+    }
+
+    /// A copy of everything the store holds now (a simulated disk image).
+    pub fn snapshot(&self) -> MemStore {
+        MemStore {
+            inner: Mutex::new(self.lock().clone()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -101,6 +110,16 @@ impl Store for MemStore {
         for (at, key) in &batch.expiry_removes {
             this.expiry.remove(&expiry_key(*at, key));
         }
+        for (origin, seq, entry) in &batch.log_puts {
+            this.log
+                .insert(log_key(*origin, *seq), Bytes::copy_from_slice(entry));
+        }
+        for (origin, seq) in &batch.log_removes {
+            this.log.remove(&log_key(*origin, *seq));
+        }
+        if let Some(vv) = &batch.version_vector {
+            this.version_vector = Some(Bytes::copy_from_slice(vv));
+        }
         this.hlc = this.hlc.max(batch.hlc);
         Ok(())
     }
@@ -135,6 +154,29 @@ impl Store for MemStore {
             .take_while(|(at, _)| *at <= now_ms)
             .take(limit)
             .collect())
+    }
+
+    fn log_range(
+        &self,
+        origin: u64,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        Ok(self
+            .lock()
+            .log
+            .range(log_key(origin, from)..=log_key(origin, u64::MAX))
+            .take(limit)
+            .filter_map(|(k, v)| split_log_key(k).map(|(_, seq)| (seq, v.clone())))
+            .collect())
+    }
+
+    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
+        Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.lock().version_vector.clone())
     }
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {

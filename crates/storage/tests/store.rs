@@ -129,6 +129,39 @@ fn suite(store: &dyn Store) {
             .len(),
         1
     );
+    log_suite(store);
+}
+
+/// The change log: ranges per origin in sequence order, removal, the version vector.
+fn log_suite(store: &dyn Store) {
+    assert_eq!(store.version_vector().unwrap(), None);
+    let batch = Batch {
+        log_puts: vec![
+            (2, 1, b"b1".to_vec()),
+            (1, 1, b"a1".to_vec()),
+            (1, 2, b"a2".to_vec()),
+            (1, 3, b"a3".to_vec()),
+        ],
+        version_vector: Some(b"vv".to_vec()),
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    let range = store.log_range(1, 2, 10).unwrap();
+    assert_eq!(
+        range,
+        vec![(2, Bytes::from("a2")), (3, Bytes::from("a3"))],
+        "only origin 1, from seq 2"
+    );
+    assert_eq!(store.log_range(1, 1, 1).unwrap().len(), 1);
+    assert_eq!(store.log_first(2).unwrap(), Some(1));
+    assert_eq!(store.version_vector().unwrap(), Some(Bytes::from("vv")));
+    let batch = Batch {
+        log_removes: vec![(1, 1), (1, 2)],
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    assert_eq!(store.log_first(1).unwrap(), Some(3));
+    assert_eq!(store.log_first(3).unwrap(), None);
 }
 
 #[test]

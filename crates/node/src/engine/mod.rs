@@ -20,13 +20,14 @@ use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
 use crdt::NodeId;
 use hlc::Clock;
+use replication::{Entry, VersionVector};
 use resp::Reply;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use storage::{Durability, StorageError, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// When acknowledged writes reach the disk (`--fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +50,37 @@ pub enum Request {
         /// The commands.
         commands: Vec<Command>,
         /// Where the replies go.
-        reply: oneshot::Sender<Vec<Reply>>,
+        reply: oneshot::Sender<Ran>,
+    },
+    /// Apply peers' log entries, in this order (each is the next of its origin).
+    Apply {
+        /// The entries.
+        entries: Vec<Entry>,
+        /// Whether all of them were applied.
+        reply: oneshot::Sender<Result<(), String>>,
     },
     /// Time passed: flush under `--fsync batch`, expire due keys.
     Tick,
     /// Make everything committed so far durable, then answer (`WAIT`).
     Sync(oneshot::Sender<Result<(), String>>),
+}
+
+/// What running a request's commands gave.
+#[derive(Debug)]
+pub struct Ran {
+    /// One reply per command.
+    pub replies: Vec<Reply>,
+    /// When the commands wrote: the sequence number of the log entry holding the writes.
+    pub seq: Option<u64>,
+}
+
+/// What the engine has applied, and how much of it is on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Everything committed.
+    pub applied: VersionVector,
+    /// Everything committed and fsynced.
+    pub durable: VersionVector,
 }
 
 /// Figures the engine publishes for status pages and metrics.
@@ -87,7 +113,8 @@ pub struct EngineConfig {
     pub max_offset_ms: u64,
     /// Largest value a command may build.
     pub max_value_len: usize,
-    /// Whether records with nothing live are removed (true while the node has no peers).
+    /// Whether records with nothing live are removed. Only safe for a node that will never
+    /// have peers: a tombstone judges a peer's late concurrent write.
     pub drop_tombstones: bool,
 }
 
@@ -99,6 +126,10 @@ pub struct EngineHandle {
     max_value_len: usize,
     /// Published figures.
     pub stats: Arc<Stats>,
+    /// What the engine has applied and synced, updated after every commit and fsync.
+    pub progress: watch::Receiver<Progress>,
+    /// This node's id in stamps and logs.
+    pub node: NodeId,
 }
 
 /// The engine thread is gone (shutting down).
@@ -108,13 +139,28 @@ pub struct EngineGone;
 
 impl EngineHandle {
     /// Runs `commands` on the engine and waits for their replies.
-    pub async fn run(&self, commands: Vec<Command>) -> Result<Vec<Reply>, EngineGone> {
+    pub async fn run(&self, commands: Vec<Command>) -> Result<Ran, EngineGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Commands { commands, reply })
             .await
             .map_err(|_| EngineGone)?;
         rx.await.map_err(|_| EngineGone)
+    }
+
+    /// Applies peers' entries through the engine.
+    pub async fn apply(&self, entries: Vec<Entry>) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Apply { entries, reply })
+            .await
+            .map_err(|_| EngineGone.to_string())?;
+        rx.await.map_err(|_| EngineGone.to_string())?
+    }
+
+    /// The store, for reading the change log.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Runs a read-only command on the calling thread against what is committed. It sees
@@ -197,6 +243,21 @@ pub fn spawn(
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), StorageError> {
     let clock = Clock::resume(config.max_offset_ms, store.last_hlc()?);
     let live_keys = count_live(store.as_ref())?;
+    let vv = match store.version_vector()? {
+        None => VersionVector::new(),
+        Some(bytes) => crdt::decode(&bytes).map_err(|e| StorageError::Corrupt {
+            key: "(version vector)".into(),
+            reason: e.to_string(),
+        })?,
+    };
+    // What was committed before a restart is on disk: the final sync saw to it, or the
+    // crash lost what was not and the store holds what survived.
+    let progress = Progress {
+        applied: vv.clone(),
+        durable: vv.clone(),
+    };
+    let (progress_tx, progress_rx) = watch::channel(progress);
+    let node = NodeId::from_name(&config.node_name);
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
     stats
@@ -208,11 +269,15 @@ pub fn spawn(
         store: store.clone(),
         max_value_len: config.max_value_len,
         stats: stats.clone(),
+        progress: progress_rx,
+        node,
     };
     let engine = Engine {
         store,
         clock,
-        node: NodeId::from_name(&config.node_name),
+        node,
+        vv,
+        progress: progress_tx,
         state: EngineState {
             live_keys,
             cursors: Cursors::default(),
@@ -250,6 +315,9 @@ struct Engine {
     store: Arc<dyn Store>,
     clock: Clock,
     node: NodeId,
+    /// Everything committed: own entries and peers' entries applied.
+    vv: VersionVector,
+    progress: watch::Sender<Progress>,
     state: EngineState,
     config: EngineConfig,
     stats: Arc<Stats>,
@@ -264,7 +332,7 @@ struct Engine {
 /// One request taken into a round, with its replies once run.
 struct Pending {
     commands: Vec<Command>,
-    reply: oneshot::Sender<Vec<Reply>>,
+    reply: oneshot::Sender<Ran>,
     replies: Vec<Reply>,
     wrote: bool,
 }
@@ -284,6 +352,12 @@ impl Engine {
                         replies: Vec::new(),
                         wrote: false,
                     }),
+                    Request::Apply { entries, reply } => {
+                        // Peers' entries go in their own commit, ahead of the round so far:
+                        // nothing in the round depends on them.
+                        let result = self.apply_remote(entries);
+                        let _ = reply.send(result);
+                    }
                     Request::Tick => tick = true,
                     Request::Sync(reply) => syncs.push(reply),
                 }
@@ -307,8 +381,7 @@ impl Engine {
                         .record(started.elapsed().as_secs_f64());
                 }
                 if result.is_ok() {
-                    self.unsynced = false;
-                    self.last_sync = Instant::now();
+                    self.synced();
                 }
                 for reply in syncs {
                     let _ = reply.send(result.clone());
@@ -363,46 +436,156 @@ impl Engine {
             pending.wrote = ctx.txn.writes() != writes_before;
         }
         let failed = txn.failed.take();
-        let Finished {
-            batch,
-            live_delta,
-            read,
-        } = txn.finish();
-        for (key, record) in read {
+        let mut finished = txn.finish();
+        for (key, record) in std::mem::take(&mut finished.read) {
             self.cache.insert(key, record);
         }
-        let wrote = !batch.is_empty();
         let outcome = match failed {
             Some(e) => Err(e),
-            None if !wrote => Ok(()),
-            None => {
-                let durability = self.durability();
-                let started = Instant::now();
-                let result = self.store.commit(&batch, durability);
-                if durability == Durability::Sync {
-                    metrics::histogram!("meridian_fsync_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                } else {
-                    self.unsynced = true;
-                }
-                result
-            }
+            None => self.commit_local(finished),
         };
         match outcome {
-            Ok(()) => {
-                self.remember(batch);
-                self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
-                self.stats
-                    .live_keys
-                    .store(self.state.live_keys, Ordering::Relaxed);
+            Ok(seq) => {
                 for p in round {
+                    let seq = seq.filter(|_| p.wrote);
                     // A connection that went away does not care for its replies.
-                    let _ = p.reply.send(p.replies);
+                    let _ = p.reply.send(Ran {
+                        replies: p.replies,
+                        seq,
+                    });
                 }
             }
             Err(e) => self.fail_round(round, &e),
         }
         self.flush_command_counts();
+    }
+
+    /// Commits a finished round of local writes with its change log entry. Answers the
+    /// entry's sequence number, if the round wrote.
+    fn commit_local(&mut self, mut finished: Finished) -> Result<Option<u64>, StorageError> {
+        if finished.changes.is_empty() && finished.batch.is_empty() {
+            return Ok(None);
+        }
+        let mut vv = self.vv.clone();
+        let mut seq = None;
+        if !finished.changes.is_empty() {
+            let next = vv.get(self.node) + 1;
+            let entry = Entry {
+                origin: self.node,
+                seq: next,
+                hlc: self.clock.last(),
+                deps: vv.without(self.node),
+                changes: std::mem::take(&mut finished.changes),
+            };
+            finished
+                .batch
+                .log_puts
+                .push((self.node.0, next, entry.encode()));
+            vv.advance(self.node, next);
+            finished.batch.version_vector = Some(crdt::encode(&vv));
+            seq = Some(next);
+        }
+        self.commit(finished, vv)?;
+        Ok(seq)
+    }
+
+    /// Commits a batch that brings the node to `vv`, then updates the cache, the counts and
+    /// the published progress.
+    fn commit(&mut self, finished: Finished, vv: VersionVector) -> Result<(), StorageError> {
+        let durability = self.durability();
+        let started = Instant::now();
+        self.store.commit(&finished.batch, durability)?;
+        if durability == Durability::Sync {
+            metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+        } else {
+            self.unsynced = true;
+        }
+        self.remember(finished.batch);
+        self.state.live_keys = self
+            .state
+            .live_keys
+            .saturating_add_signed(finished.live_delta);
+        self.stats
+            .live_keys
+            .store(self.state.live_keys, Ordering::Relaxed);
+        self.vv = vv;
+        let durable = (durability == Durability::Sync).then(|| self.vv.clone());
+        self.progress.send_if_modified(|p| {
+            let before = p.clone();
+            p.applied = self.vv.clone();
+            if let Some(d) = durable {
+                p.durable = d;
+            }
+            *p != before
+        });
+        Ok(())
+    }
+
+    /// Everything committed is on disk now.
+    fn synced(&mut self) {
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        let vv = self.vv.clone();
+        self.progress.send_if_modified(|p| {
+            let changed = p.durable != vv;
+            p.durable = vv;
+            changed
+        });
+    }
+
+    /// Applies peers' entries, each the next of its origin, in one commit. Stops at the first
+    /// that cannot apply (a gap, or a timestamp too far ahead of this node's clock) and commits
+    /// those before it.
+    fn apply_remote(&mut self, entries: Vec<Entry>) -> Result<(), String> {
+        let mut vv = self.vv.clone();
+        let mut problem = None;
+        let mut log_puts = Vec::new();
+        let now_ms = wall_ms();
+        let (mut txn, _) = self.begin(now_ms);
+        for entry in &entries {
+            let have = vv.get(entry.origin);
+            if entry.seq <= have {
+                continue;
+            }
+            if entry.seq != have + 1 || !vv.dominates(&entry.deps) {
+                problem = Some(format!(
+                    "entry {} of {:?} does not follow what this node holds",
+                    entry.seq, entry.origin
+                ));
+                break;
+            }
+            if let Err(e) = txn.observe(now_ms, entry.hlc) {
+                metrics::counter!("meridian_clock_offset_rejected_total").increment(1);
+                tracing::error!(origin = ?entry.origin, error = %e, "refusing a peer's entry");
+                problem = Some(e.to_string());
+                break;
+            }
+            for change in &entry.changes {
+                txn.apply_change(change);
+            }
+            log_puts.push((entry.origin.0, entry.seq, entry.encode()));
+            vv.advance(entry.origin, entry.seq);
+            let lag_ms = now_ms.saturating_sub(entry.hlc.physical_ms());
+            metrics::histogram!("meridian_replication_apply_lag_seconds")
+                .record(lag_ms as f64 / 1000.0);
+        }
+        let failed = txn.failed.take();
+        let mut finished = txn.finish();
+        finished.read.clear();
+        if let Some(e) = failed {
+            return Err(e.to_string());
+        }
+        if !log_puts.is_empty() {
+            finished.batch.log_puts = log_puts;
+            finished.batch.version_vector = Some(crdt::encode(&vv));
+            metrics::counter!("meridian_replication_applied_total")
+                .increment(finished.batch.log_puts.len() as u64);
+            self.commit(finished, vv).map_err(|e| {
+                metrics::counter!("meridian_storage_errors_total").increment(1);
+                e.to_string()
+            })?;
+        }
+        problem.map_or(Ok(()), Err)
     }
 
     /// Caches what a batch committed.
@@ -422,7 +605,7 @@ impl Engine {
         tracing::error!(error = %error, "commit failed; the round's writes are not applied");
         metrics::counter!("meridian_storage_errors_total").increment(1);
         let message = format!("ERR storage failure, write not applied: {error}");
-        for mut p in round {
+        for p in round {
             if !p.wrote {
                 let (mut txn, state) = self.begin(wall_ms());
                 let mut ctx = Ctx {
@@ -435,16 +618,16 @@ impl Engine {
                     .map(|(spec, args)| cmd::execute(&mut ctx, spec, args))
                     .collect();
                 if txn.writes() == 0 && txn.failed.is_none() {
-                    let _ = p.reply.send(replies);
+                    let _ = p.reply.send(Ran { replies, seq: None });
                     continue;
                 }
             }
-            p.replies = p
+            let replies = p
                 .commands
                 .iter()
                 .map(|_| Reply::Error(message.clone()))
                 .collect();
-            let _ = p.reply.send(p.replies);
+            let _ = p.reply.send(Ran { replies, seq: None });
         }
     }
 
@@ -455,20 +638,25 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        if self.config.fsync == FsyncPolicy::Batch
-            && self.unsynced
-            && self.last_sync.elapsed() >= Duration::from_millis(10)
-        {
+        // Peers receive only what is on disk here (so a crash can never take back an entry a
+        // peer holds): under `never` the log is still synced once a second for them.
+        let period = match self.config.fsync {
+            FsyncPolicy::Always | FsyncPolicy::Batch => Duration::from_millis(10),
+            FsyncPolicy::Never => Duration::from_secs(1),
+        };
+        if self.unsynced && self.last_sync.elapsed() >= period {
             let started = Instant::now();
             match self.store.sync() {
                 Ok(()) => {
-                    self.unsynced = false;
                     metrics::histogram!("meridian_fsync_seconds")
                         .record(started.elapsed().as_secs_f64());
+                    self.synced();
                 }
-                Err(e) => tracing::error!(error = %e, "periodic fsync failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "periodic fsync failed");
+                    self.last_sync = Instant::now();
+                }
             }
-            self.last_sync = Instant::now();
         }
         if self.last_expire.elapsed() >= Duration::from_millis(100) {
             self.last_expire = Instant::now();
@@ -506,18 +694,15 @@ impl Engine {
             }
             txn.remove_expiry_entry(at_ms, key);
         }
-        let Finished {
-            batch, live_delta, ..
-        } = txn.finish();
-        match self.store.commit(&batch, self.durability()) {
-            Ok(()) => {
-                self.remember(batch);
-                self.state.live_keys = self.state.live_keys.saturating_add_signed(live_delta);
-                self.stats
-                    .live_keys
-                    .store(self.state.live_keys, Ordering::Relaxed);
-                metrics::counter!("meridian_expired_keys_total").increment(expired);
-            }
+        let failed = txn.failed.take();
+        let mut finished = txn.finish();
+        finished.read.clear();
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "reading keys to expire failed");
+            return;
+        }
+        match self.commit_local(finished) {
+            Ok(_) => metrics::counter!("meridian_expired_keys_total").increment(expired),
             Err(e) => tracing::error!(error = %e, "committing expired keys failed"),
         }
     }

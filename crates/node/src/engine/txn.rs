@@ -8,6 +8,7 @@ use super::RecordCache;
 use bytes::Bytes;
 use crdt::{Kind, Member, Merge, NodeId, Record, Stamp, StrState};
 use hlc::Clock;
+use replication::Change;
 use std::collections::BTreeMap;
 
 /// Hash maps of the engine's hot path. foldhash (already in the build through hashbrown) made
@@ -54,6 +55,8 @@ pub struct Finished {
     pub batch: Batch,
     /// The change in the number of live keys if the batch commits.
     pub live_delta: i64,
+    /// The deltas merged, in order: what the change log records of this round.
+    pub changes: Vec<Change>,
     /// Keys the round read from the store and did not change, with what it found.
     pub read: Vec<(Bytes, Option<Stored>)>,
 }
@@ -78,6 +81,8 @@ pub struct Txn<'a> {
     drop_tombstones: bool,
     /// Changes merged so far (headers, fields, members): tells whether a command wrote.
     writes: u64,
+    /// The deltas merged so far, in order.
+    changes: Vec<Change>,
     /// Set when a read failed: the round must not commit what it computed from a wrong view.
     pub failed: Option<StorageError>,
 }
@@ -104,6 +109,7 @@ impl<'a> Txn<'a> {
             expiry_removes: Vec::new(),
             drop_tombstones,
             writes: 0,
+            changes: Vec::new(),
             failed: None,
         }
     }
@@ -116,6 +122,11 @@ impl<'a> Txn<'a> {
     /// A fresh stamp for one write.
     pub fn stamp(&mut self) -> Stamp {
         Stamp::new(self.clock.now(self.now_ms), self.node)
+    }
+
+    /// Advances the clock past a peer's timestamp, or refuses one too far ahead.
+    pub fn observe(&mut self, now_ms: u64, remote: hlc::Timestamp) -> Result<(), hlc::ClockError> {
+        self.clock.observe(now_ms, remote).map(|_| ())
     }
 
     fn fail(&mut self, e: StorageError) {
@@ -177,6 +188,29 @@ impl<'a> Txn<'a> {
     /// Merges a header delta into the key.
     pub fn apply(&mut self, key: &Bytes, delta: &Record) {
         self.header_mut(key).record.merge(delta);
+        self.changes.push(Change::Header {
+            key: key.clone(),
+            delta: delta.clone(),
+        });
+    }
+
+    /// Merges a delta that a peer's log entry carries, exactly as its origin merged it.
+    pub fn apply_change(&mut self, change: &Change) {
+        match change {
+            Change::Header { key, delta } => self.apply(key, delta),
+            Change::Field {
+                key,
+                field,
+                delta,
+                stamp,
+            } => self.apply_field(key, field, delta, *stamp),
+            Change::Member {
+                key,
+                member,
+                delta,
+                stamp,
+            } => self.apply_member(key, member, delta, *stamp),
+        }
     }
 
     /// A hash field's state, live or not.
@@ -255,6 +289,12 @@ impl<'a> Txn<'a> {
         let header = self.header_mut(key);
         header.record.merge(&Record::touch_delta(stamp, Kind::Hash));
         header.lens.hash = header.lens.hash + u64::from(after) - u64::from(before);
+        self.changes.push(Change::Field {
+            key: key.clone(),
+            field: name.clone(),
+            delta: delta.clone(),
+            stamp,
+        });
     }
 
     /// Merges `delta` into a set member, keeping the header in step. `stamp` is the write's
@@ -282,6 +322,12 @@ impl<'a> Txn<'a> {
             header.record.merge(&Record::touch_delta(stamp, Kind::Set));
         }
         header.lens.set = header.lens.set + u64::from(after) - u64::from(before);
+        self.changes.push(Change::Member {
+            key: key.clone(),
+            member: name.clone(),
+            delta: delta.clone(),
+            stamp,
+        });
     }
 
     /// Every field of a hash (live or not), in byte order, as this round sees them.
@@ -475,6 +521,7 @@ impl<'a> Txn<'a> {
         Finished {
             batch,
             live_delta,
+            changes: self.changes,
             read,
         }
     }

@@ -67,7 +67,10 @@ pub fn run(
             ])
         }
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
-        "publish" => Reply::Int(shared.hub.publish(&args[1], &args[2])),
+        "publish" => {
+            shared.cluster.publish(&args[1], &args[2]);
+            Reply::Int(shared.hub.publish(&args[1], &args[2]))
+        }
         "subscribe" | "psubscribe" => {
             subscribe(shared, session, &args[1..], name == "psubscribe", out);
             return Flow::Continue;
@@ -385,11 +388,7 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
         ));
     }
     if show("replication") {
-        // A cluster of one until replication lands: no peers to list.
-        text.push_str(&format!(
-            "# Replication\r\nrole:master\r\nregion:{}\r\nconnected_peers:0\r\n\r\n",
-            c.region
-        ));
+        text.push_str(&replication_section(shared));
     }
     if show("keyspace") && keys > 0 {
         text.push_str(&format!(
@@ -399,21 +398,94 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     Reply::Verbatim(text)
 }
 
-/// `WAIT numregions timeout`: with no peers yet, the connection's writes are durable in one
-/// region (this one) once the engine has synced them; under `--fsync batch` or `never` that
-/// takes an fsync, which this asks for. Answers how many regions have them: 1.
-pub async fn wait(shared: &Shared, args: &[Bytes]) -> Reply {
-    let (Some(_regions), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
+/// `INFO replication`: this node, then one line per peer with its region, state and lag.
+fn replication_section(shared: &Shared) -> String {
+    let c = &shared.config;
+    let view = shared.cluster.view.borrow().clone();
+    let up = view
+        .members
+        .iter()
+        .filter(|m| m.state == crate::peer::MemberState::Up)
+        .count();
+    let progress = shared.engine.progress.borrow().clone();
+    let mut text = format!(
+        "# Replication\r\nrole:master\r\nnode_id:{}\r\nregion:{}\r\nlog_seq:{}\r\n\
+         known_peers:{}\r\nconnected_peers:{up}\r\n",
+        c.node_id,
+        c.region,
+        progress.applied.get(shared.engine.node),
+        view.members.len(),
+    );
+    for (i, m) in view.members.iter().enumerate() {
+        text.push_str(&format!(
+            "peer{i}:name={},region={},addr={},state={},lag_ms={},lag_ops={}\r\n",
+            m.info.name,
+            m.info.region,
+            m.info.peer_addr,
+            m.state.name(),
+            m.lag_ms,
+            m.lag_ops
+        ));
+    }
+    text.push_str("\r\n");
+    text
+}
+
+/// How many regions hold the write with sequence `seq` durably, this one included.
+fn regions_holding(shared: &Shared, seq: u64) -> i64 {
+    let durable_here = shared
+        .engine
+        .progress
+        .borrow()
+        .durable
+        .get(shared.engine.node)
+        >= seq;
+    let view = shared.cluster.view.borrow();
+    let mut regions: Vec<&str> = view
+        .members
+        .iter()
+        .filter(|m| m.has_own >= seq && m.info.region != shared.config.region)
+        .map(|m| m.info.region.as_str())
+        .collect();
+    regions.sort_unstable();
+    regions.dedup();
+    regions.len() as i64 + i64::from(durable_here)
+}
+
+/// `WAIT numregions timeout`: blocks until the connection's last write is durable in
+/// `numregions` regions (this one counts once its disk has it), or until `timeout`
+/// milliseconds passed (0: no limit), and answers how many regions hold it. Under
+/// `--fsync batch` or `never` it first asks for an fsync here.
+pub async fn wait(shared: &Shared, last_write: u64, args: &[Bytes]) -> Reply {
+    let (Some(regions), Some(timeout)) = (parse_i64(&args[1]), parse_i64(&args[2])) else {
         return Reply::err(ERR_NOT_INTEGER);
     };
     if timeout < 0 {
         return Reply::err("ERR timeout is negative");
     }
-    match shared.engine.sync().await {
-        Ok(()) => Reply::Int(1),
-        Err(e) => Reply::Error(format!(
+    if let Err(e) = shared.engine.sync().await {
+        return Reply::Error(format!(
             "ERR storage failure, writes may not be durable: {e}"
-        )),
+        ));
+    }
+    let deadline = (timeout > 0)
+        .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
+    let mut view = shared.cluster.view.clone();
+    loop {
+        let held = regions_holding(shared, last_write);
+        if held >= regions {
+            return Reply::Int(held);
+        }
+        let changed = view.changed();
+        let outcome = match deadline {
+            Some(d) => tokio::time::timeout_at(d, changed).await.ok(),
+            None => Some(changed.await),
+        };
+        match outcome {
+            Some(Ok(())) => {}
+            // Timed out, or the node is stopping: answer what is held now.
+            _ => return Reply::Int(regions_holding(shared, last_write)),
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Session {
     pub channels: BTreeSet<Bytes>,
     /// Patterns subscribed.
     pub patterns: BTreeSet<Bytes>,
+    /// The change log sequence number of this connection's last write (`WAIT`).
+    pub last_write: u64,
 }
 
 impl Session {
@@ -54,6 +56,7 @@ pub async fn serve(
         subscriber: None,
         channels: BTreeSet::new(),
         patterns: BTreeSet::new(),
+        last_write: 0,
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
     if let Some(sub) = session.subscriber.take() {
@@ -233,7 +236,7 @@ async fn run_commands(
             }
             Runs::Connection if spec.name == "wait" => {
                 flush(shared, session, &mut batch, out).await;
-                commands::wait(shared, &args)
+                commands::wait(shared, session.last_write, &args)
                     .await
                     .encode(session.protocol, out);
             }
@@ -250,15 +253,23 @@ async fn run_commands(
 }
 
 /// Sends the waiting data commands to the engine and writes their replies.
-async fn flush(shared: &Shared, session: &Session, batch: &mut Vec<Command>, out: &mut BytesMut) {
+async fn flush(
+    shared: &Shared,
+    session: &mut Session,
+    batch: &mut Vec<Command>,
+    out: &mut BytesMut,
+) {
     if batch.is_empty() {
         return;
     }
     let count = batch.len();
     let started = Instant::now();
     match shared.engine.run(std::mem::take(batch)).await {
-        Ok(replies) => {
-            for reply in replies {
+        Ok(ran) => {
+            if let Some(seq) = ran.seq {
+                session.last_write = seq;
+            }
+            for reply in ran.replies {
                 reply.encode(session.protocol, out);
             }
         }

@@ -1,0 +1,707 @@
+//! The peer runtime: links to other nodes, and the replication core driven over them.
+//!
+//! One task (the *runtime*) owns the [`replication::Replicator`] core and the member table.
+//! Everything else reports to it through [`Event`]s:
+//! - the listener and the dialer run each new connection's handshake ([`session`]) in a task
+//!   of its own, then hand the established session over;
+//! - each session has a reader task (frames in, as events) and a writer task (messages out,
+//!   after the simulated WAN delay when one is configured);
+//! - the engine publishes what it applied and synced (a watch channel), which the runtime
+//!   feeds to the core; entries the core releases go to the engine through one applier task,
+//!   so they arrive in the order the core chose.
+//!
+//! The runtime carries out the core's effects: it reads log ranges from the store and ships
+//! them, sends acknowledgements, and hands entries to the applier. Every 10 ms it ticks the
+//! core; every second it pings each session (a silent session is closed after 5 s) and
+//! redials members it has no session with.
+//!
+//! Membership is what the links tell: a node learns members from the seeds it joins and from
+//! every peer's member list, and knows a member as up (session open), down (no session) or
+//! left (it said so when shutting down).
+
+pub mod session;
+pub mod wire;
+
+use crate::Shared;
+use bytes::Bytes;
+use crdt::NodeId;
+use futures_util::StreamExt;
+use replication::{Config, Effect, Entry, Replicator};
+use session::{Established, SessionError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use wire::{MemberInfo, Message};
+
+/// Messages queued for one peer before the runtime stops queueing (the core ships again).
+const SESSION_QUEUE_MAX: usize = 1024;
+/// Events waiting for the runtime.
+const EVENTS_MAX: usize = 4096;
+/// Handshakes running at once; further connections are closed.
+const HANDSHAKES_MAX: usize = 64;
+/// Bytes of log entries per frame.
+const SHIP_FRAME_BYTES: usize = 4 << 20;
+
+/// Whether a member has a session with this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// A session is open.
+    Up,
+    /// No session (dead, cut off, or not reached yet).
+    Down,
+    /// It announced that it shut down.
+    Left,
+}
+
+impl MemberState {
+    /// The name status pages show.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Up => "up",
+            MemberState::Down => "down",
+            MemberState::Left => "left",
+        }
+    }
+}
+
+/// One member as status pages, `INFO` and `WAIT` see it.
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    /// Its name and addresses.
+    pub info: MemberInfo,
+    /// Its state.
+    pub state: MemberState,
+    /// Entries this node holds that it has not acknowledged.
+    pub lag_ops: u64,
+    /// Age of the oldest own entry it has not acknowledged.
+    pub lag_ms: u64,
+    /// The highest own sequence number it holds durably.
+    pub has_own: u64,
+}
+
+/// The cluster as this node sees it.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// Every other member heard of.
+    pub members: Vec<MemberView>,
+}
+
+/// What connections and the HTTP server use of the peer runtime.
+pub struct Handle {
+    events: mpsc::Sender<Event>,
+    /// The cluster, republished every 100 ms when it changed.
+    pub view: watch::Receiver<ClusterView>,
+    isolated: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// Sends a published message to every connected peer (best effort, as pub/sub is).
+    pub fn publish(&self, channel: &Bytes, message: &Bytes) {
+        let _ = self.events.try_send(Event::Publish {
+            channel: channel.clone(),
+            message: message.clone(),
+        });
+    }
+
+    /// Cuts this node off from every peer (`true`) or lets it reconnect (`false`): the
+    /// demo's stand-in for a network partition.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::Relaxed);
+    }
+}
+
+/// The receiving ends the runtime starts with.
+pub struct Parts {
+    events_tx: mpsc::Sender<Event>,
+    events: mpsc::Receiver<Event>,
+    view: watch::Sender<ClusterView>,
+    isolated: Arc<AtomicBool>,
+}
+
+/// Makes the channels between the runtime and everyone else.
+pub fn channels() -> (Handle, Parts) {
+    let (events_tx, events) = mpsc::channel(EVENTS_MAX);
+    let (view, view_rx) = watch::channel(ClusterView::default());
+    let isolated = Arc::new(AtomicBool::new(false));
+    let handle = Handle {
+        events: events_tx.clone(),
+        view: view_rx,
+        isolated: isolated.clone(),
+    };
+    let parts = Parts {
+        events_tx,
+        events,
+        view,
+        isolated,
+    };
+    (handle, parts)
+}
+
+/// What the runtime hears about.
+pub enum Event {
+    /// A handshake finished.
+    Session {
+        /// Who dialled: the tie-break when two nodes dial each other at once.
+        dialer: String,
+        /// What the handshake learned.
+        established: Box<Established>,
+    },
+    /// A session's reader got a message.
+    Message {
+        /// The session.
+        sid: u64,
+        /// The message.
+        message: Message,
+    },
+    /// A session's reader stopped.
+    Closed {
+        /// The session.
+        sid: u64,
+        /// Why.
+        error: SessionError,
+    },
+    /// A dial finished (successfully or not).
+    Dialed {
+        /// The address dialled.
+        addr: String,
+        /// Whom it reached.
+        reached: Result<String, String>,
+    },
+    /// A client published a message here.
+    Publish {
+        /// The channel.
+        channel: Bytes,
+        /// The message.
+        message: Bytes,
+    },
+    /// The engine refused entries the core released.
+    ApplyFailed(String),
+}
+
+struct Session {
+    sid: u64,
+    dialer: String,
+    tx: mpsc::Sender<(Instant, Message)>,
+    reader: AbortHandle,
+}
+
+struct Known {
+    info: MemberInfo,
+    state: MemberState,
+    session: Option<Session>,
+    last_dial: Option<Instant>,
+}
+
+/// A `--join` address and whom it turned out to be.
+struct Seed {
+    addr: String,
+    reached: Option<String>,
+    last_dial: Option<Instant>,
+}
+
+struct Runtime {
+    shared: Arc<Shared>,
+    me: MemberInfo,
+    secret: Arc<Vec<u8>>,
+    core: Replicator,
+    members: BTreeMap<NodeId, Known>,
+    seeds: Vec<Seed>,
+    sessions: BTreeMap<u64, NodeId>,
+    next_sid: u64,
+    events_tx: mpsc::Sender<Event>,
+    apply_tx: mpsc::Sender<Vec<Entry>>,
+    view: watch::Sender<ClusterView>,
+    isolated: Arc<AtomicBool>,
+    started: Instant,
+    handshakes: Arc<Semaphore>,
+}
+
+/// Runs the peer runtime on `listener` until `stop` turns true; then tells every peer it
+/// leaves.
+pub async fn run(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    parts: Parts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = &shared.config;
+    let me = MemberInfo {
+        name: config.node_id.clone(),
+        region: config.region.clone(),
+        peer_addr: listener
+            .local_addr()
+            .map_or(config.peer_addr.to_string(), |a| a.to_string()),
+    };
+    let progress = shared.engine.progress.borrow().clone();
+    let node = shared.engine.node;
+    let (apply_tx, apply_rx) = mpsc::channel(64);
+    tokio::spawn(apply_loop(
+        shared.clone(),
+        apply_rx,
+        parts.events_tx.clone(),
+    ));
+    let mut runtime = Runtime {
+        core: Replicator::new(node, Config::default(), progress.applied, progress.durable),
+        me,
+        secret: Arc::new(
+            config
+                .cluster_secret
+                .clone()
+                .unwrap_or_default()
+                .into_bytes(),
+        ),
+        members: BTreeMap::new(),
+        seeds: config
+            .join
+            .iter()
+            .map(|addr| Seed {
+                addr: addr.clone(),
+                reached: None,
+                last_dial: None,
+            })
+            .collect(),
+        sessions: BTreeMap::new(),
+        next_sid: 1,
+        events_tx: parts.events_tx,
+        apply_tx,
+        view: parts.view,
+        isolated: parts.isolated,
+        started: Instant::now(),
+        handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
+        shared,
+    };
+    let mut events = parts.events;
+    let mut progress = runtime.shared.engine.progress.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(event) = events.recv() => runtime.on_event(event).await,
+            Ok(()) = progress.changed() => {
+                let p = progress.borrow_and_update().clone();
+                let now = runtime.now_ms();
+                runtime.core.applied(now, p.applied, p.durable);
+            }
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    runtime.accept(stream);
+                }
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                runtime.core.tick(runtime.now_ms());
+                if ticks.is_multiple_of(10) {
+                    runtime.publish_view();
+                }
+                if ticks.is_multiple_of(100) {
+                    runtime.every_second();
+                }
+            }
+        }
+        runtime.carry_out().await;
+    }
+    runtime.leave().await;
+}
+
+/// Hands released entries to the engine in order; reports refusals back.
+async fn apply_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Vec<Entry>>,
+    events: mpsc::Sender<Event>,
+) {
+    while let Some(entries) = rx.recv().await {
+        if let Err(e) = shared.engine.apply(entries).await {
+            let _ = events.send(Event::ApplyFailed(e)).await;
+        }
+    }
+}
+
+impl Runtime {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn member_list(&self) -> Vec<MemberInfo> {
+        std::iter::once(self.me.clone())
+            .chain(self.members.values().map(|k| k.info.clone()))
+            .collect()
+    }
+
+    fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::Relaxed)
+    }
+
+    fn accept(&self, stream: TcpStream) {
+        if self.is_isolated() {
+            return;
+        }
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            tracing::warn!("too many peer handshakes at once; closing a new connection");
+            return;
+        };
+        let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
+        let vv = self.core.durable_vv().clone();
+        let members = self.member_list();
+        tokio::spawn(async move {
+            let result =
+                session::handshake(session::frame(stream), &me, &secret, vv, members).await;
+            drop(permit);
+            match result {
+                Ok(established) => {
+                    let dialer = established.peer.name.clone();
+                    let _ = events
+                        .send(Event::Session {
+                            dialer,
+                            established: Box::new(established),
+                        })
+                        .await;
+                }
+                Err(SessionError::SelfConnection) => {}
+                Err(e) => {
+                    metrics::counter!("meridian_peer_handshake_failures_total").increment(1);
+                    tracing::warn!(error = %e, "peer handshake failed");
+                }
+            }
+        });
+    }
+
+    fn dial(&self, addr: String) {
+        let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
+        let vv = self.core.durable_vv().clone();
+        let members = self.member_list();
+        tokio::spawn(async move {
+            let connect =
+                tokio::time::timeout(session::HANDSHAKE_TIMEOUT, TcpStream::connect(&addr));
+            let result = match connect.await {
+                Err(_) => Err(SessionError::Timeout),
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(stream)) => {
+                    session::handshake(session::frame(stream), &me, &secret, vv, members).await
+                }
+            };
+            let reached = match result {
+                Ok(established) => {
+                    let name = established.peer.name.clone();
+                    let _ = events
+                        .send(Event::Session {
+                            dialer: me.name.clone(),
+                            established: Box::new(established),
+                        })
+                        .await;
+                    Ok(name)
+                }
+                Err(SessionError::SelfConnection) => Ok(me.name.clone()),
+                Err(e) => {
+                    if matches!(e, SessionError::Auth(_) | SessionError::Frame(_)) {
+                        metrics::counter!("meridian_peer_handshake_failures_total").increment(1);
+                        tracing::warn!(addr, error = %e, "peer handshake failed");
+                    }
+                    Err(e.to_string())
+                }
+            };
+            let _ = events.send(Event::Dialed { addr, reached }).await;
+        });
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Session {
+                dialer,
+                established,
+            } => self.opened(dialer, *established),
+            Event::Message { sid, message } => self.on_message(sid, message).await,
+            Event::Closed { sid, error } => {
+                if let Some(node) = self.sessions.remove(&sid) {
+                    tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), error = %error, "peer session closed");
+                    self.close(node, MemberState::Down);
+                }
+            }
+            Event::Dialed { addr, reached } => {
+                if let Some(seed) = self.seeds.iter_mut().find(|s| s.addr == addr)
+                    && let Ok(name) = reached
+                {
+                    seed.reached = Some(name);
+                }
+            }
+            Event::Publish { channel, message } => {
+                let now = Instant::now();
+                for known in self.members.values() {
+                    if let Some(s) = &known.session {
+                        let msg = Message::Publish {
+                            channel: channel.clone(),
+                            message: message.clone(),
+                        };
+                        let _ = s.tx.try_send((now, msg));
+                    }
+                }
+            }
+            Event::ApplyFailed(e) => {
+                tracing::warn!(error = %e, "entries not applied; they will arrive again");
+                self.core.apply_failed();
+            }
+        }
+    }
+
+    /// A handshake finished: keep the session unless one with that peer stays.
+    fn opened(&mut self, dialer: String, established: Established) {
+        let Established {
+            peer,
+            vv,
+            members,
+            link,
+        } = established;
+        if self.is_isolated() {
+            return;
+        }
+        let node = NodeId::from_name(&peer.name);
+        if let Some(old) = self.members.get(&node).and_then(|k| k.session.as_ref()) {
+            // Both nodes may dial each other at once; both keep the session the node with
+            // the smaller name dialled, so exactly one survives.
+            let preferred = self.me.name.as_str().min(peer.name.as_str());
+            let keep_new = dialer == preferred || old.dialer == dialer;
+            if !keep_new {
+                return;
+            }
+            self.close(node, MemberState::Down);
+        }
+        let sid = self.next_sid;
+        self.next_sid += 1;
+        let (sink, stream) = link.split();
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE_MAX);
+        let delay = self.shared.config.wan_delay(&self.me.region, &peer.region);
+        tokio::spawn(session::write_loop(sink, rx, delay));
+        let events = self.events_tx.clone();
+        let reader = tokio::spawn(async move {
+            let error = session::read_loop(stream, sid, events.clone()).await;
+            let _ = events.send(Event::Closed { sid, error }).await;
+        })
+        .abort_handle();
+        tracing::info!(peer = %peer.name, region = %peer.region, "peer session open");
+        self.sessions.insert(sid, node);
+        self.members.insert(
+            node,
+            Known {
+                info: peer,
+                state: MemberState::Up,
+                session: Some(Session {
+                    sid,
+                    dialer,
+                    tx,
+                    reader,
+                }),
+                last_dial: None,
+            },
+        );
+        let now = self.now_ms();
+        self.core.connected(now, node, vv);
+        self.learn(members);
+    }
+
+    /// Closes the session with `node`, if any, and marks it `state`.
+    fn close(&mut self, node: NodeId, state: MemberState) {
+        if let Some(known) = self.members.get_mut(&node) {
+            if let Some(s) = known.session.take() {
+                s.reader.abort();
+                self.sessions.remove(&s.sid);
+            }
+            if known.state != MemberState::Left || state == MemberState::Left {
+                known.state = state;
+            }
+            self.core.disconnected(node);
+        }
+    }
+
+    fn learn(&mut self, members: Vec<MemberInfo>) {
+        for m in members {
+            if m.name == self.me.name {
+                continue;
+            }
+            self.members
+                .entry(NodeId::from_name(&m.name))
+                .or_insert(Known {
+                    info: m,
+                    state: MemberState::Down,
+                    session: None,
+                    last_dial: None,
+                });
+        }
+    }
+
+    async fn on_message(&mut self, sid: u64, message: Message) {
+        let Some(&node) = self.sessions.get(&sid) else {
+            return;
+        };
+        let now = self.now_ms();
+        match message {
+            Message::Entries(encoded) => {
+                let mut entries = Vec::with_capacity(encoded.len());
+                for bytes in &encoded {
+                    match Entry::decode(bytes) {
+                        Ok(e) => entries.push(e),
+                        Err(e) => {
+                            metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+                            tracing::warn!(error = %e, "peer sent an entry that does not decode; closing");
+                            self.close(node, MemberState::Down);
+                            return;
+                        }
+                    }
+                }
+                metrics::counter!("meridian_replication_received_total")
+                    .increment(entries.len() as u64);
+                self.core.received(entries);
+            }
+            Message::Ack(vv) => self.core.acked(now, node, &vv),
+            Message::Members(members) => self.learn(members),
+            Message::Publish { channel, message } => {
+                self.shared.hub.publish(&channel, &message);
+            }
+            Message::Ping => {}
+            Message::Leave => {
+                tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
+                self.close(node, MemberState::Left);
+            }
+            Message::Hello(_) | Message::Proof(_) | Message::Start { .. } => {
+                metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+                tracing::warn!("peer repeated its handshake; closing");
+                self.close(node, MemberState::Down);
+            }
+        }
+    }
+
+    /// Carries out what the core asked for.
+    async fn carry_out(&mut self) {
+        for effect in self.core.take_effects() {
+            match effect {
+                Effect::Ship {
+                    peer,
+                    origin,
+                    from,
+                    to,
+                } => self.ship(peer, origin, from, to),
+                Effect::Ack { peer, vv } => self.send(peer, Message::Ack(vv)),
+                Effect::Apply(entries) => {
+                    // Waiting here slows the readers, and through TCP the senders.
+                    let _ = self.apply_tx.send(entries).await;
+                }
+            }
+        }
+    }
+
+    fn send(&self, peer: NodeId, message: Message) {
+        if let Some(s) = self.members.get(&peer).and_then(|k| k.session.as_ref()) {
+            // A full queue drops the message; the core ships again what stays unacknowledged.
+            let _ = s.tx.try_send((Instant::now(), message));
+        }
+    }
+
+    fn ship(&self, peer: NodeId, origin: NodeId, from: u64, to: u64) {
+        let want = (to - from + 1) as usize;
+        let entries = match self.shared.engine.store().log_range(origin.0, from, want) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the change log failed");
+                return;
+            }
+        };
+        if entries.first().map(|(s, _)| *s) != Some(from) {
+            tracing::error!(
+                ?origin,
+                from,
+                "the change log no longer holds entries a peer needs"
+            );
+            return;
+        }
+        let mut frame = Vec::new();
+        let mut bytes = 0;
+        for (seq, entry) in entries {
+            if seq > to {
+                break;
+            }
+            bytes += entry.len();
+            frame.push(entry);
+            if bytes >= SHIP_FRAME_BYTES {
+                self.send(peer, Message::Entries(std::mem::take(&mut frame)));
+                bytes = 0;
+            }
+        }
+        if !frame.is_empty() {
+            self.send(peer, Message::Entries(frame));
+        }
+    }
+
+    fn every_second(&mut self) {
+        let now = Instant::now();
+        if self.is_isolated() {
+            let connected: Vec<NodeId> = self.sessions.values().copied().collect();
+            for node in connected {
+                self.close(node, MemberState::Down);
+            }
+            return;
+        }
+        for known in self.members.values() {
+            if let Some(s) = &known.session {
+                let _ = s.tx.try_send((now, Message::Ping));
+            }
+        }
+        let retry = Duration::from_secs(1);
+        let due = |last: Option<Instant>| last.is_none_or(|t| now.duration_since(t) >= retry);
+        let mut dials = Vec::new();
+        for known in self.members.values_mut() {
+            if known.session.is_none() && known.state != MemberState::Left && due(known.last_dial) {
+                known.last_dial = Some(now);
+                dials.push(known.info.peer_addr.clone());
+            }
+        }
+        for seed in &mut self.seeds {
+            let covered = seed.reached.as_ref().is_some_and(|name| {
+                *name == self.me.name || self.members.contains_key(&NodeId::from_name(name))
+            });
+            if !covered && due(seed.last_dial) {
+                seed.last_dial = Some(now);
+                dials.push(seed.addr.clone());
+            }
+        }
+        for addr in dials {
+            self.dial(addr);
+        }
+    }
+
+    fn publish_view(&self) {
+        let now = self.now_ms();
+        let members = self
+            .members
+            .iter()
+            .map(|(node, k)| MemberView {
+                info: k.info.clone(),
+                state: k.state,
+                lag_ops: self.core.lag_ops(*node),
+                lag_ms: self.core.lag_ms(now, *node),
+                has_own: self.core.peer_has_own(*node),
+            })
+            .collect();
+        self.view.send_replace(ClusterView { members });
+    }
+
+    /// Tells every peer this node leaves, and gives the writers a moment to send it.
+    async fn leave(&mut self) {
+        let now = Instant::now();
+        for known in self.members.values() {
+            if let Some(s) = &known.session {
+                let _ = s.tx.try_send((now, Message::Leave));
+            }
+        }
+        for known in self.members.values_mut() {
+            if let Some(s) = known.session.take() {
+                s.reader.abort();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,177 @@
+//! One authenticated peer session: the handshake, then a reader and a writer task.
+
+use super::Event;
+use super::wire::{self, FRAME_BYTES_MAX, Hello, MemberInfo, Message};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use replication::VersionVector;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// How long the whole handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A session that hears nothing for this long is closed (peers ping every second).
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A framed peer connection.
+pub type Link = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// Why a session did not open or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The socket failed or closed.
+    #[error("peer link: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent a frame this node refuses.
+    #[error("bad frame from peer: {0}")]
+    Frame(#[from] wire::FrameError),
+    /// The peer said something out of turn.
+    #[error("peer broke the protocol: expected {expected}")]
+    Protocol {
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The peer does not know the cluster secret.
+    #[error("peer {0} failed authentication (wrong cluster secret?)")]
+    Auth(String),
+    /// We dialled ourselves (a seed list that names this node).
+    #[error("connected to itself")]
+    SelfConnection,
+    /// The peer took too long.
+    #[error("peer timed out")]
+    Timeout,
+    /// The peer closed the link.
+    #[error("peer closed the link")]
+    Closed,
+}
+
+/// What the handshake learned.
+pub struct Established {
+    /// The peer.
+    pub peer: MemberInfo,
+    /// What the peer holds durably.
+    pub vv: VersionVector,
+    /// The members the peer knows.
+    pub members: Vec<MemberInfo>,
+    /// The link, ready for messages.
+    pub link: Link,
+}
+
+/// Frames a fresh connection.
+pub fn frame(stream: TcpStream) -> Link {
+    let _ = stream.set_nodelay(true);
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(FRAME_BYTES_MAX)
+        .new_codec();
+    Framed::new(stream, codec)
+}
+
+/// Sends one message.
+pub async fn send(link: &mut Link, message: &Message) -> Result<(), SessionError> {
+    link.send(wire::encode(message)).await?;
+    Ok(())
+}
+
+/// Receives one message.
+pub async fn recv(link: &mut Link) -> Result<Message, SessionError> {
+    match link.next().await {
+        None => Err(SessionError::Closed),
+        Some(frame) => Ok(wire::decode(&frame?)?),
+    }
+}
+
+/// Runs the handshake on `link` as `me`, offering `vv` and `members` once the peer proved
+/// itself. Both sides run the same steps.
+pub async fn handshake(
+    mut link: Link,
+    me: &MemberInfo,
+    secret: &[u8],
+    vv: VersionVector,
+    members: Vec<MemberInfo>,
+) -> Result<Established, SessionError> {
+    let steps = async {
+        let my_nonce = wire::nonce();
+        send(
+            &mut link,
+            &Message::Hello(Hello {
+                member: me.clone(),
+                nonce: my_nonce,
+            }),
+        )
+        .await?;
+        let Message::Hello(hello) = recv(&mut link).await? else {
+            return Err(SessionError::Protocol { expected: "hello" });
+        };
+        if hello.member.name == me.name {
+            return Err(SessionError::SelfConnection);
+        }
+        let proof = wire::proof(secret, &hello.nonce, &my_nonce, &me.name);
+        send(&mut link, &Message::Proof(proof)).await?;
+        let Message::Proof(theirs) = recv(&mut link).await? else {
+            return Err(SessionError::Protocol { expected: "proof" });
+        };
+        if !wire::verify(secret, &my_nonce, &hello.nonce, &hello.member.name, &theirs) {
+            return Err(SessionError::Auth(hello.member.name));
+        }
+        send(&mut link, &Message::Start { vv, members }).await?;
+        let Message::Start { vv, members } = recv(&mut link).await? else {
+            return Err(SessionError::Protocol { expected: "start" });
+        };
+        Ok(Established {
+            peer: hello.member,
+            vv,
+            members,
+            link,
+        })
+    };
+    timeout(HANDSHAKE_TIMEOUT, steps)
+        .await
+        .map_err(|_| SessionError::Timeout)?
+}
+
+/// Writes queued messages to the link, each no earlier than `delay` after it was queued: the
+/// simulated one-way WAN delay of the demo and the tests (zero otherwise). Order is kept.
+pub async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<Link, Bytes>,
+    mut rx: mpsc::Receiver<(Instant, Message)>,
+    delay: Duration,
+) {
+    while let Some((queued, message)) = rx.recv().await {
+        if !delay.is_zero() {
+            tokio::time::sleep_until(queued + delay).await;
+        }
+        if let Err(e) = sink.send(wire::encode(&message)).await {
+            tracing::debug!(error = %e, "peer link write failed");
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Reads messages and hands them on as [`Event::Message`] until the link fails, the peer
+/// falls silent or breaks the protocol, or the runtime is gone. Waiting to hand a message on
+/// stops reading, so a busy runtime slows its peers down through TCP.
+pub async fn read_loop(
+    mut stream: futures_util::stream::SplitStream<Link>,
+    sid: u64,
+    events: mpsc::Sender<Event>,
+) -> SessionError {
+    loop {
+        let frame = match timeout(SILENCE_TIMEOUT, stream.next()).await {
+            Err(_) => return SessionError::Timeout,
+            Ok(None) => return SessionError::Closed,
+            Ok(Some(Err(e))) => return e.into(),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let message = match wire::decode(&frame) {
+            Ok(message) => message,
+            Err(e) => return e.into(),
+        };
+        if events.send(Event::Message { sid, message }).await.is_err() {
+            return SessionError::Closed;
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The replication core: a state machine with no I/O.
+//!
+//! The runtime feeds it what happens (a peer connected with its version vector, entries
+//! arrived, the engine applied and synced, a peer acknowledged, time passed) and carries out
+//! the [`Effect`]s it asks for (ship a range of the log to a peer, acknowledge, hand entries to
+//! the engine). The simulator drives the very same core with virtual time.
+//!
+//! Rules:
+//! - Own entries ship to every connected peer as soon as they are durable here, so a crash
+//!   that loses an un-fsynced tail can never reuse a sequence number a peer already holds.
+//! - Entries of a third origin are relayed to a peer only when that peer has not acknowledged
+//!   them `relay_after_ms` after we held them: the origin is probably cut off from it. A
+//!   region that reaches only one other still gets everything, without every entry crossing
+//!   every link twice in the healthy case.
+//! - Acknowledgements carry the receiver's *durable* version vector; whatever was shipped
+//!   and is not acknowledged within `resend_after_ms` ships again (messages may be lost).
+//! - Received entries wait in a bounded inbox until their predecessor of the same origin and
+//!   everything in their `deps` has been handed to the engine; then they go in that order.
+
+use crate::{Entry, VersionVector};
+use crdt::NodeId;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Tunables of the core; every one is a bound or a delay.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a peer may go without acknowledging a third origin's entry we hold before we
+    /// relay it ourselves.
+    pub relay_after_ms: u64,
+    /// How long shipped entries may go unacknowledged before they are shipped again.
+    pub resend_after_ms: u64,
+    /// Most entries one [`Effect::Ship`] covers.
+    pub ship_batch_max: u64,
+    /// Most entries of one origin shipped to one peer and not yet acknowledged.
+    pub in_flight_max: u64,
+    /// Most out-of-order entries held while their predecessors are missing.
+    pub inbox_max: usize,
+    /// Most own entries whose local apply time is remembered (for lag in milliseconds).
+    pub own_times_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            relay_after_ms: 1000,
+            resend_after_ms: 3000,
+            ship_batch_max: 256,
+            in_flight_max: 16_384,
+            inbox_max: 65_536,
+            own_times_max: 100_000,
+        }
+    }
+}
+
+/// What the core asks the runtime to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Read the entries `from..=to` of `origin` from the log and send them to `peer`.
+    Ship {
+        /// The receiver.
+        peer: NodeId,
+        /// Whose entries.
+        origin: NodeId,
+        /// First sequence number.
+        from: u64,
+        /// Last sequence number.
+        to: u64,
+    },
+    /// Tell `peer` what this node holds durably.
+    Ack {
+        /// The receiver.
+        peer: NodeId,
+        /// This node's durable version vector.
+        vv: VersionVector,
+    },
+    /// Apply these entries, in this order, through the engine; then report with
+    /// [`Replicator::applied`] (or [`Replicator::apply_failed`]).
+    Apply(Vec<Entry>),
+}
+
+/// What this node knows of one peer.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    /// Whether a session with it is open.
+    pub connected: bool,
+    /// What it holds durably, as it last told us.
+    pub acked: VersionVector,
+    /// What we have shipped to it in this session (it may not have arrived yet).
+    sent: VersionVector,
+    /// Per third origin: the sequence we held and since when, while the peer lags behind it.
+    waiting: BTreeMap<NodeId, (u64, u64)>,
+    /// When shipped entries were last acknowledged (or shipping started from idle).
+    last_progress_ms: u64,
+    /// The durable vector last acknowledged to it.
+    acked_to_peer: Option<VersionVector>,
+}
+
+/// The replication state of one node.
+pub struct Replicator {
+    me: NodeId,
+    config: Config,
+    applied: VersionVector,
+    durable: VersionVector,
+    /// `applied` plus what was handed to the engine and not yet reported applied.
+    scheduled: VersionVector,
+    peers: BTreeMap<NodeId, Peer>,
+    inbox: BTreeMap<(NodeId, u64), Entry>,
+    /// Own sequence numbers with the time they were applied here, oldest first.
+    own_times: VecDeque<(u64, u64)>,
+    effects: Vec<Effect>,
+}
+
+impl Replicator {
+    /// The core of node `me`, which holds `applied` (and `durable` of it on disk).
+    pub fn new(
+        me: NodeId,
+        config: Config,
+        applied: VersionVector,
+        durable: VersionVector,
+    ) -> Replicator {
+        Replicator {
+            me,
+            config,
+            scheduled: applied.clone(),
+            applied,
+            durable,
+            peers: BTreeMap::new(),
+            inbox: BTreeMap::new(),
+            own_times: VecDeque::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// What this node has applied.
+    pub fn applied_vv(&self) -> &VersionVector {
+        &self.applied
+    }
+
+    /// What this node holds durably.
+    pub fn durable_vv(&self) -> &VersionVector {
+        &self.durable
+    }
+
+    /// Every peer heard of, connected or not.
+    pub fn peers(&self) -> impl Iterator<Item = (NodeId, &Peer)> {
+        self.peers.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// One peer.
+    pub fn peer(&self, id: NodeId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+
+    /// Entries waiting in the inbox for their predecessors.
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+
+    /// The effects asked for since the last call.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// A session with `peer` opened; it holds `vv` durably. Shipping restarts from there.
+    pub fn connected(&mut self, now_ms: u64, peer: NodeId, vv: VersionVector) {
+        assert_ne!(peer, self.me, "a node does not peer with itself");
+        self.peers.insert(
+            peer,
+            Peer {
+                connected: true,
+                sent: vv.clone(),
+                acked: vv,
+                waiting: BTreeMap::new(),
+                last_progress_ms: now_ms,
+                acked_to_peer: None,
+            },
+        );
+    }
+
+    /// The session with `peer` closed. What it acknowledged is kept (for lag and truncation).
+    pub fn disconnected(&mut self, peer: NodeId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.connected = false;
+            p.waiting.clear();
+        }
+    }
+
+    /// `peer` holds `vv` durably.
+    pub fn acked(&mut self, now_ms: u64, peer: NodeId, vv: &VersionVector) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if !p.acked.dominates(vv) {
+            p.acked.merge(vv);
+            p.last_progress_ms = now_ms;
+        }
+        // The peer may hold entries we never sent it (relayed by a third node).
+        p.sent.merge(vv);
+    }
+
+    /// Entries arrived (from any peer, possibly duplicated or out of order).
+    pub fn received(&mut self, entries: Vec<Entry>) {
+        for e in entries {
+            assert_ne!(e.seq, 0, "sequence numbers start at 1");
+            if e.seq <= self.scheduled.get(e.origin) || e.origin == self.me {
+                continue;
+            }
+            if self.inbox.len() >= self.config.inbox_max {
+                // Dropped: the sender ships it again when it stays unacknowledged.
+                continue;
+            }
+            self.inbox.insert((e.origin, e.seq), e);
+        }
+        self.drain_inbox();
+    }
+
+    /// Hands every entry whose predecessors are scheduled to the engine, in causal order.
+    fn drain_inbox(&mut self) {
+        let mut ready = Vec::new();
+        loop {
+            let origins: BTreeSet<NodeId> = self.inbox.keys().map(|(o, _)| *o).collect();
+            let before = ready.len();
+            for origin in origins {
+                while let Some(e) = self
+                    .inbox
+                    .get(&(origin, self.scheduled.get(origin) + 1))
+                    .filter(|e| self.scheduled.dominates(&e.deps))
+                {
+                    let key = (origin, e.seq);
+                    let e = self.inbox.remove(&key).expect("just found");
+                    self.scheduled.advance(origin, e.seq);
+                    ready.push(e);
+                }
+            }
+            if ready.len() == before {
+                break;
+            }
+        }
+        if !ready.is_empty() {
+            let scheduled = &self.scheduled;
+            self.inbox.retain(|(o, s), _| *s > scheduled.get(*o));
+            self.effects.push(Effect::Apply(ready));
+        }
+    }
+
+    /// The engine applied up to `applied`, of which `durable` is on disk.
+    pub fn applied(&mut self, now_ms: u64, applied: VersionVector, durable: VersionVector) {
+        let own_before = self.applied.get(self.me);
+        for seq in own_before + 1..=applied.get(self.me) {
+            if self.own_times.len() == self.config.own_times_max {
+                self.own_times.pop_front();
+            }
+            self.own_times.push_back((seq, now_ms));
+        }
+        self.scheduled.merge(&applied);
+        self.applied = applied;
+        self.durable = durable;
+        self.drain_inbox();
+    }
+
+    /// The engine did not apply what it was handed (for example a timestamp too far ahead):
+    /// forget what was scheduled; it arrives again when it stays unacknowledged.
+    pub fn apply_failed(&mut self) {
+        self.scheduled = self.applied.clone();
+        self.inbox.clear();
+    }
+
+    /// Time passed: ship, resend, acknowledge.
+    pub fn tick(&mut self, now_ms: u64) {
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            if self.peers[&id].connected {
+                self.tick_peer(now_ms, id);
+            }
+        }
+    }
+
+    fn tick_peer(&mut self, now_ms: u64, id: NodeId) {
+        let me = self.me;
+        let config = self.config.clone();
+        let p = self.peers.get_mut(&id).expect("caller checked");
+        if p.acked_to_peer.as_ref() != Some(&self.durable) {
+            p.acked_to_peer = Some(self.durable.clone());
+            self.effects.push(Effect::Ack {
+                peer: id,
+                vv: self.durable.clone(),
+            });
+        }
+        if p.sent.ahead_of(&p.acked) > 0
+            && now_ms.saturating_sub(p.last_progress_ms) >= config.resend_after_ms
+        {
+            p.sent = p.acked.clone();
+            p.last_progress_ms = now_ms;
+        }
+        for (origin, held) in self.applied.iter() {
+            if origin == id {
+                continue;
+            }
+            let limit = if origin == me {
+                self.durable.get(me)
+            } else {
+                held
+            };
+            let acked = p.acked.get(origin);
+            let start = p.sent.get(origin).max(acked) + 1;
+            if start > limit {
+                p.waiting.remove(&origin);
+                continue;
+            }
+            if origin != me && !relay_due(p, origin, acked, limit, now_ms, &config) {
+                continue;
+            }
+            let in_flight = start - 1 - acked;
+            if in_flight >= config.in_flight_max {
+                continue;
+            }
+            let room = config.in_flight_max - in_flight;
+            let to = limit.min(start + config.ship_batch_max.min(room) - 1);
+            if p.sent.ahead_of(&p.acked) == 0 {
+                p.last_progress_ms = now_ms;
+            }
+            p.sent.advance(origin, to);
+            self.effects.push(Effect::Ship {
+                peer: id,
+                origin,
+                from: start,
+                to,
+            });
+        }
+    }
+
+    /// How many entries `peer` lacks that this node holds.
+    pub fn lag_ops(&self, peer: NodeId) -> u64 {
+        self.peers
+            .get(&peer)
+            .map_or(0, |p| self.applied.without(peer).ahead_of(&p.acked))
+    }
+
+    /// How long the oldest own entry that `peer` has not acknowledged has been applied here.
+    pub fn lag_ms(&self, now_ms: u64, peer: NodeId) -> u64 {
+        let Some(p) = self.peers.get(&peer) else {
+            return 0;
+        };
+        let acked = p.acked.get(self.me);
+        if acked >= self.applied.get(self.me) {
+            return 0;
+        }
+        self.own_times
+            .iter()
+            .find(|(seq, _)| *seq > acked)
+            .map_or(0, |(_, at)| now_ms.saturating_sub(*at))
+    }
+
+    /// The highest own sequence `peer` holds durably.
+    pub fn peer_has_own(&self, peer: NodeId) -> u64 {
+        self.peers.get(&peer).map_or(0, |p| p.acked.get(self.me))
+    }
+}
+
+/// Whether the peer has lagged behind entries of a third origin for long enough that we
+/// relay them. Tracks one target at a time: the sequence we held when the wait began.
+fn relay_due(
+    p: &mut Peer,
+    origin: NodeId,
+    acked: u64,
+    limit: u64,
+    now_ms: u64,
+    c: &Config,
+) -> bool {
+    match p.waiting.get(&origin).copied() {
+        Some((target, since)) if acked < target => now_ms.saturating_sub(since) >= c.relay_after_ms,
+        _ => {
+            p.waiting.insert(origin, (limit, now_ms));
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+use super::*;
+use hlc::Timestamp;
+
+const A: NodeId = NodeId(1);
+const B: NodeId = NodeId(2);
+const C: NodeId = NodeId(3);
+
+fn vv(pairs: &[(NodeId, u64)]) -> VersionVector {
+    pairs.iter().copied().collect()
+}
+
+fn entry(origin: NodeId, seq: u64, deps: &[(NodeId, u64)]) -> Entry {
+    Entry {
+        origin,
+        seq,
+        hlc: Timestamp::new(seq, 0),
+        deps: vv(deps),
+        changes: Vec::new(),
+    }
+}
+
+fn core(me: NodeId) -> Replicator {
+    Replicator::new(
+        me,
+        Config::default(),
+        VersionVector::new(),
+        VersionVector::new(),
+    )
+}
+
+fn seqs(effects: &[Effect]) -> Vec<(NodeId, u64)> {
+    effects
+        .iter()
+        .flat_map(|e| match e {
+            Effect::Apply(entries) => entries.iter().map(|e| (e.origin, e.seq)).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn own_entries_ship_once_durable_and_then_not_again() {
+    let mut r = core(A);
+    r.connected(0, B, VersionVector::new());
+    r.applied(0, vv(&[(A, 3)]), vv(&[(A, 1)]));
+    r.tick(0);
+    assert_eq!(
+        r.take_effects(),
+        vec![
+            Effect::Ack {
+                peer: B,
+                vv: vv(&[(A, 1)])
+            },
+            Effect::Ship {
+                peer: B,
+                origin: A,
+                from: 1,
+                to: 1
+            },
+        ]
+    );
+    r.applied(1, vv(&[(A, 3)]), vv(&[(A, 3)]));
+    r.tick(1);
+    assert_eq!(
+        r.take_effects(),
+        vec![
+            Effect::Ack {
+                peer: B,
+                vv: vv(&[(A, 3)])
+            },
+            Effect::Ship {
+                peer: B,
+                origin: A,
+                from: 2,
+                to: 3
+            },
+        ]
+    );
+    r.tick(2);
+    assert_eq!(r.take_effects(), vec![]);
+}
+
+#[test]
+fn unacknowledged_entries_ship_again_after_the_resend_delay() {
+    let mut r = core(A);
+    r.connected(0, B, VersionVector::new());
+    r.applied(0, vv(&[(A, 2)]), vv(&[(A, 2)]));
+    r.tick(0);
+    r.take_effects();
+    r.acked(10, B, &vv(&[(A, 1)]));
+    r.tick(10);
+    assert_eq!(r.take_effects(), vec![]);
+    let resend = 10 + Config::default().resend_after_ms;
+    r.tick(resend);
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ship {
+            peer: B,
+            origin: A,
+            from: 2,
+            to: 2
+        }]
+    );
+}
+
+#[test]
+fn third_origin_entries_are_relayed_only_when_the_peer_stays_behind() {
+    let mut r = core(A);
+    r.connected(0, C, VersionVector::new());
+    r.tick(0);
+    r.take_effects();
+    // A holds 5 entries of B; C has none of them.
+    r.received((1..=5).map(|s| entry(B, s, &[])).collect());
+    assert_eq!(seqs(&r.take_effects()).len(), 5);
+    r.applied(0, vv(&[(B, 5)]), vv(&[(B, 5)]));
+    r.tick(0);
+    // Only the acknowledgement: B may well be reaching C directly.
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ack {
+            peer: C,
+            vv: vv(&[(B, 5)])
+        }]
+    );
+    let relay = Config::default().relay_after_ms;
+    r.tick(relay - 1);
+    assert_eq!(r.take_effects(), vec![]);
+    r.tick(relay);
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ship {
+            peer: C,
+            origin: B,
+            from: 1,
+            to: 5
+        }]
+    );
+}
+
+#[test]
+fn a_peer_that_catches_up_directly_gets_no_relay() {
+    let mut r = core(A);
+    r.connected(0, C, VersionVector::new());
+    r.received((1..=2).map(|s| entry(B, s, &[])).collect());
+    r.applied(0, vv(&[(B, 2)]), vv(&[(B, 2)]));
+    r.tick(0);
+    r.take_effects();
+    r.acked(500, C, &vv(&[(B, 2)]));
+    r.tick(Config::default().relay_after_ms * 2);
+    assert_eq!(r.take_effects(), vec![]);
+}
+
+#[test]
+fn entries_apply_in_origin_order_and_after_their_dependencies() {
+    let mut r = core(A);
+    // B2 arrives before B1; C1 depends on B2.
+    r.received(vec![entry(B, 2, &[]), entry(C, 1, &[(B, 2)])]);
+    assert_eq!(seqs(&r.take_effects()), vec![]);
+    assert_eq!(r.inbox_len(), 2);
+    r.received(vec![entry(B, 1, &[]), entry(B, 1, &[])]);
+    assert_eq!(seqs(&r.take_effects()), vec![(B, 1), (B, 2), (C, 1)]);
+    assert_eq!(r.inbox_len(), 0);
+    // Duplicates of what is scheduled are ignored.
+    r.received(vec![entry(B, 2, &[])]);
+    assert_eq!(seqs(&r.take_effects()), vec![]);
+}
+
+#[test]
+fn a_failed_apply_forgets_what_was_scheduled() {
+    let mut r = core(A);
+    r.received(vec![entry(B, 1, &[])]);
+    assert_eq!(seqs(&r.take_effects()), vec![(B, 1)]);
+    r.apply_failed();
+    r.received(vec![entry(B, 1, &[])]);
+    assert_eq!(seqs(&r.take_effects()), vec![(B, 1)]);
+}
+
+#[test]
+fn lag_counts_what_the_peer_lacks() {
+    let mut r = core(A);
+    r.connected(0, B, VersionVector::new());
+    r.applied(100, vv(&[(A, 4), (C, 2)]), vv(&[(A, 4), (C, 2)]));
+    assert_eq!(r.lag_ops(B), 6);
+    assert_eq!(r.lag_ms(150, B), 50);
+    r.acked(160, B, &vv(&[(A, 4), (C, 2)]));
+    assert_eq!((r.lag_ops(B), r.lag_ms(170, B)), (0, 0));
+}

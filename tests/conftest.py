@@ -35,10 +35,12 @@ def free_port() -> int:
 class Node:
     """One `meridian server` process with its own ports and data directory."""
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict | None = None):
+    def __init__(self, data_dir: Path, *extra: str, env: dict | None = None, node_id: str = "test-node"):
         self.data_dir = data_dir
+        self.node_id = node_id
         self.port = free_port()
         self.http_port = free_port()
+        self.peer_port = free_port()
         self.extra = list(extra)
         self.env = env
         self.proc = None
@@ -47,11 +49,11 @@ class Node:
     def start(self, wait: float = 20.0):
         args = [
             str(BIN), "server",
-            "--node-id", "test-node",
+            "--node-id", self.node_id,
             "--data-dir", str(self.data_dir),
             "--resp-addr", f"127.0.0.1:{self.port}",
             "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--peer-addr", f"127.0.0.1:{free_port()}",
+            "--peer-addr", f"127.0.0.1:{self.peer_port}",
             *self.extra,
         ]
         env = dict(os.environ, **(self.env or {}))
@@ -87,8 +89,8 @@ class Node:
 def node_factory(tmp_path):
     nodes = []
 
-    def make(*extra, env=None, name="data", data_dir=None):
-        n = Node(data_dir or tmp_path / name, *extra, env=env)
+    def make(*extra, env=None, name="data", data_dir=None, node_id="test-node"):
+        n = Node(data_dir or tmp_path / name, *extra, env=env, node_id=node_id)
         nodes.append(n)
         return n
 

@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Block cache of the storage engine in bytes [default: 67108864].
     #[arg(long, env = "MERIDIAN_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
+    /// Simulated one-way WAN delay added to what this node sends to other regions, for
+    /// testing on one machine: comma-separated `regionA-regionB=ms` [default: none].
+    #[arg(long, env = "MERIDIAN_WAN_DELAY", value_delimiter = ',')]
+    pub wan_delay: Option<Vec<String>>,
 }
 
 /// The same settings as read from the TOML file.
@@ -85,6 +89,17 @@ struct FileConfig {
     max_query_buffer: Option<usize>,
     max_clock_offset_ms: Option<u64>,
     cache_bytes: Option<u64>,
+    wan_delay: Option<Vec<String>>,
+}
+
+/// Parses `eu-us=40` into `("eu", "us", 40)`.
+pub fn parse_wan_delay(s: &str) -> anyhow::Result<(String, String, u64)> {
+    let parse = || {
+        let (pair, ms) = s.split_once('=')?;
+        let (a, b) = pair.split_once('-')?;
+        Some((a.to_string(), b.to_string(), ms.trim().parse().ok()?))
+    };
+    parse().with_context(|| format!("--wan-delay wants regionA-regionB=ms, not {s:?}"))
 }
 
 fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {
@@ -143,6 +158,11 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         c.fsync = parse_fsync(&f)?;
     }
     c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
+    for pair in args.wan_delay.or(file.wan_delay).unwrap_or_default() {
+        if !pair.trim().is_empty() {
+            c.wan_delay_ms.push(parse_wan_delay(&pair)?);
+        }
+    }
     c.join.retain(|p| !p.trim().is_empty());
     if node_id.is_empty() {
         bail!("--node-id must not be empty");

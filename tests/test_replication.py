@@ -1,0 +1,197 @@
+"""Three nodes in three regions, each a separate process on real sockets: every write reaches
+every region, concurrent writes merge by the design's rules, a killed node catches up."""
+
+import threading
+import time
+
+import pytest
+import redis
+
+REGIONS = ["eu", "us", "ap"]
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def connected_peers(node) -> int:
+    return int(node.client().info("replication")["connected_peers"])
+
+
+def start_cluster(node_factory, *extra):
+    """eu-1 first; us-1 and ap-1 join it and learn of each other through it."""
+    nodes = []
+    for region in REGIONS:
+        join = ["--join", f"127.0.0.1:{nodes[0].peer_port}"] if nodes else []
+        n = node_factory("--region", region, *join, *extra, name=f"{region}-1", node_id=f"{region}-1")
+        nodes.append(n.start())
+    for n in nodes:
+        wait_for(lambda n=n: connected_peers(n) == 2, what=f"{n.node_id} to see both peers")
+    return nodes
+
+
+def snapshot(node, keys):
+    """What a client of `node` reads for each key, by type."""
+    c = node.client()
+    out = {}
+    for k in keys:
+        t = c.type(k)
+        if t == b"string":
+            out[k] = c.get(k)
+        elif t == b"hash":
+            out[k] = c.hgetall(k)
+        elif t == b"set":
+            out[k] = c.smembers(k)
+        else:
+            out[k] = None
+    return out
+
+
+def converged(nodes, keys, timeout=15.0):
+    def same():
+        views = [snapshot(n, keys) for n in nodes]
+        return views[0] if all(v == views[0] for v in views) else None
+
+    return wait_for(same, timeout, what=f"{[n.node_id for n in nodes]} to agree on {keys}")
+
+
+@pytest.fixture
+def cluster(node_factory):
+    return start_cluster(node_factory)
+
+
+@pytest.fixture
+def slow_cluster(node_factory):
+    """WAN delay of one second each way: writes a few ms apart are surely concurrent."""
+    return start_cluster(node_factory, "--wan-delay", "eu-us=1000,us-ap=1000,eu-ap=1000")
+
+
+def test_every_write_reaches_every_region(cluster):
+    eu, us, ap = cluster
+    eu.client().set("s", "from-eu")
+    us.client().hset("h", mapping={"a": "1", "b": "2"})
+    ap.client().sadd("set", "x", "y")
+    eu.client().set("gone", "1")
+    view = converged(cluster, ["s", "h", "set", "gone"])
+    assert view == {"s": b"from-eu", "h": {b"a": b"1", b"b": b"2"}, "set": {b"x", b"y"}, "gone": b"1"}
+    ap.client().delete("gone")
+    us.client().hdel("h", "a")
+    view = converged(cluster, ["h", "gone"])
+    assert view == {"h": {b"b": b"2"}, "gone": None}
+    for n in cluster:
+        assert n.client().dbsize() == 3
+
+
+def test_concurrent_counters_sum_exactly(cluster):
+    per_node = 300
+
+    def bump(node):
+        c = node.client()
+        for _ in range(per_node):
+            c.incr("counter")
+            c.hincrby("hc", "f", 2)
+
+    threads = [threading.Thread(target=bump, args=(n,)) for n in cluster]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    view = converged(cluster, ["counter", "hc"])
+    assert view["counter"] == str(3 * per_node).encode()
+    assert view["hc"] == {b"f": str(2 * 3 * per_node).encode()}
+
+
+def test_concurrent_add_and_remove_add_wins(slow_cluster):
+    eu, us, ap = slow_cluster
+    eu.client().sadd("s", "x", "y")
+    converged(slow_cluster, ["s"])
+    # Within the one-second delay, neither write sees the other.
+    eu.client().srem("s", "x", "y")
+    us.client().sadd("s", "x")
+    assert converged(slow_cluster, ["s"])["s"] == {b"x"}
+
+
+def test_concurrent_sets_last_writer_wins_everywhere(slow_cluster):
+    eu, us, ap = slow_cluster
+    eu.client().set("k", "eu")
+    time.sleep(0.01)
+    ap.client().set("k", "ap")
+    time.sleep(0.01)
+    us.client().set("k", "us")
+    # Before the delay passes each region shows its own write...
+    assert eu.client().get("k") == b"eu"
+    # ...and afterwards all show the latest by (HLC, node id): the last in real time here.
+    assert converged(slow_cluster, ["k"])["k"] == b"us"
+
+
+def test_killed_node_catches_up_and_keeps_its_acknowledged_writes(cluster):
+    eu, us, ap = cluster
+    ap.client().set("before-kill", "ap")
+    ap.kill9()
+    pipe = eu.client().pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"k{i}", i)
+        pipe.incr("n")
+    pipe.execute()
+    info = us.client().info("replication")
+    assert any(v.get("state") == "down" for k, v in info.items() if k.startswith("peer") and isinstance(v, dict)), info
+    ap.start()
+    wait_for(lambda: connected_peers(ap) == 2, what="ap-1 to rejoin")
+    view = converged(cluster, ["before-kill", "n", "k0", "k1999"], timeout=30)
+    assert view == {"before-kill": b"ap", "n": b"2000", "k0": b"0", "k1999": b"1999"}
+    for n in cluster:
+        assert n.client().dbsize() == 2002
+
+
+def test_wait_counts_regions_holding_the_write(cluster):
+    eu, us, ap = cluster
+    c = eu.client()
+    c.set("w", "1")
+    assert c.execute_command("WAIT", 3, 5000) == 3
+    ap.kill9()
+    c.set("w", "2")
+    started = time.monotonic()
+    assert c.execute_command("WAIT", 3, 500) == 2
+    assert time.monotonic() - started >= 0.45
+
+
+def test_sigterm_announces_leaving(cluster):
+    eu, us, ap = cluster
+    assert ap.stop() == 0
+
+    def ap_state():
+        info = eu.client().info("replication")
+        return [v["state"] for k, v in info.items() if isinstance(v, dict) and v.get("name") == "ap-1"]
+
+    assert wait_for(lambda: ap_state() == ["left"], what="ap-1 to be known as left")
+
+
+def test_publish_reaches_subscribers_in_every_region(cluster):
+    eu, us, ap = cluster
+    subs = []
+    for n in (us, ap):
+        p = n.client().pubsub()
+        p.subscribe("news")
+        assert p.get_message(timeout=5)["type"] == "subscribe"
+        subs.append(p)
+    assert eu.client().publish("news", "hello") == 0  # no subscriber on eu itself
+    for p in subs:
+        msg = p.get_message(timeout=5)
+        assert msg and msg["data"] == b"hello"
+
+
+def test_wrong_cluster_secret_is_refused(node_factory):
+    a = node_factory("--cluster-secret", "right", name="a", node_id="a").start()
+    b = node_factory("--cluster-secret", "wrong", "--join", f"127.0.0.1:{a.peer_port}", name="b", node_id="b").start()
+    time.sleep(3)
+    assert connected_peers(a) == 0 and connected_peers(b) == 0
+    b.client().set("k", "v")
+    time.sleep(1)
+    assert a.client().get("k") is None
+    assert "failed authentication" in b.log.read_text() or "failed authentication" in a.log.read_text()

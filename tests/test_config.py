@@ -37,5 +37,10 @@ def test_bad_configuration_is_refused_clearly(tmp_path):
 def test_demo_runs_and_exits():
     out = subprocess.run([str(BIN), "demo", "--exit"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "redis-cli -h 127.0.0.1 -p" in out.stdout
-    assert '"hello from meridian"' in out.stdout and "(integer) 42" in out.stdout
+    for region in ("eu", "us", "ap"):
+        assert f"  {region}  redis-cli -p" in out.stdout
+        # The counter incremented 100 times in each region sums exactly everywhere...
+        assert f'{region}  GET visits -> "300"' in out.stdout
+        # ...and after the cut-off region heals, every region shows both sides' writes.
+        assert f'{region}  SMEMBERS visited -> ["paris", "seoul", "sydney", "tokyo"]   GET visits -> "305"' in out.stdout
+    assert "converged" in out.stdout

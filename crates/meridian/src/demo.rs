@@ -1,26 +1,45 @@
 //! `meridian demo`: the first thing a newcomer runs.
 //!
-//! Until replication lands this starts one node on free local ports with a throw-away data
-//! directory, writes a few keys of every type through the engine, shows them, and prints how
-//! to connect with redis-cli.
+//! Starts three nodes in this process, one per region (eu, us, ap), on free local ports with
+//! throw-away data directories and a simulated WAN delay between the regions (one way: eu-us
+//! 40 ms, us-ap 75 ms, eu-ap 110 ms). Then it runs a short visible workload: a write in each
+//! region and how long it took to show up in the others, a counter incremented in every region
+//! at once, and one region cut off, written to on both sides and healed. It prints where to
+//! connect with redis-cli and keeps serving until Ctrl-C (or exits with `--exit`).
 
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
-use node::NodeConfig;
-use node::engine::EngineHandle;
+use node::{NodeConfig, Shared};
 use resp::Reply;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+/// One-way delays between the demo's regions, in milliseconds.
+const WAN_DELAY_MS: [(&str, &str, u64); 3] =
+    [("eu", "us", 40), ("us", "ap", 75), ("eu", "ap", 110)];
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+/// How long the demo waits for anything to replicate before it calls the run failed.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-async fn run_command(engine: &EngineHandle, words: &[&str]) -> anyhow::Result<Reply> {
+fn args(words: &[&str]) -> anyhow::Result<(&'static node::cmd::Spec, Vec<Bytes>)> {
     let args: Vec<Bytes> = words.iter().map(|w| Bytes::from(w.to_string())).collect();
     let spec = node::cmd::lookup(&args[0])
         .ok_or_else(|| anyhow::anyhow!("unknown command {}", words[0]))?;
-    let mut replies = engine.run(vec![(spec, args)]).await?;
-    Ok(replies.replies.remove(0))
+    Ok((spec, args))
+}
+
+/// Runs one command on a node, as a client of that region would.
+async fn run(node: &Shared, words: &[&str]) -> anyhow::Result<Reply> {
+    let (spec, args) = args(words)?;
+    if matches!(spec.runs, node::cmd::Runs::Read(_)) {
+        return Ok(node.engine.read(spec, &args));
+    }
+    Ok(node.engine.run(vec![(spec, args)]).await?.replies.remove(0))
 }
 
 fn show(reply: &Reply) -> String {
@@ -30,7 +49,9 @@ fn show(reply: &Reply) -> String {
         Reply::Simple(s) => s.to_string(),
         Reply::Null => "(nil)".into(),
         Reply::Array(items) | Reply::Set(items) => {
-            items.iter().map(show).collect::<Vec<_>>().join(", ")
+            let mut items: Vec<String> = items.iter().map(show).collect();
+            items.sort();
+            format!("[{}]", items.join(", "))
         }
         Reply::Map(pairs) => pairs
             .iter()
@@ -41,60 +62,248 @@ fn show(reply: &Reply) -> String {
     }
 }
 
-/// Runs the demo; with `exit`, stops after the workload instead of serving until Ctrl-C.
-pub async fn run(exit: bool, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
-    let data_dir = std::env::temp_dir().join(format!("meridian-demo-{}", std::process::id()));
-    let mut config = NodeConfig::with_defaults("demo-1", data_dir.clone());
-    config.region = "local".into();
-    config.resp_addr = free_addr()?;
-    config.http_addr = free_addr()?;
-    let (resp_addr, http_addr) = (config.resp_addr, config.http_addr);
-    let (engine_tx, engine_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let node = tokio::spawn(node::run(
-        config,
-        metrics,
-        async move {
-            let _ = stop_rx.await;
-        },
-        move |shared| {
-            let _ = engine_tx.send(shared.engine.clone());
-        },
-    ));
-    let engine = engine_rx.await?;
-    println!("Meridian demo: one node in region 'local' (replication across regions comes next).");
-    println!("  Redis protocol: {resp_addr}   HTTP: http://{http_addr}/v1/status\n");
-    let workload: &[&[&str]] = &[
-        &["SET", "greeting", "hello from meridian"],
-        &["GET", "greeting"],
-        &["INCRBY", "visits", "41"],
-        &["INCR", "visits"],
-        &["HSET", "sensor:42", "temp", "21.5", "unit", "C"],
-        &["HGETALL", "sensor:42"],
-        &["SADD", "regions", "eu", "us", "ap"],
-        &["SCARD", "regions"],
-        &["SET", "session", "short-lived", "EX", "60"],
-        &["TTL", "session"],
-        &["DBSIZE"],
-    ];
-    for words in workload {
-        let reply = run_command(&engine, words).await?;
-        println!("  > {:<40} {}", words.join(" "), show(&reply));
+/// Waits until `read` gives `want` on `node`; answers how long that took.
+async fn until(node: &Shared, read: &[&str], want: &str) -> anyhow::Result<Duration> {
+    until_since(Instant::now(), node, read, want).await
+}
+
+/// Waits until `read` gives `want` on `node`; answers how long after `started` that was.
+async fn until_since(
+    started: Instant,
+    node: &Shared,
+    read: &[&str],
+    want: &str,
+) -> anyhow::Result<Duration> {
+    loop {
+        if show(&run(node, read).await?) == want {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > PATIENCE {
+            anyhow::bail!(
+                "{} never showed {want} for {}",
+                node.config.region,
+                read.join(" ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    println!("\nEvery write above was fsynced before it was acknowledged (--fsync always).");
-    println!(
-        "Connect with:  redis-cli -h {} -p {}",
-        resp_addr.ip(),
-        resp_addr.port()
-    );
-    drop(engine);
-    if !exit {
+}
+
+async fn connected(node: &Shared, peers: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut view = node.cluster.view.clone();
+    loop {
+        let up = view
+            .borrow_and_update()
+            .members
+            .iter()
+            .filter(|m| m.state == node::peer::MemberState::Up)
+            .count();
+        if up == peers {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            anyhow::bail!("{} did not reach its peers", node.config.region);
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), view.changed()).await;
+    }
+}
+
+/// Runs the demo; with `exit`, stops after the workload instead of serving until Ctrl-C.
+pub async fn run_demo(exit: bool, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
+    let base = std::env::temp_dir().join(format!("meridian-demo-{}", std::process::id()));
+    let mut nodes: Vec<Arc<Shared>> = Vec::new();
+    let mut tasks = Vec::new();
+    let mut stops = Vec::new();
+    let mut seed = None;
+    for region in REGIONS {
+        let name = format!("{region}-1");
+        let mut config = NodeConfig::with_defaults(&name, base.join(&name));
+        config.region = region.into();
+        config.resp_addr = free_addr()?;
+        config.http_addr = free_addr()?;
+        config.peer_addr = free_addr()?;
+        config.join = seed.iter().cloned().collect();
+        seed.get_or_insert(config.peer_addr.to_string());
+        config.wan_delay_ms = WAN_DELAY_MS
+            .iter()
+            .map(|(a, b, ms)| (a.to_string(), b.to_string(), *ms))
+            .collect();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.push(tokio::spawn(node::run(
+            config,
+            metrics.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+            move |shared| {
+                let _ = ready_tx.send(shared.clone());
+            },
+        )));
+        nodes.push(ready_rx.await?);
+        stops.push(stop_tx);
+    }
+    let result = workload(&nodes).await;
+    if result.is_ok() && !exit {
         println!("Serving until Ctrl-C.");
         crate::shutdown_signal().await;
     }
-    let _ = stop_tx.send(());
-    node.await??;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    drop(nodes);
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let _ = std::fs::remove_dir_all(&base);
     println!("Demo stopped.");
+    result
+}
+
+async fn workload(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
+    let (eu, us, ap) = (&nodes[0], &nodes[1], &nodes[2]);
+    println!("Meridian demo: three regions on this machine, simulated WAN delay between them");
+    println!("(one way: eu-us 40 ms, us-ap 75 ms, eu-ap 110 ms).\n");
+    for n in nodes {
+        let c = &n.config;
+        println!(
+            "  {:<3} redis-cli -p {:<5}   http://{}/v1/status",
+            c.region,
+            c.resp_addr.port(),
+            c.http_addr
+        );
+    }
+    for n in nodes {
+        connected(n, 2).await?;
+    }
+    println!("\n1. A write in each region, and when the other regions see it:");
+    // (where, the write, a read that shows it, what the read gives once it arrived)
+    type Shown<'a> = (&'a Arc<Shared>, &'a [&'a str], &'a [&'a str], &'a str);
+    let writes: [Shown; 3] = [
+        (
+            eu,
+            &["SET", "greeting", "hello from eu"],
+            &["GET", "greeting"],
+            "\"hello from eu\"",
+        ),
+        (
+            us,
+            &["HSET", "sensor:us", "temp", "21.5"],
+            &["HGET", "sensor:us", "temp"],
+            "\"21.5\"",
+        ),
+        (
+            ap,
+            &["SADD", "visited", "tokyo", "sydney"],
+            &["SCARD", "visited"],
+            "(integer) 2",
+        ),
+    ];
+    for (origin, write, read, want) in writes {
+        run(origin, write).await?;
+        let acknowledged = Instant::now();
+        print!("   {:<3} > {:<34}", origin.config.region, write.join(" "));
+        for other in nodes.iter().filter(|n| !Arc::ptr_eq(n, origin)) {
+            let took = until_since(acknowledged, other, read, want).await?;
+            print!(" {} after {:>3} ms", other.config.region, took.as_millis());
+        }
+        println!();
+    }
+
+    println!("\n2. INCR visits, 100 times in every region at once:");
+    let mut incrs = Vec::new();
+    for n in nodes {
+        let n = n.clone();
+        incrs.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                run(&n, &["INCR", "visits"]).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for i in incrs {
+        i.await??;
+    }
+    for n in nodes {
+        until(n, &["GET", "visits"], "\"300\"").await?;
+        println!("   {:<3} GET visits -> \"300\"", n.config.region);
+    }
+
+    println!("\n3. ap is cut off; both sides keep taking writes:");
+    ap.cluster.set_isolated(true);
+    wait_down(eu, "ap").await?;
+    run(eu, &["SET", "status", "written in eu during the cut"]).await?;
+    run(eu, &["SADD", "visited", "paris"]).await?;
+    run(ap, &["SADD", "visited", "seoul"]).await?;
+    run(ap, &["INCRBY", "visits", "5"]).await?;
+    for n in nodes {
+        println!(
+            "   {:<3} SMEMBERS visited -> {}   GET visits -> {}",
+            n.config.region,
+            show(&run(n, &["SMEMBERS", "visited"]).await?),
+            show(&run(n, &["GET", "visits"]).await?)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    print_lag(eu);
+    println!("   healing the partition...");
+    let healed = Instant::now();
+    ap.cluster.set_isolated(false);
+    let merged = "[\"paris\", \"seoul\", \"sydney\", \"tokyo\"]";
+    for n in nodes {
+        until(n, &["SMEMBERS", "visited"], merged).await?;
+        until(n, &["GET", "visits"], "\"305\"").await?;
+        until(n, &["GET", "status"], "\"written in eu during the cut\"").await?;
+    }
+    println!(
+        "   every region converged {} ms after the heal:",
+        healed.elapsed().as_millis()
+    );
+    for n in nodes {
+        println!(
+            "   {:<3} SMEMBERS visited -> {}   GET visits -> {}",
+            n.config.region,
+            show(&run(n, &["SMEMBERS", "visited"]).await?),
+            show(&run(n, &["GET", "visits"]).await?)
+        );
+    }
+    println!("\n4. A moment later, replication as eu sees it:");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    print_lag(eu);
+    println!("\nEvery write was fsynced before it was acknowledged (--fsync always).");
+    Ok(())
+}
+
+/// What `INFO replication` shows of the node's peers.
+fn print_lag(node: &Shared) {
+    for m in node.cluster.view.borrow().members.iter() {
+        println!(
+            "   {} sees {} ({}): {}, lag {} ms, {} ops",
+            node.config.region,
+            m.info.name,
+            m.info.region,
+            m.state.name(),
+            m.lag_ms,
+            m.lag_ops
+        );
+    }
+}
+
+async fn wait_down(node: &Shared, region: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while node
+        .cluster
+        .view
+        .borrow()
+        .members
+        .iter()
+        .any(|m| m.info.region == region && m.state == node::peer::MemberState::Up)
+    {
+        if started.elapsed() > PATIENCE {
+            anyhow::bail!("{region} still looks up");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ struct Cli {
 enum Command {
     /// Run one node.
     Server(Box<config::ServerArgs>),
-    /// Run a local demonstration: a node, a few keys, and how to connect.
+    /// Run a local demonstration: three regions with WAN delay, replicating a visible workload.
     Demo {
         /// Run the demonstration and exit instead of serving until Ctrl-C.
         #[arg(long)]
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
             let config = config::resolve(*args)?;
             runtime.block_on(serve(config))
         }
-        Command::Demo { exit } => runtime.block_on(demo::run(exit, install_metrics())),
+        Command::Demo { exit } => runtime.block_on(demo::run_demo(exit, install_metrics())),
     }
 }
 

@@ -86,7 +86,7 @@ pub async fn run(
     config: NodeConfig,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: impl Future<Output = ()>,
-    ready: impl FnOnce(&Shared),
+    ready: impl FnOnce(&Arc<Shared>),
 ) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir).ok();
     let store = FjallStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {

@@ -122,8 +122,11 @@ pub enum StorageError {
     },
 }
 
+/// A change log entry to store: origin node id, sequence number, encoded entry.
+pub type LogPut = (u64, u64, Vec<u8>);
+
 /// One atomic unit of writes.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Batch {
     /// Keys to store with their new headers.
     pub puts: Vec<(Bytes, Stored)>,
@@ -137,8 +140,8 @@ pub struct Batch {
     pub expiry_removes: Vec<(u64, Bytes)>,
     /// The highest HLC timestamp used by the writes, kept so the clock resumes above it.
     pub hlc: Timestamp,
-    /// Change log entries to store: origin node id, sequence number, encoded entry.
-    pub log_puts: Vec<(u64, u64, Vec<u8>)>,
+    /// Change log entries to store.
+    pub log_puts: Vec<LogPut>,
     /// Change log entries to drop (truncation): origin node id, sequence number.
     pub log_removes: Vec<(u64, u64)>,
     /// The node's encoded version vector after this batch, when it changes.

@@ -10,10 +10,12 @@
 
 mod cache;
 mod cursors;
+mod log;
 mod txn;
 
 pub use cache::RecordCache;
 pub use cursors::Cursors;
+pub use log::{apply_entries, seal};
 pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};
@@ -467,24 +469,7 @@ impl Engine {
             return Ok(None);
         }
         let mut vv = self.vv.clone();
-        let mut seq = None;
-        if !finished.changes.is_empty() {
-            let next = vv.get(self.node) + 1;
-            let entry = Entry {
-                origin: self.node,
-                seq: next,
-                hlc: self.clock.last(),
-                deps: vv.without(self.node),
-                changes: std::mem::take(&mut finished.changes),
-            };
-            finished
-                .batch
-                .log_puts
-                .push((self.node.0, next, entry.encode()));
-            vv.advance(self.node, next);
-            finished.batch.version_vector = Some(crdt::encode(&vv));
-            seq = Some(next);
-        }
+        let seq = seal(&mut finished, self.node, self.clock.last(), &mut vv);
         self.commit(finished, vv)?;
         Ok(seq)
     }
@@ -538,37 +523,8 @@ impl Engine {
     /// those before it.
     fn apply_remote(&mut self, entries: Vec<Entry>) -> Result<(), String> {
         let mut vv = self.vv.clone();
-        let mut problem = None;
-        let mut log_puts = Vec::new();
-        let now_ms = wall_ms();
-        let (mut txn, _) = self.begin(now_ms);
-        for entry in &entries {
-            let have = vv.get(entry.origin);
-            if entry.seq <= have {
-                continue;
-            }
-            if entry.seq != have + 1 || !vv.dominates(&entry.deps) {
-                problem = Some(format!(
-                    "entry {} of {:?} does not follow what this node holds",
-                    entry.seq, entry.origin
-                ));
-                break;
-            }
-            if let Err(e) = txn.observe(now_ms, entry.hlc) {
-                metrics::counter!("meridian_clock_offset_rejected_total").increment(1);
-                tracing::error!(origin = ?entry.origin, error = %e, "refusing a peer's entry");
-                problem = Some(e.to_string());
-                break;
-            }
-            for change in &entry.changes {
-                txn.apply_change(change);
-            }
-            log_puts.push((entry.origin.0, entry.seq, entry.encode()));
-            vv.advance(entry.origin, entry.seq);
-            let lag_ms = now_ms.saturating_sub(entry.hlc.physical_ms());
-            metrics::histogram!("meridian_replication_apply_lag_seconds")
-                .record(lag_ms as f64 / 1000.0);
-        }
+        let (mut txn, _) = self.begin(wall_ms());
+        let (log_puts, problem) = apply_entries(&mut txn, &mut vv, &entries);
         let failed = txn.failed.take();
         let mut finished = txn.finish();
         finished.read.clear();

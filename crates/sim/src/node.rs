@@ -1,0 +1,240 @@
+//! One simulated node: the real command, transaction, log and replication code over an
+//! in-memory store, with a simulated disk that loses what was not synced when it crashes.
+
+use bytes::Bytes;
+use crdt::NodeId;
+use hlc::{Clock, Timestamp};
+use node::cmd::{self, Ctx};
+use node::engine::{Cursors, EngineState, Txn, apply_entries, seal};
+use replication::{Config, Entry, Replicator, VersionVector};
+use resp::Reply;
+use storage::{Batch, Durability, MemStore, Store};
+
+/// Largest clock offset the nodes accept (the design's default).
+pub const MAX_OFFSET_MS: u64 = 500;
+
+/// A node of the simulated cluster.
+pub struct SimNode {
+    /// `--node-id`.
+    pub name: String,
+    /// Index into the region delay matrix.
+    pub region: usize,
+    /// Its id in stamps and logs.
+    pub id: NodeId,
+    /// Whether the process runs.
+    pub up: bool,
+    /// How many times it restarted.
+    pub incarnation: u64,
+    /// `--fsync always` (every commit durable at once) or `batch` (synced on ticks).
+    pub always: bool,
+    /// How far its physical clock is ahead of true time.
+    pub skew_ms: u64,
+    /// What the running process sees.
+    store: MemStore,
+    /// What survives a crash.
+    disk: MemStore,
+    /// Committed and not yet synced, in order.
+    unsynced: Vec<Batch>,
+    clock: Clock,
+    state: EngineState,
+    /// Everything committed.
+    pub vv: VersionVector,
+    /// Everything synced.
+    pub durable: VersionVector,
+    /// The replication core.
+    pub core: Replicator,
+    /// Problems the node itself detected (entries handed over out of causal order).
+    pub violations: Vec<String>,
+}
+
+/// What one command did.
+pub struct Executed {
+    /// The reply.
+    pub reply: Reply,
+    /// The clock after the command: the stamp of its write, if it wrote.
+    pub hlc: Timestamp,
+    /// Whether it wrote.
+    pub wrote: bool,
+}
+
+fn engine_state() -> EngineState {
+    EngineState {
+        live_keys: 0,
+        cursors: Cursors::default(),
+        max_value_len: 1 << 20,
+    }
+}
+
+impl SimNode {
+    /// A fresh node with an empty disk.
+    pub fn new(name: String, region: usize, always: bool, skew_ms: u64) -> SimNode {
+        let id = NodeId::from_name(&name);
+        SimNode {
+            name,
+            region,
+            id,
+            up: true,
+            incarnation: 0,
+            always,
+            skew_ms,
+            store: MemStore::new(),
+            disk: MemStore::new(),
+            unsynced: Vec::new(),
+            clock: Clock::new(MAX_OFFSET_MS),
+            state: engine_state(),
+            vv: VersionVector::new(),
+            durable: VersionVector::new(),
+            core: Replicator::new(
+                id,
+                Config::default(),
+                VersionVector::new(),
+                VersionVector::new(),
+            ),
+            violations: Vec::new(),
+        }
+    }
+
+    fn physical_ms(&self, now_ms: u64) -> u64 {
+        now_ms + self.skew_ms
+    }
+
+    fn commit(&mut self, batch: Batch) {
+        self.store
+            .commit(&batch, Durability::Sync)
+            .expect("the memory store does not fail");
+        if self.always {
+            self.disk
+                .commit(&batch, Durability::Sync)
+                .expect("the memory store does not fail");
+            self.durable = self.vv.clone();
+        } else {
+            self.unsynced.push(batch);
+        }
+    }
+
+    /// Makes everything committed durable. Answers whether there was anything to sync.
+    pub fn sync(&mut self) -> bool {
+        if self.unsynced.is_empty() {
+            return false;
+        }
+        for batch in self.unsynced.drain(..) {
+            self.disk
+                .commit(&batch, Durability::Sync)
+                .expect("the memory store does not fail");
+        }
+        self.durable = self.vv.clone();
+        true
+    }
+
+    /// Runs one client command as the engine would: one round, sealed into a log entry.
+    pub fn execute(&mut self, now_ms: u64, words: &[&[u8]]) -> Executed {
+        let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
+        let spec = cmd::lookup(&args[0]).expect("the workload uses known commands");
+        let physical = self.physical_ms(now_ms);
+        let mut txn = Txn::new(&self.store, None, &mut self.clock, self.id, physical, false);
+        let reply = cmd::execute(
+            &mut Ctx {
+                txn: &mut txn,
+                state: &mut self.state,
+            },
+            spec,
+            &args,
+        );
+        let mut finished = txn.finish();
+        let hlc = self.clock.last();
+        let wrote = seal(&mut finished, self.id, hlc, &mut self.vv).is_some();
+        if wrote {
+            self.commit(finished.batch);
+        }
+        Executed { reply, hlc, wrote }
+    }
+
+    /// Applies entries the core released.
+    pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
+        let physical = self.physical_ms(now_ms);
+        let mut vv = self.vv.clone();
+        let mut txn = Txn::new(&self.store, None, &mut self.clock, self.id, physical, false);
+        let (log_puts, problem) = apply_entries(&mut txn, &mut vv, entries);
+        let mut finished = txn.finish();
+        if !log_puts.is_empty() {
+            finished.batch.log_puts = log_puts;
+            finished.batch.version_vector = Some(crdt::encode(&vv));
+            self.vv = vv;
+            self.commit(finished.batch);
+        }
+        if let Some(problem) = problem {
+            if problem.contains("does not follow") {
+                self.violations
+                    .push(format!("{}: the core released {problem}", self.name));
+            }
+            self.core.apply_failed();
+        }
+    }
+
+    /// Log entries of `origin` from `from` to `to`, as the store holds them.
+    pub fn log_range(&self, origin: NodeId, from: u64, to: u64) -> Vec<Entry> {
+        let want = (to - from + 1) as usize;
+        self.store
+            .log_range(origin.0, from, want)
+            .expect("the memory store does not fail")
+            .into_iter()
+            .map(|(_, bytes)| Entry::decode(&bytes).expect("the log holds what the node wrote"))
+            .collect()
+    }
+
+    /// The process dies: everything not synced is gone.
+    pub fn crash(&mut self) {
+        self.up = false;
+        self.store = self.disk.snapshot();
+        self.unsynced.clear();
+    }
+
+    /// The process starts again from its disk.
+    pub fn restart(&mut self) {
+        self.up = true;
+        self.incarnation += 1;
+        let vv = match self.store.version_vector().expect("memory") {
+            Some(bytes) => crdt::decode(&bytes).expect("the node wrote it"),
+            None => VersionVector::new(),
+        };
+        let last = self.store.last_hlc().expect("memory");
+        self.clock = Clock::resume(MAX_OFFSET_MS, last);
+        self.state = engine_state();
+        self.vv = vv.clone();
+        self.durable = vv.clone();
+        self.core = Replicator::new(self.id, Config::default(), vv.clone(), vv);
+    }
+
+    /// Runs a read-only command against what the node holds.
+    pub fn read(&mut self, now_ms: u64, words: &[&[u8]]) -> Reply {
+        let executed = self.execute(now_ms, words);
+        assert!(!executed.wrote, "{:?} is a read", words[0]);
+        executed.reply
+    }
+
+    /// Every live key with what a client reads of it, in key order.
+    pub fn dump(&mut self, now_ms: u64) -> Vec<(Bytes, String)> {
+        let mut out = Vec::new();
+        let mut after: Option<Bytes> = None;
+        loop {
+            let chunk = self
+                .store
+                .scan(after.as_deref(), 256)
+                .expect("memory store");
+            let Some((last, _)) = chunk.last() else {
+                return out;
+            };
+            after = Some(last.clone());
+            for (key, stored) in chunk {
+                let read: &[u8] = match stored.kind() {
+                    None => continue,
+                    Some(crdt::Kind::String) => b"GET",
+                    Some(crdt::Kind::Hash) => b"HGETALL",
+                    Some(crdt::Kind::Set) => b"SMEMBERS",
+                };
+                let reply = self.read(now_ms, &[read, &key]);
+                out.push((key, format!("{reply:?}")));
+            }
+        }
+    }
+}

@@ -1,0 +1,679 @@
+//! The simulated world: nodes, a network with a delay matrix, faults and a client workload, all
+//! driven by one queue of events in virtual time.
+
+use crate::node::{MAX_OFFSET_MS, SimNode};
+use crate::rng::Rng;
+use bytes::Bytes;
+use crdt::{NodeId, Stamp};
+use hlc::Timestamp;
+use replication::{Effect, Entry, VersionVector};
+use resp::Reply;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// One-way delays between the three regions (eu, us, ap), in milliseconds.
+const DELAY_MS: [[u64; 3]; 3] = [[1, 40, 110], [40, 1, 75], [110, 75, 1]];
+/// Extra random delay per message: reorders messages on one link.
+const JITTER_MS: u64 = 20;
+/// Virtual time before the first event, so physical clocks look real.
+const EPOCH_MS: u64 = 1_700_000_000_000;
+/// How long after the heal the cluster has to converge.
+const CONVERGE_MS_MAX: u64 = 120_000;
+
+/// What a run does.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The seed: the same seed replays the same run.
+    pub seed: u64,
+    /// Nodes in the cluster (spread over three regions).
+    pub nodes: usize,
+    /// How long faults and the workload run, in virtual milliseconds.
+    pub faulty_ms: u64,
+    /// Client commands per virtual second, over the whole cluster.
+    pub ops_per_sec: u64,
+}
+
+/// What a passing run reports.
+#[derive(Debug)]
+pub struct Summary {
+    /// Writes acknowledged to clients.
+    pub acknowledged: usize,
+    /// Faults injected.
+    pub faults: Vec<String>,
+    /// Virtual milliseconds from heal to convergence.
+    pub converged_ms: u64,
+    /// Live keys at the end.
+    pub keys: usize,
+}
+
+#[derive(Debug)]
+enum Msg {
+    Entries(Vec<Entry>),
+    Ack(VersionVector),
+}
+
+#[derive(Debug)]
+enum Event {
+    Tick(usize),
+    Sync(usize),
+    Client,
+    Deliver {
+        from: usize,
+        to: usize,
+        /// The receiver's incarnation when the message was sent.
+        incarnation: u64,
+        msg: Msg,
+    },
+    Nemesis,
+    Restart(usize),
+    Unblock(Vec<(usize, usize)>),
+    LinkCheck,
+}
+
+/// A write a client was told succeeded.
+#[derive(Debug, Clone)]
+pub(crate) enum Acked {
+    /// `SET key value`, which got `stamp`.
+    Set {
+        key: Bytes,
+        value: Bytes,
+        stamp: Stamp,
+    },
+    /// `INCRBY key by`, or `HINCRBY key field by`.
+    Add {
+        key: Bytes,
+        field: Option<Bytes>,
+        by: i64,
+    },
+    /// `SADD key member` (every member is added once, by one write).
+    Sadd { key: Bytes, member: Bytes },
+    /// `SREM key member`; `removed` when it found the member.
+    Srem {
+        key: Bytes,
+        member: Bytes,
+        removed: bool,
+    },
+}
+
+/// A write executed and waiting for its node's sync to be acknowledged.
+struct Waiting {
+    node: usize,
+    acked: Acked,
+    hlc: Timestamp,
+}
+
+/// The whole simulated cluster.
+pub struct World {
+    opts: Options,
+    rng: Rng,
+    now: u64,
+    nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: BTreeMap<u64, Event>,
+    next_event: u64,
+    sessions: BTreeMap<(usize, usize), u64>,
+    next_epoch: u64,
+    blocked: BTreeSet<(usize, usize)>,
+    loss: f64,
+    duplicate: f64,
+    acked: Vec<Acked>,
+    waiting: Vec<Waiting>,
+    last_acked_hlc: Vec<Timestamp>,
+    members: Vec<(Bytes, Bytes)>,
+    next_value: u64,
+    faults: Vec<String>,
+    violations: Vec<String>,
+    workload_on: bool,
+}
+
+impl World {
+    /// A cluster set up from the seed: fsync modes, clock skews, loss and duplication rates.
+    pub fn new(opts: Options) -> World {
+        let mut rng = Rng::new(opts.seed);
+        let nodes = (0..opts.nodes)
+            .map(|i| {
+                let region = i % 3;
+                let always = rng.chance(0.5);
+                let skew = rng.below(MAX_OFFSET_MS + 1);
+                SimNode::new(format!("n{i}"), region, always, skew)
+            })
+            .collect::<Vec<_>>();
+        let loss = [0.0, 0.01, 0.05][rng.below(3) as usize];
+        let duplicate = [0.0, 0.02][rng.below(2) as usize];
+        let n = nodes.len();
+        let mut world = World {
+            opts,
+            rng,
+            now: EPOCH_MS,
+            nodes,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            next_event: 0,
+            sessions: BTreeMap::new(),
+            next_epoch: 1,
+            blocked: BTreeSet::new(),
+            loss,
+            duplicate,
+            acked: Vec::new(),
+            waiting: Vec::new(),
+            last_acked_hlc: vec![Timestamp::ZERO; n],
+            members: Vec::new(),
+            next_value: 0,
+            faults: Vec::new(),
+            violations: Vec::new(),
+            workload_on: true,
+        };
+        for i in 0..n {
+            let at = world.rng.below(10);
+            world.schedule(at, Event::Tick(i));
+            // The engine syncs on its own schedule, out of step with the replication ticks.
+            let at = world.rng.below(10);
+            world.schedule(at, Event::Sync(i));
+        }
+        world.schedule(0, Event::LinkCheck);
+        world.schedule(1, Event::Client);
+        world.schedule(500, Event::Nemesis);
+        world
+    }
+
+    fn schedule(&mut self, after_ms: u64, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.queue.push(Reverse((self.now + after_ms, id)));
+        self.events.insert(id, event);
+    }
+
+    fn node_index(&self, id: NodeId) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .expect("the core names only cluster members")
+    }
+
+    /// Runs the faulty phase, heals everything, and checks the outcome.
+    pub fn run(mut self) -> Result<Summary, String> {
+        let heal_at = EPOCH_MS + self.opts.faulty_ms;
+        self.run_until(heal_at);
+        self.workload_on = false;
+        self.blocked.clear();
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up {
+                self.nodes[i].restart();
+            }
+        }
+        let deadline = heal_at + CONVERGE_MS_MAX;
+        let mut converged_at = None;
+        while self.now < deadline {
+            let step = self.now + 100;
+            self.run_until(step);
+            if self.quiet() {
+                converged_at = Some(self.now);
+                break;
+            }
+        }
+        self.violations
+            .extend(self.nodes.iter().flat_map(|n| n.violations.clone()));
+        if !self.violations.is_empty() {
+            return Err(self.violations.join("\n"));
+        }
+        let Some(converged_at) = converged_at else {
+            let vvs: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("{}: {:?} inbox {}", n.name, n.vv, n.core.inbox_len()))
+                .collect();
+            return Err(format!(
+                "no convergence {} s after the heal:\n{}",
+                CONVERGE_MS_MAX / 1000,
+                vvs.join("\n")
+            ));
+        };
+        let keys = crate::check::final_state(&mut self)?;
+        Ok(Summary {
+            acknowledged: self.acked.len(),
+            faults: self.faults,
+            converged_ms: converged_at - heal_at,
+            keys,
+        })
+    }
+
+    /// Whether every node is up, synced, holds the same entries and waits for nothing.
+    fn quiet(&self) -> bool {
+        let first = &self.nodes[0].vv;
+        self.nodes
+            .iter()
+            .all(|n| n.up && n.vv == *first && n.durable == n.vv && n.core.inbox_len() == 0)
+            && self.waiting.is_empty()
+    }
+
+    fn run_until(&mut self, until: u64) {
+        while let Some(Reverse((at, id))) = self.queue.peek().copied() {
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            self.now = at;
+            let event = self
+                .events
+                .remove(&id)
+                .expect("every queued id has an event");
+            self.handle(event);
+        }
+        self.now = until;
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Tick(i) => {
+                self.schedule(10, Event::Tick(i));
+                if self.nodes[i].up {
+                    let (now, node) = (self.now, &mut self.nodes[i]);
+                    node.core
+                        .applied(now, node.vv.clone(), node.durable.clone());
+                    node.core.tick(now);
+                    self.carry_out(i);
+                }
+            }
+            Event::Sync(i) => {
+                self.schedule(10, Event::Sync(i));
+                if self.nodes[i].up && self.nodes[i].sync() {
+                    self.acknowledge_synced(i);
+                }
+            }
+            Event::Client => {
+                if self.workload_on {
+                    let gap = (1000 / self.opts.ops_per_sec.max(1)).max(1);
+                    let next = self.rng.between(0, 2 * gap);
+                    self.schedule(next, Event::Client);
+                    self.client_op();
+                }
+            }
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                msg,
+            } => self.deliver(from, to, incarnation, msg),
+            Event::Nemesis => {
+                if self.workload_on {
+                    let next = self.rng.between(1000, 3000);
+                    self.schedule(next, Event::Nemesis);
+                    self.nemesis();
+                }
+            }
+            Event::Restart(i) => {
+                if !self.nodes[i].up {
+                    self.nodes[i].restart();
+                }
+            }
+            Event::Unblock(pairs) => {
+                for p in pairs {
+                    self.blocked.remove(&p);
+                }
+            }
+            Event::LinkCheck => {
+                self.schedule(100, Event::LinkCheck);
+                self.link_check();
+                self.causal_check();
+            }
+        }
+    }
+
+    /// Opens sessions between nodes that can reach each other both ways, closes the others.
+    fn link_check(&mut self) {
+        let n = self.nodes.len();
+        for a in 0..n {
+            for b in a + 1..n {
+                let can = self.nodes[a].up
+                    && self.nodes[b].up
+                    && !self.blocked.contains(&(a, b))
+                    && !self.blocked.contains(&(b, a));
+                let open = self.sessions.contains_key(&(a, b));
+                if can && !open {
+                    self.sessions.insert((a, b), self.next_epoch);
+                    self.next_epoch += 1;
+                    let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+                    let (da, db) = (self.nodes[a].durable.clone(), self.nodes[b].durable.clone());
+                    let now = self.now;
+                    self.nodes[a].core.connected(now, idb, db);
+                    self.nodes[b].core.connected(now, ida, da);
+                } else if !can && open {
+                    self.sessions.remove(&(a, b));
+                    let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+                    self.nodes[a].core.disconnected(idb);
+                    self.nodes[b].core.disconnected(ida);
+                }
+            }
+        }
+    }
+
+    fn epoch(&self, a: usize, b: usize) -> Option<u64> {
+        self.sessions.get(&(a.min(b), a.max(b))).copied()
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        if self.epoch(from, to).is_none() {
+            return;
+        }
+        let incarnation = self.nodes[to].incarnation;
+        if self.blocked.contains(&(from, to)) || self.rng.chance(self.loss) {
+            return;
+        }
+        let base = DELAY_MS[self.nodes[from].region][self.nodes[to].region];
+        let copies = if self.rng.chance(self.duplicate) {
+            2
+        } else {
+            1
+        };
+        let delays: Vec<u64> = (0..copies)
+            .map(|_| base + self.rng.below(JITTER_MS + 1))
+            .collect();
+        if copies == 2 {
+            let twin = match &msg {
+                Msg::Entries(e) => Msg::Entries(e.clone()),
+                Msg::Ack(vv) => Msg::Ack(vv.clone()),
+            };
+            self.schedule(
+                delays[1],
+                Event::Deliver {
+                    from,
+                    to,
+                    incarnation,
+                    msg: twin,
+                },
+            );
+        }
+        self.schedule(
+            delays[0],
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                msg,
+            },
+        );
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, incarnation: u64, msg: Msg) {
+        // What was sent reaches the receiver even if the sender died since (the kernel sends
+        // what the socket holds), but not across a partition, and not a receiver that
+        // restarted (its connection is gone).
+        if self.blocked.contains(&(from, to))
+            || !self.nodes[to].up
+            || self.nodes[to].incarnation != incarnation
+        {
+            return;
+        }
+        let from_id = self.nodes[from].id;
+        let now = self.now;
+        match msg {
+            Msg::Entries(entries) => self.nodes[to].core.received(entries),
+            Msg::Ack(vv) => self.nodes[to].core.acked(now, from_id, &vv),
+        }
+        self.carry_out(to);
+    }
+
+    /// Carries out node `i`'s effects until it asks for nothing more.
+    fn carry_out(&mut self, i: usize) {
+        loop {
+            let effects = self.nodes[i].core.take_effects();
+            if effects.is_empty() {
+                return;
+            }
+            for effect in effects {
+                match effect {
+                    Effect::Ship {
+                        peer,
+                        origin,
+                        from,
+                        to,
+                    } => {
+                        let entries = self.nodes[i].log_range(origin, from, to);
+                        let peer = self.node_index(peer);
+                        self.send(i, peer, Msg::Entries(entries));
+                    }
+                    Effect::Ack { peer, vv } => {
+                        let peer = self.node_index(peer);
+                        self.send(i, peer, Msg::Ack(vv));
+                    }
+                    Effect::Apply(entries) => {
+                        let now = self.now;
+                        let node = &mut self.nodes[i];
+                        node.apply(now, &entries);
+                        node.core
+                            .applied(now, node.vv.clone(), node.durable.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn fresh(&mut self, prefix: &str) -> Bytes {
+        self.next_value += 1;
+        Bytes::from(format!("{prefix}{}", self.next_value))
+    }
+
+    /// One client command on a random node that is up.
+    fn client_op(&mut self) {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].up)
+            .collect();
+        if up.is_empty() {
+            return;
+        }
+        let i = up[self.rng.below(up.len() as u64) as usize];
+        let k = self.rng.below(4);
+        match self.rng.below(100) {
+            0..30 => {
+                let key = Bytes::from(format!("r{k}"));
+                let value = self.fresh("v");
+                let done = self.nodes[i].execute(self.now, &[b"SET", &key, &value]);
+                let stamp = Stamp::new(done.hlc, self.nodes[i].id);
+                self.written(i, done.hlc, Acked::Set { key, value, stamp });
+            }
+            30..50 => {
+                let key = Bytes::from(format!("c{k}"));
+                let by = self.rng.between(1, 5) as i64;
+                let done =
+                    self.nodes[i].execute(self.now, &[b"INCRBY", &key, by.to_string().as_bytes()]);
+                self.written(
+                    i,
+                    done.hlc,
+                    Acked::Add {
+                        key,
+                        field: None,
+                        by,
+                    },
+                );
+            }
+            50..60 => {
+                let key = Bytes::from(format!("h{k}"));
+                let field = Bytes::from(format!("f{}", self.rng.below(3)));
+                let by = self.rng.between(1, 5) as i64;
+                let done = self.nodes[i].execute(
+                    self.now,
+                    &[b"HINCRBY", &key, &field, by.to_string().as_bytes()],
+                );
+                self.written(
+                    i,
+                    done.hlc,
+                    Acked::Add {
+                        key,
+                        field: Some(field),
+                        by,
+                    },
+                );
+            }
+            60..75 => {
+                let key = Bytes::from(format!("s{k}"));
+                let member = self.fresh("m");
+                let done = self.nodes[i].execute(self.now, &[b"SADD", &key, &member]);
+                self.members.push((key.clone(), member.clone()));
+                self.written(i, done.hlc, Acked::Sadd { key, member });
+            }
+            75..88 => {
+                if self.members.is_empty() {
+                    return;
+                }
+                let pick = self.rng.below(self.members.len() as u64) as usize;
+                let (key, member) = self.members[pick].clone();
+                let done = self.nodes[i].execute(self.now, &[b"SREM", &key, &member]);
+                let removed = done.reply == Reply::Int(1);
+                if done.wrote {
+                    self.written(
+                        i,
+                        done.hlc,
+                        Acked::Srem {
+                            key,
+                            member,
+                            removed,
+                        },
+                    );
+                }
+            }
+            _ => {
+                // A client that writes A and then B on one node: no node may ever show more
+                // of B than of A.
+                for key in [&b"causal-a"[..], b"causal-b"] {
+                    let done = self.nodes[i].execute(self.now, &[b"INCR", key]);
+                    let key = Bytes::copy_from_slice(key);
+                    let acked = Acked::Add {
+                        key,
+                        field: None,
+                        by: 1,
+                    };
+                    self.written(i, done.hlc, acked);
+                }
+            }
+        }
+    }
+
+    /// A write executed on node `i`: acknowledged now under `always`, after the sync otherwise.
+    fn written(&mut self, i: usize, hlc: Timestamp, acked: Acked) {
+        if self.nodes[i].always {
+            self.acknowledge(i, hlc, acked);
+        } else {
+            self.waiting.push(Waiting {
+                node: i,
+                acked,
+                hlc,
+            });
+        }
+    }
+
+    fn acknowledge_synced(&mut self, i: usize) {
+        let (now_synced, rest): (Vec<Waiting>, Vec<Waiting>) =
+            self.waiting.drain(..).partition(|w| w.node == i);
+        self.waiting = rest;
+        for w in now_synced {
+            self.acknowledge(w.node, w.hlc, w.acked);
+        }
+    }
+
+    fn acknowledge(&mut self, i: usize, hlc: Timestamp, acked: Acked) {
+        // An SREM takes no stamp (an observed remove names the adds it saw), so it does not
+        // advance the clock; every other write does.
+        let stamped = !matches!(acked, Acked::Srem { .. });
+        if stamped && hlc <= self.last_acked_hlc[i] {
+            self.violations.push(format!(
+                "{}: HLC went backwards: {hlc:?} after {:?} ({acked:?})",
+                self.nodes[i].name, self.last_acked_hlc[i]
+            ));
+        }
+        self.last_acked_hlc[i] = hlc;
+        self.acked.push(acked);
+    }
+
+    /// Injects one fault.
+    fn nemesis(&mut self) {
+        let n = self.nodes.len();
+        let a = self.rng.below(n as u64) as usize;
+        match self.rng.below(4) {
+            0 => {
+                if self.nodes[a].up {
+                    self.nodes[a].crash();
+                    // Writes waiting for its sync were never acknowledged: gone, as allowed.
+                    self.waiting.retain(|w| w.node != a);
+                    let back = self.rng.between(200, 4000);
+                    self.faults.push(format!(
+                        "t={} crash {} for {back} ms",
+                        self.t(),
+                        self.nodes[a].name
+                    ));
+                    self.schedule(back, Event::Restart(a));
+                    self.link_check();
+                }
+            }
+            1 => {
+                let pairs: Vec<(usize, usize)> = (0..n)
+                    .filter(|&b| b != a)
+                    .flat_map(|b| [(a, b), (b, a)])
+                    .collect();
+                self.block(pairs, &format!("isolate {}", self.nodes[a].name));
+            }
+            2 => {
+                let mut side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+                side[a] = true;
+                let pairs: Vec<(usize, usize)> = (0..n)
+                    .flat_map(|x| (0..n).map(move |y| (x, y)))
+                    .filter(|&(x, y)| side[x] != side[y])
+                    .collect();
+                self.block(pairs, &format!("split {side:?}"));
+            }
+            _ => {
+                let b = (a + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                let what = format!("one-way {} -/-> {}", self.nodes[a].name, self.nodes[b].name);
+                self.block(vec![(a, b)], &what);
+            }
+        }
+    }
+
+    fn block(&mut self, pairs: Vec<(usize, usize)>, what: &str) {
+        let heal = self.rng.between(500, 5000);
+        self.faults
+            .push(format!("t={} {what} for {heal} ms", self.t()));
+        for p in &pairs {
+            self.blocked.insert(*p);
+        }
+        self.schedule(heal, Event::Unblock(pairs));
+    }
+
+    fn t(&self) -> u64 {
+        self.now - EPOCH_MS
+    }
+
+    /// No node shows more increments of `causal-b` than of `causal-a`.
+    fn causal_check(&mut self) {
+        let now = self.now;
+        for node in self.nodes.iter_mut().filter(|n| n.up) {
+            let a = int(&node.read(now, &[b"GET", b"causal-a"]));
+            let b = int(&node.read(now, &[b"GET", b"causal-b"]));
+            if b > a {
+                self.violations.push(format!(
+                    "{} at t={}: causal-b = {b} but causal-a = {a}: B visible without A",
+                    node.name,
+                    now - EPOCH_MS
+                ));
+            }
+        }
+    }
+
+    pub(crate) fn nodes_mut(&mut self) -> (&mut Vec<SimNode>, u64) {
+        (&mut self.nodes, self.now)
+    }
+
+    pub(crate) fn acked_writes(&self) -> &[Acked] {
+        &self.acked
+    }
+}
+
+/// The integer a GET answered (absent counts as 0).
+pub(crate) fn int(reply: &Reply) -> i64 {
+    match reply {
+        Reply::Bulk(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(i64::MIN),
+        _ => 0,
+    }
+}

@@ -1,0 +1,36 @@
+//! Seeded cluster simulations inside `cargo test`. Many more seeds run in release through
+//! `cargo run --release -p sim -- --seeds N` (scripts/test.sh runs 200).
+//!
+//! A seed that once found a bug stays in `REGRESSIONS` with a word on what it found.
+
+/// Seeds that found bugs, and what the bug was.
+const REGRESSIONS: &[(u64, &str)] = &[];
+
+#[test]
+fn a_few_seeds_converge_with_every_check_passing() {
+    for seed in 1..=3 {
+        if let Err(e) = sim::run(sim::default_options(seed)) {
+            panic!("seed {seed} failed:\n{e}\nreplay: cargo run --release -p sim -- --seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn regression_seeds_still_pass() {
+    for (seed, what) in REGRESSIONS {
+        if let Err(e) = sim::run(sim::default_options(*seed)) {
+            panic!("seed {seed} ({what}) failed again:\n{e}");
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let a = sim::run(sim::default_options(7)).expect("seed 7 passes");
+    let b = sim::run(sim::default_options(7)).expect("seed 7 passes");
+    assert_eq!(a.faults, b.faults);
+    assert_eq!(
+        (a.acknowledged, a.keys, a.converged_ms),
+        (b.acknowledged, b.keys, b.converged_ms)
+    );
+}

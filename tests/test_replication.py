@@ -195,3 +195,18 @@ def test_wrong_cluster_secret_is_refused(node_factory):
     time.sleep(1)
     assert a.client().get("k") is None
     assert "failed authentication" in b.log.read_text() or "failed authentication" in a.log.read_text()
+
+
+def test_http_status_lists_the_cluster(cluster):
+    import json
+    import urllib.request
+
+    eu, us, ap = cluster
+    eu.client().set("x", "1")
+    with urllib.request.urlopen(f"http://127.0.0.1:{eu.http_port}/v1/status", timeout=5) as resp:
+        status = json.load(resp)
+    assert status["node_id"] == "eu-1" and status["region"] == "eu" and status["log_seq"] >= 1
+    peers = {p["node_id"]: p for p in status["cluster"]}
+    assert set(peers) == {"us-1", "ap-1"}
+    assert peers["ap-1"]["region"] == "ap" and peers["ap-1"]["state"] == "up"
+    assert peers["us-1"]["peer_addr"] == f"127.0.0.1:{us.peer_port}"

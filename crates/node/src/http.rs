@@ -31,6 +31,27 @@ pub struct Status {
     pub fsync: String,
     /// Bytes the store holds on disk.
     pub disk_bytes: u64,
+    /// This node's own change log position (sequence of its latest write).
+    pub log_seq: u64,
+    /// Every other member this node knows.
+    pub cluster: Vec<Peer>,
+}
+
+/// One member in `/v1/status`.
+#[derive(Debug, Serialize)]
+pub struct Peer {
+    /// Its `--node-id`.
+    pub node_id: String,
+    /// Its region.
+    pub region: String,
+    /// Its peer address.
+    pub peer_addr: String,
+    /// `up`, `down` or `left`.
+    pub state: &'static str,
+    /// Age of the oldest write of this node it has not acknowledged, in ms.
+    pub lag_ms: u64,
+    /// Entries this node holds that it has not acknowledged.
+    pub lag_ops: u64,
 }
 
 /// Serves HTTP until `stop` turns true.
@@ -60,6 +81,27 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
         connections: shared.connections.load(Ordering::Relaxed),
         fsync: format!("{:?}", shared.config.fsync).to_lowercase(),
         disk_bytes: stats.disk_bytes.load(Ordering::Relaxed),
+        log_seq: shared
+            .engine
+            .progress
+            .borrow()
+            .applied
+            .get(shared.engine.node),
+        cluster: shared
+            .cluster
+            .view
+            .borrow()
+            .members
+            .iter()
+            .map(|m| Peer {
+                node_id: m.info.name.clone(),
+                region: m.info.region.clone(),
+                peer_addr: m.info.peer_addr.clone(),
+                state: m.state.name(),
+                lag_ms: m.lag_ms,
+                lag_ops: m.lag_ops,
+            })
+            .collect(),
     })
 }
 

@@ -210,3 +210,86 @@ def test_http_status_lists_the_cluster(cluster):
     assert set(peers) == {"us-1", "ap-1"}
     assert peers["ap-1"]["region"] == "ap" and peers["ap-1"]["state"] == "up"
     assert peers["us-1"]["peer_addr"] == f"127.0.0.1:{us.peer_port}"
+
+
+def metric(node, name) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def log_seq(node) -> int:
+    """How many entries the node's own log has had."""
+    return int(node.client().info("replication")["log_seq"])
+
+
+def load(node, n, prefix="k"):
+    pipe = node.client().pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"{prefix}{i}", i)
+        pipe.incr("count")
+        pipe.hset("h", f"f{i % 50}", i)
+        pipe.sadd("s", f"m{i % 70}")
+    pipe.execute()
+
+
+def test_log_is_truncated_and_newcomers_get_a_snapshot(node_factory):
+    eu = node_factory("--region", "eu", name="eu-1", node_id="eu-1").start()
+    us = node_factory("--region", "us", "--join", f"127.0.0.1:{eu.peer_port}", name="us-1", node_id="us-1").start()
+    wait_for(lambda: connected_peers(eu) == 1, what="eu-1 and us-1 to connect")
+    load(eu, 1000)
+    converged([eu, us], ["count", "k999", "h", "s"])
+    # Once both hold every entry, both drop them from their logs.
+    written = log_seq(eu)
+    assert written > 0
+    wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= written, what="eu-1 to truncate its log")
+    wait_for(lambda: metric(us, "meridian_log_truncated_total") >= written, what="us-1 to truncate its log")
+    # A new node cannot be served from the log any more: it gets the whole state.
+    ap = node_factory("--region", "ap", "--join", f"127.0.0.1:{eu.peer_port}", name="ap-1", node_id="ap-1").start()
+    view = converged([eu, us, ap], ["count", "k0", "k999", "h", "s"], timeout=30)
+    assert view["count"] == b"1000" and len(view["h"]) == 50 and len(view["s"]) == 70
+    assert all(n.client().dbsize() == 1003 for n in (eu, us, ap))
+    # ...and streams from there: a write after the snapshot arrives as usual.
+    us.client().incr("count")
+    assert converged([eu, us, ap], ["count"])["count"] == b"1001"
+    assert metric(eu, "meridian_snapshots_sent_total") + metric(us, "meridian_snapshots_sent_total") >= 1
+
+
+def test_wiped_node_recovers_by_snapshot(cluster):
+    eu, us, ap = cluster
+    load(eu, 500)
+    converged(cluster, ["count", "k499"])
+    written = log_seq(eu)
+    wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= written, what="eu-1 to truncate its log")
+    ap.kill9()
+    import shutil
+
+    shutil.rmtree(ap.data_dir)
+    ap.start()
+    view = converged(cluster, ["count", "k0", "k499", "h", "s"], timeout=30)
+    assert view["count"] == b"500"
+    assert ap.client().dbsize() == 503
+
+
+def test_a_down_member_holds_truncation_until_forgotten(cluster):
+    eu, us, ap = cluster
+    c = eu.client()
+    with pytest.raises(redis.ResponseError, match="is up"):
+        c.execute_command("CLUSTER", "FORGET", "ap-1")
+    with pytest.raises(redis.ResponseError, match="unknown node"):
+        c.execute_command("CLUSTER", "FORGET", "nobody")
+    ap.kill9()
+    wait_for(lambda: any(isinstance(v, dict) and v.get("name") == "ap-1" and v["state"] == "down"
+                         for v in c.info("replication").values()), what="ap-1 to be down")
+    before = metric(eu, "meridian_log_truncated_total")
+    load(eu, 300)
+    converged([eu, us], ["count"])
+    time.sleep(2.5)
+    assert metric(eu, "meridian_log_truncated_total") == before, "the log must wait for ap-1"
+    assert c.execute_command("CLUSTER", "FORGET", "ap-1") == b"OK"
+    wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= log_seq(eu), what="truncation after FORGET")
+    assert int(c.info("replication")["known_peers"]) == 1

@@ -93,6 +93,8 @@ pub struct Peer {
     last_progress_ms: u64,
     /// The durable vector last acknowledged to it.
     acked_to_peer: Option<VersionVector>,
+    /// A snapshot is on its way to it: nothing ships until it is done.
+    snapshotting: bool,
 }
 
 /// The replication state of one node.
@@ -178,8 +180,47 @@ impl Replicator {
                 waiting: BTreeMap::new(),
                 last_progress_ms: now_ms,
                 acked_to_peer: None,
+                snapshotting: false,
             },
         );
+    }
+
+    /// A member known from before (a restart, a peer's member list) that has not connected
+    /// yet: it holds back log truncation until it tells what it has.
+    pub fn add_peer(&mut self, peer: NodeId) {
+        if peer != self.me {
+            self.peers.entry(peer).or_default();
+        }
+    }
+
+    /// A member removed for good: it no longer holds back log truncation.
+    pub fn remove_peer(&mut self, peer: NodeId) {
+        self.peers.remove(&peer);
+    }
+
+    /// What every member (and this node's disk) holds: log entries up to this may go.
+    pub fn truncatable(&self) -> VersionVector {
+        self.peers
+            .values()
+            .fold(self.durable.clone(), |vv, p| vv.meet(&p.acked))
+    }
+
+    /// The log no longer holds what `peer` lacks: the runtime sends it a snapshot of the
+    /// whole state instead; nothing ships to it meanwhile.
+    pub fn snapshot_started(&mut self, peer: NodeId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.snapshotting = true;
+        }
+    }
+
+    /// The snapshot sent to `peer` holds the effects of everything in `vv`; shipping goes on
+    /// from there.
+    pub fn snapshot_sent(&mut self, now_ms: u64, peer: NodeId, vv: &VersionVector) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.snapshotting = false;
+            p.sent.merge(vv);
+            p.last_progress_ms = now_ms;
+        }
     }
 
     /// The session with `peer` closed. What it acknowledged is kept (for lag and truncation).
@@ -296,6 +337,9 @@ impl Replicator {
         {
             p.sent = p.acked.clone();
             p.last_progress_ms = now_ms;
+        }
+        if p.snapshotting {
+            return;
         }
         for (origin, held) in self.applied.iter() {
             if origin == id {

@@ -140,6 +140,7 @@ pub static COMMANDS: &[Spec] = &[
     conn("info", -1),
     conn("time", 1),
     conn("wait", 3),
+    conn("cluster", -2),
     conn("publish", 3),
     conn("subscribe", -2),
     conn("unsubscribe", -1),

@@ -2,10 +2,11 @@
 //! engine that the simulator runs too.
 
 use super::{Finished, Txn};
-use crdt::NodeId;
+use bytes::Bytes;
+use crdt::{NodeId, Stamp};
 use hlc::Timestamp;
-use replication::{Entry, VersionVector};
-use storage::LogPut;
+use replication::{Change, Entry, VersionVector};
+use storage::{LogPut, MemberKind, StorageError, Store};
 
 /// Adds the log entry of a round of local writes to its batch, with the version vector it
 /// brings the node to (`vv`, advanced here). Answers the entry's sequence number, or `None`
@@ -72,4 +73,61 @@ pub fn apply_entries(
             .record(lag_ms as f64 / 1000.0);
     }
     (log_puts, None)
+}
+
+/// Full states of up to `keys` keys after `after`, as snapshot changes: each header, field and
+/// member as it is stored. Merged into another replica, they carry every effect this replica
+/// holds. Answers the changes and the last key covered (`None` when the store ran out).
+pub fn snapshot_chunk(
+    store: &dyn Store,
+    after: Option<&[u8]>,
+    keys: usize,
+) -> Result<(Vec<Change>, Option<Bytes>), StorageError> {
+    let headers = store.scan(after, keys)?;
+    let last = (headers.len() == keys)
+        .then(|| headers.last().map(|(k, _)| k.clone()))
+        .flatten();
+    let mut changes = Vec::new();
+    let zero = Stamp::new(Timestamp::ZERO, NodeId(0));
+    for (key, stored) in headers {
+        let record = stored.record;
+        let hash_top = record.hash.map_or(zero, |c| c.top);
+        let set_top = record.set.map(|c| c.top);
+        changes.push(Change::Header {
+            key: key.clone(),
+            delta: record,
+        });
+        for kind in [MemberKind::Field, MemberKind::SetMember] {
+            let mut from: Option<Bytes> = None;
+            loop {
+                let page = store.scan_members(kind, &key, from.as_deref(), 1024)?;
+                let done = page.len() < 1024;
+                from = page.last().map(|(m, _)| m.clone());
+                for (name, bytes) in page {
+                    let corrupt = |e: postcard::Error| StorageError::Corrupt {
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                        reason: e.to_string(),
+                    };
+                    changes.push(match kind {
+                        MemberKind::Field => Change::Field {
+                            key: key.clone(),
+                            field: name,
+                            delta: crdt::decode(&bytes).map_err(corrupt)?,
+                            stamp: hash_top,
+                        },
+                        MemberKind::SetMember => Change::Member {
+                            key: key.clone(),
+                            member: name,
+                            delta: crdt::decode(&bytes).map_err(corrupt)?,
+                            stamp: set_top,
+                        },
+                    });
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+    }
+    Ok((changes, last))
 }

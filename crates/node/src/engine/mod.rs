@@ -15,14 +15,14 @@ mod txn;
 
 pub use cache::RecordCache;
 pub use cursors::Cursors;
-pub use log::{apply_entries, seal};
+pub use log::{apply_entries, seal, snapshot_chunk};
 pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
 use crdt::NodeId;
 use hlc::Clock;
-use replication::{Entry, VersionVector};
+use replication::{Change, Entry, VersionVector};
 use resp::Reply;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,17 +54,31 @@ pub enum Request {
         /// Where the replies go.
         reply: oneshot::Sender<Ran>,
     },
-    /// Apply peers' log entries, in this order (each is the next of its origin).
+    /// Apply what peers sent.
     Apply {
-        /// The entries.
-        entries: Vec<Entry>,
-        /// Whether all of them were applied.
+        /// What to apply.
+        work: Remote,
+        /// Whether all of it was applied.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Drop change log entries every member holds (up to this version vector).
+    Truncate(VersionVector),
     /// Time passed: flush under `--fsync batch`, expire due keys.
     Tick,
     /// Make everything committed so far durable, then answer (`WAIT`).
     Sync(oneshot::Sender<Result<(), String>>),
+}
+
+/// What peers send the engine to apply.
+#[derive(Debug)]
+pub enum Remote {
+    /// Log entries, each the next of its origin, in this order.
+    Entries(Vec<Entry>),
+    /// Part of a snapshot: full states of keys, fields and members, merged as they are.
+    Changes(Vec<Change>),
+    /// The end of a snapshot: its state held the effects of everything in this vector,
+    /// which this node now holds too.
+    Adopt(VersionVector),
 }
 
 /// What running a request's commands gave.
@@ -150,14 +164,20 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineGone)
     }
 
-    /// Applies peers' entries through the engine.
-    pub async fn apply(&self, entries: Vec<Entry>) -> Result<(), String> {
+    /// Applies what peers sent through the engine.
+    pub async fn apply(&self, work: Remote) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Apply { entries, reply })
+            .send(Request::Apply { work, reply })
             .await
             .map_err(|_| EngineGone.to_string())?;
         rx.await.map_err(|_| EngineGone.to_string())?
+    }
+
+    /// Asks the engine to drop log entries up to `vv` (best effort: a busy engine gets the
+    /// next request).
+    pub fn truncate(&self, vv: VersionVector) {
+        let _ = self.tx.try_send(Request::Truncate(vv));
     }
 
     /// The store, for reading the change log.
@@ -354,12 +374,13 @@ impl Engine {
                         replies: Vec::new(),
                         wrote: false,
                     }),
-                    Request::Apply { entries, reply } => {
+                    Request::Apply { work, reply } => {
                         // Peers' entries go in their own commit, ahead of the round so far:
                         // nothing in the round depends on them.
-                        let result = self.apply_remote(entries);
+                        let result = self.apply_remote(work);
                         let _ = reply.send(result);
                     }
+                    Request::Truncate(vv) => self.truncate(&vv),
                     Request::Tick => tick = true,
                     Request::Sync(reply) => syncs.push(reply),
                 }
@@ -506,6 +527,70 @@ impl Engine {
         Ok(())
     }
 
+    /// A commit that only records `vv`.
+    fn bare(&self, vv: VersionVector) -> Finished {
+        Finished {
+            batch: storage::Batch {
+                version_vector: Some(crdt::encode(&vv)),
+                hlc: self.clock.last(),
+                ..storage::Batch::default()
+            },
+            live_delta: 0,
+            changes: Vec::new(),
+            read: Vec::new(),
+        }
+    }
+
+    /// Merges full states from a peer's snapshot. They are not log entries: this node's log
+    /// and version vector do not change until the snapshot ends.
+    fn merge_snapshot(&mut self, changes: &[Change]) -> Result<(), String> {
+        let (mut txn, _) = self.begin(wall_ms());
+        for change in changes {
+            txn.apply_change(change);
+        }
+        let failed = txn.failed.take();
+        let mut finished = txn.finish();
+        finished.read.clear();
+        if let Some(e) = failed {
+            return Err(e.to_string());
+        }
+        let vv = self.vv.clone();
+        self.commit(finished, vv).map_err(|e| e.to_string())
+    }
+
+    /// Drops log entries up to `upto` (every member holds them), a bounded number per call.
+    fn truncate(&mut self, upto: &VersionVector) {
+        const REMOVES_MAX: u64 = 16_384;
+        let mut batch = storage::Batch {
+            hlc: self.clock.last(),
+            ..storage::Batch::default()
+        };
+        for (origin, seq) in upto.iter() {
+            let room = REMOVES_MAX.saturating_sub(batch.log_removes.len() as u64);
+            match self.store.log_first(origin.0) {
+                Ok(Some(first)) if first <= seq && room > 0 => {
+                    let last = seq.min(first + room - 1);
+                    batch
+                        .log_removes
+                        .extend((first..=last).map(|s| (origin.0, s)));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "reading the change log failed"),
+            }
+        }
+        if batch.log_removes.is_empty() {
+            return;
+        }
+        let removed = batch.log_removes.len() as u64;
+        match self.store.commit(&batch, Durability::Buffer) {
+            Ok(()) => {
+                self.unsynced = true;
+                metrics::counter!("meridian_log_truncated_total").increment(removed);
+            }
+            Err(e) => tracing::error!(error = %e, "truncating the change log failed"),
+        }
+    }
+
     /// Everything committed is on disk now.
     fn synced(&mut self) {
         self.unsynced = false;
@@ -521,7 +606,17 @@ impl Engine {
     /// Applies peers' entries, each the next of its origin, in one commit. Stops at the first
     /// that cannot apply (a gap, or a timestamp too far ahead of this node's clock) and commits
     /// those before it.
-    fn apply_remote(&mut self, entries: Vec<Entry>) -> Result<(), String> {
+    fn apply_remote(&mut self, work: Remote) -> Result<(), String> {
+        let entries = match work {
+            Remote::Entries(entries) => entries,
+            Remote::Changes(changes) => return self.merge_snapshot(&changes),
+            Remote::Adopt(vv) => {
+                let mut adopted = self.vv.clone();
+                adopted.merge(&vv);
+                let finished = self.bare(adopted.clone());
+                return self.commit(finished, adopted).map_err(|e| e.to_string());
+            }
+        };
         let mut vv = self.vv.clone();
         let (mut txn, _) = self.begin(wall_ms());
         let (log_puts, problem) = apply_entries(&mut txn, &mut vv, &entries);

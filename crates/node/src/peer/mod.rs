@@ -23,10 +23,11 @@ pub mod session;
 pub mod wire;
 
 use crate::Shared;
+use crate::engine::Remote;
 use bytes::Bytes;
 use crdt::NodeId;
 use futures_util::StreamExt;
-use replication::{Config, Effect, Entry, Replicator};
+use replication::{Change, Config, Effect, Entry, Replicator, VersionVector};
 use session::{Established, SessionError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +47,11 @@ const EVENTS_MAX: usize = 4096;
 const HANDSHAKES_MAX: usize = 64;
 /// Bytes of log entries per frame.
 const SHIP_FRAME_BYTES: usize = 4 << 20;
+/// Keys per snapshot frame.
+const SNAPSHOT_KEYS: usize = 256;
+/// The member table, kept across restarts so a node knows whom to reach (and whom the log
+/// must be kept for) before anyone reaches it.
+const MEMBERS_FILE: &str = "members.json";
 
 /// Whether a member has a session with this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +112,22 @@ impl Handle {
             channel: channel.clone(),
             message: message.clone(),
         });
+    }
+
+    /// Removes a member for good (`CLUSTER FORGET`): it no longer holds back log truncation.
+    /// Refused while it is up.
+    pub fn forget(&self, name: &str) -> Result<(), String> {
+        let view = self.view.borrow();
+        match view.members.iter().find(|m| m.info.name == name) {
+            None => Err(format!("ERR unknown node {name}")),
+            Some(m) if m.state == MemberState::Up => Err(format!(
+                "ERR node {name} is up: stop it before forgetting it"
+            )),
+            Some(_) => {
+                let _ = self.events.try_send(Event::Forget(name.to_string()));
+                Ok(())
+            }
+        }
     }
 
     /// Cuts this node off from every peer (`true`) or lets it reconnect (`false`): the
@@ -181,6 +203,15 @@ pub enum Event {
     },
     /// The engine refused entries the core released.
     ApplyFailed(String),
+    /// A snapshot for a peer is queued to its session in full.
+    SnapshotSent {
+        /// The peer.
+        peer: NodeId,
+        /// What the snapshot covers.
+        vv: VersionVector,
+    },
+    /// A member is removed for good.
+    Forget(String),
 }
 
 struct Session {
@@ -214,11 +245,13 @@ struct Runtime {
     sessions: BTreeMap<u64, NodeId>,
     next_sid: u64,
     events_tx: mpsc::Sender<Event>,
-    apply_tx: mpsc::Sender<Vec<Entry>>,
+    apply_tx: mpsc::Sender<Remote>,
     view: watch::Sender<ClusterView>,
     isolated: Arc<AtomicBool>,
     started: Instant,
     handshakes: Arc<Semaphore>,
+    /// The log position last handed to the engine for truncation.
+    truncated: VersionVector,
 }
 
 /// Runs the peer runtime on `listener` until `stop` turns true; then tells every peer it
@@ -239,7 +272,7 @@ pub async fn run(
     };
     let progress = shared.engine.progress.borrow().clone();
     let node = shared.engine.node;
-    let (apply_tx, apply_rx) = mpsc::channel(64);
+    let (apply_tx, apply_rx) = mpsc::channel::<Remote>(64);
     tokio::spawn(apply_loop(
         shared.clone(),
         apply_rx,
@@ -273,8 +306,10 @@ pub async fn run(
         isolated: parts.isolated,
         started: Instant::now(),
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
+        truncated: VersionVector::new(),
         shared,
     };
+    runtime.load_members();
     let mut events = parts.events;
     let mut progress = runtime.shared.engine.progress.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -310,14 +345,14 @@ pub async fn run(
     runtime.leave().await;
 }
 
-/// Hands released entries to the engine in order; reports refusals back.
+/// Hands released entries and snapshot parts to the engine in order; reports refusals back.
 async fn apply_loop(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Vec<Entry>>,
+    mut rx: mpsc::Receiver<Remote>,
     events: mpsc::Sender<Event>,
 ) {
-    while let Some(entries) = rx.recv().await {
-        if let Err(e) = shared.engine.apply(entries).await {
+    while let Some(work) = rx.recv().await {
+        if let Err(e) = shared.engine.apply(work).await {
             let _ = events.send(Event::ApplyFailed(e)).await;
         }
     }
@@ -446,6 +481,19 @@ impl Runtime {
                 tracing::warn!(error = %e, "entries not applied; they will arrive again");
                 self.core.apply_failed();
             }
+            Event::SnapshotSent { peer, vv } => {
+                let now = self.now_ms();
+                self.core.snapshot_sent(now, peer, &vv);
+            }
+            Event::Forget(name) => {
+                let node = NodeId::from_name(&name);
+                if self.members.get(&node).is_some_and(|k| k.session.is_none()) {
+                    self.members.remove(&node);
+                    self.core.remove_peer(node);
+                    self.save_members();
+                    tracing::info!(peer = %name, "member forgotten");
+                }
+            }
         }
     }
 
@@ -502,6 +550,7 @@ impl Runtime {
         let now = self.now_ms();
         self.core.connected(now, node, vv);
         self.learn(members);
+        self.save_members();
     }
 
     /// Closes the session with `node`, if any, and marks it `state`.
@@ -519,18 +568,58 @@ impl Runtime {
     }
 
     fn learn(&mut self, members: Vec<MemberInfo>) {
+        let mut new = false;
         for m in members {
             if m.name == self.me.name {
                 continue;
             }
-            self.members
-                .entry(NodeId::from_name(&m.name))
-                .or_insert(Known {
+            let node = NodeId::from_name(&m.name);
+            if self.members.contains_key(&node) {
+                continue;
+            }
+            self.members.insert(
+                node,
+                Known {
                     info: m,
                     state: MemberState::Down,
                     session: None,
                     last_dial: None,
-                });
+                },
+            );
+            self.core.add_peer(node);
+            new = true;
+        }
+        if new {
+            self.save_members();
+        }
+    }
+
+    fn members_path(&self) -> std::path::PathBuf {
+        self.shared.config.data_dir.join(MEMBERS_FILE)
+    }
+
+    /// Reads the member table a previous run left.
+    fn load_members(&mut self) {
+        let path = self.members_path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        match serde_json::from_str::<Vec<MemberInfo>>(&text) {
+            Ok(members) => self.learn(members),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable member table")
+            }
+        }
+    }
+
+    /// Writes the member table (to a temporary file, then renamed over the old one).
+    fn save_members(&self) {
+        let members: Vec<&MemberInfo> = self.members.values().map(|k| &k.info).collect();
+        let path = self.members_path();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&members).expect("member infos serialise");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!(path = %path.display(), error = %e, "saving the member table failed");
         }
     }
 
@@ -562,6 +651,20 @@ impl Runtime {
             Message::Publish { channel, message } => {
                 self.shared.hub.publish(&channel, &message);
             }
+            Message::Snapshot(bytes) => match crdt::decode::<Vec<Change>>(&bytes) {
+                Ok(changes) => {
+                    let _ = self.apply_tx.send(Remote::Changes(changes)).await;
+                }
+                Err(e) => {
+                    metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+                    tracing::warn!(error = %e, "peer sent a snapshot part that does not decode; closing");
+                    self.close(node, MemberState::Down);
+                }
+            },
+            Message::SnapshotDone(vv) => {
+                tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "snapshot received");
+                let _ = self.apply_tx.send(Remote::Adopt(vv)).await;
+            }
             Message::Ping => {}
             Message::Leave => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
@@ -588,7 +691,7 @@ impl Runtime {
                 Effect::Ack { peer, vv } => self.send(peer, Message::Ack(vv)),
                 Effect::Apply(entries) => {
                     // Waiting here slows the readers, and through TCP the senders.
-                    let _ = self.apply_tx.send(entries).await;
+                    let _ = self.apply_tx.send(Remote::Entries(entries)).await;
                 }
             }
         }
@@ -601,7 +704,7 @@ impl Runtime {
         }
     }
 
-    fn ship(&self, peer: NodeId, origin: NodeId, from: u64, to: u64) {
+    fn ship(&mut self, peer: NodeId, origin: NodeId, from: u64, to: u64) {
         let want = (to - from + 1) as usize;
         let entries = match self.shared.engine.store().log_range(origin.0, from, want) {
             Ok(e) => e,
@@ -611,11 +714,9 @@ impl Runtime {
             }
         };
         if entries.first().map(|(s, _)| *s) != Some(from) {
-            tracing::error!(
-                ?origin,
-                from,
-                "the change log no longer holds entries a peer needs"
-            );
+            // Truncated: every member known then had these entries; this peer is new, was
+            // wiped, or was forgotten and came back. It gets the whole state instead.
+            self.start_snapshot(peer);
             return;
         }
         let mut frame = Vec::new();
@@ -636,7 +737,72 @@ impl Runtime {
         }
     }
 
+    /// Streams the whole state to `peer`, then tells it what the state covers.
+    fn start_snapshot(&mut self, peer: NodeId) {
+        let Some(tx) = self
+            .members
+            .get(&peer)
+            .and_then(|k| k.session.as_ref())
+            .map(|s| s.tx.clone())
+        else {
+            return;
+        };
+        self.core.snapshot_started(peer);
+        let name = self.members[&peer].info.name.clone();
+        tracing::info!(peer = %name, "the log no longer holds what the peer lacks: sending a snapshot");
+        metrics::counter!("meridian_snapshots_sent_total").increment(1);
+        // Everything up to `vv` is committed before the scan starts, so the scan sees it.
+        let vv = self.shared.engine.progress.borrow().applied.clone();
+        let store = self.shared.engine.store().clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let mut after: Option<Bytes> = None;
+            loop {
+                let chunk = {
+                    let store = store.clone();
+                    let from = after.clone();
+                    tokio::task::spawn_blocking(move || {
+                        crate::engine::snapshot_chunk(
+                            store.as_ref(),
+                            from.as_deref(),
+                            SNAPSHOT_KEYS,
+                        )
+                    })
+                    .await
+                };
+                let (changes, last) = match chunk {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "reading a snapshot failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let part = Message::Snapshot(Bytes::from(crdt::encode(&changes)));
+                if tx.send((Instant::now(), part)).await.is_err() {
+                    return;
+                }
+                match last {
+                    Some(k) => after = Some(k),
+                    None => break,
+                }
+            }
+            if tx
+                .send((Instant::now(), Message::SnapshotDone(vv.clone())))
+                .await
+                .is_ok()
+            {
+                let _ = events.send(Event::SnapshotSent { peer, vv }).await;
+            }
+        });
+    }
+
     fn every_second(&mut self) {
+        let truncatable = self.core.truncatable();
+        if truncatable != self.truncated && truncatable.ahead_of(&self.truncated) > 0 {
+            self.shared.engine.truncate(truncatable.clone());
+            self.truncated = truncatable;
+        }
         let now = Instant::now();
         if self.is_isolated() {
             let connected: Vec<NodeId> = self.sessions.values().copied().collect();

@@ -70,6 +70,10 @@ pub enum Message {
         /// The message.
         message: Bytes,
     },
+    /// Part of a snapshot: encoded `Vec<replication::Change>`, full states to merge.
+    Snapshot(Bytes),
+    /// The snapshot is complete; it held the effects of everything in this vector.
+    SnapshotDone(VersionVector),
     /// Keeps an idle session alive; a silent session is closed.
     Ping,
     /// The sender is shutting down on purpose.

@@ -57,6 +57,7 @@ pub fn run(
         "command" => command(args),
         "config" => config(shared, args),
         "info" => info(shared, args),
+        "cluster" => cluster(shared, args),
         "time" => {
             let micros = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -396,6 +397,23 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
         ));
     }
     Reply::Verbatim(text)
+}
+
+/// `CLUSTER FORGET node-id`: removes a member that is down for good, so that it stops
+/// holding back log truncation. Should it come back, it gets a snapshot.
+fn cluster(shared: &Shared, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("forget", 3) => match shared.cluster.forget(&String::from_utf8_lossy(&args[2])) {
+            Ok(()) => Reply::Simple("OK"),
+            Err(e) => Reply::Error(e),
+        },
+        ("forget", _) => Reply::err("ERR wrong number of arguments for 'cluster|forget' command"),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try CLUSTER FORGET.",
+            String::from_utf8_lossy(&args[1])
+        )),
+    }
 }
 
 /// `INFO replication`: this node, then one line per peer with its region, state and lag.

@@ -185,3 +185,43 @@ fn lag_counts_what_the_peer_lacks() {
     r.acked(160, B, &vv(&[(A, 4), (C, 2)]));
     assert_eq!((r.lag_ops(B), r.lag_ms(170, B)), (0, 0));
 }
+
+#[test]
+fn truncation_waits_for_every_member_including_ones_not_yet_reconnected() {
+    let mut r = core(A);
+    r.applied(0, vv(&[(A, 10)]), vv(&[(A, 10)]));
+    r.add_peer(C);
+    r.connected(0, B, vv(&[(A, 7)]));
+    assert_eq!(r.truncatable().get(A), 0, "C has not said what it holds");
+    r.connected(0, C, vv(&[(A, 5)]));
+    assert_eq!(r.truncatable().get(A), 5);
+    r.remove_peer(C);
+    assert_eq!(r.truncatable().get(A), 7);
+}
+
+#[test]
+fn nothing_ships_while_a_snapshot_is_on_its_way() {
+    let mut r = core(A);
+    r.applied(0, vv(&[(A, 10)]), vv(&[(A, 10)]));
+    r.connected(0, B, VersionVector::new());
+    r.snapshot_started(B);
+    r.tick(0);
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ack {
+            peer: B,
+            vv: vv(&[(A, 10)])
+        }]
+    );
+    r.snapshot_sent(1, B, &vv(&[(A, 8)]));
+    r.tick(1);
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ship {
+            peer: B,
+            origin: A,
+            from: 9,
+            to: 10
+        }]
+    );
+}

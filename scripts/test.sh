@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 cargo build -p meridian
 cargo test --workspace
 cargo run --release -q -p sim -- --seeds 200
-python3 -m pytest -q tests
+python3 -m pytest -q -rs tests

@@ -35,12 +35,16 @@ def free_port() -> int:
 class Node:
     """One `meridian server` process with its own ports and data directory."""
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict | None = None, node_id: str = "test-node"):
+    def __init__(self, data_dir: Path, *extra: str, env: dict | None = None, node_id: str = "test-node",
+                 host: str = "127.0.0.1", netns: str | None = None):
         self.data_dir = data_dir
         self.node_id = node_id
-        self.port = free_port()
-        self.http_port = free_port()
-        self.peer_port = free_port()
+        self.host = host
+        # A node in its own network namespace has the ports of its address to itself.
+        self.netns = netns
+        self.port = 7379 if netns else free_port()
+        self.http_port = 7380 if netns else free_port()
+        self.peer_port = 7381 if netns else free_port()
         self.extra = list(extra)
         self.env = env
         self.proc = None
@@ -51,11 +55,13 @@ class Node:
             str(BIN), "server",
             "--node-id", self.node_id,
             "--data-dir", str(self.data_dir),
-            "--resp-addr", f"127.0.0.1:{self.port}",
-            "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--peer-addr", f"127.0.0.1:{self.peer_port}",
+            "--resp-addr", f"{self.host}:{self.port}",
+            "--http-addr", f"{self.host}:{self.http_port}",
+            "--peer-addr", f"{self.host}:{self.peer_port}",
             *self.extra,
         ]
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns, *args]
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), env=env)
         deadline = time.monotonic() + wait
@@ -72,7 +78,7 @@ class Node:
         raise RuntimeError("meridian did not start in time")
 
     def client(self, **kw) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=10, **kw)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=10, **kw)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -89,8 +95,8 @@ class Node:
 def node_factory(tmp_path):
     nodes = []
 
-    def make(*extra, env=None, name="data", data_dir=None, node_id="test-node"):
-        n = Node(data_dir or tmp_path / name, *extra, env=env, node_id=node_id)
+    def make(*extra, env=None, name="data", data_dir=None, node_id="test-node", host="127.0.0.1", netns=None):
+        n = Node(data_dir or tmp_path / name, *extra, env=env, node_id=node_id, host=host, netns=netns)
         nodes.append(n)
         return n
 

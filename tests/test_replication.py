@@ -293,3 +293,52 @@ def test_a_down_member_holds_truncation_until_forgotten(cluster):
     assert c.execute_command("CLUSTER", "FORGET", "ap-1") == b"OK"
     wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= log_seq(eu), what="truncation after FORGET")
     assert int(c.info("replication")["known_peers"]) == 1
+
+
+@pytest.fixture
+def hosts():
+    import netns
+
+    reason = netns.why_not()
+    if reason:
+        pytest.skip(f"partition tests skipped: {reason}")
+    h = netns.Hosts(3)
+    yield h
+    h.close()
+
+
+def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts):
+    nodes = []
+    for i, region in enumerate(REGIONS):
+        join = ["--join", f"{hosts.address(0)}:7381"] if i else []
+        n = node_factory("--region", region, "--cluster-secret", "s3cret", *join, name=f"{region}-1",
+                         node_id=f"{region}-1", host=hosts.address(i), netns=hosts.names[i])
+        nodes.append(n.start())
+    for n in nodes:
+        wait_for(lambda n=n: connected_peers(n) == 2, what=f"{n.node_id} to see both peers")
+    eu, us, ap = nodes
+
+    # ap cut off from both: each side takes writes the other does not see.
+    hosts.cut(2, 0)
+    hosts.cut(2, 1)
+    eu.client().incr("n")
+    eu.client().sadd("s", "from-eu")
+    ap.client().incr("n")
+    ap.client().sadd("s", "from-ap")
+    time.sleep(2)
+    assert ap.client().smembers("s") == {b"from-ap"}
+    assert eu.client().smembers("s") == {b"from-eu"}
+    wait_for(lambda: any(isinstance(v, dict) and v.get("name") == "ap-1" and v["state"] == "down"
+                         for v in eu.client().info("replication").values()), what="eu-1 to see ap-1 down")
+    hosts.heal()
+    view = converged(nodes, ["n", "s"], timeout=30)
+    assert view == {"n": b"2", "s": {b"from-eu", b"from-ap"}}
+
+    # A bridge: eu and ap cannot reach each other, us reaches both and relays.
+    hosts.cut(0, 2)
+    wait_for(lambda: connected_peers(ap) == 1, timeout=20, what="ap-1 to lose eu-1")
+    eu.client().set("via-us", "relayed")
+    ap.client().set("back-via-us", "relayed too")
+    view = converged(nodes, ["via-us", "back-via-us"], timeout=20)
+    assert view == {"via-us": b"relayed", "back-via-us": b"relayed too"}
+    assert connected_peers(ap) == 1

@@ -40,6 +40,7 @@ class Hosts:
                 sh("ip", "netns", "add", ns)
                 self.made.append(("netns", ns))
                 sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+                self.made.append(("link", outside))
                 sh("ip", "link", "set", inside, "netns", ns)
                 sh("ip", "link", "set", outside, "master", self.bridge, "up")
                 sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.address(i)}/24", "dev", inside)
@@ -64,6 +65,10 @@ class Hosts:
     def close(self):
         for kind, name in reversed(self.made):
             if kind == "netns":
+                # Whatever still runs in the namespace would keep it (and its links) alive.
+                pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
+                for pid in pids:
+                    subprocess.run(["kill", "-9", pid], capture_output=True)
                 subprocess.run(["ip", "netns", "del", name], capture_output=True)
             else:
                 subprocess.run(["ip", "link", "del", name], capture_output=True)

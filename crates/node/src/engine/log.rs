@@ -68,9 +68,6 @@ pub fn apply_entries(
         }
         log_puts.push((entry.origin.0, entry.seq, entry.encode()));
         vv.advance(entry.origin, entry.seq);
-        let lag_ms = now_ms.saturating_sub(entry.hlc.physical_ms());
-        metrics::histogram!("meridian_replication_apply_lag_seconds")
-            .record(lag_ms as f64 / 1000.0);
     }
     (log_puts, None)
 }

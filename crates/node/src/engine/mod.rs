@@ -631,10 +631,19 @@ impl Engine {
             finished.batch.version_vector = Some(crdt::encode(&vv));
             metrics::counter!("meridian_replication_applied_total")
                 .increment(finished.batch.log_puts.len() as u64);
+            let before = self.vv.clone();
             self.commit(finished, vv).map_err(|e| {
                 metrics::counter!("meridian_storage_errors_total").increment(1);
                 e.to_string()
             })?;
+            // Replication lag: from the write's stamp at its origin (taken just before the
+            // origin committed and acknowledged it) to its commit here.
+            let now_ms = wall_ms();
+            for e in entries.iter().filter(|e| e.seq > before.get(e.origin)) {
+                let lag_ms = now_ms.saturating_sub(e.hlc.physical_ms());
+                metrics::histogram!("meridian_replication_lag_seconds")
+                    .record(lag_ms as f64 / 1000.0);
+            }
         }
         problem.map_or(Ok(()), Err)
     }

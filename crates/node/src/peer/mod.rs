@@ -315,6 +315,8 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(10));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;
+    // Dial the seeds and remembered members at once, not a second from now.
+    runtime.every_second();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -323,6 +325,8 @@ pub async fn run(
                 let p = progress.borrow_and_update().clone();
                 let now = runtime.now_ms();
                 runtime.core.applied(now, p.applied, p.durable);
+                // Ship what just became durable now rather than at the next tick.
+                runtime.core.tick(now);
             }
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {

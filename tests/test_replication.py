@@ -345,3 +345,20 @@ def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts
     view = converged(nodes, ["via-us", "back-via-us"], timeout=20)
     assert view == {"via-us": b"relayed", "back-via-us": b"relayed too"}
     assert peer_state(ap, "eu-1") == "down" and peer_state(ap, "us-1") == "up"
+
+
+def test_a_member_is_known_everywhere_even_where_unreachable(node_factory, hosts):
+    hosts.cut(0, 2)
+    nodes = []
+    for i, region in enumerate(REGIONS):
+        # eu-1 alone; us-1 joins eu-1; ap-1 joins us-1 and can never reach eu-1.
+        join = ["--join", f"{hosts.address(i - 1)}:7381"] if i else []
+        n = node_factory("--region", region, "--cluster-secret", "s3cret", *join, name=f"{region}-1",
+                         node_id=f"{region}-1", host=hosts.address(i), netns=hosts.names[i])
+        nodes.append(n.start())
+    eu, us, ap = nodes
+    wait_for(lambda: peer_state(eu, "ap-1") == "down", what="eu-1 to learn of ap-1 through us-1")
+    assert peer_state(ap, "eu-1") == "down" and peer_state(ap, "us-1") == "up"
+    ap.client().set("from-ap", "1")
+    eu.client().set("from-eu", "1")
+    assert converged(nodes, ["from-ap", "from-eu"], timeout=20) == {"from-ap": b"1", "from-eu": b"1"}

@@ -513,6 +513,7 @@ impl Runtime {
             return;
         }
         let node = NodeId::from_name(&peer.name);
+        let newcomer = !self.members.contains_key(&node);
         if let Some(old) = self.members.get(&node).and_then(|k| k.session.as_ref()) {
             // Both nodes may dial each other at once; both keep the session the node with
             // the smaller name dialled, so exactly one survives.
@@ -555,6 +556,9 @@ impl Runtime {
         self.core.connected(now, node, vv);
         self.learn(members);
         self.save_members();
+        if newcomer {
+            self.spread_members();
+        }
     }
 
     /// Closes the session with `node`, if any, and marks it `state`.
@@ -595,6 +599,19 @@ impl Runtime {
         }
         if new {
             self.save_members();
+            self.spread_members();
+        }
+    }
+
+    /// Tells every connected peer the whole member table, so a member one node learned of
+    /// reaches all, even those that cannot reach the newcomer themselves.
+    fn spread_members(&self) {
+        let list = self.member_list();
+        let now = Instant::now();
+        for known in self.members.values() {
+            if let Some(s) = &known.session {
+                let _ = s.tx.try_send((now, Message::Members(list.clone())));
+            }
         }
     }
 

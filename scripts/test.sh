@@ -10,3 +10,9 @@ cargo build -p meridian
 cargo test --workspace
 cargo run --release -q -p sim -- --seeds 200
 python3 -m pytest -q -rs tests
+# A short fault-testing run of a real 3-node cluster under every fault (needs root).
+if [ "$(id -u)" = 0 ]; then
+    cargo run --release -q -p chaos -- --nodes 3 --time 30 --nemesis all
+else
+    echo "SKIPPED: the chaos run needs root (network namespaces, iptables)"
+fi

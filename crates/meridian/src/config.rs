@@ -67,6 +67,9 @@ pub struct ServerArgs {
     /// testing on one machine: comma-separated `regionA-regionB=ms` [default: none].
     #[arg(long, env = "MERIDIAN_WAN_DELAY", value_delimiter = ',')]
     pub wan_delay: Option<Vec<String>>,
+    /// Up to this many ms more, at random, per message to any peer (testing) [default: 0].
+    #[arg(long, env = "MERIDIAN_WAN_JITTER_MS")]
+    pub wan_jitter_ms: Option<u64>,
 }
 
 /// The same settings as read from the TOML file.
@@ -90,6 +93,7 @@ struct FileConfig {
     max_clock_offset_ms: Option<u64>,
     cache_bytes: Option<u64>,
     wan_delay: Option<Vec<String>>,
+    wan_jitter_ms: Option<u64>,
 }
 
 /// Parses `eu-us=40` into `("eu", "us", 40)`.
@@ -154,6 +158,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     pick!(max_query_buffer, c.max_query_buffer);
     pick!(max_clock_offset_ms, c.max_offset_ms);
     pick!(cache_bytes, c.cache_bytes);
+    pick!(wan_jitter_ms, c.wan_jitter_ms);
     if let Some(f) = args.fsync.or(file.fsync) {
         c.fsync = parse_fsync(&f)?;
     }

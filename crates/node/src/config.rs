@@ -38,6 +38,8 @@ pub struct NodeConfig {
     /// Simulated one-way WAN delay between pairs of regions, in milliseconds (both ways):
     /// added by each node to what it sends, for the demo and tests on one machine.
     pub wan_delay_ms: Vec<(String, String, u64)>,
+    /// Up to this many milliseconds more, at random, per message to any peer (testing).
+    pub wan_jitter_ms: u64,
 }
 
 impl NodeConfig {
@@ -59,6 +61,7 @@ impl NodeConfig {
             max_offset_ms: 500,
             cache_bytes: 64 * 1024 * 1024,
             wan_delay_ms: Vec::new(),
+            wan_jitter_ms: 0,
         }
     }
 

@@ -528,7 +528,10 @@ impl Runtime {
         self.next_sid += 1;
         let (sink, stream) = link.split();
         let (tx, rx) = mpsc::channel(SESSION_QUEUE_MAX);
-        let delay = self.shared.config.wan_delay(&self.me.region, &peer.region);
+        let delay = session::Delay {
+            base: self.shared.config.wan_delay(&self.me.region, &peer.region),
+            jitter: std::time::Duration::from_millis(self.shared.config.wan_jitter_ms),
+        };
         tokio::spawn(session::write_loop(sink, rx, delay));
         let events = self.events_tx.clone();
         let reader = tokio::spawn(async move {

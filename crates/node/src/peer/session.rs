@@ -132,16 +132,40 @@ pub async fn handshake(
         .map_err(|_| SessionError::Timeout)?
 }
 
-/// Writes queued messages to the link, each no earlier than `delay` after it was queued: the
-/// simulated one-way WAN delay of the demo and the tests (zero otherwise). Order is kept.
+/// Simulated WAN delay on one link: a fixed one-way delay plus up to `jitter` more per
+/// message, never reordering (TCP does not).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Delay {
+    /// The fixed part.
+    pub base: Duration,
+    /// The most a message may be held beyond it.
+    pub jitter: Duration,
+}
+
+/// Writes queued messages to the link, each no earlier than the simulated WAN delay after it
+/// was queued (zero unless configured), in order.
 pub async fn write_loop(
     mut sink: futures_util::stream::SplitSink<Link, Bytes>,
     mut rx: mpsc::Receiver<(Instant, Message)>,
-    delay: Duration,
+    delay: Delay,
 ) {
+    // A cheap generator for the jitter (xorshift), seeded from the OS.
+    let mut state = u64::from_le_bytes(wire::nonce()[..8].try_into().expect("eight bytes")) | 1;
+    let mut previous = Instant::now();
     while let Some((queued, message)) = rx.recv().await {
-        if !delay.is_zero() {
-            tokio::time::sleep_until(queued + delay).await;
+        if !delay.base.is_zero() || !delay.jitter.is_zero() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let jitter_us = delay.jitter.as_micros() as u64;
+            let extra = Duration::from_micros(if jitter_us == 0 {
+                0
+            } else {
+                state % (jitter_us + 1)
+            });
+            let due = (queued + delay.base + extra).max(previous);
+            previous = due;
+            tokio::time::sleep_until(due).await;
         }
         if let Err(e) = sink.send(wire::encode(&message)).await {
             tracing::debug!(error = %e, "peer link write failed");

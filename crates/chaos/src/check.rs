@@ -1,0 +1,214 @@
+//! Checkers over the history and the final state every node holds.
+
+use crate::history::{Op, Outcome};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What each node answered for each key at the end.
+pub type FinalState = Vec<BTreeMap<String, Value>>;
+
+/// One anomaly, with the operations that show it.
+pub struct Anomaly {
+    /// What is wrong.
+    pub what: String,
+    /// The smallest slice of history that shows it.
+    pub ops: Vec<Op>,
+}
+
+fn writes<'a>(ops: &'a [Op], f: &str, key: &str) -> impl Iterator<Item = &'a Op> {
+    let (f, key) = (f.to_string(), key.to_string());
+    ops.iter().filter(move |o| o.f == f && o.key == key)
+}
+
+fn str_of(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+/// Runs every checker; `state` is the converged state (every node's equal).
+pub fn all(ops: &[Op], state: &BTreeMap<String, Value>) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for (key, value) in state {
+        match key.chars().next() {
+            Some('c') => counter(ops, key, value, &mut out),
+            Some('r') => register(ops, key, value, &mut out),
+            Some('s') => set(ops, key, value, &mut out),
+            Some('o') => own_final(ops, key, value, &mut out),
+            _ => {}
+        }
+    }
+    own_reads(ops, &mut out);
+    out
+}
+
+/// Each counter between the sum of acknowledged increments and that plus the unknown ones.
+fn counter(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
+    let mut low = 0i64;
+    let mut high = 0i64;
+    for o in writes(ops, "incrby", key) {
+        let by: i64 = o.arg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
+        match o.outcome {
+            Outcome::Ok => {
+                low += by;
+                high += by;
+            }
+            Outcome::Unknown => high += by,
+            Outcome::Fail => {}
+        }
+    }
+    let got: i64 = str_of(value).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if got < low || got > high {
+        out.push(Anomaly {
+            what: format!("counter {key} is {got}; acknowledged increments sum to {low}, with unknown ones {high}"),
+            ops: writes(ops, "incrby", key).filter(|o| o.outcome != Outcome::Fail).cloned().collect(),
+        });
+    }
+}
+
+/// Each register holds a value some acknowledged or unknown SET wrote (never one that failed,
+/// never nothing once a SET was acknowledged).
+fn register(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
+    let possible: BTreeSet<String> = writes(ops, "set", key)
+        .filter(|o| o.outcome != Outcome::Fail)
+        .filter_map(|o| o.arg.clone())
+        .collect();
+    let acked = writes(ops, "set", key).any(|o| o.outcome == Outcome::Ok);
+    let ok = match str_of(value) {
+        Some(v) => possible.contains(&v),
+        None => !acked,
+    };
+    if !ok {
+        out.push(Anomaly {
+            what: format!("register {key} is {value}, which no acknowledged or unknown SET wrote"),
+            ops: writes(ops, "set", key).cloned().collect(),
+        });
+    }
+}
+
+/// Sets as add-wins: every member was added; an acknowledged add survives unless a remove
+/// that saw it (acknowledged, or unknown) took it away; an acknowledged remove that found the
+/// member (added once) leaves it gone.
+fn set(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
+    let present: BTreeSet<String> = value
+        .as_array()
+        .map(|a| a.iter().filter_map(str_of).collect())
+        .unwrap_or_default();
+    for m in &present {
+        let added = writes(ops, "sadd", key)
+            .any(|o| o.arg.as_ref() == Some(m) && o.outcome != Outcome::Fail);
+        if !added {
+            out.push(slice_for(
+                ops,
+                key,
+                m,
+                format!("set {key} holds {m}, which was never added"),
+            ));
+        }
+    }
+    for add in writes(ops, "sadd", key).filter(|o| o.outcome == Outcome::Ok) {
+        let m = add.arg.clone().unwrap_or_default();
+        let removes: Vec<&Op> = writes(ops, "srem", key)
+            .filter(|o| o.arg.as_ref() == Some(&m))
+            .collect();
+        let removed_for_sure = removes
+            .iter()
+            .any(|o| o.outcome == Outcome::Ok && o.read == 1);
+        let maybe_removed = removes.iter().any(|o| {
+            o.outcome == Outcome::Unknown || (o.outcome == Outcome::Ok && o.read == 1)
+        });
+        if removed_for_sure && present.contains(&m) {
+            out.push(slice_for(
+                ops,
+                key,
+                &m,
+                format!("set {key} holds {m} after an acknowledged SREM removed it"),
+            ));
+        } else if !maybe_removed && !present.contains(&m) {
+            out.push(slice_for(
+                ops,
+                key,
+                &m,
+                format!("set {key} lost {m}: acknowledged SADD, never removed"),
+            ));
+        }
+    }
+}
+
+fn slice_for(ops: &[Op], key: &str, member: &str, what: String) -> Anomaly {
+    Anomaly {
+        what,
+        ops: ops
+            .iter()
+            .filter(|o| o.key == key && o.arg.as_deref() == Some(member))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// A client's own register ends at least at its last acknowledged write.
+fn own_final(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
+    let last = writes(ops, "set", key)
+        .filter(|o| o.outcome == Outcome::Ok)
+        .filter_map(|o| o.arg.as_deref().and_then(|a| a.parse::<u64>().ok()))
+        .max();
+    let got = str_of(value).and_then(|s| s.parse::<u64>().ok());
+    if let Some(last) = last
+        && got.is_none_or(|g| g < last)
+    {
+        out.push(Anomaly {
+            what: format!("{key} ends at {value}, before its last acknowledged write {last}"),
+            ops: ops.iter().filter(|o| o.key == key).cloned().collect(),
+        });
+    }
+}
+
+/// Read-your-writes and monotonic reads: a client's read of its own register shows at least
+/// its last acknowledged write before the read, and never less than its previous read.
+fn own_reads(ops: &[Op], out: &mut Vec<Anomaly>) {
+    let mut by_client: BTreeMap<usize, Vec<&Op>> = BTreeMap::new();
+    for o in ops.iter().filter(|o| o.key.starts_with("own")) {
+        by_client.entry(o.client).or_default().push(o);
+    }
+    for (client, mut own) in by_client {
+        own.sort_by_key(|o| o.invoke_ms);
+        let mut written = 0u64;
+        let mut seen = 0u64;
+        for (i, o) in own.iter().enumerate() {
+            match (o.f, o.outcome) {
+                ("set", Outcome::Ok) => {
+                    written =
+                        written.max(o.arg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0));
+                }
+                ("get", Outcome::Ok) => {
+                    let v = str_of(&o.read)
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    let what = if v < written {
+                        Some(format!(
+                            "client {client} read {v} after its acknowledged write {written} (read-your-writes)"
+                        ))
+                    } else if v < seen {
+                        Some(format!(
+                            "client {client} read {v} after reading {seen} (monotonic reads)"
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(what) = what {
+                        let from = i.saturating_sub(5);
+                        out.push(Anomaly {
+                            what,
+                            ops: own[from..=i].iter().map(|o| (*o).clone()).collect(),
+                        });
+                    }
+                    seen = seen.max(v);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether every node answered the same.
+pub fn converged(state: &FinalState) -> bool {
+    state.windows(2).all(|w| w[0] == w[1])
+}

@@ -112,9 +112,9 @@ fn set(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
         let removed_for_sure = removes
             .iter()
             .any(|o| o.outcome == Outcome::Ok && o.read == 1);
-        let maybe_removed = removes.iter().any(|o| {
-            o.outcome == Outcome::Unknown || (o.outcome == Outcome::Ok && o.read == 1)
-        });
+        let maybe_removed = removes
+            .iter()
+            .any(|o| o.outcome == Outcome::Unknown || (o.outcome == Outcome::Ok && o.read == 1));
         if removed_for_sure && present.contains(&m) {
             out.push(slice_for(
                 ops,

@@ -204,10 +204,26 @@ fn run(args: Args) -> anyhow::Result<bool> {
         applied.len()
     );
     if !check::converged(&state) {
-        println!("ANOMALY: no convergence {} s after the heal", args.converge);
-        for (i, s) in state.iter().enumerate() {
-            println!("  n{}: {}", i + 1, serde_json::to_string(s)?);
+        println!(
+            "ANOMALY: no convergence {} s after the heal; keys that differ:",
+            args.converge
+        );
+        for key in state[0].keys() {
+            if state.iter().all(|s| s.get(key) == state[0].get(key)) {
+                continue;
+            }
+            for (i, s) in state.iter().enumerate() {
+                let shown = match s.get(key) {
+                    Some(Value::Array(items)) => format!("{} members", items.len()),
+                    Some(v) => v.to_string(),
+                    None => "-".into(),
+                };
+                println!("  {key} on n{}: {shown}", i + 1);
+            }
         }
+        let path = out.join("final-state.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&state)?)?;
+        println!("  every node's state: {}", path.display());
         return Ok(false);
     }
     println!("converged {converged_ms} ms after the heal");

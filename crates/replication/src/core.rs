@@ -89,8 +89,12 @@ pub struct Peer {
     sent: VersionVector,
     /// Per third origin: the sequence we held and since when, while the peer lags behind it.
     waiting: BTreeMap<NodeId, (u64, u64)>,
-    /// When shipped entries were last acknowledged (or shipping started from idle).
-    last_progress_ms: u64,
+    /// Per origin: when the peer last acknowledged more of it, or shipping to it started
+    /// from idle. An origin whose shipped entries go unacknowledged for `resend_after_ms` is
+    /// shipped again from what the peer acknowledged, even while other origins flow.
+    progress_ms: BTreeMap<NodeId, u64>,
+    /// When the session opened: the progress time of origins not in `progress_ms`.
+    opened_ms: u64,
     /// The durable vector last acknowledged to it.
     acked_to_peer: Option<VersionVector>,
     /// A snapshot is on its way to it: nothing ships until it is done.
@@ -178,7 +182,8 @@ impl Replicator {
                 sent: vv.clone(),
                 acked: vv,
                 waiting: BTreeMap::new(),
-                last_progress_ms: now_ms,
+                progress_ms: BTreeMap::new(),
+                opened_ms: now_ms,
                 acked_to_peer: None,
                 snapshotting: false,
             },
@@ -219,7 +224,8 @@ impl Replicator {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.snapshotting = false;
             p.sent.merge(vv);
-            p.last_progress_ms = now_ms;
+            p.progress_ms.clear();
+            p.opened_ms = now_ms;
         }
     }
 
@@ -236,10 +242,12 @@ impl Replicator {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        if !p.acked.dominates(vv) {
-            p.acked.merge(vv);
-            p.last_progress_ms = now_ms;
+        for (origin, seq) in vv.iter() {
+            if seq > p.acked.get(origin) {
+                p.progress_ms.insert(origin, now_ms);
+            }
         }
+        p.acked.merge(vv);
         // The peer may hold entries we never sent it (relayed by a third node).
         p.sent.merge(vv);
     }
@@ -332,11 +340,18 @@ impl Replicator {
                 vv: self.durable.clone(),
             });
         }
-        if p.sent.ahead_of(&p.acked) > 0
-            && now_ms.saturating_sub(p.last_progress_ms) >= config.resend_after_ms
-        {
-            p.sent = p.acked.clone();
-            p.last_progress_ms = now_ms;
+        let stalled: Vec<NodeId> = p
+            .sent
+            .iter()
+            .filter(|&(origin, sent)| {
+                let since = p.progress_ms.get(&origin).copied().unwrap_or(p.opened_ms);
+                sent > p.acked.get(origin) && now_ms.saturating_sub(since) >= config.resend_after_ms
+            })
+            .map(|(origin, _)| origin)
+            .collect();
+        for origin in stalled {
+            p.sent.set(origin, p.acked.get(origin));
+            p.progress_ms.insert(origin, now_ms);
         }
         if p.snapshotting {
             return;
@@ -365,8 +380,8 @@ impl Replicator {
             }
             let room = config.in_flight_max - in_flight;
             let to = limit.min(start + config.ship_batch_max.min(room) - 1);
-            if p.sent.ahead_of(&p.acked) == 0 {
-                p.last_progress_ms = now_ms;
+            if p.sent.get(origin) <= acked {
+                p.progress_ms.insert(origin, now_ms);
             }
             p.sent.advance(origin, to);
             self.effects.push(Effect::Ship {

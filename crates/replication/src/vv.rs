@@ -26,6 +26,16 @@ impl VersionVector {
         *slot = (*slot).max(seq);
     }
 
+    /// Sets what is held of `origin` to `seq`, backwards too (for a sender's optimistic view
+    /// of a peer, when what it shipped may have been lost).
+    pub fn set(&mut self, origin: NodeId, seq: u64) {
+        if seq == 0 {
+            self.0.remove(&origin);
+        } else {
+            self.0.insert(origin, seq);
+        }
+    }
+
     /// Whether everything `other` holds is held here too.
     pub fn dominates(&self, other: &VersionVector) -> bool {
         other.0.iter().all(|(o, &s)| self.get(*o) >= s)

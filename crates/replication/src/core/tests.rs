@@ -225,3 +225,33 @@ fn nothing_ships_while_a_snapshot_is_on_its_way() {
         }]
     );
 }
+
+#[test]
+fn a_lost_batch_of_one_origin_ships_again_while_other_origins_flow() {
+    let mut r = core(A);
+    r.connected(0, C, VersionVector::new());
+    r.applied(0, vv(&[(A, 2)]), vv(&[(A, 2)]));
+    r.tick(0);
+    r.take_effects();
+    // A's two entries are lost on the way; meanwhile C keeps acknowledging B's entries that
+    // reach it through someone else.
+    let resend = Config::default().resend_after_ms;
+    for t in (100..=resend).step_by(100) {
+        r.acked(t, C, &vv(&[(B, t)]));
+        r.tick(t);
+    }
+    let shipped: Vec<Effect> = r
+        .take_effects()
+        .into_iter()
+        .filter(|e| matches!(e, Effect::Ship { .. }))
+        .collect();
+    assert_eq!(
+        shipped,
+        vec![Effect::Ship {
+            peer: C,
+            origin: A,
+            from: 1,
+            to: 2
+        }]
+    );
+}

@@ -92,9 +92,20 @@ fn set(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
         .as_array()
         .map(|a| a.iter().filter_map(str_of).collect())
         .unwrap_or_default();
+    // Each member's adds and removes, gathered once.
+    let mut by_member: BTreeMap<&str, (Vec<&Op>, Vec<&Op>)> = BTreeMap::new();
+    for o in ops.iter().filter(|o| o.key == key) {
+        let Some(m) = o.arg.as_deref() else { continue };
+        match o.f.as_str() {
+            "sadd" => by_member.entry(m).or_default().0.push(o),
+            "srem" => by_member.entry(m).or_default().1.push(o),
+            _ => {}
+        }
+    }
     for m in &present {
-        let added = writes(ops, "sadd", key)
-            .any(|o| o.arg.as_ref() == Some(m) && o.outcome != Outcome::Fail);
+        let added = by_member
+            .get(m.as_str())
+            .is_some_and(|(adds, _)| adds.iter().any(|o| o.outcome != Outcome::Fail));
         if !added {
             out.push(slice_for(
                 ops,
@@ -104,29 +115,28 @@ fn set(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
             ));
         }
     }
-    for add in writes(ops, "sadd", key).filter(|o| o.outcome == Outcome::Ok) {
-        let m = add.arg.clone().unwrap_or_default();
-        let removes: Vec<&Op> = writes(ops, "srem", key)
-            .filter(|o| o.arg.as_ref() == Some(&m))
-            .collect();
-        let removed_for_sure = removes
-            .iter()
-            .any(|o| o.outcome == Outcome::Ok && o.read == 1);
+    for (m, (adds, removes)) in &by_member {
+        if !adds.iter().any(|o| o.outcome == Outcome::Ok) {
+            continue;
+        }
+        let found = |o: &&&Op| o.outcome == Outcome::Ok && o.read == 1;
+        let removed_for_sure = removes.iter().any(|o| found(&o));
         let maybe_removed = removes
             .iter()
-            .any(|o| o.outcome == Outcome::Unknown || (o.outcome == Outcome::Ok && o.read == 1));
-        if removed_for_sure && present.contains(&m) {
+            .any(|o| o.outcome == Outcome::Unknown || found(&o));
+        let here = present.contains(*m);
+        if removed_for_sure && here {
             out.push(slice_for(
                 ops,
                 key,
-                &m,
+                m,
                 format!("set {key} holds {m} after an acknowledged SREM removed it"),
             ));
-        } else if !maybe_removed && !present.contains(&m) {
+        } else if !maybe_removed && !here {
             out.push(slice_for(
                 ops,
                 key,
-                &m,
+                m,
                 format!("set {key} lost {m}: acknowledged SADD, never removed"),
             ));
         }
@@ -173,7 +183,7 @@ fn own_reads(ops: &[Op], out: &mut Vec<Anomaly>) {
         let mut written = 0u64;
         let mut seen = 0u64;
         for (i, o) in own.iter().enumerate() {
-            match (o.f, o.outcome) {
+            match (o.f.as_str(), o.outcome) {
                 ("set", Outcome::Ok) => {
                     written =
                         written.max(o.arg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0));

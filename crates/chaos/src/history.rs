@@ -1,12 +1,12 @@
 //! The recorded history: one line of JSON per operation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
 /// How an operation ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The node answered and the write (or read) took effect.
@@ -18,14 +18,14 @@ pub enum Outcome {
 }
 
 /// One operation.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Op {
     /// The client (each stays on one node).
     pub client: usize,
     /// The node's index.
     pub node: usize,
     /// `set`, `get`, `incrby`, `sadd`, `srem`, `smembers`.
-    pub f: &'static str,
+    pub f: String,
     /// The key.
     pub key: String,
     /// What was written (value, increment, member).

@@ -44,6 +44,21 @@ impl Hosts {
                 }
             }
         }
+        // A namespace goes away asynchronously; its veth's outer end may outlive it.
+        if let Ok(out) = Command::new("ip").args(["-o", "link", "show"]).output() {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let name = line
+                    .split(": ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('@')
+                    .next()
+                    .unwrap_or("");
+                if name.starts_with(PREFIX) {
+                    let _ = sh(&["ip", "link", "del", name]);
+                }
+            }
+        }
         let _ = sh(&["ip", "link", "del", &format!("{PREFIX}br")]);
     }
 

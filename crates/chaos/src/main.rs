@@ -50,6 +50,10 @@ struct Args {
     /// Where the history and the node logs go [default: target/chaos/<seed>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only check a finished run again: the directory holding its history.jsonl and
+    /// final-state.json.
+    #[arg(long)]
+    check: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,7 +92,44 @@ fn meridian_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// Checks a finished run's saved history and final state again.
+fn recheck(dir: &std::path::Path) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(dir.join("history.jsonl"))?;
+    let ops: Vec<history::Op> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("reading history.jsonl")?;
+    let state: check::FinalState =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("final-state.json"))?)?;
+    report(&ops, &state)
+}
+
+/// Checks and prints; answers whether the run is clean.
+fn report(ops: &[history::Op], state: &check::FinalState) -> anyhow::Result<bool> {
+    if !check::converged(state) {
+        println!("ANOMALY: the nodes' final states differ");
+        return Ok(false);
+    }
+    let anomalies = check::all(ops, &state[0]);
+    for a in &anomalies {
+        println!("ANOMALY: {}", a.what);
+        for op in a.ops.iter().take(30) {
+            println!("  {}", serde_json::to_string(op)?);
+        }
+    }
+    println!(
+        "{}: {} anomalies",
+        if anomalies.is_empty() { "PASS" } else { "FAIL" },
+        anomalies.len()
+    );
+    Ok(anomalies.is_empty())
+}
+
 fn run(args: Args) -> anyhow::Result<bool> {
+    if let Some(dir) = &args.check {
+        return recheck(dir);
+    }
     if std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -195,6 +236,10 @@ fn run(args: Args) -> anyhow::Result<bool> {
     }
     let converged_ms = healed.elapsed().as_millis();
     let ops = history.ops();
+    std::fs::write(
+        out.join("final-state.json"),
+        serde_json::to_string_pretty(&state)?,
+    )?;
     let count = |o: Outcome| ops.iter().filter(|op| op.outcome == o).count();
     println!(
         "operations: {} ok, {} failed, {} unknown; {} faults",
@@ -221,25 +266,16 @@ fn run(args: Args) -> anyhow::Result<bool> {
                 println!("  {key} on n{}: {shown}", i + 1);
             }
         }
-        let path = out.join("final-state.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&state)?)?;
-        println!("  every node's state: {}", path.display());
+        println!(
+            "  every node's state: {}",
+            out.join("final-state.json").display()
+        );
         return Ok(false);
     }
     println!("converged {converged_ms} ms after the heal");
-    let anomalies = check::all(&ops, &state[0]);
-    for a in &anomalies {
-        println!("ANOMALY: {}", a.what);
-        for op in a.ops.iter().take(30) {
-            println!("  {}", serde_json::to_string(op)?);
-        }
-    }
-    println!(
-        "{}: {} anomalies (replay the schedule: --seed {seed})",
-        if anomalies.is_empty() { "PASS" } else { "FAIL" },
-        anomalies.len()
-    );
-    Ok(anomalies.is_empty())
+    let clean = report(&ops, &state)?;
+    println!("replay the fault schedule: --seed {seed}");
+    Ok(clean)
 }
 
 /// Every node's answer for every key the workload touches (a node that does not answer shows

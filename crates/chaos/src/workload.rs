@@ -89,7 +89,7 @@ pub fn run_client(
         history.record(Op {
             client: id,
             node,
-            f,
+            f: f.to_string(),
             key,
             arg,
             invoke_ms,

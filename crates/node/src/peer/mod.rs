@@ -49,6 +49,10 @@ const HANDSHAKES_MAX: usize = 64;
 const SHIP_FRAME_BYTES: usize = 4 << 20;
 /// Keys per snapshot frame.
 const SNAPSHOT_KEYS: usize = 256;
+/// Most members a node keeps track of.
+const MEMBERS_MAX: usize = 1024;
+/// Longest node or region name accepted from a peer.
+const NAME_BYTES_MAX: usize = 255;
 /// The member table, kept across restarts so a node knows whom to reach (and whom the log
 /// must be kept for) before anyone reaches it.
 const MEMBERS_FILE: &str = "members.json";
@@ -584,6 +588,16 @@ impl Runtime {
             if m.name == self.me.name {
                 continue;
             }
+            // A peer's list is not trusted blindly: names and addresses must look like ones,
+            // and the table is bounded.
+            let plausible = !m.name.is_empty()
+                && m.name.len() <= NAME_BYTES_MAX
+                && m.region.len() <= NAME_BYTES_MAX
+                && m.peer_addr.parse::<std::net::SocketAddr>().is_ok();
+            if !plausible || self.members.len() >= MEMBERS_MAX {
+                tracing::warn!(member = ?m, "ignoring a member a peer listed");
+                continue;
+            }
             let node = NodeId::from_name(&m.name);
             if self.members.contains_key(&node) {
                 continue;
@@ -656,15 +670,18 @@ impl Runtime {
             Message::Entries(encoded) => {
                 let mut entries = Vec::with_capacity(encoded.len());
                 for bytes in &encoded {
-                    match Entry::decode(bytes) {
-                        Ok(e) => entries.push(e),
-                        Err(e) => {
-                            metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
-                            tracing::warn!(error = %e, "peer sent an entry that does not decode; closing");
-                            self.close(node, MemberState::Down);
-                            return;
+                    let problem = match Entry::decode(bytes) {
+                        Ok(e) if e.seq > 0 => {
+                            entries.push(e);
+                            continue;
                         }
-                    }
+                        Ok(_) => "an entry numbered 0".to_string(),
+                        Err(e) => format!("an entry that does not decode: {e}"),
+                    };
+                    metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+                    tracing::warn!(problem, "peer broke the protocol; closing the session");
+                    self.close(node, MemberState::Down);
+                    return;
                 }
                 metrics::counter!("meridian_replication_received_total")
                     .increment(entries.len() as u64);

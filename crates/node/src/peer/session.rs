@@ -108,6 +108,16 @@ pub async fn handshake(
         if hello.member.name == me.name {
             return Err(SessionError::SelfConnection);
         }
+        let m = &hello.member;
+        if m.name.is_empty()
+            || m.name.len() > 255
+            || m.region.len() > 255
+            || m.peer_addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(SessionError::Protocol {
+                expected: "a name, a region and a peer address",
+            });
+        }
         let proof = wire::proof(secret, &hello.nonce, &my_nonce, &me.name);
         send(&mut link, &Message::Proof(proof)).await?;
         let Message::Proof(theirs) = recv(&mut link).await? else {

@@ -1,0 +1,190 @@
+//! A peer that lies or breaks the protocol: the node drops the session, logs, and keeps serving
+//! everyone else.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use node::peer::session::{self, SessionError};
+use node::peer::wire::{self, MemberInfo, Message};
+use node::{NodeConfig, Shared};
+use replication::VersionVector;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn start(dir: &std::path::Path) -> (Arc<Shared>, tokio::sync::oneshot::Sender<()>) {
+    let mut config = NodeConfig::with_defaults("target", dir.to_path_buf());
+    config.resp_addr = free_addr();
+    config.http_addr = free_addr();
+    config.peer_addr = free_addr();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(node::run(
+        config,
+        None,
+        async move {
+            let _ = stop_rx.await;
+        },
+        move |shared| {
+            let _ = ready_tx.send(shared.clone());
+        },
+    ));
+    (ready_rx.await.unwrap(), stop_tx)
+}
+
+fn liar() -> MemberInfo {
+    MemberInfo {
+        name: "liar".into(),
+        region: "nowhere".into(),
+        peer_addr: "127.0.0.1:1".into(),
+    }
+}
+
+/// Opens an authenticated session to the node, as a peer with the right (empty) secret.
+async fn session_to(shared: &Shared) -> session::Link {
+    let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
+    let established = session::handshake(
+        session::frame(stream),
+        &liar(),
+        b"",
+        VersionVector::new(),
+        Vec::new(),
+    )
+    .await
+    .expect("the handshake succeeds with the right secret");
+    established.link
+}
+
+/// Whether the node closes `link` within a few seconds.
+async fn closed(link: &mut session::Link) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, link.next()).await {
+            Err(_) => return false,
+            Ok(None) | Ok(Some(Err(_))) => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+fn known_members(shared: &Shared) -> usize {
+    shared.cluster.view.borrow().members.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, stop) = start(dir.path()).await;
+
+    // An entry numbered 0 (no such position in any log).
+    let mut link = session_to(&shared).await;
+    let entry = replication::Entry {
+        origin: crdt::NodeId::from_name("liar"),
+        seq: 0,
+        hlc: hlc::Timestamp::ZERO,
+        deps: VersionVector::new(),
+        changes: Vec::new(),
+    };
+    session::send(
+        &mut link,
+        &Message::Entries(vec![Bytes::from(entry.encode())]),
+    )
+    .await
+    .unwrap();
+    assert!(
+        closed(&mut link).await,
+        "an entry numbered 0 ends the session"
+    );
+
+    // Bytes that are not an entry.
+    let mut link = session_to(&shared).await;
+    session::send(
+        &mut link,
+        &Message::Entries(vec![Bytes::from_static(b"\xff\xff\xff")]),
+    )
+    .await
+    .unwrap();
+    assert!(
+        closed(&mut link).await,
+        "an undecodable entry ends the session"
+    );
+
+    // A damaged frame (checksum does not match).
+    let mut link = session_to(&shared).await;
+    let mut frame = wire::encode(&Message::Ping).to_vec();
+    *frame.last_mut().unwrap() ^= 0xff;
+    link.send(Bytes::from(frame)).await.unwrap();
+    assert!(closed(&mut link).await, "a damaged frame ends the session");
+
+    // A handshake repeated inside a session.
+    let mut link = session_to(&shared).await;
+    session::send(&mut link, &Message::Proof(vec![0; 32]))
+        .await
+        .unwrap();
+    assert!(
+        closed(&mut link).await,
+        "a repeated handshake ends the session"
+    );
+
+    // A member list far beyond the table's bound, with nonsense among it.
+    let mut link = session_to(&shared).await;
+    let mut members: Vec<MemberInfo> = (0..5000)
+        .map(|i| MemberInfo {
+            name: format!("ghost-{i}"),
+            region: "x".into(),
+            peer_addr: format!("127.0.0.{}:{}", 1 + i / 60000, 1 + i % 60000),
+        })
+        .collect();
+    members.push(MemberInfo {
+        name: String::new(),
+        region: "x".into(),
+        peer_addr: "not an address".into(),
+    });
+    session::send(&mut link, &Message::Members(members))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        known_members(&shared) <= 1024,
+        "the member table is bounded"
+    );
+
+    // A peer without the secret never gets a session.
+    let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
+    let refused = session::handshake(
+        session::frame(stream),
+        &liar(),
+        b"guess",
+        VersionVector::new(),
+        Vec::new(),
+    )
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(SessionError::Auth(_)) | Err(SessionError::Closed)
+        ),
+        "{:?}",
+        refused.err()
+    );
+
+    // And through all of it the node serves clients.
+    let spec = node::cmd::lookup(b"SET").unwrap();
+    let ran = shared
+        .engine
+        .run(vec![(
+            spec,
+            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        )])
+        .await
+        .unwrap();
+    assert_eq!(ran.replies, vec![resp::Reply::Simple("OK")]);
+    drop(shared);
+    let _ = stop.send(());
+}

@@ -100,9 +100,12 @@ pub async fn run(
         fsync: config.fsync,
         max_offset_ms: config.max_offset_ms,
         max_value_len: config.limits.max_bulk_len,
-        // Any node may be joined by peers at any time, and a tombstone judges their late
-        // concurrent writes; collecting tombstones needs causal stability (not yet built).
-        drop_tombstones: false,
+        // A node that never had a peer removes deleted state at once (as a single node should,
+        // or expired keys would fill the disk). Once it joins or is joined, tombstones stay:
+        // they judge peers' late concurrent writes (collecting them needs causal stability).
+        drop_tombstones: Arc::new(std::sync::atomic::AtomicBool::new(
+            config.join.is_empty() && !config.data_dir.join(peer::MEMBERS_FILE).exists(),
+        )),
     };
     let (engine, engine_thread) =
         engine::spawn(Arc::new(store), engine_config).map_err(|source| StartError::Storage {

@@ -89,7 +89,7 @@ fn start(store: Arc<FlakyStore>) -> EngineHandle {
         fsync: FsyncPolicy::Always,
         max_offset_ms: 500,
         max_value_len: 1 << 20,
-        drop_tombstones: true,
+        drop_tombstones: Arc::new(std::sync::atomic::AtomicBool::new(true)),
     };
     engine::spawn(store, config).expect("engine starts").0
 }
@@ -194,4 +194,47 @@ async fn concurrent_clients_all_land() {
         assert_eq!(t.await.unwrap(), vec![Reply::OK]);
     }
     assert_eq!(run(&engine, &[&["DBSIZE"]]).await, vec![Reply::Int(200)]);
+}
+
+#[tokio::test]
+async fn deleted_state_is_removed_until_the_node_has_peers_then_kept() {
+    let store = Arc::new(FlakyStore::default());
+    let engine = start(store.clone());
+    run(
+        &engine,
+        &[&["SET", "a", "1"], &["SADD", "s", "x"], &["DEL", "a", "s"]],
+    )
+    .await;
+    // Alone, nothing is kept of what was deleted (expired keys would otherwise fill the disk).
+    assert_eq!(store.inner.get(b"a").unwrap(), None);
+    assert_eq!(store.inner.get(b"s").unwrap(), None);
+    assert!(
+        store
+            .inner
+            .scan_members(MemberKind::SetMember, b"s", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    engine.keep_tombstones();
+    run(
+        &engine,
+        &[&["SET", "b", "1"], &["SADD", "t", "x"], &["DEL", "b", "t"]],
+    )
+    .await;
+    // With peers, what a delete observed stays, to judge their concurrent writes.
+    let b = store.inner.get(b"b").unwrap().expect("a tombstone");
+    assert_eq!(b.kind(), None);
+    assert_eq!(
+        store
+            .inner
+            .scan_members(MemberKind::SetMember, b"t", None, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        run(&engine, &[&["EXISTS", "b", "t"], &["DBSIZE"]]).await,
+        vec![Reply::Int(0), Reply::Int(0)]
+    );
 }

@@ -129,9 +129,10 @@ pub struct EngineConfig {
     pub max_offset_ms: u64,
     /// Largest value a command may build.
     pub max_value_len: usize,
-    /// Whether records with nothing live are removed. Only safe for a node that will never
-    /// have peers: a tombstone judges a peer's late concurrent write.
-    pub drop_tombstones: bool,
+    /// Whether state with nothing live (a tombstone) is removed at once. True while the node
+    /// has never had a peer; turned off for good once it has one, because a tombstone judges a
+    /// peer's late concurrent write (see [`EngineHandle::keep_tombstones`]).
+    pub drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a connection reaches the engine.
@@ -146,6 +147,7 @@ pub struct EngineHandle {
     pub progress: watch::Receiver<Progress>,
     /// This node's id in stamps and logs.
     pub node: NodeId,
+    drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -172,6 +174,11 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineGone.to_string())?;
         rx.await.map_err(|_| EngineGone.to_string())?
+    }
+
+    /// From now on deleted state is kept as tombstones: the node has (or had) peers.
+    pub fn keep_tombstones(&self) {
+        self.drop_tombstones.store(false, Ordering::Relaxed);
     }
 
     /// Asks the engine to drop log entries up to `vv` (best effort: a busy engine gets the
@@ -293,6 +300,7 @@ pub fn spawn(
         stats: stats.clone(),
         progress: progress_rx,
         node,
+        drop_tombstones: config.drop_tombstones.clone(),
     };
     let engine = Engine {
         store,
@@ -435,7 +443,7 @@ impl Engine {
             &mut self.clock,
             self.node,
             now_ms,
-            self.config.drop_tombstones,
+            self.config.drop_tombstones.load(Ordering::Relaxed),
         );
         (txn, &mut self.state)
     }

@@ -55,7 +55,7 @@ const MEMBERS_MAX: usize = 1024;
 const NAME_BYTES_MAX: usize = 255;
 /// The member table, kept across restarts so a node knows whom to reach (and whom the log
 /// must be kept for) before anyone reaches it.
-const MEMBERS_FILE: &str = "members.json";
+pub const MEMBERS_FILE: &str = "members.json";
 
 /// Whether a member has a session with this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -652,6 +652,9 @@ impl Runtime {
 
     /// Writes the member table (to a temporary file, then renamed over the old one).
     fn save_members(&self) {
+        if !self.members.is_empty() {
+            self.shared.engine.keep_tombstones();
+        }
         let members: Vec<&MemberInfo> = self.members.values().map(|k| &k.info).collect();
         let path = self.members_path();
         let tmp = path.with_extension("json.tmp");

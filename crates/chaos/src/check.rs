@@ -81,8 +81,32 @@ fn register(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
             what: format!("register {key} is {value}, which no acknowledged or unknown SET wrote"),
             ops: writes(ops, "set", key).cloned().collect(),
         });
+        return;
+    }
+    // Last writer wins by (HLC, node id). Clocks may disagree by the skew the nemesis applies
+    // plus the maximum offset, so real-time order decides only beyond that margin: an
+    // acknowledged SET invoked more than LWW_MARGIN_MS after the winner was acknowledged must
+    // have the higher stamp and should have won.
+    let Some(winner) = writes(ops, "set", key)
+        .find(|o| o.outcome == Outcome::Ok && o.arg.as_deref() == str_of(value).as_deref())
+    else {
+        return; // the winner's SET is unknown: it may have run at any time
+    };
+    if let Some(later) = writes(ops, "set", key)
+        .find(|o| o.outcome == Outcome::Ok && o.invoke_ms > winner.complete_ms + LWW_MARGIN_MS)
+    {
+        out.push(Anomaly {
+            what: format!(
+                "register {key} ends with {value}, but {:?} was acknowledged after it by more than any clock skew",
+                later.arg
+            ),
+            ops: vec![winner.clone(), later.clone()],
+        });
     }
 }
+
+/// Clock skew the nemesis may apply to each of two nodes (1.5 s) plus the maximum offset.
+const LWW_MARGIN_MS: u64 = 1500 + 1500 + 500;
 
 /// Sets as add-wins: every member was added; an acknowledged add survives unless a remove
 /// that saw it (acknowledged, or unknown) took it away; an acknowledged remove that found the

@@ -309,13 +309,19 @@ def hosts():
     h.close()
 
 
-def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts):
+def start_in_namespaces(node_factory, hosts, seed):
+    """A node per host and region; node i joins host `seed(i)` (none for the first)."""
     nodes = []
     for i, region in enumerate(REGIONS):
-        join = ["--join", f"{hosts.address(0)}:7381"] if i else []
+        join = ["--join", f"{hosts.address(seed(i))}:7381"] if i else []
         n = node_factory("--region", region, "--cluster-secret", "s3cret", *join, name=f"{region}-1",
                          node_id=f"{region}-1", host=hosts.address(i), netns=hosts.names[i])
         nodes.append(n.start())
+    return nodes
+
+
+def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts):
+    nodes = start_in_namespaces(node_factory, hosts, seed=lambda i: 0)
     for n in nodes:
         wait_for(lambda n=n: connected_peers(n) == 2, what=f"{n.node_id} to see both peers")
     eu, us, ap = nodes
@@ -349,13 +355,8 @@ def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts
 
 def test_a_member_is_known_everywhere_even_where_unreachable(node_factory, hosts):
     hosts.cut(0, 2)
-    nodes = []
-    for i, region in enumerate(REGIONS):
-        # eu-1 alone; us-1 joins eu-1; ap-1 joins us-1 and can never reach eu-1.
-        join = ["--join", f"{hosts.address(i - 1)}:7381"] if i else []
-        n = node_factory("--region", region, "--cluster-secret", "s3cret", *join, name=f"{region}-1",
-                         node_id=f"{region}-1", host=hosts.address(i), netns=hosts.names[i])
-        nodes.append(n.start())
+    # eu-1 alone; us-1 joins eu-1; ap-1 joins us-1 and can never reach eu-1.
+    nodes = start_in_namespaces(node_factory, hosts, seed=lambda i: i - 1)
     eu, us, ap = nodes
     wait_for(lambda: peer_state(eu, "ap-1") == "down", what="eu-1 to learn of ap-1 through us-1")
     wait_for(lambda: peer_state(ap, "eu-1") == "down", what="ap-1 to learn of eu-1 through us-1")

@@ -237,14 +237,7 @@ async fn workload(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
     run(eu, &["SADD", "visited", "paris"]).await?;
     run(ap, &["SADD", "visited", "seoul"]).await?;
     run(ap, &["INCRBY", "visits", "5"]).await?;
-    for n in nodes {
-        println!(
-            "   {:<3} SMEMBERS visited -> {}   GET visits -> {}",
-            n.config.region,
-            show(&run(n, &["SMEMBERS", "visited"]).await?),
-            show(&run(n, &["GET", "visits"]).await?)
-        );
-    }
+    print_visits(nodes).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     print_lag(eu);
     println!("   healing the partition...");
@@ -260,6 +253,16 @@ async fn workload(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
         "   every region converged {} ms after the heal:",
         healed.elapsed().as_millis()
     );
+    print_visits(nodes).await?;
+    println!("\n4. A moment later, replication as eu sees it:");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    print_lag(eu);
+    println!("\nEvery write was fsynced before it was acknowledged (--fsync always).");
+    Ok(())
+}
+
+/// What each region shows of the set and the counter the workload merges.
+async fn print_visits(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
     for n in nodes {
         println!(
             "   {:<3} SMEMBERS visited -> {}   GET visits -> {}",
@@ -268,10 +271,6 @@ async fn workload(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
             show(&run(n, &["GET", "visits"]).await?)
         );
     }
-    println!("\n4. A moment later, replication as eu sees it:");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    print_lag(eu);
-    println!("\nEvery write was fsynced before it was acknowledged (--fsync always).");
     Ok(())
 }
 

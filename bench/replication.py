@@ -247,10 +247,16 @@ def main():
     ap.add_argument("--requests", type=int, default=200000)
     ap.add_argument("--catch-up", type=int, default=1000000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    ap.add_argument("--binary", type=Path, default=ROOT / "target" / "release" / "meridian")
+    ap.add_argument("--only-catch-up", action="store_true", help="measure catch-up alone and print it")
     args = ap.parse_args()
-    binary = ROOT / "target" / "release" / "meridian"
+    binary = args.binary
     if not binary.exists() or shutil.which("redis-benchmark") is None:
         sys.exit("needs target/release/meridian (cargo build --release -p meridian) and redis-benchmark")
+    if args.only_catch_up:
+        writes, entries, took = catch_up(binary, args.catch_up)
+        print(f"{writes} writes ({entries} entries) caught up in {took:.1f} s: {writes / took:.0f}/s")
+        return
     lags = lag_rows(binary, args.seconds, args.requests)
     throughput = throughput_rows(binary, args.requests)
     writes, entries, took = catch_up(binary, args.catch_up)

@@ -84,13 +84,13 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
 
     // An entry numbered 0 (no such position in any log).
     let mut link = session_to(&shared).await;
-    let entry = replication::Entry {
-        origin: crdt::NodeId::from_name("liar"),
-        seq: 0,
-        hlc: hlc::Timestamp::ZERO,
-        deps: VersionVector::new(),
-        changes: Vec::new(),
-    };
+    let entry = replication::Entry::new(
+        crdt::NodeId::from_name("liar"),
+        0,
+        hlc::Timestamp::ZERO,
+        VersionVector::new(),
+        Vec::new(),
+    );
     session::send(
         &mut link,
         &Message::Entries(vec![Bytes::from(entry.encode())]),

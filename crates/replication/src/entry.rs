@@ -55,7 +55,7 @@ impl Change {
 /// What one round of writes on `origin` changed: the unit of the change log, of shipping and
 /// of applying. Entries of one origin apply in `seq` order; an entry applies only once
 /// everything in `deps` has, so causal order holds on every replica.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
     /// The node whose clients wrote.
     pub origin: NodeId,
@@ -68,16 +68,84 @@ pub struct Entry {
     pub deps: VersionVector,
     /// The deltas, in the order they were merged.
     pub changes: Vec<Change>,
+    /// The bytes this entry was decoded from, kept so that storing or forwarding it does not
+    /// encode it again. Not part of the entry's value (ignored by equality).
+    #[serde(skip)]
+    pub encoded: Option<Bytes>,
 }
 
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        (self.origin, self.seq, self.hlc, &self.deps, &self.changes)
+            == (
+                other.origin,
+                other.seq,
+                other.hlc,
+                &other.deps,
+                &other.changes,
+            )
+    }
+}
+
+impl Eq for Entry {}
+
 impl Entry {
-    /// The encoded form kept in the log and sent to peers.
-    pub fn encode(&self) -> Vec<u8> {
-        crdt::encode(self)
+    /// A new entry (not decoded from anywhere).
+    pub fn new(
+        origin: NodeId,
+        seq: u64,
+        hlc: Timestamp,
+        deps: VersionVector,
+        changes: Vec<Change>,
+    ) -> Entry {
+        Entry {
+            origin,
+            seq,
+            hlc,
+            deps,
+            changes,
+            encoded: None,
+        }
     }
 
-    /// Decodes what [`Entry::encode`] wrote.
-    pub fn decode(bytes: &[u8]) -> Result<Entry, postcard::Error> {
-        crdt::decode(bytes)
+    /// The encoded form kept in the log and sent to peers: the bytes it was decoded from,
+    /// when it was.
+    pub fn encode(&self) -> Vec<u8> {
+        match &self.encoded {
+            Some(bytes) => bytes.to_vec(),
+            None => crdt::encode(self),
+        }
+    }
+
+    /// Decodes what [`Entry::encode`] wrote, keeping the bytes.
+    pub fn decode(bytes: &Bytes) -> Result<Entry, postcard::Error> {
+        let mut entry: Entry = crdt::decode(bytes)?;
+        entry.encoded = Some(bytes.clone());
+        Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoded_entry_encodes_to_the_bytes_it_came_from_and_compares_by_value() {
+        let key = Bytes::from("k");
+        let entry = Entry::new(
+            NodeId(7),
+            3,
+            Timestamp::new(10, 1),
+            VersionVector::new(),
+            vec![Change::Header {
+                key,
+                delta: Record::default(),
+            }],
+        );
+        let bytes = Bytes::from(entry.encode());
+        let decoded = Entry::decode(&bytes).unwrap();
+        assert_eq!(decoded, entry);
+        assert_eq!(decoded.encode(), bytes.to_vec());
+        assert_eq!(decoded.encoded.as_ref(), Some(&bytes));
     }
 }

@@ -42,7 +42,12 @@ impl FjallStore {
         let members = db.keyspace("members", options)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        let log = db.keyspace("log", KeyspaceCreateOptions::default)?;
+        // Log entries are large (a whole round's deltas) and short-lived (dropped once every
+        // member has them): kept apart from the index, compaction does not rewrite them.
+        let log = db.keyspace("log", || {
+            KeyspaceCreateOptions::default()
+                .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+        })?;
         Ok(FjallStore {
             db,
             data,

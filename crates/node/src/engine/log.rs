@@ -21,13 +21,13 @@ pub fn seal(
         return None;
     }
     let seq = vv.get(node) + 1;
-    let entry = Entry {
-        origin: node,
+    let entry = Entry::new(
+        node,
         seq,
         hlc,
-        deps: vv.without(node),
-        changes: std::mem::take(&mut finished.changes),
-    };
+        vv.without(node),
+        std::mem::take(&mut finished.changes),
+    );
     finished.batch.log_puts.push((node.0, seq, entry.encode()));
     vv.advance(node, seq);
     finished.batch.version_vector = Some(crdt::encode(vv));

@@ -10,13 +10,7 @@ fn vv(pairs: &[(NodeId, u64)]) -> VersionVector {
 }
 
 fn entry(origin: NodeId, seq: u64, deps: &[(NodeId, u64)]) -> Entry {
-    Entry {
-        origin,
-        seq,
-        hlc: Timestamp::new(seq, 0),
-        deps: vv(deps),
-        changes: Vec::new(),
-    }
+    Entry::new(origin, seq, Timestamp::new(seq, 0), vv(deps), Vec::new())
 }
 
 fn core(me: NodeId) -> Replicator {

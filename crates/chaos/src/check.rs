@@ -178,14 +178,19 @@ fn slice_for(ops: &[Op], key: &str, member: &str, what: String) -> Anomaly {
     }
 }
 
-/// A client's own register ends at least at its last acknowledged write.
+/// A client's own register ends at least at its last acknowledged write, or at the value of
+/// one of its unknown writes (which may have landed last).
 fn own_final(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
+    let value_of = |o: &Op| o.arg.as_deref().and_then(|a| a.parse::<u64>().ok());
     let last = writes(ops, "set", key)
         .filter(|o| o.outcome == Outcome::Ok)
-        .filter_map(|o| o.arg.as_deref().and_then(|a| a.parse::<u64>().ok()))
+        .filter_map(value_of)
         .max();
     let got = str_of(value).and_then(|s| s.parse::<u64>().ok());
+    let landed_late =
+        writes(ops, "set", key).any(|o| o.outcome == Outcome::Unknown && value_of(o) == got);
     if let Some(last) = last
+        && !landed_late
         && got.is_none_or(|g| g < last)
     {
         out.push(Anomaly {
@@ -196,7 +201,10 @@ fn own_final(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
 }
 
 /// Read-your-writes and monotonic reads: a client's read of its own register shows at least
-/// its last acknowledged write before the read, and never less than its previous read.
+/// its last acknowledged write before the read, and never less than an earlier read showed.
+/// A write whose outcome is unknown may take effect at any time after it was sent (a command
+/// stuck in a paused node's socket runs when the node resumes, after later writes, and wins
+/// by its later stamp), so a read showing such a write's value is allowed.
 fn own_reads(ops: &[Op], out: &mut Vec<Anomaly>) {
     let mut by_client: BTreeMap<usize, Vec<&Op>> = BTreeMap::new();
     for o in ops.iter().filter(|o| o.key.starts_with("own")) {
@@ -206,16 +214,26 @@ fn own_reads(ops: &[Op], out: &mut Vec<Anomaly>) {
         own.sort_by_key(|o| o.invoke_ms);
         let mut written = 0u64;
         let mut seen = 0u64;
+        let mut unknown: BTreeSet<u64> = BTreeSet::new();
         for (i, o) in own.iter().enumerate() {
+            let arg = || {
+                o.arg
+                    .as_deref()
+                    .and_then(|a| a.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
             match (o.f.as_str(), o.outcome) {
-                ("set", Outcome::Ok) => {
-                    written =
-                        written.max(o.arg.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0));
+                ("set", Outcome::Ok) => written = written.max(arg()),
+                ("set", Outcome::Unknown) => {
+                    unknown.insert(arg());
                 }
                 ("get", Outcome::Ok) => {
                     let v = str_of(&o.read)
                         .and_then(|s| s.parse::<u64>().ok())
                         .unwrap_or(0);
+                    if unknown.contains(&v) {
+                        continue;
+                    }
                     let what = if v < written {
                         Some(format!(
                             "client {client} read {v} after its acknowledged write {written} (read-your-writes)"

@@ -79,6 +79,13 @@ pub enum StartError {
     },
 }
 
+/// Binds one of the node's listeners.
+async fn bind(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
 /// Runs a node until `shutdown` completes, then stops gracefully: no new connections, every
 /// connection finishes the command it is running, the engine commits and syncs, and `run`
 /// returns. `ready` is called once the listeners are bound.
@@ -113,28 +120,10 @@ pub async fn run(
             source,
         })?;
 
-    let resp_listener = TcpListener::bind(config.resp_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "the RESP listener",
-            addr: config.resp_addr,
-            source,
-        })?;
-    let http_listener = TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "the HTTP listener",
-            addr: config.http_addr,
-            source,
-        })?;
+    let resp_listener = bind("the RESP listener", config.resp_addr).await?;
+    let http_listener = bind("the HTTP listener", config.http_addr).await?;
 
-    let peer_listener = TcpListener::bind(config.peer_addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "the peer listener",
-            addr: config.peer_addr,
-            source,
-        })?;
+    let peer_listener = bind("the peer listener", config.peer_addr).await?;
     let (cluster, cluster_parts) = peer::channels();
     let shared = Arc::new(Shared {
         config,

@@ -69,9 +69,6 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(u64, Bytes)>, StorageError> {
         self.inner.log_range(origin, from, limit)
     }
-    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
-        self.inner.log_first(origin)
-    }
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         self.inner.version_vector()
     }

@@ -210,10 +210,6 @@ impl Store for FjallStore {
         Ok(out)
     }
 
-    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
-        Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
-    }
-
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         Ok(self.meta.get(META_VV)?.map(|v| Bytes::copy_from_slice(&v)))
     }

@@ -212,7 +212,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<(u64, Bytes)>, StorageError>;
 
     /// The lowest sequence number of `origin` the log still holds.
-    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError>;
+    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
+        Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
+    }
 
     /// The encoded version vector last committed.
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError>;

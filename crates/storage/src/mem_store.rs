@@ -171,10 +171,6 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
-        Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
-    }
-
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         Ok(self.lock().version_vector.clone())
     }

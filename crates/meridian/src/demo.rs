@@ -97,7 +97,7 @@ async fn connected(node: &Shared, peers: usize) -> anyhow::Result<()> {
             .borrow_and_update()
             .members
             .iter()
-            .filter(|m| m.state == node::peer::MemberState::Up)
+            .filter(|m| m.link)
             .count();
         if up == peers {
             return Ok(());
@@ -278,11 +278,12 @@ async fn print_visits(nodes: &[Arc<Shared>]) -> anyhow::Result<()> {
 fn print_lag(node: &Shared) {
     for m in node.cluster.view.borrow().members.iter() {
         println!(
-            "   {} sees {} ({}): {}, lag {} ms, {} ops",
+            "   {} sees {} ({}): {}, link {}, lag {} ms, {} ops",
             node.config.region,
             m.info.name,
             m.info.region,
             m.state.name(),
+            if m.link { "up" } else { "down" },
             m.lag_ms,
             m.lag_ops
         );
@@ -297,7 +298,7 @@ async fn wait_down(node: &Shared, region: &str) -> anyhow::Result<()> {
         .borrow()
         .members
         .iter()
-        .any(|m| m.info.region == region && m.state == node::peer::MemberState::Up)
+        .any(|m| m.info.region == region && (m.link || m.state == node::peer::MemberState::Up))
     {
         if started.elapsed() > PATIENCE {
             anyhow::bail!("{region} still looks up");

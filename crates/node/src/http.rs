@@ -46,8 +46,10 @@ pub struct Peer {
     pub region: String,
     /// Its peer address.
     pub peer_addr: String,
-    /// `up`, `down` or `left`.
+    /// `up`, `suspect`, `down` or `left`, as gossip tells.
     pub state: &'static str,
+    /// Whether a replication session with it is open.
+    pub link: bool,
     /// Age of the oldest write of this node it has not acknowledged, in ms.
     pub lag_ms: u64,
     /// Entries this node holds that it has not acknowledged.
@@ -98,6 +100,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
                 region: m.info.region.clone(),
                 peer_addr: m.info.peer_addr.clone(),
                 state: m.state.name(),
+                link: m.link,
                 lag_ms: m.lag_ms,
                 lag_ops: m.lag_ops,
             })

@@ -124,6 +124,15 @@ pub async fn run(
     let http_listener = bind("the HTTP listener", config.http_addr).await?;
 
     let peer_listener = bind("the peer listener", config.peer_addr).await?;
+    // Gossip (SWIM) uses UDP on the same port as the replication links.
+    let gossip_addr = peer_listener.local_addr().unwrap_or(config.peer_addr);
+    let gossip_socket = tokio::net::UdpSocket::bind(gossip_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "the gossip socket (UDP)",
+            addr: gossip_addr,
+            source,
+        })?;
     let (cluster, cluster_parts) = peer::channels();
     let shared = Arc::new(Shared {
         config,
@@ -158,6 +167,7 @@ pub async fn run(
     let peer_task = tokio::spawn(peer::run(
         shared.clone(),
         peer_listener,
+        gossip_socket,
         cluster_parts,
         stop_rx.clone(),
     ));

@@ -48,13 +48,18 @@ fn liar() -> MemberInfo {
 
 /// Opens an authenticated session to the node, as a peer with the right (empty) secret.
 async fn session_to(shared: &Shared) -> session::Link {
+    session_listing(shared, Vec::new()).await
+}
+
+/// Opens a session whose handshake lists `members`.
+async fn session_listing(shared: &Shared, members: Vec<MemberInfo>) -> session::Link {
     let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
     let established = session::handshake(
         session::frame(stream),
         &liar(),
         b"",
         VersionVector::new(),
-        Vec::new(),
+        members,
     )
     .await
     .expect("the handshake succeeds with the right secret");
@@ -133,7 +138,6 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     );
 
     // A member list far beyond the table's bound, with nonsense among it.
-    let mut link = session_to(&shared).await;
     let mut members: Vec<MemberInfo> = (0..5000)
         .map(|i| MemberInfo {
             name: format!("ghost-{i}"),
@@ -146,9 +150,7 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         region: "x".into(),
         peer_addr: "not an address".into(),
     });
-    session::send(&mut link, &Message::Members(members))
-        .await
-        .unwrap();
+    let _link = session_listing(&shared, members).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         known_members(&shared) <= 1024,
@@ -173,6 +175,46 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         "{:?}",
         refused.err()
     );
+
+    // Gossip datagrams from a node without the secret, damaged ones and garbage: dropped
+    // and counted; the node learns nothing from them.
+    let before = known_members(&shared);
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut stranger = membership::Membership::new(
+        MemberInfo {
+            name: "stranger".into(),
+            region: "x".into(),
+            peer_addr: udp.local_addr().unwrap().to_string(),
+        },
+        1,
+        b"guess",
+        7,
+    );
+    stranger.announce(&shared.config.peer_addr.to_string());
+    for effect in stranger.take_effects() {
+        if let membership::Effect::Send { datagram, .. } = effect {
+            udp.send_to(&datagram, shared.config.peer_addr)
+                .await
+                .unwrap();
+            let mut damaged = datagram.to_vec();
+            damaged[20] ^= 1;
+            udp.send_to(&damaged, shared.config.peer_addr)
+                .await
+                .unwrap();
+        }
+    }
+    udp.send_to(&[0xff; 3000], shared.config.peer_addr)
+        .await
+        .unwrap();
+    udp.send_to(b"", shared.config.peer_addr).await.unwrap();
+    let mut answer = [0u8; 2048];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), udp.recv_from(&mut answer))
+            .await
+            .is_err(),
+        "the node does not answer a stranger's gossip"
+    );
+    assert_eq!(known_members(&shared), before);
 
     // And through all of it the node serves clients.
     let spec = node::cmd::lookup(b"SET").unwrap();

@@ -1,8 +1,8 @@
 //! A seeded simulation of a whole Meridian cluster in one thread.
 //!
 //! The nodes run Meridian's own code: the command table and transactions of `node`, the log
-//! sealing and entry application of its engine, the replication core, the CRDTs, over an
-//! in-memory store. What the simulator replaces is the runtime: time is virtual, the network
+//! sealing and entry application of its engine, the replication core, the membership (SWIM)
+//! core with its datagrams on the same simulated network, the CRDTs, over an in-memory store. What the simulator replaces is the runtime: time is virtual, the network
 //! is a queue of deliveries with a per-region delay matrix, jitter (so messages reorder),
 //! loss and duplication, and faults come from a nemesis: crashes that lose what was not
 //! synced (nodes run `--fsync always` or `batch`), restarts, partitions (one node isolated,
@@ -11,8 +11,9 @@
 //! A run ([`World::run`]) has a faulty phase under a random client workload, then heals every
 //! fault and checks: replicas converge and are identical; every acknowledged counter
 //! increment is counted exactly once; each string holds the acknowledged SET with the highest
-//! (HLC, node id); set members follow add-wins; each node's acknowledged HLCs only grow; and,
-//! throughout, no node shows a client's second write without its first. Everything random
+//! (HLC, node id); set members follow add-wins; each node's acknowledged HLCs only grow;
+//! throughout, no node shows a client's second write without its first; and within 30 s of
+//! the heal every node's gossip holds every other node alive. Everything random
 //! comes from the seed, so a failing seed replays exactly: `cargo run --release -p sim --
 //! --seed S`.
 #![deny(missing_docs)]

@@ -42,8 +42,9 @@ fn main() -> ExitCode {
                     println!("  {f}");
                 }
                 println!(
-                    "ok: {} acknowledged writes, {} keys, converged {} ms after the heal",
-                    s.acknowledged, s.keys, s.converged_ms
+                    "ok: {} acknowledged writes, {} keys, converged {} ms after the heal, \
+                     every member alive everywhere after {} ms",
+                    s.acknowledged, s.keys, s.converged_ms, s.members_ms
                 );
                 ExitCode::SUCCESS
             }
@@ -55,9 +56,13 @@ fn main() -> ExitCode {
     }
     let mut failed = Vec::new();
     let mut worst_converge = 0;
+    let mut worst_members = 0;
     for seed in start..start + seeds {
         match sim::run(options(seed)) {
-            Ok(s) => worst_converge = worst_converge.max(s.converged_ms),
+            Ok(s) => {
+                worst_converge = worst_converge.max(s.converged_ms);
+                worst_members = worst_members.max(s.members_ms);
+            }
             Err(e) => {
                 println!("seed {seed} FAILED:\n{e}");
                 println!("replay: cargo run --release -p sim -- --seed {seed}\n");
@@ -66,7 +71,8 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds from {start}: {} failed; slowest convergence {worst_converge} ms after the heal",
+        "{} seeds from {start}: {} failed; slowest convergence {worst_converge} ms after the heal, \
+         slowest membership {worst_members} ms",
         seeds,
         failed.len()
     );

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use crdt::NodeId;
 use hlc::{Clock, Timestamp};
+use membership::{MemberInfo, Membership};
 use node::cmd::{self, Ctx};
 use node::engine::{Cursors, EngineState, Txn, apply_entries, seal};
 use replication::{Config, Entry, Replicator, VersionVector};
@@ -37,6 +38,8 @@ pub struct SimNode {
     unsynced: Vec<Batch>,
     clock: Clock,
     state: EngineState,
+    /// Its gossip (SWIM) core; a new one at each restart.
+    pub gossip: Membership,
     /// Everything committed.
     pub vv: VersionVector,
     /// Everything synced.
@@ -67,9 +70,10 @@ fn engine_state() -> EngineState {
 
 impl SimNode {
     /// A fresh node with an empty disk.
-    pub fn new(name: String, region: usize, always: bool, skew_ms: u64) -> SimNode {
+    pub fn new(name: String, region: usize, always: bool, skew_ms: u64, seed: u64) -> SimNode {
         let id = NodeId::from_name(&name);
         SimNode {
+            gossip: membership_core(&name, region, 1, seed),
             name,
             region,
             id,
@@ -189,10 +193,11 @@ impl SimNode {
         self.unsynced.clear();
     }
 
-    /// The process starts again from its disk.
-    pub fn restart(&mut self) {
+    /// The process starts again from its disk (its gossip identity one newer).
+    pub fn restart(&mut self, seed: u64) {
         self.up = true;
         self.incarnation += 1;
+        self.gossip = membership_core(&self.name, self.region, self.incarnation + 1, seed);
         let vv = match self.store.version_vector().expect("memory") {
             Some(bytes) => crdt::decode(&bytes).expect("the node wrote it"),
             None => VersionVector::new(),
@@ -238,3 +243,19 @@ impl SimNode {
         }
     }
 }
+
+/// The regions' names, by index into the delay matrix.
+const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+/// A node's gossip core; its peer address is its name (the world routes by name).
+fn membership_core(name: &str, region: usize, bump: u64, seed: u64) -> Membership {
+    let me = MemberInfo {
+        name: name.to_string(),
+        region: REGIONS[region].to_string(),
+        peer_addr: name.to_string(),
+    };
+    Membership::new(me, bump, SECRET, seed)
+}
+
+/// The cluster secret every simulated node shares.
+const SECRET: &[u8] = b"sim";

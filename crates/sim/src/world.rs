@@ -19,6 +19,8 @@ const JITTER_MS: u64 = 20;
 const EPOCH_MS: u64 = 1_700_000_000_000;
 /// How long after the heal the cluster has to converge.
 const CONVERGE_MS_MAX: u64 = 120_000;
+/// How long after the heal every node has to see every other alive.
+const MEMBERS_MS_MAX: u64 = 30_000;
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -42,6 +44,8 @@ pub struct Summary {
     pub faults: Vec<String>,
     /// Virtual milliseconds from heal to convergence.
     pub converged_ms: u64,
+    /// Virtual milliseconds from heal until every node saw every other alive.
+    pub members_ms: u64,
     /// Live keys at the end.
     pub keys: usize,
 }
@@ -66,6 +70,17 @@ enum Event {
     },
     Nemesis,
     Restart(usize),
+    /// A gossip datagram arrives (at whichever process runs at `to` by then, as UDP does).
+    Datagram {
+        to: usize,
+        bytes: Bytes,
+    },
+    /// A gossip timer of node `node`'s process `incarnation` is due.
+    GossipTimer {
+        node: usize,
+        incarnation: u64,
+        timer: membership::Timer,
+    },
     Unblock(Vec<(usize, usize)>),
     LinkCheck,
 }
@@ -135,7 +150,8 @@ impl World {
                 let region = i % 3;
                 let always = rng.chance(0.5);
                 let skew = rng.below(MAX_OFFSET_MS + 1);
-                SimNode::new(format!("n{i}"), region, always, skew)
+                let seed = rng.below(u64::MAX);
+                SimNode::new(format!("n{i}"), region, always, skew, seed)
             })
             .collect::<Vec<_>>();
         let loss = [0.0, 0.01, 0.05][rng.below(3) as usize];
@@ -170,6 +186,12 @@ impl World {
             let at = world.rng.below(10);
             world.schedule(at, Event::Sync(i));
         }
+        // Every node joins the first one (`--join n0`).
+        world.carry_out_gossip(0);
+        for i in 1..n {
+            world.nodes[i].gossip.announce("n0");
+            world.carry_out_gossip(i);
+        }
         world.schedule(0, Event::LinkCheck);
         world.schedule(1, Event::Client);
         world.schedule(500, Event::Nemesis);
@@ -198,7 +220,7 @@ impl World {
         self.blocked.clear();
         for i in 0..self.nodes.len() {
             if !self.nodes[i].up {
-                self.nodes[i].restart();
+                self.restart(i);
             }
         }
         let deadline = heal_at + CONVERGE_MS_MAX;
@@ -229,10 +251,23 @@ impl World {
             ));
         };
         let keys = crate::check::final_state(&mut self)?;
+        let members_deadline = heal_at + MEMBERS_MS_MAX;
+        while !self.members_agree() {
+            if self.now >= members_deadline {
+                return Err(format!(
+                    "members do not see each other alive {} s after the heal:\n{}",
+                    MEMBERS_MS_MAX / 1000,
+                    self.member_views()
+                ));
+            }
+            let step = self.now + 100;
+            self.run_until(step);
+        }
         Ok(Summary {
             acknowledged: self.acked.len(),
             faults: self.faults,
             converged_ms: converged_at - heal_at,
+            members_ms: self.now - heal_at,
             keys,
         })
     }
@@ -244,6 +279,75 @@ impl World {
             .iter()
             .all(|n| n.up && n.vv == *first && n.durable == n.vv && n.core.inbox_len() == 0)
             && self.waiting.is_empty()
+    }
+
+    /// Whether every node's gossip holds every other node alive.
+    fn members_agree(&self) -> bool {
+        self.nodes.iter().all(|a| {
+            self.nodes
+                .iter()
+                .filter(|b| b.name != a.name)
+                .all(|b| a.gossip.liveness(&b.name) == Some(membership::Liveness::Alive))
+        })
+    }
+
+    fn member_views(&self) -> String {
+        let mut out = String::new();
+        for a in &self.nodes {
+            let views: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|b| b.name != a.name)
+                .map(|b| format!("{}={:?}", b.name, a.gossip.liveness(&b.name)))
+                .collect();
+            out.push_str(&format!("{} sees {}\n", a.name, views.join(" ")));
+        }
+        out
+    }
+
+    /// Restarts node `i`: it announces itself to every member it knew (as a node does from
+    /// its saved member table).
+    fn restart(&mut self, i: usize) {
+        let seed = self.rng.below(u64::MAX);
+        self.nodes[i].restart(seed);
+        for b in 0..self.nodes.len() {
+            if b != i {
+                let addr = self.nodes[b].name.clone();
+                self.nodes[i].gossip.announce(&addr);
+            }
+        }
+        self.carry_out_gossip(i);
+    }
+
+    /// Carries out node `i`'s gossip effects.
+    fn carry_out_gossip(&mut self, i: usize) {
+        for effect in self.nodes[i].gossip.take_effects() {
+            match effect {
+                membership::Effect::Send { to, datagram, .. } => {
+                    let to = self
+                        .nodes
+                        .iter()
+                        .position(|n| n.name == to)
+                        .expect("gossip names only cluster members");
+                    for delay in self.network(i, to) {
+                        let bytes = datagram.clone();
+                        self.schedule(delay, Event::Datagram { to, bytes });
+                    }
+                }
+                membership::Effect::Schedule { after, timer } => {
+                    let incarnation = self.nodes[i].incarnation;
+                    let event = Event::GossipTimer {
+                        node: i,
+                        incarnation,
+                        timer,
+                    };
+                    self.schedule(after.as_millis() as u64, event);
+                }
+                membership::Effect::Up(_)
+                | membership::Effect::Down(_)
+                | membership::Effect::Rejoined => {}
+            }
+        }
     }
 
     fn run_until(&mut self, until: u64) {
@@ -303,7 +407,30 @@ impl World {
             }
             Event::Restart(i) => {
                 if !self.nodes[i].up {
-                    self.nodes[i].restart();
+                    self.restart(i);
+                }
+            }
+            Event::Datagram { to, bytes } => {
+                if self.nodes[to].up {
+                    let result = self.nodes[to].gossip.receive(&bytes);
+                    if let Err(e) = result {
+                        self.violations.push(format!(
+                            "{}: a member's datagram refused: {e}",
+                            self.nodes[to].name
+                        ));
+                    }
+                    self.carry_out_gossip(to);
+                }
+            }
+            Event::GossipTimer {
+                node,
+                incarnation,
+                timer,
+            } => {
+                // A crashed process's timers die with it.
+                if self.nodes[node].up && self.nodes[node].incarnation == incarnation {
+                    self.nodes[node].gossip.timer(timer);
+                    self.carry_out_gossip(node);
                 }
             }
             Event::Unblock(pairs) => {
@@ -351,13 +478,11 @@ impl World {
         self.sessions.get(&(a.min(b), a.max(b))).copied()
     }
 
-    fn send(&mut self, from: usize, to: usize, msg: Msg) {
-        if self.epoch(from, to).is_none() {
-            return;
-        }
-        let incarnation = self.nodes[to].incarnation;
+    /// After which delays copies of a message from `from` reach `to`: none across a
+    /// partition or when it is lost, two when it is duplicated.
+    fn network(&mut self, from: usize, to: usize) -> Vec<u64> {
         if self.blocked.contains(&(from, to)) || self.rng.chance(self.loss) {
-            return;
+            return Vec::new();
         }
         let base = DELAY_MS[self.nodes[from].region][self.nodes[to].region];
         let copies = if self.rng.chance(self.duplicate) {
@@ -365,9 +490,21 @@ impl World {
         } else {
             1
         };
-        let delays: Vec<u64> = (0..copies)
+        (0..copies)
             .map(|_| base + self.rng.below(JITTER_MS + 1))
-            .collect();
+            .collect()
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Msg) {
+        if self.epoch(from, to).is_none() {
+            return;
+        }
+        let incarnation = self.nodes[to].incarnation;
+        let delays = self.network(from, to);
+        if delays.is_empty() {
+            return;
+        }
+        let copies = delays.len();
         if copies == 2 {
             let twin = match &msg {
                 Msg::Entries(e) => Msg::Entries(e.clone()),

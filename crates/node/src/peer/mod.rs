@@ -15,10 +15,15 @@
 //! core; every second it pings each session (a silent session is closed after 5 s) and
 //! redials members it has no session with.
 //!
-//! Membership is what the links tell: a node learns members from the seeds it joins and from
-//! every peer's member list, and knows a member as up (session open), down (no session) or
-//! left (it said so when shutting down).
+//! Membership is SWIM gossip ([`membership::Membership`], over UDP on the peer port, every
+//! datagram authenticated with the cluster secret): a node announces itself to its seeds and
+//! to the members it remembers, learns every member from the gossip (and from each handshake's
+//! member list), and sees each as up, suspect or down as the probes tell, or left when it said
+//! so on shutdown. Whether a replication session with it is open is its `link`: a member
+//! this node cannot reach but others can is up with its link down, and its writes arrive
+//! relayed.
 
+mod gossip;
 pub mod session;
 pub mod wire;
 
@@ -27,13 +32,14 @@ use crate::engine::Remote;
 use bytes::Bytes;
 use crdt::NodeId;
 use futures_util::StreamExt;
+use membership::{Liveness, Membership};
 use replication::{Change, Config, Effect, Entry, Replicator, VersionVector};
 use session::{Established, SessionError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -57,12 +63,14 @@ const NAME_BYTES_MAX: usize = 255;
 /// must be kept for) before anyone reaches it.
 pub const MEMBERS_FILE: &str = "members.json";
 
-/// Whether a member has a session with this node.
+/// Whether a member is alive, as gossip tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemberState {
-    /// A session is open.
+    /// It answers probes (directly, or through other members).
     Up,
-    /// No session (dead, cut off, or not reached yet).
+    /// It missed a probe; it is declared down unless it answers soon.
+    Suspect,
+    /// Declared down (dead, paused, or cut off from everyone), or not heard of yet.
     Down,
     /// It announced that it shut down.
     Left,
@@ -73,6 +81,7 @@ impl MemberState {
     pub fn name(self) -> &'static str {
         match self {
             MemberState::Up => "up",
+            MemberState::Suspect => "suspect",
             MemberState::Down => "down",
             MemberState::Left => "left",
         }
@@ -86,6 +95,8 @@ pub struct MemberView {
     pub info: MemberInfo,
     /// Its state.
     pub state: MemberState,
+    /// Whether a replication session with it is open.
+    pub link: bool,
     /// Entries this node holds that it has not acknowledged.
     pub lag_ops: u64,
     /// Age of the oldest own entry it has not acknowledged.
@@ -124,9 +135,9 @@ impl Handle {
         let view = self.view.borrow();
         match view.members.iter().find(|m| m.info.name == name) {
             None => Err(format!("ERR unknown node {name}")),
-            Some(m) if m.state == MemberState::Up => Err(format!(
-                "ERR node {name} is up: stop it before forgetting it"
-            )),
+            Some(m) if m.link || matches!(m.state, MemberState::Up | MemberState::Suspect) => Err(
+                format!("ERR node {name} is up: stop it before forgetting it"),
+            ),
             Some(_) => {
                 let _ = self.events.try_send(Event::Forget(name.to_string()));
                 Ok(())
@@ -216,6 +227,10 @@ pub enum Event {
     },
     /// A member is removed for good.
     Forget(String),
+    /// A gossip datagram arrived.
+    Datagram(Bytes),
+    /// A gossip timer is due.
+    Timer(membership::Timer),
 }
 
 struct Session {
@@ -227,7 +242,8 @@ struct Session {
 
 struct Known {
     info: MemberInfo,
-    state: MemberState,
+    /// It said it shut down, and has not been heard of since.
+    left: bool,
     session: Option<Session>,
     last_dial: Option<Instant>,
 }
@@ -244,6 +260,8 @@ struct Runtime {
     me: MemberInfo,
     secret: Arc<Vec<u8>>,
     core: Replicator,
+    gossip: Membership,
+    socket: Arc<UdpSocket>,
     members: BTreeMap<NodeId, Known>,
     seeds: Vec<Seed>,
     sessions: BTreeMap<u64, NodeId>,
@@ -258,11 +276,12 @@ struct Runtime {
     truncated: VersionVector,
 }
 
-/// Runs the peer runtime on `listener` until `stop` turns true; then tells every peer it
-/// leaves.
+/// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
+/// true; then tells every peer it leaves.
 pub async fn run(
     shared: Arc<Shared>,
     listener: TcpListener,
+    socket: UdpSocket,
     parts: Parts,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -282,16 +301,32 @@ pub async fn run(
         apply_rx,
         parts.events_tx.clone(),
     ));
+    let secret = Arc::new(
+        config
+            .cluster_secret
+            .clone()
+            .unwrap_or_default()
+            .into_bytes(),
+    );
+    // Each start is a newer identity than the last (milliseconds of the wall clock), so
+    // members replace what they knew of this node's previous run.
+    let bump = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("the OS has randomness");
+    let socket = Arc::new(socket);
+    tokio::spawn(gossip::receive_loop(
+        socket.clone(),
+        parts.events_tx.clone(),
+        parts.isolated.clone(),
+    ));
     let mut runtime = Runtime {
         core: Replicator::new(node, Config::default(), progress.applied, progress.durable),
+        gossip: Membership::new(me.clone(), bump, &secret, u64::from_le_bytes(seed)),
+        socket,
         me,
-        secret: Arc::new(
-            config
-                .cluster_secret
-                .clone()
-                .unwrap_or_default()
-                .into_bytes(),
-        ),
+        secret,
         members: BTreeMap::new(),
         seeds: config
             .join
@@ -314,6 +349,18 @@ pub async fn run(
         shared,
     };
     runtime.load_members();
+    for addr in runtime.shared.config.join.clone() {
+        runtime.gossip.announce(&addr);
+    }
+    let remembered: Vec<String> = runtime
+        .members
+        .values()
+        .map(|k| k.info.peer_addr.clone())
+        .collect();
+    for addr in remembered {
+        runtime.gossip.announce(&addr);
+    }
+    runtime.carry_out_gossip();
     let mut events = parts.events;
     let mut progress = runtime.shared.engine.progress.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -349,6 +396,7 @@ pub async fn run(
             }
         }
         runtime.carry_out().await;
+        runtime.carry_out_gossip();
     }
     runtime.leave().await;
 }
@@ -463,7 +511,7 @@ impl Runtime {
             Event::Closed { sid, error } => {
                 if let Some(node) = self.sessions.remove(&sid) {
                     tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), error = %error, "peer session closed");
-                    self.close(node, MemberState::Down);
+                    self.close(node, false);
                 }
             }
             Event::Dialed { addr, reached } => {
@@ -493,6 +541,13 @@ impl Runtime {
                 let now = self.now_ms();
                 self.core.snapshot_sent(now, peer, &vv);
             }
+            Event::Datagram(bytes) => {
+                if let Err(e) = self.gossip.receive(&bytes) {
+                    metrics::counter!("meridian_gossip_rejected_total").increment(1);
+                    tracing::debug!(error = %e, "gossip datagram dropped");
+                }
+            }
+            Event::Timer(timer) => self.gossip.timer(timer),
             Event::Forget(name) => {
                 let node = NodeId::from_name(&name);
                 if self.members.get(&node).is_some_and(|k| k.session.is_none()) {
@@ -526,7 +581,7 @@ impl Runtime {
             if !keep_new {
                 return;
             }
-            self.close(node, MemberState::Down);
+            self.close(node, false);
         }
         let sid = self.next_sid;
         self.next_sid += 1;
@@ -549,7 +604,7 @@ impl Runtime {
             node,
             Known {
                 info: peer,
-                state: MemberState::Up,
+                left: false,
                 session: Some(Session {
                     sid,
                     dialer,
@@ -562,22 +617,19 @@ impl Runtime {
         let now = self.now_ms();
         self.core.connected(now, node, vv);
         self.learn(members);
-        self.save_members();
         if newcomer {
-            self.spread_members();
+            self.save_members();
         }
     }
 
-    /// Closes the session with `node`, if any, and marks it `state`.
-    fn close(&mut self, node: NodeId, state: MemberState) {
+    /// Closes the session with `node`, if any; `left` when it said it shut down.
+    fn close(&mut self, node: NodeId, left: bool) {
         if let Some(known) = self.members.get_mut(&node) {
             if let Some(s) = known.session.take() {
                 s.reader.abort();
                 self.sessions.remove(&s.sid);
             }
-            if known.state != MemberState::Left || state == MemberState::Left {
-                known.state = state;
-            }
+            known.left |= left;
             self.core.disconnected(node);
         }
     }
@@ -606,7 +658,7 @@ impl Runtime {
                 node,
                 Known {
                     info: m,
-                    state: MemberState::Down,
+                    left: false,
                     session: None,
                     last_dial: None,
                 },
@@ -616,18 +668,51 @@ impl Runtime {
         }
         if new {
             self.save_members();
-            self.spread_members();
         }
     }
 
-    /// Tells every connected peer the whole member table, so a member one node learned of
-    /// reaches all, even those that cannot reach the newcomer themselves.
-    fn spread_members(&self) {
-        let list = self.member_list();
-        let now = Instant::now();
-        for known in self.members.values() {
-            if let Some(s) = &known.session {
-                let _ = s.tx.try_send((now, Message::Members(list.clone())));
+    /// Carries out what the gossip core asked for.
+    fn carry_out_gossip(&mut self) {
+        for effect in self.gossip.take_effects() {
+            match effect {
+                membership::Effect::Send {
+                    to,
+                    region,
+                    datagram,
+                } => {
+                    if !self.is_isolated() {
+                        let delay = self.shared.config.wan_delay(&self.me.region, &region);
+                        gossip::send(&self.socket, &to, delay, datagram);
+                    }
+                }
+                membership::Effect::Schedule { after, timer } => {
+                    gossip::schedule(&self.events_tx, after, timer);
+                }
+                membership::Effect::Up(info) => {
+                    tracing::info!(peer = %info.name, region = %info.region, "member up");
+                    let node = NodeId::from_name(&info.name);
+                    match self.members.get_mut(&node) {
+                        Some(known) => {
+                            known.left = false;
+                            if known.info != info
+                                && info.peer_addr.parse::<std::net::SocketAddr>().is_ok()
+                            {
+                                // It restarted elsewhere: dial its new address from now on.
+                                known.info = info;
+                                self.save_members();
+                            }
+                        }
+                        None => self.learn(vec![info]),
+                    }
+                }
+                membership::Effect::Down(info) => {
+                    tracing::info!(peer = %info.name, "member declared down");
+                }
+                membership::Effect::Rejoined => {
+                    tracing::warn!(
+                        "this node had been declared down (cut off or paused); rejoined"
+                    );
+                }
             }
         }
     }
@@ -683,7 +768,7 @@ impl Runtime {
                     };
                     metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
                     tracing::warn!(problem, "peer broke the protocol; closing the session");
-                    self.close(node, MemberState::Down);
+                    self.close(node, false);
                     return;
                 }
                 metrics::counter!("meridian_replication_received_total")
@@ -691,7 +776,6 @@ impl Runtime {
                 self.core.received(entries);
             }
             Message::Ack(vv) => self.core.acked(now, node, &vv),
-            Message::Members(members) => self.learn(members),
             Message::Publish { channel, message } => {
                 self.shared.hub.publish(&channel, &message);
             }
@@ -702,7 +786,7 @@ impl Runtime {
                 Err(e) => {
                     metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
                     tracing::warn!(error = %e, "peer sent a snapshot part that does not decode; closing");
-                    self.close(node, MemberState::Down);
+                    self.close(node, false);
                 }
             },
             Message::SnapshotDone(vv) => {
@@ -712,12 +796,12 @@ impl Runtime {
             Message::Ping => {}
             Message::Leave => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
-                self.close(node, MemberState::Left);
+                self.close(node, true);
             }
             Message::Hello(_) | Message::Proof(_) | Message::Start { .. } => {
                 metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
                 tracing::warn!("peer repeated its handshake; closing");
-                self.close(node, MemberState::Down);
+                self.close(node, false);
             }
         }
     }
@@ -851,7 +935,7 @@ impl Runtime {
         if self.is_isolated() {
             let connected: Vec<NodeId> = self.sessions.values().copied().collect();
             for node in connected {
-                self.close(node, MemberState::Down);
+                self.close(node, false);
             }
             return;
         }
@@ -864,7 +948,7 @@ impl Runtime {
         let due = |last: Option<Instant>| last.is_none_or(|t| now.duration_since(t) >= retry);
         let mut dials = Vec::new();
         for known in self.members.values_mut() {
-            if known.session.is_none() && known.state != MemberState::Left && due(known.last_dial) {
+            if known.session.is_none() && !known.left && due(known.last_dial) {
                 known.last_dial = Some(now);
                 dials.push(known.info.peer_addr.clone());
             }
@@ -890,7 +974,8 @@ impl Runtime {
             .iter()
             .map(|(node, k)| MemberView {
                 info: k.info.clone(),
-                state: k.state,
+                state: self.state_of(k),
+                link: k.session.is_some(),
                 lag_ops: self.core.lag_ops(*node),
                 lag_ms: self.core.lag_ms(now, *node),
                 has_own: self.core.peer_has_own(*node),
@@ -899,8 +984,24 @@ impl Runtime {
         self.view.send_replace(ClusterView { members });
     }
 
+    fn state_of(&self, known: &Known) -> MemberState {
+        if known.left {
+            return MemberState::Left;
+        }
+        match self.gossip.liveness(&known.info.name) {
+            Some(Liveness::Alive) => MemberState::Up,
+            Some(Liveness::Suspect) => MemberState::Suspect,
+            Some(Liveness::Down) => MemberState::Down,
+            // Not heard of by gossip yet, but a session is direct evidence.
+            None if known.session.is_some() => MemberState::Up,
+            None => MemberState::Down,
+        }
+    }
+
     /// Tells every peer this node leaves, and gives the writers a moment to send it.
     async fn leave(&mut self) {
+        self.gossip.leave();
+        self.carry_out_gossip();
         let now = Instant::now();
         for known in self.members.values() {
             if let Some(s) = &known.session {

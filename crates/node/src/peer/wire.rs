@@ -18,20 +18,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The frame format version this node speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
-/// Who a node is, as peers learn it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberInfo {
-    /// `--node-id`.
-    pub name: String,
-    /// `--region`.
-    pub region: String,
-    /// Where its peer listener is.
-    pub peer_addr: String,
-}
+pub use membership::MemberInfo;
 
 /// The first frame each side sends.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -61,8 +52,6 @@ pub enum Message {
     Entries(Vec<Bytes>),
     /// What the sender now holds durably.
     Ack(VersionVector),
-    /// Members the sender learned of.
-    Members(Vec<MemberInfo>),
     /// A message published on the sender's node, for subscribers here.
     Publish {
         /// The channel.

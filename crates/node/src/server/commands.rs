@@ -416,15 +416,12 @@ fn cluster(shared: &Shared, args: &[Bytes]) -> Reply {
     }
 }
 
-/// `INFO replication`: this node, then one line per peer with its region, state and lag.
+/// `INFO replication`: this node, then one line per peer with its region, state (as gossip
+/// tells), link (whether a replication session is open) and lag.
 fn replication_section(shared: &Shared) -> String {
     let c = &shared.config;
     let view = shared.cluster.view.borrow().clone();
-    let up = view
-        .members
-        .iter()
-        .filter(|m| m.state == crate::peer::MemberState::Up)
-        .count();
+    let up = view.members.iter().filter(|m| m.link).count();
     let progress = shared.engine.progress.borrow().clone();
     let mut text = format!(
         "# Replication\r\nrole:master\r\nnode_id:{}\r\nregion:{}\r\nlog_seq:{}\r\n\
@@ -436,11 +433,12 @@ fn replication_section(shared: &Shared) -> String {
     );
     for (i, m) in view.members.iter().enumerate() {
         text.push_str(&format!(
-            "peer{i}:name={},region={},addr={},state={},lag_ms={},lag_ops={}\r\n",
+            "peer{i}:name={},region={},addr={},state={},link={},lag_ms={},lag_ops={}\r\n",
             m.info.name,
             m.info.region,
             m.info.peer_addr,
             m.state.name(),
+            if m.link { "up" } else { "down" },
             m.lag_ms,
             m.lag_ops
         ));

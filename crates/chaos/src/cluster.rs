@@ -196,16 +196,45 @@ impl Cluster {
         self.nodes[i].paused = false;
     }
 
-    /// Peers node `i` has a session with, from INFO replication.
-    pub fn connected_peers(&self, i: usize) -> Option<usize> {
+    /// Node `i`'s INFO replication text.
+    fn replication_info(&self, i: usize) -> Option<String> {
         let mut c = Client::new(self.nodes[i].addr, Duration::from_secs(1));
         match c.call(&[b"INFO", b"replication"]) {
-            Ok(Reply::Bulk(Some(text))) => String::from_utf8_lossy(&text)
-                .lines()
-                .find_map(|l| l.strip_prefix("connected_peers:"))
-                .and_then(|v| v.trim().parse().ok()),
+            Ok(Reply::Bulk(Some(text))) => Some(String::from_utf8_lossy(&text).into_owned()),
             _ => None,
         }
+    }
+
+    /// Peers node `i` has a session with, from INFO replication.
+    pub fn connected_peers(&self, i: usize) -> Option<usize> {
+        self.replication_info(i)?
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_peers:"))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// How node `i` sees each peer: `name state link` (gossip state, replication link).
+    pub fn peer_views(&self, i: usize) -> Option<Vec<String>> {
+        let info = self.replication_info(i)?;
+        let views = info
+            .lines()
+            .filter(|l| l.starts_with("peer"))
+            .map(|l| {
+                let field = |name: &str| {
+                    l.split([':', ','])
+                        .find_map(|kv| kv.strip_prefix(name))
+                        .unwrap_or("?")
+                        .to_string()
+                };
+                format!(
+                    "{} {} link={}",
+                    field("name="),
+                    field("state="),
+                    field("link=")
+                )
+            })
+            .collect();
+        Some(views)
     }
 }
 

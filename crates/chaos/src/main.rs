@@ -273,6 +273,33 @@ fn run(args: Args) -> anyhow::Result<bool> {
         return Ok(false);
     }
     println!("converged {converged_ms} ms after the heal");
+    // Membership heals too: every node sees every other up, with a replication link.
+    let all_up = |views: &[Option<Vec<String>>]| {
+        views.iter().all(|v| {
+            v.as_ref().is_some_and(|v| {
+                v.len() == args.nodes - 1 && v.iter().all(|p| p.ends_with(" up link=up"))
+            })
+        })
+    };
+    let mut views: Vec<_> = (0..args.nodes).map(|i| cluster.peer_views(i)).collect();
+    while !all_up(&views) && healed.elapsed() < Duration::from_secs(args.converge) {
+        std::thread::sleep(Duration::from_millis(250));
+        views = (0..args.nodes).map(|i| cluster.peer_views(i)).collect();
+    }
+    if !all_up(&views) {
+        println!(
+            "ANOMALY: members do not all see each other up {} s after the heal:",
+            args.converge
+        );
+        for (i, v) in views.iter().enumerate() {
+            println!("  n{} sees {v:?}", i + 1);
+        }
+        return Ok(false);
+    }
+    println!(
+        "every member up everywhere {} ms after the heal",
+        healed.elapsed().as_millis()
+    );
     let clean = report(&ops, &state)?;
     println!("replay the fault schedule: --seed {seed}");
     Ok(clean)

@@ -235,3 +235,41 @@ async fn deleted_state_is_removed_until_the_node_has_peers_then_kept() {
         vec![Reply::Int(0), Reply::Int(0)]
     );
 }
+
+#[tokio::test]
+async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
+    let (a, b) = (
+        Arc::new(FlakyStore::default()),
+        Arc::new(FlakyStore::default()),
+    );
+    let (ea, eb) = (start(a.clone()), start(b.clone()));
+    let load = [
+        &["SET", "s", "v"][..],
+        &["HSET", "h", "f1", "1", "f2", "2"],
+        &["SADD", "set", "x", "y"],
+        &["INCRBY", "n", "5"],
+    ];
+    run(&ea, &load).await;
+    let before = engine::digests(a.as_ref()).unwrap();
+    assert_eq!(before.len(), engine::DIGEST_BUCKETS);
+    assert!(
+        before.iter().any(|d| *d != 0),
+        "a store with keys has digests"
+    );
+    assert_eq!(
+        engine::digests(b.as_ref()).unwrap(),
+        vec![0; engine::DIGEST_BUCKETS],
+        "an empty store digests to zeros"
+    );
+    // The same state, reached on another store, digests the same.
+    let (changes, _) = engine::snapshot_chunk(a.as_ref(), None, 100).unwrap();
+    eb.apply(engine::Remote::Changes(changes)).await.unwrap();
+    assert_eq!(engine::digests(b.as_ref()).unwrap(), before);
+    // A field changed on one side: only the bucket of that key differs.
+    run(&ea, &[&["HSET", "h", "f2", "3"]]).await;
+    let after = engine::digests(a.as_ref()).unwrap();
+    let differ: Vec<usize> = (0..engine::DIGEST_BUCKETS)
+        .filter(|&i| after[i] != before[i])
+        .collect();
+    assert_eq!(differ, vec![engine::bucket_of(b"h")]);
+}

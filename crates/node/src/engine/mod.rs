@@ -15,7 +15,7 @@ mod txn;
 
 pub use cache::RecordCache;
 pub use cursors::Cursors;
-pub use log::{apply_entries, seal, snapshot_chunk};
+pub use log::{DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
 pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};

@@ -274,6 +274,12 @@ struct Runtime {
     handshakes: Arc<Semaphore>,
     /// The log position last handed to the engine for truncation.
     truncated: VersionVector,
+    /// Peers the log cannot serve, asked for their digests: a repair starts on the answer.
+    repairing: std::collections::BTreeSet<NodeId>,
+    /// Peers whose digests are being computed: one computation per peer at a time (a peer
+    /// asking again meanwhile gets the answer already coming), two at a time in all.
+    digesting: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
+    digest_slots: Arc<Semaphore>,
 }
 
 /// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
@@ -346,6 +352,9 @@ pub async fn run(
         started: Instant::now(),
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
         truncated: VersionVector::new(),
+        repairing: Default::default(),
+        digesting: Default::default(),
+        digest_slots: Arc::new(Semaphore::new(2)),
         shared,
     };
     runtime.load_members();
@@ -630,6 +639,7 @@ impl Runtime {
                 self.sessions.remove(&s.sid);
             }
             known.left |= left;
+            self.repairing.remove(&node);
             self.core.disconnected(node);
         }
     }
@@ -793,6 +803,43 @@ impl Runtime {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "snapshot received");
                 let _ = self.apply_tx.send(Remote::Adopt(vv)).await;
             }
+            Message::DigestRequest => {
+                let Some(tx) = self.session_tx(node) else {
+                    return;
+                };
+                if !self.digesting.lock().expect("not poisoned").insert(node) {
+                    return;
+                }
+                let store = self.shared.engine.store().clone();
+                let (digesting, slots) = (self.digesting.clone(), self.digest_slots.clone());
+                tokio::spawn(async move {
+                    let slot = slots.acquire_owned().await;
+                    let computed =
+                        tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref()))
+                            .await;
+                    drop(slot);
+                    digesting.lock().expect("not poisoned").remove(&node);
+                    match computed {
+                        Ok(Ok(d)) => {
+                            let _ = tx.send((Instant::now(), Message::Digests(d))).await;
+                        }
+                        Ok(Err(e)) => tracing::error!(error = %e, "computing digests failed"),
+                        Err(_) => {}
+                    }
+                });
+            }
+            Message::Digests(theirs) => {
+                if theirs.len() != crate::engine::DIGEST_BUCKETS {
+                    metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+                    tracing::warn!(
+                        buckets = theirs.len(),
+                        "peer sent digests of another shape; closing"
+                    );
+                    self.close(node, false);
+                } else if self.repairing.remove(&node) {
+                    self.repair(node, theirs);
+                }
+            }
             Message::Ping => {}
             Message::Leave => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
@@ -865,25 +912,62 @@ impl Runtime {
         }
     }
 
-    /// Streams the whole state to `peer`, then tells it what the state covers.
-    fn start_snapshot(&mut self, peer: NodeId) {
-        let Some(tx) = self
-            .members
+    fn session_tx(&self, peer: NodeId) -> Option<mpsc::Sender<(Instant, Message)>> {
+        self.members
             .get(&peer)
             .and_then(|k| k.session.as_ref())
             .map(|s| s.tx.clone())
-        else {
+    }
+
+    /// The log no longer holds what `peer` lacks (it is new, was wiped, or was forgotten):
+    /// asks for its digests; the repair follows in [`Runtime::repair`]. Nothing ships to it
+    /// meanwhile.
+    fn start_snapshot(&mut self, peer: NodeId) {
+        if self.session_tx(peer).is_none() || self.repairing.contains(&peer) {
+            return;
+        }
+        self.core.snapshot_started(peer);
+        self.repairing.insert(peer);
+        let name = &self.members[&peer].info.name;
+        tracing::info!(peer = %name, "the log no longer holds what the peer lacks: comparing digests");
+        self.send(peer, Message::DigestRequest);
+    }
+
+    /// Anti-entropy: sends `peer` the full state of every key in the buckets whose digests
+    /// differ from `theirs`, then tells it what the states cover; shipping goes on from there.
+    fn repair(&mut self, peer: NodeId, theirs: Vec<u64>) {
+        let Some(tx) = self.session_tx(peer) else {
             return;
         };
-        self.core.snapshot_started(peer);
         let name = self.members[&peer].info.name.clone();
-        tracing::info!(peer = %name, "the log no longer holds what the peer lacks: sending a snapshot");
         metrics::counter!("meridian_snapshots_sent_total").increment(1);
-        // Everything up to `vv` is committed before the scan starts, so the scan sees it.
+        // Everything up to `vv` is committed before the scans start, so they see it. A bucket
+        // whose digests agree held at least that on the peer too when it computed them.
         let vv = self.shared.engine.progress.borrow().applied.clone();
         let store = self.shared.engine.store().clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
+            let ours = {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref())).await
+            };
+            let ours = match ours {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "computing digests failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
+            let count = differ.iter().filter(|d| **d).count();
+            metrics::counter!("meridian_antientropy_buckets_sent_total").increment(count as u64);
+            tracing::info!(
+                peer = %name,
+                differ = count,
+                of = crate::engine::DIGEST_BUCKETS,
+                "repairing the key ranges whose digests differ"
+            );
             let mut after: Option<Bytes> = None;
             loop {
                 let chunk = {
@@ -898,7 +982,7 @@ impl Runtime {
                     })
                     .await
                 };
-                let (changes, last) = match chunk {
+                let (mut changes, last) = match chunk {
                     Ok(Ok(c)) => c,
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "reading a snapshot failed");
@@ -906,9 +990,17 @@ impl Runtime {
                     }
                     Err(_) => return,
                 };
-                let part = Message::Snapshot(Bytes::from(crdt::encode(&changes)));
-                if tx.send((Instant::now(), part)).await.is_err() {
-                    return;
+                changes.retain(|c| differ[crate::engine::bucket_of(c.key())]);
+                let keys = changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Header { .. }))
+                    .count();
+                metrics::counter!("meridian_antientropy_keys_sent_total").increment(keys as u64);
+                if !changes.is_empty() {
+                    let part = Message::Snapshot(Bytes::from(crdt::encode(&changes)));
+                    if tx.send((Instant::now(), part)).await.is_err() {
+                        return;
+                    }
                 }
                 match last {
                     Some(k) => after = Some(k),

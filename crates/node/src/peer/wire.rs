@@ -63,6 +63,11 @@ pub enum Message {
     Snapshot(Bytes),
     /// The snapshot is complete; it held the effects of everything in this vector.
     SnapshotDone(VersionVector),
+    /// The log no longer holds what the receiver lacks: it is asked for its digests, so the
+    /// sender can repair only the key ranges that differ.
+    DigestRequest,
+    /// One digest per key bucket ([`crate::engine::DIGEST_BUCKETS`]) over the sender's state.
+    Digests(Vec<u64>),
     /// Keeps an idle session alive; a silent session is closed.
     Ping,
     /// The sender is shutting down on purpose.

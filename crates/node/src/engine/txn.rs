@@ -138,7 +138,7 @@ impl<'a> Txn<'a> {
     /// absent and marks the round failed, so nothing computed from it is committed.
     pub fn raw(&mut self, key: &Bytes) -> Option<&Stored> {
         if !self.touched.contains_key(key) {
-            let cached = self.cache.and_then(|c| c.get(key)).cloned();
+            let cached = self.cache.and_then(|c| c.get(key));
             let from_store = cached.is_none();
             let stored = match cached {
                 Some(s) => s,

@@ -220,6 +220,27 @@ def test_http_status_lists_the_cluster(cluster):
     assert peers["us-1"]["peer_addr"] == f"127.0.0.1:{us.peer_port}"
 
 
+def test_a_node_on_every_interface_advertises_the_address_peers_reach(node_factory):
+    import subprocess
+
+    from conftest import BIN, free_port
+
+    port = free_port()
+    refused = subprocess.run([str(BIN), "server", "--node-id", "x", "--peer-addr", f"0.0.0.0:{port}",
+                              "--cluster-secret", "s"], capture_output=True, text=True, timeout=20)
+    assert refused.returncode != 0 and "--advertise-addr" in refused.stderr
+
+    eu = node_factory("--region", "eu", "--cluster-secret", "s", name="eu-1", node_id="eu-1", host="0.0.0.0")
+    eu.extra += ["--advertise-addr", f"127.0.0.1:{eu.peer_port}"]
+    eu.start()
+    us = node_factory("--region", "us", "--cluster-secret", "s", "--join", f"127.0.0.1:{eu.peer_port}",
+                      name="us-1", node_id="us-1").start()
+    wait_for(lambda: peer_link(us, "eu-1") == "up" and peer_state(us, "eu-1") == "up", what="us-1 to reach eu-1")
+    assert peer_state(us, "eu-1", field="addr") == f"127.0.0.1:{eu.peer_port}"
+    eu.client().set("k", "v")
+    assert converged([eu, us], ["k"]) == {"k": b"v"}
+
+
 def metric(node, name) -> float:
     import urllib.request
 

@@ -30,9 +30,13 @@ pub struct ServerArgs {
     /// HTTP listener [default: 127.0.0.1:7380].
     #[arg(long, env = "MERIDIAN_HTTP_ADDR")]
     pub http_addr: Option<SocketAddr>,
-    /// Node-to-node listener [default: 127.0.0.1:7381].
+    /// Node-to-node listener, TCP and UDP [default: 127.0.0.1:7381].
     #[arg(long, env = "MERIDIAN_PEER_ADDR")]
     pub peer_addr: Option<SocketAddr>,
+    /// The address other nodes reach this one's peer listener at [default: --peer-addr];
+    /// required when --peer-addr binds every interface (0.0.0.0 or [::]).
+    #[arg(long, env = "MERIDIAN_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<SocketAddr>,
     /// Comma-separated peer addresses to join.
     #[arg(long, env = "MERIDIAN_JOIN", value_delimiter = ',')]
     pub join: Option<Vec<String>>,
@@ -82,6 +86,7 @@ struct FileConfig {
     resp_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     peer_addr: Option<SocketAddr>,
+    advertise_addr: Option<SocketAddr>,
     join: Option<Vec<String>>,
     fsync: Option<String>,
     cluster_secret: Option<String>,
@@ -163,6 +168,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         c.fsync = parse_fsync(&f)?;
     }
     c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
+    c.advertise_addr = args.advertise_addr.or(file.advertise_addr);
     for pair in args.wan_delay.or(file.wan_delay).unwrap_or_default() {
         if !pair.trim().is_empty() {
             c.wan_delay_ms.push(parse_wan_delay(&pair)?);
@@ -176,6 +182,12 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         bail!(
             "--peer-addr {} is not a loopback address: set --cluster-secret so peers can authenticate",
             c.peer_addr
+        );
+    }
+    let advertised = c.advertise_addr.unwrap_or(c.peer_addr);
+    if advertised.ip().is_unspecified() || advertised.port() == 0 {
+        bail!(
+            "peers cannot reach {advertised}: set --advertise-addr to the address they reach this node's --peer-addr at"
         );
     }
     if c.max_clients == 0
@@ -228,6 +240,20 @@ mod tests {
                 .to_string()
                 .contains("cluster-secret")
         );
+    }
+
+    #[test]
+    fn a_peer_listener_on_every_interface_needs_an_advertised_address() {
+        let bound = |advertise: Option<&str>| ServerArgs {
+            peer_addr: Some("0.0.0.0:7381".parse().unwrap()),
+            advertise_addr: advertise.map(|a| a.parse().unwrap()),
+            cluster_secret: Some("s".into()),
+            ..ServerArgs::default()
+        };
+        let refused = resolve(bound(None)).unwrap_err().to_string();
+        assert!(refused.contains("--advertise-addr"), "{refused}");
+        let c = resolve(bound(Some("10.1.2.3:7381"))).unwrap();
+        assert_eq!(c.advertise_addr, Some("10.1.2.3:7381".parse().unwrap()));
     }
 
     #[test]

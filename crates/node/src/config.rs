@@ -17,8 +17,11 @@ pub struct NodeConfig {
     pub resp_addr: SocketAddr,
     /// HTTP listener.
     pub http_addr: SocketAddr,
-    /// Node-to-node listener.
+    /// Node-to-node listener (TCP for replication, UDP for gossip).
     pub peer_addr: SocketAddr,
+    /// Where peers reach the peer listener, when not at `peer_addr` (which may bind every
+    /// interface, or sit behind a NAT).
+    pub advertise_addr: Option<SocketAddr>,
     /// Seed peers to join.
     pub join: Vec<String>,
     /// When acknowledged writes reach the disk.
@@ -52,6 +55,7 @@ impl NodeConfig {
             resp_addr: "127.0.0.1:7379".parse().expect("literal address"),
             http_addr: "127.0.0.1:7380".parse().expect("literal address"),
             peer_addr: "127.0.0.1:7381".parse().expect("literal address"),
+            advertise_addr: None,
             join: Vec::new(),
             fsync: FsyncPolicy::Always,
             cluster_secret: None,

@@ -295,9 +295,12 @@ pub async fn run(
     let me = MemberInfo {
         name: config.node_id.clone(),
         region: config.region.clone(),
-        peer_addr: listener
-            .local_addr()
-            .map_or(config.peer_addr.to_string(), |a| a.to_string()),
+        peer_addr: match config.advertise_addr {
+            Some(a) => a.to_string(),
+            None => listener
+                .local_addr()
+                .map_or(config.peer_addr.to_string(), |a| a.to_string()),
+        },
     };
     let progress = shared.engine.progress.borrow().clone();
     let node = shared.engine.node;

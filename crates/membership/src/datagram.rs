@@ -15,11 +15,16 @@ pub const TAG_BYTES: usize = 16;
 /// Keeps gossip tags apart from anything else keyed by the same secret.
 const DOMAIN: &[u8] = b"meridian gossip v1";
 
-fn tag(secret: &[u8], payload: &[u8]) -> [u8; TAG_BYTES] {
+/// The MAC of `payload` under `secret`, before finalising.
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(DOMAIN);
     mac.update(payload);
-    let full = mac.finalize().into_bytes();
+    mac
+}
+
+fn tag(secret: &[u8], payload: &[u8]) -> [u8; TAG_BYTES] {
+    let full = mac(secret, payload).finalize().into_bytes();
     let mut out = [0; TAG_BYTES];
     out.copy_from_slice(&full[..TAG_BYTES]);
     out
@@ -40,9 +45,9 @@ pub fn open<'a>(secret: &[u8], datagram: &'a [u8]) -> Option<&'a [u8]> {
         return None;
     }
     let (given, payload) = datagram[1..].split_at(TAG_BYTES);
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(DOMAIN);
-    mac.update(payload);
     // Constant-time comparison of the truncated tag.
-    mac.verify_truncated_left(given).ok().map(|()| payload)
+    mac(secret, payload)
+        .verify_truncated_left(given)
+        .ok()
+        .map(|()| payload)
 }

@@ -46,8 +46,8 @@ pub enum Error {
     Refused(String),
 }
 
-/// What SWIM believes about a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What SWIM believes about a member, liveliest first (the order `min` picks by).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Liveness {
     /// Answered a probe (directly or through another member) recently.
     Alive,
@@ -273,18 +273,26 @@ impl Membership {
         self.drain();
     }
 
-    /// What SWIM believes about the member named `name`, if it knows it. A node that moved
-    /// to another address is two identities, the old one down: the liveliest counts.
+    /// What SWIM believes about the member named `name`, if it knows it.
     pub fn liveness(&self, name: &str) -> Option<Liveness> {
-        self.foca
-            .iter_membership_state()
-            .filter(|m| m.id().info.name == name)
-            .map(|m| match m.state() {
+        self.livenesses().get(name).copied()
+    }
+
+    /// What SWIM believes about every member it knows, by name, in one pass. A node that
+    /// moved to another address is two identities, the old one down: the liveliest counts.
+    pub fn livenesses(&self) -> std::collections::BTreeMap<&str, Liveness> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in self.foca.iter_membership_state() {
+            let l = match m.state() {
                 foca::State::Alive => Liveness::Alive,
                 foca::State::Suspect => Liveness::Suspect,
                 foca::State::Down => Liveness::Down,
-            })
-            .min_by_key(|l| *l as u8)
+            };
+            out.entry(m.id().info.name.as_str())
+                .and_modify(|best: &mut Liveness| *best = (*best).min(l))
+                .or_insert(l);
+        }
+        out
     }
 
     /// Members SWIM holds as alive or suspect.

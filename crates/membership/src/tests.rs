@@ -125,6 +125,12 @@ impl Net {
         self.now_ms = until;
     }
 
+    /// Drops everything between `a` and `b`, both ways.
+    fn cut_both(&mut self, a: usize, b: usize) {
+        self.cut.insert((a, b));
+        self.cut.insert((b, a));
+    }
+
     fn sees(&self, a: usize, b: usize) -> Option<Liveness> {
         self.nodes[a].liveness(&info(b).name)
     }
@@ -170,8 +176,7 @@ fn a_stopped_member_is_declared_down_everywhere_within_seconds() {
 fn a_member_one_node_cannot_reach_stays_alive_through_the_others() {
     let mut net = Net::new(4);
     net.run_for(3_000);
-    net.cut.insert((0, 3));
-    net.cut.insert((3, 0));
+    net.cut_both(0, 3);
     net.run_for(30_000);
     assert_eq!(net.sees(0, 3), Some(Liveness::Alive));
     assert_eq!(net.sees(3, 0), Some(Liveness::Alive));
@@ -183,8 +188,7 @@ fn halves_of_a_healed_partition_find_each_other_again() {
     net.run_for(3_000);
     for a in [0, 1] {
         for b in [2, 3] {
-            net.cut.insert((a, b));
-            net.cut.insert((b, a));
+            net.cut_both(a, b);
         }
     }
     net.run_for(10_000);
@@ -259,8 +263,7 @@ fn a_member_isolated_then_bridged_sees_everyone_alive_again() {
         let mut net = Net::seeded(3, seed);
         net.run_for(3_000);
         for other in [0, 1] {
-            net.cut.insert((2, other));
-            net.cut.insert((other, 2));
+            net.cut_both(2, other);
         }
         net.run_for(3_000 + seed * 150);
         net.cut.remove(&(2, 1));

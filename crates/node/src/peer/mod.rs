@@ -413,6 +413,28 @@ pub async fn run(
     runtime.leave().await;
 }
 
+/// Whether a member someone listed looks like one: a name, a bounded region, an address.
+fn plausible(m: &MemberInfo) -> bool {
+    !m.name.is_empty()
+        && m.name.len() <= NAME_BYTES_MAX
+        && m.region.len() <= NAME_BYTES_MAX
+        && m.peer_addr.parse::<std::net::SocketAddr>().is_ok()
+}
+
+/// This node's digests, computed off the async workers once one of `slots` is free (a full
+/// scan: bounded for requests from peers and for repairs alike).
+async fn digests(store: Arc<dyn storage::Store>, slots: &Semaphore) -> Option<Vec<u64>> {
+    let _slot = slots.acquire().await.ok()?;
+    match tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref())).await {
+        Ok(Ok(d)) => Some(d),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "computing digests failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Hands released entries and snapshot parts to the engine in order; reports refusals back.
 async fn apply_loop(
     shared: Arc<Shared>,
@@ -653,13 +675,8 @@ impl Runtime {
             if m.name == self.me.name {
                 continue;
             }
-            // A peer's list is not trusted blindly: names and addresses must look like ones,
-            // and the table is bounded.
-            let plausible = !m.name.is_empty()
-                && m.name.len() <= NAME_BYTES_MAX
-                && m.region.len() <= NAME_BYTES_MAX
-                && m.peer_addr.parse::<std::net::SocketAddr>().is_ok();
-            if !plausible || self.members.len() >= MEMBERS_MAX {
+            // A peer's list is not trusted blindly: the table is bounded.
+            if !plausible(&m) || self.members.len() >= MEMBERS_MAX {
                 tracing::warn!(member = ?m, "ignoring a member a peer listed");
                 continue;
             }
@@ -707,9 +724,7 @@ impl Runtime {
                     match self.members.get_mut(&node) {
                         Some(known) => {
                             known.left = false;
-                            if known.info != info
-                                && info.peer_addr.parse::<std::net::SocketAddr>().is_ok()
-                            {
+                            if known.info != info && plausible(&info) {
                                 // It restarted elsewhere: dial its new address from now on.
                                 known.info = info;
                                 self.save_members();
@@ -816,18 +831,10 @@ impl Runtime {
                 let store = self.shared.engine.store().clone();
                 let (digesting, slots) = (self.digesting.clone(), self.digest_slots.clone());
                 tokio::spawn(async move {
-                    let slot = slots.acquire_owned().await;
-                    let computed =
-                        tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref()))
-                            .await;
-                    drop(slot);
+                    let computed = digests(store, &slots).await;
                     digesting.lock().expect("not poisoned").remove(&node);
-                    match computed {
-                        Ok(Ok(d)) => {
-                            let _ = tx.send((Instant::now(), Message::Digests(d))).await;
-                        }
-                        Ok(Err(e)) => tracing::error!(error = %e, "computing digests failed"),
-                        Err(_) => {}
+                    if let Some(d) = computed {
+                        let _ = tx.send((Instant::now(), Message::Digests(d))).await;
                     }
                 });
             }
@@ -949,18 +956,10 @@ impl Runtime {
         let vv = self.shared.engine.progress.borrow().applied.clone();
         let store = self.shared.engine.store().clone();
         let events = self.events_tx.clone();
+        let slots = self.digest_slots.clone();
         tokio::spawn(async move {
-            let ours = {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref())).await
-            };
-            let ours = match ours {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "computing digests failed");
-                    return;
-                }
-                Err(_) => return,
+            let Some(ours) = digests(store.clone(), &slots).await else {
+                return;
             };
             let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
             let count = differ.iter().filter(|d| **d).count();
@@ -1064,12 +1063,13 @@ impl Runtime {
 
     fn publish_view(&self) {
         let now = self.now_ms();
+        let liveness = self.gossip.livenesses();
         let members = self
             .members
             .iter()
             .map(|(node, k)| MemberView {
                 info: k.info.clone(),
-                state: self.state_of(k),
+                state: state_of(k, liveness.get(k.info.name.as_str()).copied()),
                 link: k.session.is_some(),
                 lag_ops: self.core.lag_ops(*node),
                 lag_ms: self.core.lag_ms(now, *node),
@@ -1077,20 +1077,6 @@ impl Runtime {
             })
             .collect();
         self.view.send_replace(ClusterView { members });
-    }
-
-    fn state_of(&self, known: &Known) -> MemberState {
-        if known.left {
-            return MemberState::Left;
-        }
-        match self.gossip.liveness(&known.info.name) {
-            Some(Liveness::Alive) => MemberState::Up,
-            Some(Liveness::Suspect) => MemberState::Suspect,
-            Some(Liveness::Down) => MemberState::Down,
-            // Not heard of by gossip yet, but a session is direct evidence.
-            None if known.session.is_some() => MemberState::Up,
-            None => MemberState::Down,
-        }
     }
 
     /// Tells every peer this node leaves, and gives the writers a moment to send it.
@@ -1109,5 +1095,20 @@ impl Runtime {
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A member's state: left if it said so, else what gossip tells (`liveness`).
+fn state_of(known: &Known, liveness: Option<Liveness>) -> MemberState {
+    if known.left {
+        return MemberState::Left;
+    }
+    match liveness {
+        Some(Liveness::Alive) => MemberState::Up,
+        Some(Liveness::Suspect) => MemberState::Suspect,
+        Some(Liveness::Down) => MemberState::Down,
+        // Not heard of by gossip yet, but a session is direct evidence.
+        None if known.session.is_some() => MemberState::Up,
+        None => MemberState::Down,
     }
 }

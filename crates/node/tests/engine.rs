@@ -81,8 +81,12 @@ impl Store for FlakyStore {
 }
 
 fn start(store: Arc<FlakyStore>) -> EngineHandle {
+    start_as("n1", store)
+}
+
+fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
     let config = EngineConfig {
-        node_name: "n1".into(),
+        node_name: name.into(),
         fsync: FsyncPolicy::Always,
         max_offset_ms: 500,
         max_value_len: 1 << 20,
@@ -272,4 +276,49 @@ async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
         .filter(|&i| after[i] != before[i])
         .collect();
     assert_eq!(differ, vec![engine::bucket_of(b"h")]);
+}
+
+#[tokio::test]
+async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
+    let (a, b) = (
+        Arc::new(FlakyStore::default()),
+        Arc::new(FlakyStore::default()),
+    );
+    let (ea, eb) = (start_as("n1", a.clone()), start_as("n2", b.clone()));
+    // Both keys are in n1's record cache after this.
+    run(&ea, &[&["SET", "k", "1"], &["INCRBY", "n", "5"]]).await;
+    // Later stamps on n2 (a later millisecond), so its SET wins.
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    run(
+        &eb,
+        &[
+            &["SET", "k", "2"],
+            &["INCRBY", "n", "3"],
+            &["SET", "fresh", "x"],
+        ],
+    )
+    .await;
+    let origin = crdt::NodeId::from_name("n2");
+    let logged = b.inner.log_range(origin.0, 1, 10).unwrap();
+    assert_eq!(logged.len(), 1, "one round, one entry");
+    let entry = replication::Entry::decode(&logged[0].1).unwrap();
+    ea.apply(engine::Remote::Entries(vec![entry]))
+        .await
+        .unwrap();
+    assert_eq!(
+        run(
+            &ea,
+            &[&["GET", "k"], &["INCRBY", "n", "1"], &["GET", "fresh"]]
+        )
+        .await,
+        vec![
+            Reply::Bulk(Bytes::from("2")),
+            Reply::Int(9),
+            Reply::Bulk(Bytes::from("x"))
+        ]
+    );
+    // The peer's entry is logged once, as it arrived; n1's own log holds its two rounds.
+    assert_eq!(a.inner.log_range(origin.0, 1, 10).unwrap(), logged);
+    let own = crdt::NodeId::from_name("n1");
+    assert_eq!(a.inner.log_range(own.0, 1, 10).unwrap().len(), 2);
 }

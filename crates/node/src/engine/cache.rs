@@ -53,6 +53,13 @@ impl RecordCache {
         }
     }
 
+    /// Updates `key` if it is cached; caches nothing new.
+    pub fn refresh(&mut self, key: Bytes, record: Option<Stored>) {
+        if let Some(cached) = self.map.get_mut(&key) {
+            *cached = record.map(Box::new);
+        }
+    }
+
     /// Number of cached keys.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -80,5 +87,16 @@ mod tests {
         assert!(c.get(b"a").is_none());
         assert_eq!(c.get(b"b"), Some(Some(Stored::default())));
         assert_eq!(c.get(b"c"), Some(None));
+    }
+
+    #[test]
+    fn refresh_updates_what_is_cached_and_adds_nothing() {
+        let mut c = RecordCache::new(4);
+        c.insert(Bytes::from("a"), None);
+        c.refresh(Bytes::from("a"), Some(Stored::default()));
+        c.refresh(Bytes::from("b"), Some(Stored::default()));
+        assert_eq!(c.get(b"a"), Some(Some(Stored::default())));
+        assert!(c.get(b"b").is_none());
+        assert_eq!(c.len(), 1);
     }
 }

@@ -57,14 +57,18 @@ fn install_metrics() -> Option<PrometheusHandle> {
         0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
         1.0,
     ];
-    // Replication lag in milliseconds steps: the benchmark reads its quantiles from these.
-    let lag_buckets: Vec<f64> = [
-        1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 45, 50, 60, 70, 80, 90, 100, 110, 120, 130, 150, 175,
-        200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000, 60000,
-    ]
-    .iter()
-    .map(|ms| f64::from(*ms) / 1000.0)
-    .collect();
+    // Replication lag in millisecond steps, finest where the benchmark's targets lie (one-way
+    // WAN delay + 10 ms: 10, 50 and 120 ms); the benchmark reads its quantiles from these.
+    let lag_buckets: Vec<f64> = (1..=20)
+        .chain((22..=40).step_by(2))
+        .chain((42..=60).step_by(2))
+        .chain((65..=130).step_by(5))
+        .chain([
+            140, 150, 175, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
+            30000, 60000,
+        ])
+        .map(|ms| f64::from(ms) / 1000.0)
+        .collect();
     let builder = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("meridian_replication_lag_seconds".into()),

@@ -152,37 +152,93 @@ pub struct Delay {
     pub jitter: Duration,
 }
 
+/// Most messages written to the socket in one go (one flush); a bound on the write buffer.
+const WRITE_BATCH_MAX: usize = 64;
+
 /// Writes queued messages to the link, each no earlier than the simulated WAN delay after it
-/// was queued (zero unless configured), in order.
+/// was queued (zero unless configured), in order. Messages already queued and due go out
+/// together, in one write to the socket.
 pub async fn write_loop(
     mut sink: futures_util::stream::SplitSink<Link, Bytes>,
     mut rx: mpsc::Receiver<(Instant, Message)>,
     delay: Delay,
 ) {
-    // A cheap generator for the jitter (xorshift), seeded from the OS.
-    let mut state = u64::from_le_bytes(wire::nonce()[..8].try_into().expect("eight bytes")) | 1;
-    let mut previous = Instant::now();
-    while let Some((queued, message)) = rx.recv().await {
-        if !delay.base.is_zero() || !delay.jitter.is_zero() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let jitter_us = delay.jitter.as_micros() as u64;
-            let extra = Duration::from_micros(if jitter_us == 0 {
-                0
-            } else {
-                state % (jitter_us + 1)
-            });
-            let due = (queued + delay.base + extra).max(previous);
-            previous = due;
-            tokio::time::sleep_until(due).await;
+    let mut due = DueTimes::new(delay);
+    // A message taken from the queue before it was due, with its due time: it starts the
+    // next batch.
+    let mut held: Option<(Instant, Message)> = None;
+    loop {
+        let (at, message) = match held.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some((queued, message)) => (due.of(queued), message),
+                None => break,
+            },
+        };
+        tokio::time::sleep_until(at).await;
+        let mut batch = vec![message];
+        while batch.len() < WRITE_BATCH_MAX {
+            let Ok((queued, message)) = rx.try_recv() else {
+                break;
+            };
+            let at = due.of(queued);
+            if at > Instant::now() {
+                held = Some((at, message));
+                break;
+            }
+            batch.push(message);
         }
-        if let Err(e) = sink.send(wire::encode(&message)).await {
+        for message in &batch {
+            if let Err(e) = sink.feed(wire::encode(message)).await {
+                tracing::debug!(error = %e, "peer link write failed");
+                return;
+            }
+        }
+        if let Err(e) = sink.flush().await {
             tracing::debug!(error = %e, "peer link write failed");
             return;
         }
     }
     let _ = sink.close().await;
+}
+
+/// When each queued message may go: the fixed WAN delay plus a random jitter after it was
+/// queued, never before the message ahead of it (TCP does not reorder).
+struct DueTimes {
+    delay: Delay,
+    /// A cheap generator for the jitter (xorshift), seeded from the OS.
+    state: u64,
+    previous: Instant,
+}
+
+impl DueTimes {
+    fn new(delay: Delay) -> DueTimes {
+        let seed = u64::from_le_bytes(wire::nonce()[..8].try_into().expect("eight bytes"));
+        DueTimes {
+            delay,
+            state: seed | 1,
+            previous: Instant::now(),
+        }
+    }
+
+    /// The due time of the next message, queued at `queued`. Called once per message.
+    fn of(&mut self, queued: Instant) -> Instant {
+        if self.delay.base.is_zero() && self.delay.jitter.is_zero() {
+            return queued;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let jitter_us = self.delay.jitter.as_micros() as u64;
+        let extra = Duration::from_micros(if jitter_us == 0 {
+            0
+        } else {
+            self.state % (jitter_us + 1)
+        });
+        let due = (queued + self.delay.base + extra).max(self.previous);
+        self.previous = due;
+        due
+    }
 }
 
 /// Reads messages and hands them on as [`Event::Message`] until the link fails, the peer
@@ -207,5 +263,34 @@ pub async fn read_loop(
         if events.send(Event::Message { sid, message }).await.is_err() {
             return SessionError::Closed;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_times_hold_each_message_the_delay_and_never_reorder() {
+        let delay = Delay {
+            base: Duration::from_millis(40),
+            jitter: Duration::from_millis(20),
+        };
+        let mut due = DueTimes::new(delay);
+        let start = Instant::now();
+        let mut last = start;
+        for i in 0..1000u64 {
+            let queued = start + Duration::from_micros(i * 100);
+            let at = due.of(queued);
+            assert!(at >= queued + delay.base, "held at least the fixed delay");
+            assert!(at >= last, "never ahead of the message before it");
+            assert!(
+                at <= (queued + delay.base + delay.jitter).max(last),
+                "held no longer than delay and jitter, or its predecessor"
+            );
+            last = at;
+        }
+        let mut none = DueTimes::new(Delay::default());
+        assert_eq!(none.of(start), start, "no delay configured: due at once");
     }
 }

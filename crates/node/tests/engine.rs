@@ -84,6 +84,12 @@ fn start(store: Arc<FlakyStore>) -> EngineHandle {
     start_as("n1", store)
 }
 
+/// A node named `name` on a fresh store.
+fn node(name: &str) -> (Arc<FlakyStore>, EngineHandle) {
+    let store = Arc::new(FlakyStore::default());
+    (store.clone(), start_as(name, store))
+}
+
 fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
     let config = EngineConfig {
         node_name: name.into(),
@@ -280,11 +286,7 @@ async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
 
 #[tokio::test]
 async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
-    let (a, b) = (
-        Arc::new(FlakyStore::default()),
-        Arc::new(FlakyStore::default()),
-    );
-    let (ea, eb) = (start_as("n1", a.clone()), start_as("n2", b.clone()));
+    let ((a, ea), (b, eb)) = (node("n1"), node("n2"));
     // Both keys are in n1's record cache after this.
     run(&ea, &[&["SET", "k", "1"], &["INCRBY", "n", "5"]]).await;
     // Later stamps on n2 (a later millisecond), so its SET wins.
@@ -321,4 +323,24 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
     assert_eq!(a.inner.log_range(origin.0, 1, 10).unwrap(), logged);
     let own = crdt::NodeId::from_name("n1");
     assert_eq!(a.inner.log_range(own.0, 1, 10).unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_read_ahead_value_that_a_later_commit_changed_is_not_used() {
+    let ((_, ea), (b, eb)) = (node("n1"), node("n2"));
+    run(&eb, &[&["INCRBY", "n", "3"], &["SET", "k", "2"]]).await;
+    let origin = crdt::NodeId::from_name("n2");
+    let logged = b.inner.log_range(origin.0, 1, 10).unwrap();
+    let entry = replication::Entry::decode(&logged[0].1).unwrap();
+    // Read ahead while n1 holds neither key; then a local write to `n` commits before the
+    // entry is applied, so what was read of `n` is stale and what was read of `k` is not.
+    let ahead = ea.read_ahead(std::slice::from_ref(&entry)).unwrap();
+    run(&ea, &[&["INCRBY", "n", "5"]]).await;
+    ea.apply_read_ahead(engine::Remote::Entries(vec![entry]), Some(ahead))
+        .await
+        .unwrap();
+    assert_eq!(
+        run(&ea, &[&["GET", "n"], &["GET", "k"]]).await,
+        vec![Reply::Bulk(Bytes::from("8")), Reply::Bulk(Bytes::from("2"))]
+    );
 }

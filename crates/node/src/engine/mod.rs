@@ -8,11 +8,13 @@
 //!
 //! Storage calls block, which is why this is an OS thread and not an async task.
 
+mod ahead;
 mod cache;
 mod cursors;
 mod log;
 mod txn;
 
+pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
 pub use log::{DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
@@ -58,6 +60,8 @@ pub enum Request {
     Apply {
         /// What to apply.
         work: Remote,
+        /// Headers read ahead for it, if any.
+        ahead: Option<ReadAhead>,
         /// Whether all of it was applied.
         reply: oneshot::Sender<Result<(), String>>,
     },
@@ -148,6 +152,8 @@ pub struct EngineHandle {
     /// This node's id in stamps and logs.
     pub node: NodeId,
     drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
+    /// The engine's commit count, for reading ahead.
+    commits: Arc<AtomicU64>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -168,12 +174,27 @@ impl EngineHandle {
 
     /// Applies what peers sent through the engine.
     pub async fn apply(&self, work: Remote) -> Result<(), String> {
+        self.apply_read_ahead(work, None).await
+    }
+
+    /// [`EngineHandle::apply`] with headers read ahead by [`EngineHandle::read_ahead`].
+    pub async fn apply_read_ahead(
+        &self,
+        work: Remote,
+        ahead: Option<ReadAhead>,
+    ) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Apply { work, reply })
+            .send(Request::Apply { work, ahead, reply })
             .await
             .map_err(|_| EngineGone.to_string())?;
         rx.await.map_err(|_| EngineGone.to_string())?
+    }
+
+    /// Reads the headers `entries` change from the store, on the calling thread (blocking),
+    /// for the engine to use when it applies them.
+    pub fn read_ahead(&self, entries: &[replication::Entry]) -> Result<ReadAhead, StorageError> {
+        ReadAhead::read(self.store.as_ref(), &self.commits, entries)
     }
 
     /// From now on deleted state is kept as tombstones: the node has (or had) peers.
@@ -293,8 +314,10 @@ pub fn spawn(
         .disk_bytes
         .store(store.disk_bytes(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
+    let written = ahead::Written::default();
     let handle = EngineHandle {
         tx,
+        commits: written.counter(),
         store: store.clone(),
         max_value_len: config.max_value_len,
         stats: stats.clone(),
@@ -320,6 +343,7 @@ pub fn spawn(
         last_expire: Instant::now(),
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
+        written,
     };
     let thread = std::thread::Builder::new()
         .name("meridian-engine".into())
@@ -357,6 +381,8 @@ struct Engine {
     last_expire: Instant,
     command_counts: HashMap<&'static str, u64>,
     cache: RecordCache,
+    /// Which keys recent commits wrote: tells which read-ahead values still hold.
+    written: ahead::Written,
 }
 
 /// What a commit leaves in the record cache.
@@ -392,10 +418,10 @@ impl Engine {
                         replies: Vec::new(),
                         wrote: false,
                     }),
-                    Request::Apply { work, reply } => {
+                    Request::Apply { work, ahead, reply } => {
                         // Peers' entries go in their own commit, ahead of the round so far:
                         // nothing in the round depends on them.
-                        let result = self.apply_remote(work);
+                        let result = self.apply_remote(work, ahead);
                         let _ = reply.send(result);
                     }
                     Request::Truncate(vv) => self.truncate(&vv),
@@ -528,7 +554,12 @@ impl Engine {
     ) -> Result<(), StorageError> {
         let durability = self.durability();
         let started = Instant::now();
-        self.store.commit(&finished.batch, durability)?;
+        let result = self.store.commit(&finished.batch, durability);
+        // Taken or not, these keys may differ now from what a read-ahead found.
+        let keys = finished.batch.puts.iter().map(|(k, _)| k);
+        self.written
+            .committed(keys.chain(&finished.batch.removes).cloned().collect());
+        result?;
         if durability == Durability::Sync {
             metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
         } else {
@@ -636,7 +667,7 @@ impl Engine {
     /// Applies peers' entries, each the next of its origin, in one commit. Stops at the first
     /// that cannot apply (a gap, or a timestamp too far ahead of this node's clock) and commits
     /// those before it.
-    fn apply_remote(&mut self, work: Remote) -> Result<(), String> {
+    fn apply_remote(&mut self, work: Remote, ahead: Option<ReadAhead>) -> Result<(), String> {
         let entries = match work {
             Remote::Entries(entries) => entries,
             Remote::Changes(changes) => return self.merge_snapshot(&changes),
@@ -648,8 +679,10 @@ impl Engine {
             }
         };
         let mut vv = self.vv.clone();
+        let ahead = ahead.map(|a| self.written.usable(a)).unwrap_or_default();
         let (mut txn, _) = self.begin(wall_ms());
         txn.replaying(entries.iter().map(|e| e.changes.len()).sum());
+        txn.preload(ahead);
         let (log_puts, problem) = apply_entries(&mut txn, &mut vv, &entries);
         let failed = txn.failed.take();
         let mut finished = txn.finish();

@@ -126,6 +126,20 @@ impl<'a> Txn<'a> {
         self.touched.reserve(changes);
     }
 
+    /// Headers read from the store before the round began, still true (see `ahead.rs`): the
+    /// round uses them instead of reading again.
+    pub fn preload(&mut self, headers: Vec<(Bytes, Option<Stored>)>) {
+        for (key, stored) in headers {
+            let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
+            self.touched.entry(key).or_insert(Touched {
+                stored,
+                live_before,
+                dirty: false,
+                from_store: true,
+            });
+        }
+    }
+
     fn record(&mut self, change: impl FnOnce() -> Change) {
         if self.record_changes {
             self.changes.push(change());

@@ -28,7 +28,7 @@ pub mod session;
 pub mod wire;
 
 use crate::Shared;
-use crate::engine::Remote;
+use crate::engine::{ReadAhead, Remote};
 use bytes::Bytes;
 use crdt::NodeId;
 use futures_util::StreamExt;
@@ -436,13 +436,39 @@ async fn digests(store: Arc<dyn storage::Store>, slots: &Semaphore) -> Option<Ve
 }
 
 /// Hands released entries and snapshot parts to the engine in order; reports refusals back.
+/// Two stages: while the engine applies one large batch of entries, the headers of the next
+/// are read from the store on a blocking thread (`engine/ahead.rs`).
 async fn apply_loop(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Remote>,
     events: mpsc::Sender<Event>,
 ) {
-    while let Some(work) = rx.recv().await {
-        if let Err(e) = shared.engine.apply(work).await {
+    let (ready_tx, mut ready) = mpsc::channel::<(Remote, Option<ReadAhead>)>(1);
+    let engine = shared.engine.clone();
+    tokio::spawn(async move {
+        while let Some(work) = rx.recv().await {
+            let ahead = match work {
+                Remote::Entries(entries) if ReadAhead::worth_it(&entries) => {
+                    let engine = engine.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        let ahead = engine.read_ahead(&entries);
+                        (entries, ahead)
+                    });
+                    let Ok((entries, ahead)) = read.await else {
+                        return;
+                    };
+                    // A failed read is only a lost shortcut: the engine reads again.
+                    (Remote::Entries(entries), ahead.ok())
+                }
+                other => (other, None),
+            };
+            if ready_tx.send(ahead).await.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some((work, ahead)) = ready.recv().await {
+        if let Err(e) = shared.engine.apply_read_ahead(work, ahead).await {
             let _ = events.send(Event::ApplyFailed(e)).await;
         }
     }

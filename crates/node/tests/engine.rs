@@ -90,6 +90,15 @@ fn node(name: &str) -> (Arc<FlakyStore>, EngineHandle) {
     (store.clone(), start_as(name, store))
 }
 
+/// The one entry `store` holds of origin `name` (its log as stored, and decoded).
+fn only_entry(store: &FlakyStore, name: &str) -> (Vec<(u64, Bytes)>, replication::Entry) {
+    let origin = crdt::NodeId::from_name(name);
+    let logged = store.inner.log_range(origin.0, 1, 10).unwrap();
+    assert_eq!(logged.len(), 1, "one round, one entry");
+    let entry = replication::Entry::decode(&logged[0].1).unwrap();
+    (logged, entry)
+}
+
 fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
     let config = EngineConfig {
         node_name: name.into(),
@@ -300,10 +309,7 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
         ],
     )
     .await;
-    let origin = crdt::NodeId::from_name("n2");
-    let logged = b.inner.log_range(origin.0, 1, 10).unwrap();
-    assert_eq!(logged.len(), 1, "one round, one entry");
-    let entry = replication::Entry::decode(&logged[0].1).unwrap();
+    let (logged, entry) = only_entry(&b, "n2");
     ea.apply(engine::Remote::Entries(vec![entry]))
         .await
         .unwrap();
@@ -320,6 +326,7 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
         ]
     );
     // The peer's entry is logged once, as it arrived; n1's own log holds its two rounds.
+    let origin = crdt::NodeId::from_name("n2");
     assert_eq!(a.inner.log_range(origin.0, 1, 10).unwrap(), logged);
     let own = crdt::NodeId::from_name("n1");
     assert_eq!(a.inner.log_range(own.0, 1, 10).unwrap().len(), 2);
@@ -329,9 +336,7 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
 async fn a_read_ahead_value_that_a_later_commit_changed_is_not_used() {
     let ((_, ea), (b, eb)) = (node("n1"), node("n2"));
     run(&eb, &[&["INCRBY", "n", "3"], &["SET", "k", "2"]]).await;
-    let origin = crdt::NodeId::from_name("n2");
-    let logged = b.inner.log_range(origin.0, 1, 10).unwrap();
-    let entry = replication::Entry::decode(&logged[0].1).unwrap();
+    let (_, entry) = only_entry(&b, "n2");
     // Read ahead while n1 holds neither key; then a local write to `n` commits before the
     // entry is applied, so what was read of `n` is stale and what was read of `k` is not.
     let ahead = ea.read_ahead(std::slice::from_ref(&entry)).unwrap();

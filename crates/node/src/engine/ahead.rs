@@ -44,12 +44,7 @@ impl ReadAhead {
     ) -> Result<ReadAhead, StorageError> {
         let since = commits.load(Ordering::Acquire);
         let mut headers = HashMap::default();
-        for change in entries.iter().flat_map(|e| &e.changes) {
-            let key = match change {
-                Change::Header { key, .. }
-                | Change::Field { key, .. }
-                | Change::Member { key, .. } => key,
-            };
+        for key in entries.iter().flat_map(|e| &e.changes).map(Change::key) {
             if !headers.contains_key(key) {
                 headers.insert(key.clone(), store.get(key)?);
             }

@@ -26,6 +26,19 @@ struct Touched {
     from_store: bool,
 }
 
+impl Touched {
+    /// A key as read, not yet changed by the round.
+    fn read(stored: Option<Stored>, from_store: bool) -> Touched {
+        let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
+        Touched {
+            stored,
+            live_before,
+            dirty: false,
+            from_store,
+        }
+    }
+}
+
 /// A field or member as the round left it.
 struct TouchedMember<T> {
     state: Option<T>,
@@ -130,13 +143,9 @@ impl<'a> Txn<'a> {
     /// round uses them instead of reading again.
     pub fn preload(&mut self, headers: Vec<(Bytes, Option<Stored>)>) {
         for (key, stored) in headers {
-            let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
-            self.touched.entry(key).or_insert(Touched {
-                stored,
-                live_before,
-                dirty: false,
-                from_store: true,
-            });
+            self.touched
+                .entry(key)
+                .or_insert_with(|| Touched::read(stored, true));
         }
     }
 
@@ -179,14 +188,8 @@ impl<'a> Txn<'a> {
                     None
                 }),
             };
-            let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
-            let touched = Touched {
-                stored,
-                live_before,
-                dirty: false,
-                from_store,
-            };
-            self.touched.insert(key.clone(), touched);
+            self.touched
+                .insert(key.clone(), Touched::read(stored, from_store));
         }
         self.touched[key].stored.as_ref()
     }

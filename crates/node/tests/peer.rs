@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use node::peer::session::{self, SessionError};
-use node::peer::wire::{self, MemberInfo, Message};
+use node::peer::wire::{self, MemberInfo, Message, Shipped};
 use node::{NodeConfig, Shared};
 use replication::VersionVector;
 use std::sync::Arc;
@@ -98,7 +98,10 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     );
     session::send(
         &mut link,
-        &Message::Entries(vec![Bytes::from(entry.encode())]),
+        &Message::Entries(vec![Shipped {
+            entry: Bytes::from(entry.encode()),
+            acked_ms: None,
+        }]),
     )
     .await
     .unwrap();
@@ -111,7 +114,10 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     let mut link = session_to(&shared).await;
     session::send(
         &mut link,
-        &Message::Entries(vec![Bytes::from_static(b"\xff\xff\xff")]),
+        &Message::Entries(vec![Shipped {
+            entry: Bytes::from_static(b"\xff\xff\xff"),
+            acked_ms: None,
+        }]),
     )
     .await
     .unwrap();
@@ -227,6 +233,50 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(ran.replies, vec![resp::Reply::Simple("OK")]);
+    drop(shared);
+    let _ = stop.send(());
+}
+
+/// Replication lag counts from the origin's acknowledgment: the origin sends, with each of its
+/// own entries, when it acknowledged the entry's writes, which is after the entry's stamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_ships_its_entries_with_when_it_acknowledged_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, stop) = start(dir.path()).await;
+    let mut link = session_to(&shared).await;
+    let spec = node::cmd::lookup(b"SET").unwrap();
+    let before_ms = node::engine::wall_ms();
+    shared
+        .engine
+        .run(vec![(
+            spec,
+            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
+        )])
+        .await
+        .unwrap();
+    let heard_ms = node::engine::wall_ms();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let shipped = loop {
+        let frame = tokio::time::timeout_at(deadline, link.next())
+            .await
+            .expect("the node ships its entry")
+            .expect("the session stays open")
+            .unwrap();
+        if let Message::Entries(shipped) = wire::decode(&frame).unwrap() {
+            break shipped;
+        }
+    };
+    assert_eq!(shipped.len(), 1);
+    let entry = replication::Entry::decode(&shipped[0].entry).unwrap();
+    assert_eq!((entry.origin, entry.seq), (shared.engine.node, 1));
+    let acked_ms = shipped[0]
+        .acked_ms
+        .expect("the origin knows when it acknowledged");
+    assert!(
+        entry.hlc.physical_ms() <= acked_ms && (before_ms..=heard_ms).contains(&acked_ms),
+        "stamped at {}, acknowledged at {acked_ms}, the client waited from {before_ms} to {heard_ms}",
+        entry.hlc.physical_ms()
+    );
     drop(shared);
     let _ = stop.send(());
 }

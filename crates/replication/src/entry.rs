@@ -72,6 +72,12 @@ pub struct Entry {
     /// encode it again. Not part of the entry's value (ignored by equality).
     #[serde(skip)]
     pub encoded: Option<Bytes>,
+    /// When the origin acknowledged this entry's writes to its clients, by the origin's
+    /// clock: known to a receiver when the origin shipped the entry itself, soon after. Lag
+    /// is measured from here. Not part of the entry's value (not encoded, ignored by
+    /// equality).
+    #[serde(skip)]
+    pub acked_ms: Option<u64>,
 }
 
 impl PartialEq for Entry {
@@ -105,6 +111,7 @@ impl Entry {
             deps,
             changes,
             encoded: None,
+            acked_ms: None,
         }
     }
 
@@ -115,6 +122,13 @@ impl Entry {
             Some(bytes) => bytes.to_vec(),
             None => crdt::encode(self),
         }
+    }
+
+    /// When, by its origin's clock, replication lag counts from: the origin's acknowledgment
+    /// when known, else the entry's stamp (taken just before the origin committed: a little
+    /// earlier).
+    pub fn lag_since_ms(&self) -> u64 {
+        self.acked_ms.unwrap_or_else(|| self.hlc.physical_ms())
     }
 
     /// Decodes what [`Entry::encode`] wrote, keeping the bytes.
@@ -147,5 +161,27 @@ mod tests {
         assert_eq!(decoded, entry);
         assert_eq!(decoded.encode(), bytes.to_vec());
         assert_eq!(decoded.encoded.as_ref(), Some(&bytes));
+    }
+
+    #[test]
+    fn lag_counts_from_the_acknowledgment_when_the_origin_sent_it() {
+        let mut entry = Entry::new(
+            NodeId(7),
+            3,
+            Timestamp::new(1_000, 0),
+            VersionVector::new(),
+            Vec::new(),
+        );
+        assert_eq!(entry.lag_since_ms(), 1_000);
+        let mut decoded = Entry::decode(&Bytes::from(entry.encode())).unwrap();
+        assert_eq!(
+            decoded.acked_ms, None,
+            "the acknowledgment is not in the encoding"
+        );
+        decoded.acked_ms = Some(1_004);
+        assert_eq!(decoded.lag_since_ms(), 1_004);
+        assert_eq!(decoded, entry, "nor part of the entry's value");
+        entry.acked_ms = Some(1_004);
+        assert_eq!(entry.lag_since_ms(), 1_004);
     }
 }

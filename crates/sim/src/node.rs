@@ -26,7 +26,8 @@ pub struct SimNode {
     pub up: bool,
     /// How many times it restarted.
     pub incarnation: u64,
-    /// `--fsync always` (every commit durable at once) or `batch` (synced on ticks).
+    /// `--fsync always` (every commit of clients' writes durable at once) or `batch` (synced
+    /// on ticks). Peers' entries are synced on ticks either way.
     pub always: bool,
     /// How far its physical clock is ahead of true time.
     pub skew_ms: u64,
@@ -102,17 +103,16 @@ impl SimNode {
         now_ms + self.skew_ms
     }
 
-    fn commit(&mut self, batch: Batch) {
+    /// Commits `batch`; when `sync`, it is on disk afterwards, with everything before it (one
+    /// journal), as the engine commits clients' writes under `--fsync always`. Peers' entries
+    /// never wait for the disk (the engine's `Writer::Peers`).
+    fn commit(&mut self, batch: Batch, sync: bool) {
         self.store
             .commit(&batch, Durability::Sync)
             .expect("the memory store does not fail");
-        if self.always {
-            self.disk
-                .commit(&batch, Durability::Sync)
-                .expect("the memory store does not fail");
-            self.durable = self.vv.clone();
-        } else {
-            self.unsynced.push(batch);
+        self.unsynced.push(batch);
+        if sync {
+            self.sync();
         }
     }
 
@@ -148,7 +148,7 @@ impl SimNode {
         let hlc = self.clock.last();
         let wrote = seal(&mut finished, self.id, hlc, &mut self.vv).is_some();
         if wrote {
-            self.commit(finished.batch);
+            self.commit(finished.batch, self.always);
         }
         Executed { reply, hlc, wrote }
     }
@@ -164,7 +164,7 @@ impl SimNode {
             finished.batch.log_puts = log_puts;
             finished.batch.version_vector = Some(crdt::encode(&vv));
             self.vv = vv;
-            self.commit(finished.batch);
+            self.commit(finished.batch, false);
         }
         if let Some(problem) = problem {
             if problem.contains("does not follow") {

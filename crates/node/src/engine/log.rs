@@ -6,7 +6,50 @@ use bytes::Bytes;
 use crdt::{NodeId, Stamp};
 use hlc::Timestamp;
 use replication::{Change, Entry, VersionVector};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use storage::{LogPut, MemberKind, StorageError, Store};
+
+/// When this node acknowledged its most recent own log entries to clients, so that what it
+/// ships carries the time replication lag counts from. Bounded: older entries are forgotten
+/// (they ship in catch-ups, where lag from the acknowledgment means little).
+#[derive(Debug, Default)]
+pub struct AckTimes(Mutex<AckRing>);
+
+#[derive(Debug, Default)]
+struct AckRing {
+    /// The sequence number of `times[0]`.
+    first: u64,
+    /// Wall-clock milliseconds, one per entry from `first` on.
+    times: VecDeque<u64>,
+}
+
+/// Own entries whose acknowledgment times are remembered.
+const ACK_TIMES_MAX: usize = 8192;
+
+impl AckTimes {
+    /// Entry `seq` was acknowledged at `ms`. Sequence numbers come in order; a gap (a round
+    /// whose commit failed reuses its number) starts the record afresh.
+    pub fn record(&self, seq: u64, ms: u64) {
+        let mut ring = self.0.lock().expect("not poisoned");
+        if ring.first + ring.times.len() as u64 != seq {
+            ring.times.clear();
+            ring.first = seq;
+        }
+        ring.times.push_back(ms);
+        if ring.times.len() > ACK_TIMES_MAX {
+            ring.times.pop_front();
+            ring.first += 1;
+        }
+    }
+
+    /// When entry `seq` was acknowledged, if it is still remembered.
+    pub fn get(&self, seq: u64) -> Option<u64> {
+        let ring = self.0.lock().expect("not poisoned");
+        let index = seq.checked_sub(ring.first)?;
+        ring.times.get(usize::try_from(index).ok()?).copied()
+    }
+}
 
 /// Adds the log entry of a round of local writes to its batch, with the version vector it
 /// brings the node to (`vv`, advanced here). Answers the entry's sequence number, or `None`
@@ -157,5 +200,34 @@ pub fn digests(store: &dyn Store) -> Result<Vec<u64>, StorageError> {
             Some(k) => after = Some(k),
             None => return Ok(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_times_remember_the_latest_entries_in_order() {
+        let acks = AckTimes::default();
+        assert_eq!(acks.get(1), None);
+        for seq in 1..=(ACK_TIMES_MAX as u64 + 10) {
+            acks.record(seq, 1000 + seq);
+        }
+        assert_eq!(acks.get(10), None, "forgotten: beyond the bound");
+        assert_eq!(acks.get(11), Some(1011));
+        assert_eq!(
+            acks.get(ACK_TIMES_MAX as u64 + 10),
+            Some(1000 + ACK_TIMES_MAX as u64 + 10)
+        );
+        assert_eq!(
+            acks.get(ACK_TIMES_MAX as u64 + 11),
+            None,
+            "not yet acknowledged"
+        );
+        // A gap: the times before it no longer line up with sequence numbers.
+        acks.record(ACK_TIMES_MAX as u64 + 20, 7);
+        assert_eq!(acks.get(ACK_TIMES_MAX as u64 + 10), None);
+        assert_eq!(acks.get(ACK_TIMES_MAX as u64 + 20), Some(7));
     }
 }

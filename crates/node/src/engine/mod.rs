@@ -17,7 +17,7 @@ mod txn;
 pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
-pub use log::{DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
+pub use log::{AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
 pub use txn::{Finished, Txn};
 
 use crate::cmd::{self, Ctx, Spec};
@@ -154,6 +154,8 @@ pub struct EngineHandle {
     drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
     /// The engine's commit count, for reading ahead.
     commits: Arc<AtomicU64>,
+    /// When this node acknowledged its latest own log entries.
+    pub acked: Arc<AckTimes>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -315,8 +317,10 @@ pub fn spawn(
         .store(store.disk_bytes(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
     let written = ahead::Written::default();
+    let acked = Arc::new(AckTimes::default());
     let handle = EngineHandle {
         tx,
+        acked: acked.clone(),
         commits: written.counter(),
         store: store.clone(),
         max_value_len: config.max_value_len,
@@ -344,6 +348,7 @@ pub fn spawn(
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
         written,
+        acked,
     };
     let thread = std::thread::Builder::new()
         .name("meridian-engine".into())
@@ -383,16 +388,26 @@ struct Engine {
     cache: RecordCache,
     /// Which keys recent commits wrote: tells which read-ahead values still hold.
     written: ahead::Written,
+    /// When own log entries were acknowledged.
+    acked: Arc<AckTimes>,
 }
 
-/// What a commit leaves in the record cache.
-#[derive(Clone, Copy)]
-enum Caching {
-    /// Every key written: local writes, which clients are likely to read or write again.
-    Insert,
-    /// Only keys already cached: peers' writes, which would otherwise evict what local
-    /// clients use (and churning the cache took 8% of a catch-up's engine time).
-    Refresh,
+/// Whose writes a commit holds: it decides what the commit caches and whether it waits for
+/// the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// This node's clients (and its own expiry). Every key written is cached: clients are
+    /// likely to read or write it again. Under `--fsync always` the commit is on disk before
+    /// it returns, since clients hear "OK" next.
+    Clients,
+    /// Peers: their log entries, snapshot parts and adopted vectors. Only keys already cached
+    /// are refreshed (peers' writes would otherwise evict what local clients use, and churning
+    /// the cache took 8% of a catch-up's engine time). The commit never waits for the disk:
+    /// the writes are durable at their origin already (it ships only what it synced), so they
+    /// are visible here at once and reach this disk with the next sync, the tick's within
+    /// 10 ms or a client commit's (one journal: its fsync covers everything before it).
+    /// Peers learn of it from the durable vector, which only syncs advance.
+    Peers,
 }
 
 /// One request taken into a round, with its replies once run.
@@ -536,23 +551,30 @@ impl Engine {
         let mut vv = self.vv.clone();
         let seq = seal(&mut finished, self.node, self.clock.last(), &mut vv);
         self.commit(finished, vv)?;
+        if let Some(seq) = seq {
+            // Clients hear of it now.
+            self.acked.record(seq, wall_ms());
+        }
         Ok(seq)
     }
 
     /// Commits a batch that brings the node to `vv`, then updates the cache, the counts and
     /// the published progress.
     fn commit(&mut self, finished: Finished, vv: VersionVector) -> Result<(), StorageError> {
-        self.commit_with(finished, vv, Caching::Insert)
+        self.commit_with(finished, vv, Writer::Clients)
     }
 
-    /// [`Engine::commit`], caching what it wrote as `caching` says.
+    /// [`Engine::commit`] of what `writer` wrote.
     fn commit_with(
         &mut self,
         finished: Finished,
         vv: VersionVector,
-        caching: Caching,
+        writer: Writer,
     ) -> Result<(), StorageError> {
-        let durability = self.durability();
+        let durability = match writer {
+            Writer::Clients => self.durability(),
+            Writer::Peers => Durability::Buffer,
+        };
         let started = Instant::now();
         let result = self.store.commit(&finished.batch, durability);
         // Taken or not, these keys may differ now from what a read-ahead found.
@@ -562,10 +584,13 @@ impl Engine {
         result?;
         if durability == Durability::Sync {
             metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
+            // The fsync covered every commit before this one too.
+            self.unsynced = false;
+            self.last_sync = Instant::now();
         } else {
             self.unsynced = true;
         }
-        self.remember(finished.batch, caching);
+        self.remember(finished.batch, writer);
         self.state.live_keys = self
             .state
             .live_keys
@@ -615,7 +640,7 @@ impl Engine {
             return Err(e.to_string());
         }
         let vv = self.vv.clone();
-        self.commit_with(finished, vv, Caching::Refresh)
+        self.commit_with(finished, vv, Writer::Peers)
             .map_err(|e| e.to_string())
     }
 
@@ -675,7 +700,9 @@ impl Engine {
                 let mut adopted = self.vv.clone();
                 adopted.merge(&vv);
                 let finished = self.bare(adopted.clone());
-                return self.commit(finished, adopted).map_err(|e| e.to_string());
+                return self
+                    .commit_with(finished, adopted, Writer::Peers)
+                    .map_err(|e| e.to_string());
             }
         };
         let mut vv = self.vv.clone();
@@ -696,16 +723,16 @@ impl Engine {
             metrics::counter!("meridian_replication_applied_total")
                 .increment(finished.batch.log_puts.len() as u64);
             let before = self.vv.clone();
-            self.commit_with(finished, vv, Caching::Refresh)
-                .map_err(|e| {
-                    metrics::counter!("meridian_storage_errors_total").increment(1);
-                    e.to_string()
-                })?;
-            // Replication lag: from the write's stamp at its origin (taken just before the
-            // origin committed and acknowledged it) to its commit here.
+            self.commit_with(finished, vv, Writer::Peers).map_err(|e| {
+                metrics::counter!("meridian_storage_errors_total").increment(1);
+                e.to_string()
+            })?;
+            // Replication lag: from the origin's acknowledgment of the write to its commit
+            // here. An entry that did not come straight from its origin counts from its
+            // stamp, taken before the origin committed: a little longer.
             let now_ms = wall_ms();
             for e in entries.iter().filter(|e| e.seq > before.get(e.origin)) {
-                let lag_ms = now_ms.saturating_sub(e.hlc.physical_ms());
+                let lag_ms = now_ms.saturating_sub(e.lag_since_ms());
                 metrics::histogram!("meridian_replication_lag_seconds")
                     .record(lag_ms as f64 / 1000.0);
             }
@@ -714,13 +741,13 @@ impl Engine {
     }
 
     /// Caches what a batch committed.
-    fn remember(&mut self, batch: storage::Batch, caching: Caching) {
+    fn remember(&mut self, batch: storage::Batch, writer: Writer) {
         let puts = batch.puts.into_iter().map(|(k, r)| (k, Some(r)));
         let removes = batch.removes.into_iter().map(|k| (k, None));
         for (key, record) in puts.chain(removes) {
-            match caching {
-                Caching::Insert => self.cache.insert(key, record),
-                Caching::Refresh => self.cache.refresh(key, record),
+            match writer {
+                Writer::Clients => self.cache.insert(key, record),
+                Writer::Peers => self.cache.refresh(key, record),
             }
         }
     }

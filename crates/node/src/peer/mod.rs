@@ -43,7 +43,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use wire::{MemberInfo, Message};
+use wire::{MemberInfo, Message, Shipped};
 
 /// Messages queued for one peer before the runtime stops queueing (the core ships again).
 const SESSION_QUEUE_MAX: usize = 1024;
@@ -809,11 +809,12 @@ impl Runtime {
         };
         let now = self.now_ms();
         match message {
-            Message::Entries(encoded) => {
-                let mut entries = Vec::with_capacity(encoded.len());
-                for bytes in &encoded {
-                    let problem = match Entry::decode(bytes) {
-                        Ok(e) if e.seq > 0 => {
+            Message::Entries(shipped) => {
+                let mut entries = Vec::with_capacity(shipped.len());
+                for Shipped { entry, acked_ms } in &shipped {
+                    let problem = match Entry::decode(entry) {
+                        Ok(mut e) if e.seq > 0 => {
+                            e.acked_ms = *acked_ms;
                             entries.push(e);
                             continue;
                         }
@@ -932,12 +933,14 @@ impl Runtime {
         }
         let mut frame = Vec::new();
         let mut bytes = 0;
+        let own = origin == self.core.me();
         for (seq, entry) in entries {
             if seq > to {
                 break;
             }
             bytes += entry.len();
-            frame.push(entry);
+            let acked_ms = own.then(|| self.shared.engine.acked.get(seq)).flatten();
+            frame.push(Shipped { entry, acked_ms });
             if bytes >= SHIP_FRAME_BYTES {
                 self.send(peer, Message::Entries(std::mem::take(&mut frame)));
                 bytes = 0;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The frame format version this node speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -47,9 +47,8 @@ pub enum Message {
         /// Every member the sender knows (itself included).
         members: Vec<MemberInfo>,
     },
-    /// Encoded log entries ([`replication::Entry`]), shipped as the log holds them (their
-    /// origin may be a third node).
-    Entries(Vec<Bytes>),
+    /// Log entries, shipped as the log holds them (their origin may be a third node).
+    Entries(Vec<Shipped>),
     /// What the sender now holds durably.
     Ack(VersionVector),
     /// A message published on the sender's node, for subscribers here.
@@ -72,6 +71,16 @@ pub enum Message {
     Ping,
     /// The sender is shutting down on purpose.
     Leave,
+}
+
+/// One log entry in [`Message::Entries`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Shipped {
+    /// The encoded [`replication::Entry`].
+    pub entry: Bytes,
+    /// When its origin acknowledged it to clients, by the origin's clock: sent by the origin
+    /// for entries it still remembers, so the receiver measures replication lag from there.
+    pub acked_ms: Option<u64>,
 }
 
 /// Why a frame was refused.

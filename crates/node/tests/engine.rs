@@ -15,6 +15,8 @@ struct FlakyStore {
     inner: MemStore,
     failing: AtomicBool,
     commits: AtomicUsize,
+    /// Commits that asked to be on disk before returning.
+    synced_commits: AtomicUsize,
 }
 
 impl Store for FlakyStore {
@@ -46,6 +48,9 @@ impl Store for FlakyStore {
             });
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
+        if durability == Durability::Sync {
+            self.synced_commits.fetch_add(1, Ordering::SeqCst);
+        }
         self.inner.commit(batch, durability)
     }
     fn sync(&self) -> Result<(), StorageError> {
@@ -347,5 +352,64 @@ async fn a_read_ahead_value_that_a_later_commit_changed_is_not_used() {
     assert_eq!(
         run(&ea, &[&["GET", "n"], &["GET", "k"]]).await,
         vec![Reply::Bulk(Bytes::from("8")), Reply::Bulk(Bytes::from("2"))]
+    );
+}
+
+/// A peer's entry is durable at its origin: the receiver shows it at once, without waiting for
+/// its own disk, and reports holding it (what `WAIT` and truncation count) only once synced:
+/// by the next sync of its own, or by a client's commit, whose fsync covers it too.
+#[tokio::test]
+async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
+    let ((a, ea), (b, eb)) = (node("n1"), node("n2"));
+    run(&ea, &[&["SET", "k", "1"]]).await;
+    let (_, entry) = only_entry(&a, "n1");
+    let origin = entry.origin;
+    let before = b.synced_commits.load(Ordering::SeqCst);
+    eb.apply(engine::Remote::Entries(vec![entry]))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.synced_commits.load(Ordering::SeqCst),
+        before,
+        "the apply did not wait for the disk"
+    );
+    assert_eq!(
+        run(&eb, &[&["GET", "k"]]).await,
+        vec![Reply::Bulk(Bytes::from("1"))]
+    );
+    let progress = eb.progress.borrow().clone();
+    assert_eq!(progress.applied.get(origin), 1);
+    assert_eq!(progress.durable.get(origin), 0, "not synced yet");
+    // The periodic sync: the first tick after its period (100 ms; this test has no ticker).
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let ticker = eb.weak_sender().upgrade().unwrap();
+    ticker.send(engine::Request::Tick).await.unwrap();
+    let mut progress = eb.progress.clone();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        progress.wait_for(|p| p.durable.get(origin) == 1),
+    )
+    .await
+    .expect("the tick synced the peer's entry")
+    .unwrap();
+
+    // A client's commit under `--fsync always` covers a peer's entry applied before it.
+    run(&eb, &[&["SET", "mine", "x"]]).await;
+    let (_, mine) = only_entry(&b, "n2");
+    let (_, ec) = node("n3");
+    ec.apply(engine::Remote::Entries(vec![only_entry(&a, "n1").1]))
+        .await
+        .unwrap();
+    ec.apply(engine::Remote::Entries(vec![mine])).await.unwrap();
+    assert_eq!(ec.progress.borrow().durable.get(origin), 0);
+    run(&ec, &[&["SET", "own", "y"]]).await;
+    let durable = ec.progress.borrow().durable.clone();
+    assert_eq!(
+        (
+            durable.get(origin),
+            durable.get(crdt::NodeId::from_name("n2"))
+        ),
+        (1, 1),
+        "the client's fsync covered both peers' entries"
     );
 }

@@ -342,8 +342,7 @@ pub fn spawn(
         },
         config,
         stats,
-        unsynced: false,
-        last_sync: Instant::now(),
+        unsynced: Unsynced::default(),
         last_expire: Instant::now(),
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
@@ -380,9 +379,8 @@ struct Engine {
     state: EngineState,
     config: EngineConfig,
     stats: Arc<Stats>,
-    /// Whether writes were committed without fsync since the last sync.
-    unsynced: bool,
-    last_sync: Instant,
+    /// What was committed without fsync since the last sync.
+    unsynced: Unsynced,
     last_expire: Instant,
     command_counts: HashMap<&'static str, u64>,
     cache: RecordCache,
@@ -390,6 +388,51 @@ struct Engine {
     written: ahead::Written,
     /// When own log entries were acknowledged.
     acked: Arc<AckTimes>,
+}
+
+/// Commits not yet on disk: the oldest of each kind, which says when the tick syncs.
+#[derive(Debug, Default)]
+struct Unsynced {
+    /// Clients' writes (under `--fsync batch` or `never`).
+    clients: Option<Instant>,
+    /// Peers' writes and log truncation, which are durable elsewhere.
+    peers: Option<Instant>,
+}
+
+/// How long peers' writes may wait for this node's disk (unless a client's commit or a
+/// `WAIT` syncs sooner). Every sync blocks the engine for as long as the disk takes, and on a
+/// busy disk that is tens of milliseconds now and then: a peer entry that arrives meanwhile
+/// waits. Syncing these only every 100 ms instead of every 10 ms shortens the lag tail (see
+/// bench/RESULTS.md); what peers are told this node holds trails by as much.
+const PEERS_SYNC_PERIOD: Duration = Duration::from_millis(100);
+
+impl Unsynced {
+    fn any(&self) -> bool {
+        self.clients.is_some() || self.peers.is_some()
+    }
+
+    /// A commit of `writer`'s writes did not sync.
+    fn mark(&mut self, writer: Writer) {
+        let oldest = match writer {
+            Writer::Clients => &mut self.clients,
+            Writer::Peers => &mut self.peers,
+        };
+        oldest.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether the oldest unsynced commit has waited long enough under `policy`.
+    fn due(&self, policy: FsyncPolicy) -> bool {
+        let (clients, peers) = match policy {
+            FsyncPolicy::Always | FsyncPolicy::Batch => {
+                (Duration::from_millis(10), PEERS_SYNC_PERIOD)
+            }
+            // Peers receive only what is on disk here (so a crash can never take back an
+            // entry a peer holds): under `never` the log is still synced once a second.
+            FsyncPolicy::Never => (Duration::from_secs(1), Duration::from_secs(1)),
+        };
+        self.clients.is_some_and(|t| t.elapsed() >= clients)
+            || self.peers.is_some_and(|t| t.elapsed() >= peers)
+    }
 }
 
 /// Whose writes a commit holds: it decides what the commit caches and whether it waits for
@@ -404,9 +447,10 @@ enum Writer {
     /// are refreshed (peers' writes would otherwise evict what local clients use, and churning
     /// the cache took 8% of a catch-up's engine time). The commit never waits for the disk:
     /// the writes are durable at their origin already (it ships only what it synced), so they
-    /// are visible here at once and reach this disk with the next sync, the tick's within
-    /// 10 ms or a client commit's (one journal: its fsync covers everything before it).
-    /// Peers learn of it from the durable vector, which only syncs advance.
+    /// are visible here at once and reach this disk with the next sync: the tick's within
+    /// [`PEERS_SYNC_PERIOD`], or any sooner (a client commit's, a `WAIT` here: one journal,
+    /// so an fsync covers everything before it). Peers learn of it from the durable vector, which only syncs
+    /// advance.
     Peers,
 }
 
@@ -453,12 +497,13 @@ impl Engine {
             if !syncs.is_empty() {
                 // After the round, so a WAIT covers the writes sent before it.
                 let started = Instant::now();
-                let result = if self.unsynced {
+                let unsynced = self.unsynced.any();
+                let result = if unsynced {
                     self.store.sync().map_err(|e| e.to_string())
                 } else {
                     Ok(())
                 };
-                if self.unsynced && result.is_ok() {
+                if unsynced && result.is_ok() {
                     metrics::histogram!("meridian_fsync_seconds")
                         .record(started.elapsed().as_secs_f64());
                 }
@@ -585,10 +630,9 @@ impl Engine {
         if durability == Durability::Sync {
             metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
             // The fsync covered every commit before this one too.
-            self.unsynced = false;
-            self.last_sync = Instant::now();
+            self.unsynced = Unsynced::default();
         } else {
-            self.unsynced = true;
+            self.unsynced.mark(writer);
         }
         self.remember(finished.batch, writer);
         self.state.live_keys = self
@@ -670,7 +714,7 @@ impl Engine {
         let removed = batch.log_removes.len() as u64;
         match self.store.commit(&batch, Durability::Buffer) {
             Ok(()) => {
-                self.unsynced = true;
+                self.unsynced.mark(Writer::Peers);
                 metrics::counter!("meridian_log_truncated_total").increment(removed);
             }
             Err(e) => tracing::error!(error = %e, "truncating the change log failed"),
@@ -679,8 +723,7 @@ impl Engine {
 
     /// Everything committed is on disk now.
     fn synced(&mut self) {
-        self.unsynced = false;
-        self.last_sync = Instant::now();
+        self.unsynced = Unsynced::default();
         let vv = self.vv.clone();
         self.progress.send_if_modified(|p| {
             let changed = p.durable != vv;
@@ -792,13 +835,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        // Peers receive only what is on disk here (so a crash can never take back an entry a
-        // peer holds): under `never` the log is still synced once a second for them.
-        let period = match self.config.fsync {
-            FsyncPolicy::Always | FsyncPolicy::Batch => Duration::from_millis(10),
-            FsyncPolicy::Never => Duration::from_secs(1),
-        };
-        if self.unsynced && self.last_sync.elapsed() >= period {
+        if self.unsynced.due(self.config.fsync) {
             let started = Instant::now();
             match self.store.sync() {
                 Ok(()) => {
@@ -808,7 +845,11 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "periodic fsync failed");
-                    self.last_sync = Instant::now();
+                    // Tried again a period from now.
+                    self.unsynced = Unsynced {
+                        clients: self.unsynced.clients.map(|_| Instant::now()),
+                        peers: self.unsynced.peers.map(|_| Instant::now()),
+                    };
                 }
             }
         }

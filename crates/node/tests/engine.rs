@@ -413,3 +413,36 @@ async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
         "the client's fsync covered both peers' entries"
     );
 }
+
+/// Truncation drops exactly the entries up to what every member holds, each time: the second
+/// time from where the first stopped (kept by the engine, not searched for again).
+#[tokio::test]
+async fn truncation_drops_the_entries_every_member_holds_and_no_others() {
+    let (store, engine) = node("n1");
+    let me = crdt::NodeId::from_name("n1");
+    let held = |store: &FlakyStore| -> Vec<u64> {
+        let log = store.inner.log_range(me.0, 0, 100).unwrap();
+        log.into_iter().map(|(seq, _)| seq).collect()
+    };
+    for i in 0..3 {
+        run(&engine, &[&["SET", "k", &i.to_string()]]).await;
+    }
+    let upto = |seq| {
+        let mut vv = replication::VersionVector::new();
+        vv.advance(me, seq);
+        vv
+    };
+    engine.truncate(upto(2));
+    // Requests run in order: this one runs after the truncation.
+    run(&engine, &[&["GET", "k"]]).await;
+    assert_eq!(held(&store), vec![3]);
+    for i in 3..5 {
+        run(&engine, &[&["SET", "k", &i.to_string()]]).await;
+    }
+    engine.truncate(upto(4));
+    run(&engine, &[&["GET", "k"]]).await;
+    assert_eq!(held(&store), vec![5]);
+    engine.truncate(upto(4));
+    run(&engine, &[&["GET", "k"]]).await;
+    assert_eq!(held(&store), vec![5], "nothing more to drop");
+}

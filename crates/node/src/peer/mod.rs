@@ -45,6 +45,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use wire::{MemberInfo, Message, Shipped};
 
+/// Most changes of peers' entries that queued up, gathered into one commit.
+const COALESCE_CHANGES_MAX: usize = 65_536;
 /// Messages queued for one peer before the runtime stops queueing (the core ships again).
 const SESSION_QUEUE_MAX: usize = 1024;
 /// Events waiting for the runtime.
@@ -437,7 +439,9 @@ async fn digests(store: Arc<dyn storage::Store>, slots: &Semaphore) -> Option<Ve
 
 /// Hands released entries and snapshot parts to the engine in order; reports refusals back.
 /// Two stages: while the engine applies one large batch of entries, the headers of the next
-/// are read from the store on a blocking thread (`engine/ahead.rs`).
+/// are read from the store on a blocking thread (`engine/ahead.rs`); entries released while
+/// the engine is busy are gathered into one batch, so a stall is followed by one commit
+/// rather than one per entry.
 async fn apply_loop(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Remote>,
@@ -446,7 +450,36 @@ async fn apply_loop(
     let (ready_tx, mut ready) = mpsc::channel::<(Remote, Option<ReadAhead>)>(1);
     let engine = shared.engine.clone();
     tokio::spawn(async move {
-        while let Some(work) = rx.recv().await {
+        let mut held = None;
+        loop {
+            let work = match held.take() {
+                Some(work) => work,
+                None => match rx.recv().await {
+                    Some(work) => work,
+                    None => return,
+                },
+            };
+            let work = match work {
+                // Entries that queued while the engine was busy go in one commit.
+                Remote::Entries(mut entries) => {
+                    let mut changes: usize = entries.iter().map(|e| e.changes.len()).sum();
+                    while changes < COALESCE_CHANGES_MAX {
+                        match rx.try_recv() {
+                            Ok(Remote::Entries(more)) => {
+                                changes += more.iter().map(|e| e.changes.len()).sum::<usize>();
+                                entries.extend(more);
+                            }
+                            Ok(other) => {
+                                held = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    Remote::Entries(entries)
+                }
+                other => other,
+            };
             let ahead = match work {
                 Remote::Entries(entries) if ReadAhead::worth_it(&entries) => {
                     let engine = engine.clone();

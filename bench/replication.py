@@ -7,9 +7,10 @@
    simulated WAN delay of the demo (one way: eu-us 40 ms, us-ap 75 ms, eu-ap 110 ms). Writes go
    to eu at 1k/s and 10k/s (a paced redis-py pipeline every 10 ms; 10k/s both for
    --seconds and for --long-seconds) and at the maximum rate (redis-benchmark -P 16). Lag is what each receiving node records in the histogram
-   `meridian_replication_lag_seconds`: from the write's HLC stamp at eu (taken just before eu
-   commits, fsyncs and acknowledges it) to its commit at the receiver. Quantiles are read
-   from the histogram's buckets (so they are bucket upper bounds).
+   `meridian_replication_lag_seconds`: from eu's acknowledgment of the write (after its
+   fsync; eu ships each entry with when it acknowledged it) to its commit at the receiver,
+   where reads see it. Quantiles are read from the histogram's buckets (so they are bucket
+   upper bounds).
 2. Throughput. redis-benchmark SET (50 clients, random keys, 100-byte values) against one node
    alone, then against eu of a three-node cluster, then again with the two peers at nice 19;
    the ratios are cluster / alone.
@@ -285,7 +286,8 @@ def main():
              f"(here: {time.strftime('%Y-%m-%d')}, paced rows {args.seconds:.0f} s and, at 10k/s, "
              f"{args.long_seconds:.0f} s; {args.requests} requests per redis-benchmark row). Three "
              "processes and the load generator share this machine's 2 cores and one disk; "
-             "`--fsync always` everywhere.", "",
+             "`--fsync always` everywhere. Lag runs from eu's acknowledgment of a write (after "
+             "its fsync) to the write's commit at the receiver, where reads see it.", "",
              "### Lag from eu to each region (p50 / p99 / max are histogram bucket bounds, ms)", "",
              "| WAN delay | target rate | seconds | achieved/s | to | one-way ms | entries | p50 | p99 | max | p99 <= one-way + 10 ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -11,6 +11,7 @@
    fsync; eu ships each entry with when it acknowledged it) to its commit at the receiver,
    where reads see it. Quantiles are read from the histogram's buckets (so they are bucket
    upper bounds).
+   WAIT: a SET at eu, then `WAIT 2` and `WAIT 3` with the WAN delay, 30 times each.
 2. Throughput. redis-benchmark SET (50 clients, random keys, 100-byte values) against one node
    alone, then against eu of a three-node cluster, then again with the two peers at nice 19;
    the ratios are cluster / alone.
@@ -206,6 +207,32 @@ def lag_rows(binary, seconds, long_seconds, requests):
     return rows
 
 
+def wait_rows(binary, rounds=30):
+    """WAIT latency with the WAN delay: a SET at eu, then WAIT for 2 regions (eu and us, 80 ms
+    round trip) and for 3 (ap too, 220 ms). Rows of (regions, round trip ms, p50 ms, max ms)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = cluster(binary, Path(tmp), True)
+        try:
+            c = nodes[0].client()
+            for regions, rtt in ((2, 2 * ONE_WAY["us"]), (3, 2 * ONE_WAY["ap"])):
+                took = []
+                for i in range(rounds):
+                    c.set(f"wait:{i}", "x")
+                    started = time.monotonic()
+                    reached = c.execute_command("WAIT", regions, 5000)
+                    took.append((time.monotonic() - started) * 1000)
+                    assert reached >= regions, f"WAIT {regions} reached {reached}"
+                    time.sleep(0.05)
+                took.sort()
+                rows.append((regions, rtt, took[len(took) // 2], took[-1]))
+                print(rows[-1], flush=True)
+        finally:
+            for n in nodes:
+                n.stop()
+    return rows
+
+
 def measured(node, requests, pipeline):
     """Throughput, and writes per CPU second the node itself spent on them."""
     cpu = node.cpu_seconds()
@@ -278,6 +305,7 @@ def main():
         print(f"{writes} writes ({entries} entries) caught up in {took:.1f} s: {writes / took:.0f}/s")
         return
     lags = lag_rows(binary, args.seconds, args.long_seconds, args.requests)
+    waits = wait_rows(binary)
     throughput = throughput_rows(binary, args.requests)
     catch_ups = [catch_up(binary, args.catch_up) for _ in range(args.catch_up_runs)]
 
@@ -299,6 +327,10 @@ def main():
         n, p50, p99, worst = q
         ok = "yes" if p99 * 1000 <= one_way + 10 else "no"
         lines.append(f"{head} {n} | {ms(p50)} | {ms(p99)} | {ms(worst)} | {ok} |")
+    lines += ["", "### WAIT with the WAN delay (a SET at eu, then WAIT; 30 rounds each)", "",
+              "| regions | round trip to the farthest, ms | p50 ms | max ms |", "|---|---|---|---|"]
+    for regions, rtt, p50, worst in waits:
+        lines.append(f"| {regions} | {rtt} | {p50:.0f} | {worst:.0f} |")
     lines += ["", "### One node's SET throughput: replicating to two peers vs alone", "",
               "The peers run on the same 2 cores and the same disk and each apply every write, so "
               "wall-clock throughput also measures the machine being shared three ways. Two "

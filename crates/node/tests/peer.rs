@@ -280,3 +280,46 @@ async fn an_origin_ships_its_entries_with_when_it_acknowledged_them() {
     drop(shared);
     let _ = stop.send(());
 }
+
+/// A peer may ask for a sync (its client waits in `WAIT`) as often as it likes: the requests
+/// fold into one sync at a time, the session stays open, and the acknowledgment of what the
+/// peer sent comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sync_requests_costs_one_sync_at_a_time_and_the_ack_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, stop) = start(dir.path()).await;
+    let mut link = session_to(&shared).await;
+    let origin = crdt::NodeId::from_name("liar");
+    let entry = replication::Entry::new(
+        origin,
+        1,
+        hlc::Timestamp::new(node::engine::wall_ms(), 0),
+        VersionVector::new(),
+        Vec::new(),
+    );
+    let shipped = Shipped {
+        entry: Bytes::from(entry.encode()),
+        acked_ms: None,
+    };
+    session::send(&mut link, &Message::Entries(vec![shipped]))
+        .await
+        .unwrap();
+    for _ in 0..1000 {
+        session::send(&mut link, &Message::SyncRequest).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, link.next())
+            .await
+            .expect("the node acknowledges the entry")
+            .expect("the session stays open")
+            .unwrap();
+        if let Message::Ack(vv) = wire::decode(&frame).unwrap()
+            && vv.get(origin) == 1
+        {
+            break;
+        }
+    }
+    drop(shared);
+    let _ = stop.send(());
+}

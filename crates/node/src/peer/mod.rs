@@ -131,6 +131,11 @@ impl Handle {
         });
     }
 
+    /// Asks every connected peer to sync what it holds now (`WAIT` is waiting for it).
+    pub fn request_sync(&self) {
+        let _ = self.events.try_send(Event::SyncRequested);
+    }
+
     /// Removes a member for good (`CLUSTER FORGET`): it no longer holds back log truncation.
     /// Refused while it is up.
     pub fn forget(&self, name: &str) -> Result<(), String> {
@@ -218,6 +223,8 @@ pub enum Event {
         /// The message.
         message: Bytes,
     },
+    /// A client here waits for peers to hold its writes durably.
+    SyncRequested,
     /// The engine refused entries the core released.
     ApplyFailed(String),
     /// A snapshot for a peer is queued to its session in full.
@@ -282,6 +289,8 @@ struct Runtime {
     /// asking again meanwhile gets the answer already coming), two at a time in all.
     digesting: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
     digest_slots: Arc<Semaphore>,
+    /// Peers asked for a sync (see `sync_on_request`).
+    sync_wanted: Arc<tokio::sync::Notify>,
 }
 
 /// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
@@ -360,8 +369,14 @@ pub async fn run(
         repairing: Default::default(),
         digesting: Default::default(),
         digest_slots: Arc::new(Semaphore::new(2)),
+        sync_wanted: Arc::new(tokio::sync::Notify::new()),
         shared,
     };
+    // Holds the engine: stopped with the runtime, so the engine can stop too.
+    let syncer = tokio::spawn(sync_on_request(
+        runtime.shared.clone(),
+        runtime.sync_wanted.clone(),
+    ));
     runtime.load_members();
     for addr in runtime.shared.config.join.clone() {
         runtime.gossip.announce(&addr);
@@ -413,6 +428,7 @@ pub async fn run(
         runtime.carry_out_gossip();
     }
     runtime.leave().await;
+    syncer.abort();
 }
 
 /// Whether a member someone listed looks like one: a name, a bounded region, an address.
@@ -434,6 +450,18 @@ async fn digests(store: Arc<dyn storage::Store>, slots: &Semaphore) -> Option<Ve
             None
         }
         Err(_) => None,
+    }
+}
+
+/// Syncs the engine whenever a peer asks (its client waits in `WAIT`), one sync at a time:
+/// however many ask while one runs, one more follows. The durable vector it advances reaches
+/// the peers with the next acknowledgment.
+async fn sync_on_request(shared: Arc<Shared>, wanted: Arc<tokio::sync::Notify>) {
+    loop {
+        wanted.notified().await;
+        if let Err(e) = shared.engine.sync().await {
+            tracing::error!(error = %e, "sync asked for by a peer failed");
+        }
     }
 }
 
@@ -624,6 +652,11 @@ impl Runtime {
                         };
                         let _ = s.tx.try_send((now, msg));
                     }
+                }
+            }
+            Event::SyncRequested => {
+                for node in self.sessions.values() {
+                    self.send(*node, Message::SyncRequest);
                 }
             }
             Event::ApplyFailed(e) => {
@@ -863,7 +896,18 @@ impl Runtime {
                     .increment(entries.len() as u64);
                 self.core.received(entries);
             }
-            Message::Ack(vv) => self.core.acked(now, node, &vv),
+            Message::Ack(vv) => {
+                let before = self.core.peer_has_own(node);
+                self.core.acked(now, node, &vv);
+                if self.core.peer_has_own(node) != before {
+                    // `WAIT` counts what peers hold of this node's writes: tell it now.
+                    self.publish_view();
+                }
+            }
+            Message::SyncRequest => {
+                // One sync at a time; requests meanwhile make one more.
+                self.sync_wanted.notify_one();
+            }
             Message::Publish { channel, message } => {
                 self.shared.hub.publish(&channel, &message);
             }

@@ -71,6 +71,10 @@ pub enum Message {
     Ping,
     /// The sender is shutting down on purpose.
     Leave,
+    /// A client of the sender waits for its writes to be durable in other regions (`WAIT`):
+    /// sync what is held now rather than at the end of the period, so the acknowledgment
+    /// comes sooner.
+    SyncRequest,
 }
 
 /// One log entry in [`Message::Entries`].

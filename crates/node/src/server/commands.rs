@@ -484,6 +484,10 @@ pub async fn wait(shared: &Shared, last_write: u64, args: &[Bytes]) -> Reply {
             "ERR storage failure, writes may not be durable: {e}"
         ));
     }
+    if regions_holding(shared, last_write) < regions {
+        // Peers sync what they received on a period; ask them not to wait for it.
+        shared.cluster.request_sync();
+    }
     let deadline = (timeout > 0)
         .then(|| tokio::time::Instant::now() + std::time::Duration::from_millis(timeout as u64));
     let mut view = shared.cluster.view.clone();

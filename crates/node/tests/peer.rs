@@ -305,7 +305,9 @@ async fn a_flood_of_sync_requests_costs_one_sync_at_a_time_and_the_ack_comes() {
         .await
         .unwrap();
     for _ in 0..1000 {
-        session::send(&mut link, &Message::SyncRequest).await.unwrap();
+        session::send(&mut link, &Message::SyncRequest)
+            .await
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {

@@ -17,7 +17,6 @@ use storage::{StorageError, Store, Stored};
 
 /// foldhash, as in `txn.rs`: the maps here are bounded by a batch.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Commits whose written keys the engine remembers. A read-ahead older than this window is
 /// not used (the engine reads again).
@@ -87,23 +86,18 @@ impl Written {
 
     /// The read-ahead values still true now: those of keys no commit since wrote. Nothing if
     /// the window no longer reaches back to when the reads began.
-    pub fn usable(&self, ahead: ReadAhead) -> Vec<(Bytes, Option<Stored>)> {
+    pub fn usable(&self, ahead: ReadAhead) -> HashMap<Bytes, Option<Stored>> {
         let now = self.commits.load(Ordering::Relaxed);
         let oldest = self.recent.front().map_or(now + 1, |(n, _)| *n);
         if ahead.since < now && ahead.since + 1 < oldest {
-            return Vec::new();
+            return HashMap::default();
         }
-        let stale: HashSet<&Bytes> = self
-            .recent
-            .iter()
-            .filter(|(n, _)| *n > ahead.since)
-            .flat_map(|(_, keys)| keys)
-            .collect();
-        ahead
-            .headers
-            .into_iter()
-            .filter(|(k, _)| !stale.contains(k))
-            .collect()
+        let mut headers = ahead.headers;
+        let since = self.recent.iter().filter(|(n, _)| *n > ahead.since);
+        for key in since.flat_map(|(_, keys)| keys) {
+            headers.remove(key);
+        }
+        headers
     }
 }
 
@@ -121,10 +115,10 @@ mod tests {
         }
     }
 
-    fn keys(usable: Vec<(Bytes, Option<Stored>)>) -> Vec<String> {
+    fn keys(usable: HashMap<Bytes, Option<Stored>>) -> Vec<String> {
         let mut out: Vec<String> = usable
-            .into_iter()
-            .map(|(k, _)| String::from_utf8(k.to_vec()).unwrap())
+            .into_keys()
+            .map(|k| String::from_utf8(k.to_vec()).unwrap())
             .collect();
         out.sort();
         out

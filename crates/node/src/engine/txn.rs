@@ -141,7 +141,7 @@ impl<'a> Txn<'a> {
 
     /// Headers read from the store before the round began, still true (see `ahead.rs`): the
     /// round uses them instead of reading again.
-    pub fn preload(&mut self, headers: Vec<(Bytes, Option<Stored>)>) {
+    pub fn preload(&mut self, headers: impl IntoIterator<Item = (Bytes, Option<Stored>)>) {
         for (key, stored) in headers {
             self.touched
                 .entry(key)

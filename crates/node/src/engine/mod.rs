@@ -405,10 +405,10 @@ struct Unsynced {
     peers: Option<Instant>,
 }
 
-/// How long peers' writes may wait for this node's disk (unless a client's commit or a
-/// `WAIT` syncs sooner). Every sync blocks the engine for as long as the disk takes, and on a
-/// busy disk that is tens of milliseconds now and then: a peer entry that arrives meanwhile
-/// waits. Syncing these only every 100 ms instead of every 10 ms shortens the lag tail (see
+/// How long peers' writes may wait for this node's disk (unless a client's commit, a `WAIT`
+/// or a peer's request syncs sooner). Every sync blocks the engine for as long as the disk
+/// takes, and on a busy disk that is tens of milliseconds now and then: a peer entry that
+/// arrives meanwhile waits. Syncing these only every 100 ms instead of every 10 ms shortens the lag tail (see
 /// bench/RESULTS.md); what peers are told this node holds trails by as much.
 const PEERS_SYNC_PERIOD: Duration = Duration::from_millis(100);
 
@@ -454,9 +454,9 @@ enum Writer {
     /// the cache took 8% of a catch-up's engine time). The commit never waits for the disk:
     /// the writes are durable at their origin already (it ships only what it synced), so they
     /// are visible here at once and reach this disk with the next sync: the tick's within
-    /// [`PEERS_SYNC_PERIOD`], or any sooner (a client commit's, a `WAIT` here: one journal,
-    /// so an fsync covers everything before it). Peers learn of it from the durable vector, which only syncs
-    /// advance.
+    /// [`PEERS_SYNC_PERIOD`], or any sooner (a client commit's, a `WAIT`'s, a peer's request:
+    /// one journal, so an fsync covers everything before it). Peers learn of it from the
+    /// durable vector, which only syncs advance.
     Peers,
 }
 

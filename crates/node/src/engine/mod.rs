@@ -502,20 +502,7 @@ impl Engine {
             }
             if !syncs.is_empty() {
                 // After the round, so a WAIT covers the writes sent before it.
-                let started = Instant::now();
-                let unsynced = self.unsynced.any();
-                let result = if unsynced {
-                    self.store.sync().map_err(|e| e.to_string())
-                } else {
-                    Ok(())
-                };
-                if unsynced && result.is_ok() {
-                    metrics::histogram!("meridian_fsync_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                }
-                if result.is_ok() {
-                    self.synced();
-                }
+                let result = self.sync().map_err(|e| e.to_string());
                 for reply in syncs {
                     let _ = reply.send(result.clone());
                 }
@@ -737,8 +724,14 @@ impl Engine {
         }
     }
 
-    /// Everything committed is on disk now.
-    fn synced(&mut self) {
+    /// Makes everything committed durable, if anything is not yet.
+    fn sync(&mut self) -> Result<(), StorageError> {
+        if !self.unsynced.any() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.store.sync()?;
+        metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
         self.unsynced = Unsynced::default();
         let vv = self.vv.clone();
         self.progress.send_if_modified(|p| {
@@ -746,6 +739,7 @@ impl Engine {
             p.durable = vv;
             changed
         });
+        Ok(())
     }
 
     /// Applies peers' entries, each the next of its origin, in one commit. Stops at the first
@@ -853,23 +847,15 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        if self.unsynced.due(self.config.fsync) {
-            let started = Instant::now();
-            match self.store.sync() {
-                Ok(()) => {
-                    metrics::histogram!("meridian_fsync_seconds")
-                        .record(started.elapsed().as_secs_f64());
-                    self.synced();
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "periodic fsync failed");
-                    // Tried again a period from now.
-                    self.unsynced = Unsynced {
-                        clients: self.unsynced.clients.map(|_| Instant::now()),
-                        peers: self.unsynced.peers.map(|_| Instant::now()),
-                    };
-                }
-            }
+        if self.unsynced.due(self.config.fsync)
+            && let Err(e) = self.sync()
+        {
+            tracing::error!(error = %e, "periodic fsync failed");
+            // Tried again a period from now.
+            self.unsynced = Unsynced {
+                clients: self.unsynced.clients.map(|_| Instant::now()),
+                peers: self.unsynced.peers.map(|_| Instant::now()),
+            };
         }
         if self.last_expire.elapsed() >= Duration::from_millis(100) {
             self.last_expire = Instant::now();

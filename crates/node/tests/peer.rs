@@ -82,6 +82,33 @@ fn known_members(shared: &Shared) -> usize {
     shared.cluster.view.borrow().members.len()
 }
 
+/// `SET k v` through the node's engine, as a client's command runs; answers the replies.
+async fn set_k(shared: &Shared) -> Vec<resp::Reply> {
+    let spec = node::cmd::lookup(b"SET").unwrap();
+    let args = vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")];
+    shared.engine.run(vec![(spec, args)]).await.unwrap().replies
+}
+
+/// The first message the node sends on `link` within 5 s that `pick` takes; `what` names it
+/// in the failure.
+async fn first_message<T>(
+    link: &mut session::Link,
+    what: &str,
+    mut pick: impl FnMut(Message) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, link.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within 5 s"))
+            .expect("the session stays open")
+            .unwrap();
+        if let Some(found) = pick(wire::decode(&frame).unwrap()) {
+            return found;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,16 +250,7 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     assert_eq!(known_members(&shared), before);
 
     // And through all of it the node serves clients.
-    let spec = node::cmd::lookup(b"SET").unwrap();
-    let ran = shared
-        .engine
-        .run(vec![(
-            spec,
-            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
-        )])
-        .await
-        .unwrap();
-    assert_eq!(ran.replies, vec![resp::Reply::Simple("OK")]);
+    assert_eq!(set_k(&shared).await, vec![resp::Reply::Simple("OK")]);
     drop(shared);
     let _ = stop.send(());
 }
@@ -244,28 +262,14 @@ async fn an_origin_ships_its_entries_with_when_it_acknowledged_them() {
     let dir = tempfile::tempdir().unwrap();
     let (shared, stop) = start(dir.path()).await;
     let mut link = session_to(&shared).await;
-    let spec = node::cmd::lookup(b"SET").unwrap();
     let before_ms = node::engine::wall_ms();
-    shared
-        .engine
-        .run(vec![(
-            spec,
-            vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")],
-        )])
-        .await
-        .unwrap();
+    set_k(&shared).await;
     let heard_ms = node::engine::wall_ms();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let shipped = loop {
-        let frame = tokio::time::timeout_at(deadline, link.next())
-            .await
-            .expect("the node ships its entry")
-            .expect("the session stays open")
-            .unwrap();
-        if let Message::Entries(shipped) = wire::decode(&frame).unwrap() {
-            break shipped;
-        }
-    };
+    let shipped = first_message(&mut link, "shipped entry", |m| match m {
+        Message::Entries(shipped) => Some(shipped),
+        _ => None,
+    })
+    .await;
     assert_eq!(shipped.len(), 1);
     let entry = replication::Entry::decode(&shipped[0].entry).unwrap();
     assert_eq!((entry.origin, entry.seq), (shared.engine.node, 1));
@@ -309,19 +313,11 @@ async fn a_flood_of_sync_requests_costs_one_sync_at_a_time_and_the_ack_comes() {
             .await
             .unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, link.next())
-            .await
-            .expect("the node acknowledges the entry")
-            .expect("the session stays open")
-            .unwrap();
-        if let Message::Ack(vv) = wire::decode(&frame).unwrap()
-            && vv.get(origin) == 1
-        {
-            break;
-        }
-    }
+    first_message(&mut link, "acknowledgment of the entry", |m| match m {
+        Message::Ack(vv) if vv.get(origin) == 1 => Some(()),
+        _ => None,
+    })
+    .await;
     drop(shared);
     let _ = stop.send(());
 }

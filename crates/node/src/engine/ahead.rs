@@ -8,15 +8,17 @@
 //! began, the engine remembers which keys its recent commits wrote, and a read-ahead value is
 //! used only for keys no commit since then wrote.
 
+use super::txn::Touched;
 use bytes::Bytes;
 use replication::{Change, Entry};
 use std::collections::VecDeque;
+use std::collections::hash_map;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use storage::{StorageError, Store, Stored};
+use storage::{StorageError, Store};
 
-/// foldhash, as in `txn.rs`: the maps here are bounded by a batch.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The round's map of keys (`txn.rs`): the engine adopts it as it is. Bounded by a batch.
+pub type Headers = std::collections::HashMap<Bytes, Touched, foldhash::fast::RandomState>;
 
 /// Commits whose written keys the engine remembers. A read-ahead older than this window is
 /// not used (the engine reads again).
@@ -30,7 +32,7 @@ const READ_AHEAD_CHANGES_MIN: usize = 1024;
 #[derive(Debug)]
 pub struct ReadAhead {
     since: u64,
-    headers: HashMap<Bytes, Option<Stored>>,
+    headers: Headers,
 }
 
 impl ReadAhead {
@@ -42,10 +44,12 @@ impl ReadAhead {
         entries: &[Entry],
     ) -> Result<ReadAhead, StorageError> {
         let since = commits.load(Ordering::Acquire);
-        let mut headers = HashMap::default();
+        let changes = entries.iter().map(|e| e.changes.len()).sum();
+        // Sized for every change: the round that adopts the map adds no more than that.
+        let mut headers = Headers::with_capacity_and_hasher(changes, Default::default());
         for key in entries.iter().flat_map(|e| &e.changes).map(Change::key) {
-            if !headers.contains_key(key) {
-                headers.insert(key.clone(), store.get(key)?);
+            if let hash_map::Entry::Vacant(slot) = headers.entry(key.clone()) {
+                slot.insert(Touched::read(store.get(key)?, true));
             }
         }
         Ok(ReadAhead { since, headers })
@@ -86,11 +90,11 @@ impl Written {
 
     /// The read-ahead values still true now: those of keys no commit since wrote. Nothing if
     /// the window no longer reaches back to when the reads began.
-    pub fn usable(&self, ahead: ReadAhead) -> HashMap<Bytes, Option<Stored>> {
+    pub fn usable(&self, ahead: ReadAhead) -> Headers {
         let now = self.commits.load(Ordering::Relaxed);
         let oldest = self.recent.front().map_or(now + 1, |(n, _)| *n);
         if ahead.since < now && ahead.since + 1 < oldest {
-            return HashMap::default();
+            return Headers::default();
         }
         let mut headers = ahead.headers;
         let since = self.recent.iter().filter(|(n, _)| *n > ahead.since);
@@ -110,12 +114,12 @@ mod tests {
             since,
             headers: keys
                 .iter()
-                .map(|k| (Bytes::from(k.to_string()), None))
+                .map(|k| (Bytes::from(k.to_string()), Touched::read(None, true)))
                 .collect(),
         }
     }
 
-    fn keys(usable: HashMap<Bytes, Option<Stored>>) -> Vec<String> {
+    fn keys(usable: Headers) -> Vec<String> {
         let mut out: Vec<String> = usable
             .into_keys()
             .map(|k| String::from_utf8(k.to_vec()).unwrap())

@@ -763,8 +763,8 @@ impl Engine {
         let mut vv = self.vv.clone();
         let ahead = ahead.map(|a| self.written.usable(a)).unwrap_or_default();
         let (mut txn, _) = self.begin(wall_ms());
-        txn.replaying(entries.iter().map(|e| e.changes.len()).sum());
         txn.preload(ahead);
+        txn.replaying(entries.iter().map(|e| e.changes.len()).sum());
         let (log_puts, problem) = apply_entries(&mut txn, &mut vv, &entries);
         let failed = txn.failed.take();
         let mut finished = txn.finish();

@@ -18,7 +18,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 use storage::{Batch, MemberKind, StorageError, Store, Stored};
 
 /// A key as the round left it, and whether it was live before the round touched it.
-struct Touched {
+#[derive(Debug)]
+pub(super) struct Touched {
     stored: Option<Stored>,
     live_before: bool,
     dirty: bool,
@@ -28,7 +29,7 @@ struct Touched {
 
 impl Touched {
     /// A key as read, not yet changed by the round.
-    fn read(stored: Option<Stored>, from_store: bool) -> Touched {
+    pub(super) fn read(stored: Option<Stored>, from_store: bool) -> Touched {
         let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
         Touched {
             stored,
@@ -136,16 +137,20 @@ impl<'a> Txn<'a> {
     /// sized for them up front (growing it showed in the profile of a catch-up).
     pub fn replaying(&mut self, changes: usize) {
         self.record_changes = false;
-        self.touched.reserve(changes);
+        self.touched
+            .reserve(changes.saturating_sub(self.touched.len()));
     }
 
     /// Headers read from the store before the round began, still true (see `ahead.rs`): the
-    /// round uses them instead of reading again.
-    pub fn preload(&mut self, headers: impl IntoIterator<Item = (Bytes, Option<Stored>)>) {
-        for (key, stored) in headers {
-            self.touched
-                .entry(key)
-                .or_insert_with(|| Touched::read(stored, true));
+    /// round uses them instead of reading again. A round that has touched nothing yet takes
+    /// the map as it is (re-inserting a batch's keys showed in the profile of a catch-up).
+    pub(super) fn preload(&mut self, headers: HashMap<Bytes, Touched>) {
+        if self.touched.is_empty() {
+            self.touched = headers;
+            return;
+        }
+        for (key, touched) in headers {
+            self.touched.entry(key).or_insert(touched);
         }
     }
 

@@ -304,6 +304,30 @@ def test_wiped_node_recovers_by_snapshot(cluster):
     assert ap.client().dbsize() == 503
 
 
+def test_a_wiped_node_that_had_written_comes_back_under_a_new_id_and_loses_nothing(cluster):
+    """A wiped node that reused its old id would number its new writes as its old ones, which
+    its peers already hold (they would drop them), and count into its old counter slot: it
+    writes under a new id, and its old writes come back from its peers."""
+    eu, us, ap = cluster
+    for i in range(50):
+        ap.client().set(f"old{i}", i)
+    ap.client().incrby("hits", 5)
+    eu.client().incrby("hits", 1)
+    converged(cluster, ["old49", "hits"])
+    ap.kill9()
+    import shutil
+
+    shutil.rmtree(ap.data_dir)
+    ap.start()
+    # Written at once, before it has heard from any peer.
+    for i in range(10):
+        ap.client().set(f"new{i}", i)
+    ap.client().incrby("hits", 2)
+    view = converged(cluster, ["old0", "old49", "new0", "new9", "hits"], timeout=30)
+    assert (view["old49"], view["new9"], view["hits"]) == (b"49", b"9", b"8")
+    assert all(n.client().dbsize() == 61 for n in cluster)
+
+
 def test_a_down_member_holds_truncation_until_forgotten(cluster):
     eu, us, ap = cluster
     c = eu.client()

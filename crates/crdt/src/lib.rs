@@ -35,8 +35,11 @@ pub use string::{Contribution, NotInteger, Reset, StrState};
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// A node's identity in stamps: a stable 64-bit hash of its name (`--node-id`), so that every
-/// node orders equal timestamps the same way without carrying names in every value.
+/// The id a node writes under, in stamps, logs and counter slots: 64 bits, so that every node
+/// orders equal timestamps the same way without carrying names in every value. A node records
+/// its id in its data directory when the directory is created (`node::engine`): a hash of its
+/// name (`--node-id`), mixed with a random number for directories created since ids were
+/// recorded, so a wiped node comes back under a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct NodeId(pub u64);
 

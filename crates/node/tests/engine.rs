@@ -80,6 +80,12 @@ impl Store for FlakyStore {
     fn last_hlc(&self) -> Result<hlc::Timestamp, StorageError> {
         self.inner.last_hlc()
     }
+    fn origin(&self) -> Result<Option<u64>, StorageError> {
+        self.inner.origin()
+    }
+    fn set_origin(&self, origin: u64) -> Result<(), StorageError> {
+        self.inner.set_origin(origin)
+    }
     fn disk_bytes(&self) -> u64 {
         0
     }
@@ -95,10 +101,20 @@ fn node(name: &str) -> (Arc<FlakyStore>, EngineHandle) {
     (store.clone(), start_as(name, store))
 }
 
-/// The one entry `store` holds of origin `name` (its log as stored, and decoded).
-fn only_entry(store: &FlakyStore, name: &str) -> (Vec<(u64, Bytes)>, replication::Entry) {
-    let origin = crdt::NodeId::from_name(name);
-    let logged = store.inner.log_range(origin.0, 1, 10).unwrap();
+/// The id the node on `store` writes under.
+fn origin_of(store: &FlakyStore) -> crdt::NodeId {
+    crdt::NodeId(
+        store
+            .inner
+            .origin()
+            .unwrap()
+            .expect("recorded when the engine opened"),
+    )
+}
+
+/// The one entry `store` holds of its own node's writes (its log as stored, and decoded).
+fn only_entry(store: &FlakyStore) -> (Vec<(u64, Bytes)>, replication::Entry) {
+    let logged = store.inner.log_range(origin_of(store).0, 1, 10).unwrap();
     assert_eq!(logged.len(), 1, "one round, one entry");
     let entry = replication::Entry::decode(&logged[0].1).unwrap();
     (logged, entry)
@@ -314,7 +330,7 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
         ],
     )
     .await;
-    let (logged, entry) = only_entry(&b, "n2");
+    let (logged, entry) = only_entry(&b);
     ea.apply(engine::Remote::Entries(vec![entry]))
         .await
         .unwrap();
@@ -331,17 +347,15 @@ async fn a_peers_write_is_what_the_next_local_command_sees_cached_or_not() {
         ]
     );
     // The peer's entry is logged once, as it arrived; n1's own log holds its two rounds.
-    let origin = crdt::NodeId::from_name("n2");
-    assert_eq!(a.inner.log_range(origin.0, 1, 10).unwrap(), logged);
-    let own = crdt::NodeId::from_name("n1");
-    assert_eq!(a.inner.log_range(own.0, 1, 10).unwrap().len(), 2);
+    assert_eq!(a.inner.log_range(origin_of(&b).0, 1, 10).unwrap(), logged);
+    assert_eq!(a.inner.log_range(origin_of(&a).0, 1, 10).unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn a_read_ahead_value_that_a_later_commit_changed_is_not_used() {
     let ((_, ea), (b, eb)) = (node("n1"), node("n2"));
     run(&eb, &[&["INCRBY", "n", "3"], &["SET", "k", "2"]]).await;
-    let (_, entry) = only_entry(&b, "n2");
+    let (_, entry) = only_entry(&b);
     // Read ahead while n1 holds neither key; then a local write to `n` commits before the
     // entry is applied, so what was read of `n` is stale and what was read of `k` is not.
     let ahead = ea.read_ahead(std::slice::from_ref(&entry)).unwrap();
@@ -362,7 +376,7 @@ async fn a_read_ahead_value_that_a_later_commit_changed_is_not_used() {
 async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
     let ((a, ea), (b, eb)) = (node("n1"), node("n2"));
     run(&ea, &[&["SET", "k", "1"]]).await;
-    let (_, entry) = only_entry(&a, "n1");
+    let (_, entry) = only_entry(&a);
     let origin = entry.origin;
     let before = b.synced_commits.load(Ordering::SeqCst);
     eb.apply(engine::Remote::Entries(vec![entry]))
@@ -395,9 +409,9 @@ async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
 
     // A client's commit under `--fsync always` covers a peer's entry applied before it.
     run(&eb, &[&["SET", "mine", "x"]]).await;
-    let (_, mine) = only_entry(&b, "n2");
+    let (_, mine) = only_entry(&b);
     let (_, ec) = node("n3");
-    ec.apply(engine::Remote::Entries(vec![only_entry(&a, "n1").1]))
+    ec.apply(engine::Remote::Entries(vec![only_entry(&a).1]))
         .await
         .unwrap();
     ec.apply(engine::Remote::Entries(vec![mine])).await.unwrap();
@@ -405,10 +419,7 @@ async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
     run(&ec, &[&["SET", "own", "y"]]).await;
     let durable = ec.progress.borrow().durable.clone();
     assert_eq!(
-        (
-            durable.get(origin),
-            durable.get(crdt::NodeId::from_name("n2"))
-        ),
+        (durable.get(origin), durable.get(origin_of(&b))),
         (1, 1),
         "the client's fsync covered both peers' entries"
     );
@@ -419,7 +430,7 @@ async fn a_peers_entry_shows_at_once_and_counts_as_held_once_synced() {
 #[tokio::test]
 async fn truncation_drops_the_entries_every_member_holds_and_no_others() {
     let (store, engine) = node("n1");
-    let me = crdt::NodeId::from_name("n1");
+    let me = engine.node;
     let held = |store: &FlakyStore| -> Vec<u64> {
         let log = store.inner.log_range(me.0, 0, 100).unwrap();
         log.into_iter().map(|(seq, _)| seq).collect()

@@ -53,11 +53,21 @@ async fn session_to(shared: &Shared) -> session::Link {
 
 /// Opens a session whose handshake lists `members`.
 async fn session_listing(shared: &Shared, members: Vec<MemberInfo>) -> session::Link {
+    session_as(shared, crdt::NodeId::from_name("liar"), members).await
+}
+
+/// Opens a session as a peer that writes under `origin`.
+async fn session_as(
+    shared: &Shared,
+    origin: crdt::NodeId,
+    members: Vec<MemberInfo>,
+) -> session::Link {
     let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
     let established = session::handshake(
         session::frame(stream),
         &liar(),
         b"",
+        origin,
         VersionVector::new(),
         members,
     )
@@ -170,6 +180,14 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         "a repeated handshake ends the session"
     );
 
+    // A peer that writes under this node's own id (a copied data directory): each would
+    // drop the other's writes as already held.
+    let mut link = session_as(&shared, shared.engine.node, Vec::new()).await;
+    assert!(
+        closed(&mut link).await,
+        "a peer with this node's id gets no session"
+    );
+
     // A member list far beyond the table's bound, with nonsense among it.
     let mut members: Vec<MemberInfo> = (0..5000)
         .map(|i| MemberInfo {
@@ -196,6 +214,7 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         session::frame(stream),
         &liar(),
         b"guess",
+        crdt::NodeId::from_name("liar"),
         VersionVector::new(),
         Vec::new(),
     )

@@ -79,10 +79,14 @@ pub enum Effect {
 }
 
 /// What this node knows of one peer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Peer {
     /// Whether a session with it is open.
     pub connected: bool,
+    /// The id it writes under (its origin in logs and vectors), as its session told. Usually
+    /// the member's own id; a node whose disk was wiped comes back under a new one, and its
+    /// old id is an origin like any third node's: it gets those entries back.
+    pub origin: NodeId,
     /// What it holds durably, as it last told us.
     pub acked: VersionVector,
     /// What we have shipped to it in this session (it may not have arrived yet).
@@ -99,6 +103,23 @@ pub struct Peer {
     acked_to_peer: Option<VersionVector>,
     /// A snapshot is on its way to it: nothing ships until it is done.
     snapshotting: bool,
+}
+
+impl Peer {
+    /// A peer not connected (yet) that holds `vv`.
+    fn new(origin: NodeId, vv: VersionVector) -> Peer {
+        Peer {
+            connected: false,
+            origin,
+            sent: vv.clone(),
+            acked: vv,
+            waiting: BTreeMap::new(),
+            progress_ms: BTreeMap::new(),
+            opened_ms: 0,
+            acked_to_peer: None,
+            snapshotting: false,
+        }
+    }
 }
 
 /// The replication state of one node.
@@ -172,29 +193,24 @@ impl Replicator {
         std::mem::take(&mut self.effects)
     }
 
-    /// A session with `peer` opened; it holds `vv` durably. Shipping restarts from there.
-    pub fn connected(&mut self, now_ms: u64, peer: NodeId, vv: VersionVector) {
+    /// A session with `peer`, which writes as `origin`, opened; it holds `vv` durably.
+    /// Shipping restarts from there.
+    pub fn connected(&mut self, now_ms: u64, peer: NodeId, origin: NodeId, vv: VersionVector) {
         assert_ne!(peer, self.me, "a node does not peer with itself");
-        self.peers.insert(
-            peer,
-            Peer {
-                connected: true,
-                sent: vv.clone(),
-                acked: vv,
-                waiting: BTreeMap::new(),
-                progress_ms: BTreeMap::new(),
-                opened_ms: now_ms,
-                acked_to_peer: None,
-                snapshotting: false,
-            },
-        );
+        let mut p = Peer::new(origin, vv);
+        p.connected = true;
+        p.opened_ms = now_ms;
+        self.peers.insert(peer, p);
     }
 
     /// A member known from before (a restart, a peer's member list) that has not connected
     /// yet: it holds back log truncation until it tells what it has.
     pub fn add_peer(&mut self, peer: NodeId) {
         if peer != self.me {
-            self.peers.entry(peer).or_default();
+            // Until it connects, it is taken to write under its member id (the usual case).
+            self.peers
+                .entry(peer)
+                .or_insert_with(|| Peer::new(peer, VersionVector::new()));
         }
     }
 
@@ -357,7 +373,7 @@ impl Replicator {
             return;
         }
         for (origin, held) in self.applied.iter() {
-            if origin == id {
+            if origin == p.origin {
                 continue;
             }
             let limit = if origin == me {
@@ -397,7 +413,7 @@ impl Replicator {
     pub fn lag_ops(&self, peer: NodeId) -> u64 {
         self.peers
             .get(&peer)
-            .map_or(0, |p| self.applied.without(peer).ahead_of(&p.acked))
+            .map_or(0, |p| self.applied.without(p.origin).ahead_of(&p.acked))
     }
 
     /// How long the oldest own entry that `peer` has not acknowledged has been applied here.

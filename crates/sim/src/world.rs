@@ -462,8 +462,8 @@ impl World {
                     let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
                     let (da, db) = (self.nodes[a].durable.clone(), self.nodes[b].durable.clone());
                     let now = self.now;
-                    self.nodes[a].core.connected(now, idb, db);
-                    self.nodes[b].core.connected(now, ida, da);
+                    self.nodes[a].core.connected(now, idb, idb, db);
+                    self.nodes[b].core.connected(now, ida, ida, da);
                 } else if !can && open {
                     self.sessions.remove(&(a, b));
                     let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);

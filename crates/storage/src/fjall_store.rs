@@ -12,6 +12,7 @@ use std::path::Path;
 
 const META_HLC: &[u8] = b"hlc";
 const META_VV: &[u8] = b"vv";
+const META_ORIGIN: &[u8] = b"origin";
 
 /// Memtable size of the data and member keyspaces (fjall's default is 64 MiB). Smaller
 /// memtables keep point lookups in the skip list short and the resident memory low. Measured
@@ -224,6 +225,24 @@ impl Store for FjallStore {
             )),
             _ => Timestamp::ZERO,
         })
+    }
+
+    fn origin(&self) -> Result<Option<u64>, StorageError> {
+        Ok(match self.meta.get(META_ORIGIN)? {
+            None => None,
+            Some(v) => Some(u64::from_be_bytes(v[..].try_into().map_err(|_| {
+                StorageError::Corrupt {
+                    key: "(origin)".into(),
+                    reason: format!("{} bytes, not 8", v.len()),
+                }
+            })?)),
+        })
+    }
+
+    fn set_origin(&self, origin: u64) -> Result<(), StorageError> {
+        self.meta.insert(META_ORIGIN, origin.to_be_bytes())?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -222,6 +222,12 @@ pub trait Store: Send + Sync {
     /// The highest HLC timestamp ever committed.
     fn last_hlc(&self) -> Result<Timestamp, StorageError>;
 
+    /// The id this store's node writes under (its origin in the change log), once recorded.
+    fn origin(&self) -> Result<Option<u64>, StorageError>;
+
+    /// Records the id this store's node writes under, durably (before any write names it).
+    fn set_origin(&self, origin: u64) -> Result<(), StorageError>;
+
     /// Bytes on disk (zero for memory).
     fn disk_bytes(&self) -> u64;
 }

@@ -24,6 +24,7 @@ struct Inner {
     hlc: Timestamp,
     log: BTreeMap<[u8; 16], Bytes>,
     version_vector: Option<Bytes>,
+    origin: Option<u64>,
 }
 
 impl MemStore {
@@ -177,6 +178,15 @@ impl Store for MemStore {
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {
         Ok(self.lock().hlc)
+    }
+
+    fn origin(&self) -> Result<Option<u64>, StorageError> {
+        Ok(self.lock().origin)
+    }
+
+    fn set_origin(&self, origin: u64) -> Result<(), StorageError> {
+        self.lock().origin = Some(origin);
+        Ok(())
     }
 
     fn disk_bytes(&self) -> u64 {

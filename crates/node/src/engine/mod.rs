@@ -287,6 +287,28 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The id this node writes under: recorded in the store the first time it opens. A new data
+/// directory gets an id of its own (the name's hash mixed with a random number), so a node
+/// whose disk was wiped, or restored from an old copy, starts a fresh log instead of reusing
+/// sequence numbers (and counter slots) that its peers already hold under its old id: its
+/// old writes come back from them as another origin's. A directory that wrote before ids
+/// were recorded keeps the name's hash, the id its log and stamps already carry.
+fn origin(store: &dyn Store, name: &str, fresh: bool) -> Result<NodeId, StorageError> {
+    if let Some(id) = store.origin()? {
+        return Ok(NodeId(id));
+    }
+    let named = NodeId::from_name(name);
+    let id = if fresh {
+        let mut random = [0u8; 8];
+        getrandom::fill(&mut random).expect("the operating system's random source works");
+        NodeId(named.0 ^ u64::from_le_bytes(random))
+    } else {
+        named
+    };
+    store.set_origin(id.0)?;
+    Ok(id)
+}
+
 /// Opens the engine over `store` and starts its thread. Counts the live keys first, so
 /// `DBSIZE` is right from the first command.
 pub fn spawn(
@@ -309,7 +331,11 @@ pub fn spawn(
         durable: vv.clone(),
     };
     let (progress_tx, progress_rx) = watch::channel(progress);
-    let node = NodeId::from_name(&config.node_name);
+    let node = origin(
+        store.as_ref(),
+        &config.node_name,
+        store.version_vector()?.is_none(),
+    )?;
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
     stats

@@ -559,11 +559,11 @@ impl Runtime {
             return;
         };
         let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
-        let vv = self.core.durable_vv().clone();
+        let (origin, vv) = (self.core.me(), self.core.durable_vv().clone());
         let members = self.member_list();
         tokio::spawn(async move {
             let result =
-                session::handshake(session::frame(stream), &me, &secret, vv, members).await;
+                session::handshake(session::frame(stream), &me, &secret, origin, vv, members).await;
             drop(permit);
             match result {
                 Ok(established) => {
@@ -586,7 +586,7 @@ impl Runtime {
 
     fn dial(&self, addr: String) {
         let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
-        let vv = self.core.durable_vv().clone();
+        let (origin, vv) = (self.core.me(), self.core.durable_vv().clone());
         let members = self.member_list();
         tokio::spawn(async move {
             let connect =
@@ -595,7 +595,8 @@ impl Runtime {
                 Err(_) => Err(SessionError::Timeout),
                 Ok(Err(e)) => Err(e.into()),
                 Ok(Ok(stream)) => {
-                    session::handshake(session::frame(stream), &me, &secret, vv, members).await
+                    session::handshake(session::frame(stream), &me, &secret, origin, vv, members)
+                        .await
                 }
             };
             let reached = match result {
@@ -690,11 +691,19 @@ impl Runtime {
     fn opened(&mut self, dialer: String, established: Established) {
         let Established {
             peer,
+            origin,
             vv,
             members,
             link,
         } = established;
         if self.is_isolated() {
+            return;
+        }
+        if origin == self.core.me() {
+            // Two data directories with one id (one copied from the other): both would
+            // number their writes alike, and each would drop the other's as already held.
+            metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+            tracing::error!(peer = %peer.name, "the peer writes under this node's own id (a copied data directory?); closing");
             return;
         }
         let node = NodeId::from_name(&peer.name);
@@ -741,7 +750,7 @@ impl Runtime {
             },
         );
         let now = self.now_ms();
-        self.core.connected(now, node, vv);
+        self.core.connected(now, node, origin, vv);
         self.learn(members);
         if newcomer {
             self.save_members();

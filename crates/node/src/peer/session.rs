@@ -3,6 +3,7 @@
 use super::Event;
 use super::wire::{self, FRAME_BYTES_MAX, Hello, MemberInfo, Message};
 use bytes::Bytes;
+use crdt::NodeId;
 use futures_util::{SinkExt, StreamExt};
 use replication::VersionVector;
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub enum SessionError {
 pub struct Established {
     /// The peer.
     pub peer: MemberInfo,
+    /// The id the peer writes under.
+    pub origin: NodeId,
     /// What the peer holds durably.
     pub vv: VersionVector,
     /// The members the peer knows.
@@ -83,12 +86,13 @@ pub async fn recv(link: &mut Link) -> Result<Message, SessionError> {
     }
 }
 
-/// Runs the handshake on `link` as `me`, offering `vv` and `members` once the peer proved
-/// itself. Both sides run the same steps.
+/// Runs the handshake on `link` as `me` (writing as `origin`), offering `vv` and `members`
+/// once the peer proved itself. Both sides run the same steps.
 pub async fn handshake(
     mut link: Link,
     me: &MemberInfo,
     secret: &[u8],
+    origin: NodeId,
     vv: VersionVector,
     members: Vec<MemberInfo>,
 ) -> Result<Established, SessionError> {
@@ -126,12 +130,26 @@ pub async fn handshake(
         if !wire::verify(secret, &my_nonce, &hello.nonce, &hello.member.name, &theirs) {
             return Err(SessionError::Auth(hello.member.name));
         }
-        send(&mut link, &Message::Start { vv, members }).await?;
-        let Message::Start { vv, members } = recv(&mut link).await? else {
+        send(
+            &mut link,
+            &Message::Start {
+                origin,
+                vv,
+                members,
+            },
+        )
+        .await?;
+        let Message::Start {
+            origin,
+            vv,
+            members,
+        } = recv(&mut link).await?
+        else {
             return Err(SessionError::Protocol { expected: "start" });
         };
         Ok(Established {
             peer: hello.member,
+            origin,
             vv,
             members,
             link,

@@ -12,13 +12,14 @@
 //! later replace the proofs without changing anything after them.
 
 use bytes::{Bytes, BytesMut};
+use crdt::NodeId;
 use hmac::{Hmac, Mac};
 use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The frame format version this node speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -42,6 +43,8 @@ pub enum Message {
     Proof(Vec<u8>),
     /// After both proofs: what the sender holds durably and the members it knows.
     Start {
+        /// The id the sender writes under (its origin in logs and vectors).
+        origin: NodeId,
         /// The sender's durable version vector.
         vv: VersionVector,
         /// Every member the sender knows (itself included).

@@ -35,7 +35,7 @@ fn seqs(effects: &[Effect]) -> Vec<(NodeId, u64)> {
 #[test]
 fn own_entries_ship_once_durable_and_then_not_again() {
     let mut r = core(A);
-    r.connected(0, B, VersionVector::new());
+    r.connected(0, B, B, VersionVector::new());
     r.applied(0, vv(&[(A, 3)]), vv(&[(A, 1)]));
     r.tick(0);
     assert_eq!(
@@ -77,7 +77,7 @@ fn own_entries_ship_once_durable_and_then_not_again() {
 #[test]
 fn unacknowledged_entries_ship_again_after_the_resend_delay() {
     let mut r = core(A);
-    r.connected(0, B, VersionVector::new());
+    r.connected(0, B, B, VersionVector::new());
     r.applied(0, vv(&[(A, 2)]), vv(&[(A, 2)]));
     r.tick(0);
     r.take_effects();
@@ -100,7 +100,7 @@ fn unacknowledged_entries_ship_again_after_the_resend_delay() {
 #[test]
 fn third_origin_entries_are_relayed_only_when_the_peer_stays_behind() {
     let mut r = core(A);
-    r.connected(0, C, VersionVector::new());
+    r.connected(0, C, C, VersionVector::new());
     r.tick(0);
     r.take_effects();
     // A holds 5 entries of B; C has none of them.
@@ -134,7 +134,7 @@ fn third_origin_entries_are_relayed_only_when_the_peer_stays_behind() {
 #[test]
 fn a_peer_that_catches_up_directly_gets_no_relay() {
     let mut r = core(A);
-    r.connected(0, C, VersionVector::new());
+    r.connected(0, C, C, VersionVector::new());
     r.received((1..=2).map(|s| entry(B, s, &[])).collect());
     r.applied(0, vv(&[(B, 2)]), vv(&[(B, 2)]));
     r.tick(0);
@@ -172,7 +172,7 @@ fn a_failed_apply_forgets_what_was_scheduled() {
 #[test]
 fn lag_counts_what_the_peer_lacks() {
     let mut r = core(A);
-    r.connected(0, B, VersionVector::new());
+    r.connected(0, B, B, VersionVector::new());
     r.applied(100, vv(&[(A, 4), (C, 2)]), vv(&[(A, 4), (C, 2)]));
     assert_eq!(r.lag_ops(B), 6);
     assert_eq!(r.lag_ms(150, B), 50);
@@ -185,9 +185,9 @@ fn truncation_waits_for_every_member_including_ones_not_yet_reconnected() {
     let mut r = core(A);
     r.applied(0, vv(&[(A, 10)]), vv(&[(A, 10)]));
     r.add_peer(C);
-    r.connected(0, B, vv(&[(A, 7)]));
+    r.connected(0, B, B, vv(&[(A, 7)]));
     assert_eq!(r.truncatable().get(A), 0, "C has not said what it holds");
-    r.connected(0, C, vv(&[(A, 5)]));
+    r.connected(0, C, C, vv(&[(A, 5)]));
     assert_eq!(r.truncatable().get(A), 5);
     r.remove_peer(C);
     assert_eq!(r.truncatable().get(A), 7);
@@ -197,7 +197,7 @@ fn truncation_waits_for_every_member_including_ones_not_yet_reconnected() {
 fn nothing_ships_while_a_snapshot_is_on_its_way() {
     let mut r = core(A);
     r.applied(0, vv(&[(A, 10)]), vv(&[(A, 10)]));
-    r.connected(0, B, VersionVector::new());
+    r.connected(0, B, B, VersionVector::new());
     r.snapshot_started(B);
     r.tick(0);
     assert_eq!(
@@ -223,7 +223,7 @@ fn nothing_ships_while_a_snapshot_is_on_its_way() {
 #[test]
 fn a_lost_batch_of_one_origin_ships_again_while_other_origins_flow() {
     let mut r = core(A);
-    r.connected(0, C, VersionVector::new());
+    r.connected(0, C, C, VersionVector::new());
     r.applied(0, vv(&[(A, 2)]), vv(&[(A, 2)]));
     r.tick(0);
     r.take_effects();
@@ -248,4 +248,46 @@ fn a_lost_batch_of_one_origin_ships_again_while_other_origins_flow() {
             to: 2
         }]
     );
+}
+
+#[test]
+fn a_peer_back_under_a_new_id_gets_the_writes_of_its_old_one() {
+    // B wrote 4 entries, which A holds; B's disk is wiped and it comes back writing as D.
+    const D: NodeId = NodeId(4);
+    let mut r = core(A);
+    r.connected(0, B, B, VersionVector::new());
+    r.received((1..=4).map(|s| entry(B, s, &[])).collect());
+    r.take_effects();
+    r.applied(0, vv(&[(B, 4)]), vv(&[(B, 4)]));
+    r.acked(0, B, &vv(&[(B, 4)]));
+    r.tick(0);
+    r.take_effects();
+    // While B wrote as B, A never shipped B its own entries.
+    let relay = Config::default().relay_after_ms;
+    r.tick(relay);
+    assert_eq!(r.take_effects(), vec![]);
+    r.disconnected(B);
+    r.connected(relay, B, D, VersionVector::new());
+    assert_eq!(
+        r.truncatable(),
+        VersionVector::new(),
+        "B's entries are kept for it"
+    );
+    r.tick(relay);
+    r.take_effects();
+    r.tick(2 * relay);
+    assert_eq!(
+        r.take_effects(),
+        vec![Effect::Ship {
+            peer: B,
+            origin: B,
+            from: 1,
+            to: 4
+        }],
+        "B's old writes go back to it, as a third origin's"
+    );
+    // Its new writes count as its own: they are not lag it has.
+    r.applied(2 * relay, vv(&[(B, 4), (D, 2)]), vv(&[(B, 4), (D, 2)]));
+    r.acked(2 * relay, B, &vv(&[(B, 4)]));
+    assert_eq!(r.lag_ops(B), 0);
 }

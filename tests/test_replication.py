@@ -328,6 +328,38 @@ def test_a_wiped_node_that_had_written_comes_back_under_a_new_id_and_loses_nothi
     assert all(n.client().dbsize() == 61 for n in cluster)
 
 
+def test_a_node_restored_from_an_old_copy_refuses_writes_until_wiped(cluster):
+    """Restored from an old copy, a node would number new writes as ones its peers already
+    hold: it refuses writes (reads go on) until its data directory is wiped."""
+    import shutil
+
+    eu, us, ap = cluster
+    ap.client().set("early", 1)
+    converged(cluster, ["early"])
+    assert ap.stop() == 0
+    backup = ap.data_dir.with_name("ap-backup")
+    shutil.copytree(ap.data_dir, backup)
+    ap.start()
+    ap.client().set("late", 2)
+    converged(cluster, ["early", "late"])
+    ap.kill9()
+    shutil.rmtree(ap.data_dir)
+    shutil.copytree(backup, ap.data_dir)
+    ap.start()
+    wait_for(lambda: connected_peers(ap) == 2, what="ap-1 to reconnect")
+    with pytest.raises(redis.ResponseError, match="writes refused"):
+        ap.client().set("lost?", 3)
+    assert ap.client().get("early") == b"1"
+    assert eu.client().get("lost?") is None
+    # Wiped, it comes back under a new id with everything, and writes again.
+    ap.kill9()
+    shutil.rmtree(ap.data_dir)
+    ap.start()
+    ap.client().set("after", 4)
+    view = converged(cluster, ["early", "late", "after"], timeout=30)
+    assert (view["early"], view["late"], view["after"]) == (b"1", b"2", b"4")
+
+
 def test_a_down_member_holds_truncation_until_forgotten(cluster):
     eu, us, ap = cluster
     c = eu.client()

@@ -152,6 +152,9 @@ pub struct EngineHandle {
     /// This node's id in stamps and logs.
     pub node: NodeId,
     drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when peers hold more of this node's writes than its disk (see
+    /// [`EngineHandle::refuse_writes`]).
+    writes_refused: Arc<std::sync::atomic::AtomicBool>,
     /// The engine's commit count, for reading ahead.
     commits: Arc<AtomicU64>,
     /// When this node acknowledged its latest own log entries.
@@ -202,6 +205,19 @@ impl EngineHandle {
     /// From now on deleted state is kept as tombstones: the node has (or had) peers.
     pub fn keep_tombstones(&self) {
         self.drop_tombstones.store(false, Ordering::Relaxed);
+    }
+
+    /// From now on commands that write are refused, and keys are no longer expired here: a
+    /// peer holds more of this node's own writes than its disk does (its data directory was
+    /// restored from an old copy, or a disk lost synced writes). New writes would reuse
+    /// sequence numbers the peers hold, and they would drop them as duplicates.
+    pub fn refuse_writes(&self) {
+        self.writes_refused.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`EngineHandle::refuse_writes`] was called.
+    pub fn writes_refused(&self) -> bool {
+        self.writes_refused.load(Ordering::Relaxed)
     }
 
     /// Asks the engine to drop log entries up to `vv` (best effort: a busy engine gets the
@@ -287,6 +303,10 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The answer to a write while peers hold more of this node's writes than its disk.
+const WRITES_REFUSED: &str = "ERR writes refused: peers hold more of this node's own writes than \
+its data directory (restored from an old copy?); wipe the data directory and restart the node";
+
 /// The id this node writes under: recorded in the store the first time it opens. A new data
 /// directory gets an id of its own (the name's hash mixed with a random number), so a node
 /// whose disk was wiped, or restored from an old copy, starts a fresh log instead of reusing
@@ -344,7 +364,9 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
     let written = ahead::Written::default();
     let acked = Arc::new(AckTimes::default());
+    let writes_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let handle = EngineHandle {
+        writes_refused: writes_refused.clone(),
         tx,
         acked: acked.clone(),
         commits: written.counter(),
@@ -375,6 +397,7 @@ pub fn spawn(
         written,
         acked,
         log_first: HashMap::new(),
+        writes_refused,
     };
     let thread = std::thread::Builder::new()
         .name("meridian-engine".into())
@@ -420,6 +443,8 @@ struct Engine {
     /// so far, which the storage engine keeps as tombstones until compaction drops them (a
     /// truncation took 4-7 ms of the engine's time after a minute at 10k writes/s).
     log_first: HashMap<u64, u64>,
+    /// See [`EngineHandle::refuse_writes`].
+    writes_refused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Commits not yet on disk: the oldest of each kind, which says when the tick syncs.
@@ -569,8 +594,15 @@ impl Engine {
                 *self.command_counts.entry(spec.name).or_default() += 1;
             }
         }
+        let refused = self.writes_refused.load(Ordering::Relaxed);
         let (mut txn, state) = self.begin(wall_ms());
         for pending in &mut round {
+            if refused && pending.commands.iter().any(|(spec, _)| spec.write) {
+                pending.replies = (pending.commands.iter())
+                    .map(|_| Reply::Error(WRITES_REFUSED.into()))
+                    .collect();
+                continue;
+            }
             let mut ctx = Ctx {
                 txn: &mut txn,
                 state: &mut *state,
@@ -895,6 +927,9 @@ impl Engine {
     /// Deletes keys whose deadline passed, and drops index entries that no longer match their
     /// key's deadline.
     fn expire_due(&mut self) {
+        if self.writes_refused.load(Ordering::Relaxed) {
+            return;
+        }
         let now_ms = wall_ms();
         let due = match self.store.due(now_ms, EXPIRE_PER_TICK_MAX) {
             Ok(d) => d,

@@ -706,6 +706,18 @@ impl Runtime {
             tracing::error!(peer = %peer.name, "the peer writes under this node's own id (a copied data directory?); closing");
             return;
         }
+        let mine = self.core.me();
+        if vv.get(mine) > self.core.applied_vv().get(mine) && !self.shared.engine.writes_refused() {
+            // Own entries ship only once on this disk, so only a disk that went back in time
+            // shows this. Writing on would reuse sequence numbers the peer holds.
+            tracing::error!(
+                peer = %peer.name,
+                theirs = vv.get(mine),
+                ours = self.core.applied_vv().get(mine),
+                "a peer holds more of this node's writes than its data directory (restored from an old copy?); refusing writes: wipe the data directory and restart"
+            );
+            self.shared.engine.refuse_writes();
+        }
         let node = NodeId::from_name(&peer.name);
         let newcomer = !self.members.contains_key(&node);
         if let Some(old) = self.members.get(&node).and_then(|k| k.session.as_ref()) {

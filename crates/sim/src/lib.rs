@@ -5,7 +5,8 @@
 //! core with its datagrams on the same simulated network, the CRDTs, over an in-memory store. What the simulator replaces is the runtime: time is virtual, the network
 //! is a queue of deliveries with a per-region delay matrix, jitter (so messages reorder),
 //! loss and duplication, and faults come from a nemesis: crashes that lose what was not
-//! synced (nodes run `--fsync always` or `batch`), restarts, partitions (one node isolated,
+//! synced (nodes run `--fsync always` or `batch`), crashes that wipe the disk (the node comes
+//! back empty under a new write id, as a real node does), restarts, partitions (one node isolated,
 //! two halves, one-way). Each node's clock is skewed by up to the maximum offset.
 //!
 //! A run ([`World::run`]) has a faulty phase under a random client workload, then heals every
@@ -37,5 +38,6 @@ pub fn default_options(seed: u64) -> Options {
         nodes: 3 + (seed % 3) as usize,
         faulty_ms: 20_000,
         ops_per_sec: 200,
+        wipes: true,
     }
 }

@@ -20,8 +20,11 @@ pub struct SimNode {
     pub name: String,
     /// Index into the region delay matrix.
     pub region: usize,
-    /// Its id in stamps and logs.
+    /// Its id as a member (the hash of its name).
     pub id: NodeId,
+    /// The id it writes under, in stamps and logs: its member id until its disk is wiped,
+    /// then a new one (as `node::engine` records one per data directory).
+    pub origin: NodeId,
     /// Whether the process runs.
     pub up: bool,
     /// How many times it restarted.
@@ -78,6 +81,7 @@ impl SimNode {
             name,
             region,
             id,
+            origin: id,
             up: true,
             incarnation: 0,
             always,
@@ -135,7 +139,14 @@ impl SimNode {
         let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
         let spec = cmd::lookup(&args[0]).expect("the workload uses known commands");
         let physical = self.physical_ms(now_ms);
-        let mut txn = Txn::new(&self.store, None, &mut self.clock, self.id, physical, false);
+        let mut txn = Txn::new(
+            &self.store,
+            None,
+            &mut self.clock,
+            self.origin,
+            physical,
+            false,
+        );
         let reply = cmd::execute(
             &mut Ctx {
                 txn: &mut txn,
@@ -146,7 +157,7 @@ impl SimNode {
         );
         let mut finished = txn.finish();
         let hlc = self.clock.last();
-        let wrote = seal(&mut finished, self.id, hlc, &mut self.vv).is_some();
+        let wrote = seal(&mut finished, self.origin, hlc, &mut self.vv).is_some();
         if wrote {
             self.commit(finished.batch, self.always);
         }
@@ -157,7 +168,14 @@ impl SimNode {
     pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
         let physical = self.physical_ms(now_ms);
         let mut vv = self.vv.clone();
-        let mut txn = Txn::new(&self.store, None, &mut self.clock, self.id, physical, false);
+        let mut txn = Txn::new(
+            &self.store,
+            None,
+            &mut self.clock,
+            self.origin,
+            physical,
+            false,
+        );
         let (log_puts, problem) = apply_entries(&mut txn, &mut vv, entries);
         let mut finished = txn.finish();
         if !log_puts.is_empty() {
@@ -193,6 +211,20 @@ impl SimNode {
         self.unsynced.clear();
     }
 
+    /// The disk of the stopped process is wiped: it will start empty, writing under a new id
+    /// derived from `salt`.
+    pub fn wipe(&mut self, salt: u64) {
+        assert!(!self.up, "only a stopped node's disk is wiped");
+        self.disk = MemStore::new();
+        self.store = MemStore::new();
+        let fresh = NodeId(self.id.0 ^ salt);
+        self.origin = if fresh == self.origin || fresh == self.id {
+            NodeId(fresh.0.wrapping_add(1))
+        } else {
+            fresh
+        };
+    }
+
     /// The process starts again from its disk (its gossip identity one newer).
     pub fn restart(&mut self, seed: u64) {
         self.up = true;
@@ -207,7 +239,7 @@ impl SimNode {
         self.state = engine_state();
         self.vv = vv.clone();
         self.durable = vv.clone();
-        self.core = Replicator::new(self.id, Config::default(), vv.clone(), vv);
+        self.core = Replicator::new(self.origin, Config::default(), vv.clone(), vv);
     }
 
     /// Runs a read-only command against what the node holds.

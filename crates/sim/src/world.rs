@@ -33,6 +33,9 @@ pub struct Options {
     pub faulty_ms: u64,
     /// Client commands per virtual second, over the whole cluster.
     pub ops_per_sec: u64,
+    /// Whether some crashes also wipe the node's disk (only when everything it holds is on
+    /// another node's disk too, so no acknowledged write can be lost with it).
+    pub wipes: bool,
 }
 
 /// What a passing run reports.
@@ -407,6 +410,15 @@ impl World {
             }
             Event::Restart(i) => {
                 if !self.nodes[i].up {
+                    if self.opts.wipes && self.rng.chance(0.5) && self.held_elsewhere(i) {
+                        // Its disk was replaced while it was down.
+                        let salt = self.rng.below(u64::MAX);
+                        self.nodes[i].wipe(salt);
+                        // A new id: its stamps are ordered afresh.
+                        self.last_acked_hlc[i] = Timestamp::ZERO;
+                        self.faults
+                            .push(format!("t={} wipe {}", self.t(), self.nodes[i].name));
+                    }
                     self.restart(i);
                 }
             }
@@ -460,10 +472,11 @@ impl World {
                     self.sessions.insert((a, b), self.next_epoch);
                     self.next_epoch += 1;
                     let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+                    let (oa, ob) = (self.nodes[a].origin, self.nodes[b].origin);
                     let (da, db) = (self.nodes[a].durable.clone(), self.nodes[b].durable.clone());
                     let now = self.now;
-                    self.nodes[a].core.connected(now, idb, idb, db);
-                    self.nodes[b].core.connected(now, ida, ida, da);
+                    self.nodes[a].core.connected(now, idb, ob, db);
+                    self.nodes[b].core.connected(now, ida, oa, da);
                 } else if !can && open {
                     self.sessions.remove(&(a, b));
                     let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
@@ -605,7 +618,7 @@ impl World {
                 let key = Bytes::from(format!("r{k}"));
                 let value = self.fresh("v");
                 let done = self.nodes[i].execute(self.now, &[b"SET", &key, &value]);
-                let stamp = Stamp::new(done.hlc, self.nodes[i].id);
+                let stamp = Stamp::new(done.hlc, self.nodes[i].origin);
                 self.written(i, done.hlc, Acked::Set { key, value, stamp });
             }
             30..50 => {
@@ -763,6 +776,14 @@ impl World {
                 self.block(vec![(a, b)], &what);
             }
         }
+    }
+
+    /// Whether every entry node `a` holds durably is on another node's disk too (the only
+    /// wipe that loses no acknowledged write).
+    fn held_elsewhere(&self, a: usize) -> bool {
+        self.nodes[a].durable.iter().all(|(origin, seq)| {
+            (0..self.nodes.len()).any(|b| b != a && self.nodes[b].durable.get(origin) >= seq)
+        })
     }
 
     fn block(&mut self, pairs: Vec<(usize, usize)>, what: &str) {

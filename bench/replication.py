@@ -93,6 +93,11 @@ class Node:
         for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
             subprocess.run(["renice", "-n", "19", "-p", task.name], check=True, capture_output=True)
 
+    def pin(self, cpu):
+        """Every thread of the process (and those it starts later) on CPU `cpu` only."""
+        subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(self.proc.pid)], check=True,
+                       capture_output=True)
+
     def peers_up(self):
         return int(self.client().info("replication")["connected_peers"])
 
@@ -156,8 +161,9 @@ def paced(node, rate, seconds):
     return sent / (time.monotonic() - start)
 
 
-def benchmark(node, requests, pipeline, clients=50, keyspace=100000):
-    out = subprocess.run(["redis-benchmark", "-p", str(node.port), "-t", "set", "-n", str(requests),
+def benchmark(node, requests, pipeline, clients=50, keyspace=100000, cpu=None):
+    pinned = [] if cpu is None else ["taskset", "-c", str(cpu)]
+    out = subprocess.run([*pinned, "redis-benchmark", "-p", str(node.port), "-t", "set", "-n", str(requests),
                           "-c", str(clients), "-P", str(pipeline), "-r", str(keyspace), "-d", "100", "--csv"],
                          capture_output=True, text=True, check=True).stdout
     row = [line for line in out.splitlines() if line.startswith('"SET"')][0]
@@ -233,36 +239,47 @@ def wait_rows(binary, rounds=30):
     return rows
 
 
-def measured(node, requests, pipeline):
+def measured(node, requests, pipeline, client_cpu=None):
     """Throughput, and writes per CPU second the node itself spent on them."""
     cpu = node.cpu_seconds()
-    rate = benchmark(node, requests, pipeline)
+    rate = benchmark(node, requests, pipeline, cpu=client_cpu)
     return rate, requests / (node.cpu_seconds() - cpu)
 
 
 def throughput_rows(binary, requests):
+    """Per pipeline depth: alone, replicating, replicating with the peers at nice 19, and
+    the node on a core of its own alone and replicating (the client and the peers, at nice 19,
+    on the other core)."""
     rows = []
     for pipeline in (1, 16):
-        with tempfile.TemporaryDirectory() as tmp:
-            alone = Node(Path(binary), Path(tmp), "eu").start()
-            try:
-                solo = measured(alone, requests, pipeline)
-            finally:
-                alone.stop()
+        solo = []
+        for own_core in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                alone = Node(Path(binary), Path(tmp), "eu").start()
+                try:
+                    if own_core:
+                        alone.pin(0)
+                    solo.append(measured(alone, requests, pipeline, 1 if own_core else None))
+                finally:
+                    alone.stop()
         replicated = []
-        for lowered in (False, True):
+        for lowered, own_core in ((False, False), (True, False), (True, True)):
             with tempfile.TemporaryDirectory() as tmp:
                 nodes = cluster(binary, Path(tmp), False)
                 try:
-                    if lowered:
-                        for peer in nodes[1:]:
+                    if own_core:
+                        nodes[0].pin(0)
+                    for peer in nodes[1:]:
+                        if lowered:
                             peer.lower_priority()
-                    replicated.append(measured(nodes[0], requests, pipeline))
+                        if own_core:
+                            peer.pin(1)
+                    replicated.append(measured(nodes[0], requests, pipeline, 1 if own_core else None))
                     settle(nodes)
                 finally:
                     for n in nodes:
                         n.stop()
-        rows.append((pipeline, solo, *replicated))
+        rows.append((pipeline, *solo, *replicated))
         print(rows[-1], flush=True)
     return rows
 
@@ -340,10 +357,18 @@ def main():
               "| pipeline | alone/s | replicating/s | ratio (target >= 0.8) | peers at nice 19/s | ratio | "
               "alone writes/CPU-s | replicating writes/CPU-s | ratio |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for pipeline, (solo, solo_cpu), (replicated, replicated_cpu), (lowered, _) in throughput:
+    for pipeline, (solo, solo_cpu), _, (replicated, replicated_cpu), (lowered, _), _ in throughput:
         lines.append(f"| {pipeline} | {solo:.0f} | {replicated:.0f} | {replicated / solo:.2f}x | "
                      f"{lowered:.0f} | {lowered / solo:.2f}x | "
                      f"{solo_cpu:.0f} | {replicated_cpu:.0f} | {replicated_cpu / solo_cpu:.2f}x |")
+    lines += ["", "A third view, closest to the peers having machines of their own: the node pinned "
+              "to one core in both runs (`taskset`), the client on the other core, and, when "
+              "replicating, the two peers on that other core too at nice 19 (the client goes "
+              "first). The disk stays shared.", "",
+              "| pipeline | alone, own core/s | replicating, own core/s | ratio (target >= 0.8) |",
+              "|---|---|---|---|"]
+    for pipeline, _, (solo, _), _, _, (pinned, _) in throughput:
+        lines.append(f"| {pipeline} | {solo:.0f} | {pinned:.0f} | {pinned / solo:.2f}x |")
     rates = sorted(writes / took for writes, _, took in catch_ups)
     lines += ["", "### Catch-up after missing writes", "",
               f"us was down while eu took {args.catch_up} SETs, then restarted and caught up; "

@@ -309,10 +309,11 @@ its data directory (restored from an old copy?); wipe the data directory and res
 
 /// The id this node writes under: recorded in the store the first time it opens. A new data
 /// directory gets an id of its own (the name's hash mixed with a random number), so a node
-/// whose disk was wiped, or restored from an old copy, starts a fresh log instead of reusing
-/// sequence numbers (and counter slots) that its peers already hold under its old id: its
-/// old writes come back from them as another origin's. A directory that wrote before ids
-/// were recorded keeps the name's hash, the id its log and stamps already carry.
+/// whose disk was wiped starts a fresh log instead of reusing sequence numbers (and counter
+/// slots) that its peers already hold under its old id: its old writes come back from them
+/// as another origin's. A directory that wrote before ids were recorded keeps the name's
+/// hash, the id its log and stamps already carry. (A directory restored from an old copy
+/// keeps its id; its peers show it, see [`EngineHandle::refuse_writes`].)
 fn origin(store: &dyn Store, name: &str, fresh: bool) -> Result<NodeId, StorageError> {
     if let Some(id) = store.origin()? {
         return Ok(NodeId(id));

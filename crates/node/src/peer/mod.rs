@@ -699,14 +699,14 @@ impl Runtime {
         if self.is_isolated() {
             return;
         }
-        if origin == self.core.me() {
+        let mine = self.core.me();
+        if origin == mine {
             // Two data directories with one id (one copied from the other): both would
             // number their writes alike, and each would drop the other's as already held.
             metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
             tracing::error!(peer = %peer.name, "the peer writes under this node's own id (a copied data directory?); closing");
             return;
         }
-        let mine = self.core.me();
         if vv.get(mine) > self.core.applied_vv().get(mine) && !self.shared.engine.writes_refused() {
             // Own entries ship only once on this disk, so only a disk that went back in time
             // shows this. Writing on would reuse sequence numbers the peer holds.

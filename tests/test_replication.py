@@ -1,8 +1,10 @@
 """Three nodes in three regions, each a separate process on real sockets: every write reaches
 every region, concurrent writes merge by the design's rules, a killed node catches up."""
 
+import json
 import threading
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -18,6 +20,11 @@ def wait_for(predicate, timeout=15.0, what="condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def http_status(node) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/v1/status", timeout=5) as resp:
+        return json.load(resp)
 
 
 def connected_peers(node) -> int:
@@ -206,14 +213,11 @@ def test_wrong_cluster_secret_is_refused(node_factory):
 
 
 def test_http_status_lists_the_cluster(cluster):
-    import json
-    import urllib.request
-
     eu, us, ap = cluster
     eu.client().set("x", "1")
-    with urllib.request.urlopen(f"http://127.0.0.1:{eu.http_port}/v1/status", timeout=5) as resp:
-        status = json.load(resp)
+    status = http_status(eu)
     assert status["node_id"] == "eu-1" and status["region"] == "eu" and status["log_seq"] >= 1
+    assert len(status["write_id"]) == 16 and status["writes_refused"] is False
     peers = {p["node_id"]: p for p in status["cluster"]}
     assert set(peers) == {"us-1", "ap-1"}
     assert peers["ap-1"]["region"] == "ap" and peers["ap-1"]["state"] == "up" and peers["ap-1"]["link"]
@@ -242,8 +246,6 @@ def test_a_node_on_every_interface_advertises_the_address_peers_reach(node_facto
 
 
 def metric(node, name) -> float:
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/metrics", timeout=5) as resp:
         for line in resp.read().decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
@@ -309,6 +311,7 @@ def test_a_wiped_node_that_had_written_comes_back_under_a_new_id_and_loses_nothi
     its peers already hold (they would drop them), and count into its old counter slot: it
     writes under a new id, and its old writes come back from its peers."""
     eu, us, ap = cluster
+    old_id = ap.client().info("replication")["write_id"]
     for i in range(50):
         ap.client().set(f"old{i}", i)
     ap.client().incrby("hits", 5)
@@ -323,6 +326,7 @@ def test_a_wiped_node_that_had_written_comes_back_under_a_new_id_and_loses_nothi
     for i in range(10):
         ap.client().set(f"new{i}", i)
     ap.client().incrby("hits", 2)
+    assert ap.client().info("replication")["write_id"] != old_id
     view = converged(cluster, ["old0", "old49", "new0", "new9", "hits"], timeout=30)
     assert (view["old49"], view["new9"], view["hits"]) == (b"49", b"9", b"8")
     assert all(n.client().dbsize() == 61 for n in cluster)
@@ -349,6 +353,8 @@ def test_a_node_restored_from_an_old_copy_refuses_writes_until_wiped(cluster):
     wait_for(lambda: connected_peers(ap) == 2, what="ap-1 to reconnect")
     with pytest.raises(redis.ResponseError, match="writes refused"):
         ap.client().set("lost?", 3)
+    assert ap.client().info("replication")["writes_refused"] == 1
+    assert http_status(ap)["writes_refused"] is True
     assert ap.client().get("early") == b"1"
     assert eu.client().get("lost?") is None
     # Wiped, it comes back under a new id with everything, and writes again.

@@ -33,6 +33,11 @@ pub struct Status {
     pub disk_bytes: u64,
     /// This node's own change log position (sequence of its latest write).
     pub log_seq: u64,
+    /// The id this node's data directory writes under (hex; a wiped node has a new one).
+    pub write_id: String,
+    /// Whether writes are refused: a peer holds more of this node's writes than its data
+    /// directory (restored from an old copy); wipe it and restart.
+    pub writes_refused: bool,
     /// Every other member this node knows.
     pub cluster: Vec<Peer>,
 }
@@ -89,6 +94,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
             .borrow()
             .applied
             .get(shared.engine.node),
+        write_id: format!("{:016x}", shared.engine.node.0),
+        writes_refused: shared.engine.writes_refused(),
         cluster: shared
             .cluster
             .view

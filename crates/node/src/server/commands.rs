@@ -424,10 +424,12 @@ fn replication_section(shared: &Shared) -> String {
     let up = view.members.iter().filter(|m| m.link).count();
     let progress = shared.engine.progress.borrow().clone();
     let mut text = format!(
-        "# Replication\r\nrole:master\r\nnode_id:{}\r\nregion:{}\r\nlog_seq:{}\r\n\
-         known_peers:{}\r\nconnected_peers:{up}\r\n",
+        "# Replication\r\nrole:master\r\nnode_id:{}\r\nregion:{}\r\nwrite_id:{:016x}\r\n\
+         writes_refused:{}\r\nlog_seq:{}\r\nknown_peers:{}\r\nconnected_peers:{up}\r\n",
         c.node_id,
         c.region,
+        shared.engine.node.0,
+        u8::from(shared.engine.writes_refused()),
         progress.applied.get(shared.engine.node),
         view.members.len(),
     );

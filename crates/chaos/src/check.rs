@@ -202,6 +202,9 @@ fn own_final(ops: &[Op], key: &str, value: &Value, out: &mut Vec<Anomaly>) {
 
 /// Read-your-writes and monotonic reads: a client's read of its own register shows at least
 /// its last acknowledged write before the read, and never less than an earlier read showed.
+/// A wipe of the client's node (the `wipe` fault) starts a new session: the node comes back
+/// empty and catches up, so reads there may show less until it has (the final state must
+/// still hold every acknowledged write, `own_final`).
 /// A write whose outcome is unknown may take effect at any time after it was sent (a command
 /// stuck in a paused node's socket runs when the node resumes, after later writes, and wins
 /// by its later stamp), so a read showing such a write's value is allowed.
@@ -210,12 +213,24 @@ fn own_reads(ops: &[Op], out: &mut Vec<Anomaly>) {
     for o in ops.iter().filter(|o| o.key.starts_with("own")) {
         by_client.entry(o.client).or_default().push(o);
     }
+    let mut wipes: Vec<(usize, u64)> = (ops.iter())
+        .filter(|o| o.f == "wipe")
+        .map(|o| (o.node, o.invoke_ms))
+        .collect();
+    wipes.sort_unstable_by_key(|&(_, at)| at);
     for (client, mut own) in by_client {
         own.sort_by_key(|o| o.invoke_ms);
+        let node = own[0].node;
+        let mut wipes = wipes.iter().filter(|&&(n, _)| n == node).map(|&(_, at)| at);
+        let mut next_wipe = wipes.next();
         let mut written = 0u64;
         let mut seen = 0u64;
         let mut unknown: BTreeSet<u64> = BTreeSet::new();
         for (i, o) in own.iter().enumerate() {
+            while next_wipe.is_some_and(|at| at <= o.invoke_ms) {
+                (written, seen) = (0, 0);
+                next_wipe = wipes.next();
+            }
             let arg = || {
                 o.arg
                     .as_deref()
@@ -438,5 +453,46 @@ mod tests {
             whats(&ops[..1], &state(&[("own4", json!("2744"))])).len(),
             1
         );
+    }
+
+    /// A node wiped between a client's write and its read comes back empty: the read starts
+    /// a new session there. The final state must still hold the write.
+    #[test]
+    fn a_wipe_of_the_clients_node_starts_a_new_session_but_loses_nothing() {
+        let mut ops = vec![
+            op(
+                2,
+                "set",
+                "own2",
+                Some("7"),
+                (0, 1),
+                Outcome::Ok,
+                Value::Null,
+            ),
+            op(2, "get", "own2", None, (20, 21), Outcome::Ok, Value::Null),
+        ];
+        let stale = whats(&ops, &state(&[("own2", json!("7"))]));
+        assert_eq!(stale.len(), 1, "without a wipe the empty read is stale");
+        let mut wipe = op(
+            usize::MAX,
+            "wipe",
+            "",
+            None,
+            (10, 10),
+            Outcome::Ok,
+            Value::Null,
+        );
+        wipe.node = 2;
+        ops.push(wipe.clone());
+        assert!(whats(&ops, &state(&[("own2", json!("7"))])).is_empty());
+        assert_eq!(
+            whats(&ops, &state(&[("own2", Value::Null)])).len(),
+            1,
+            "the write must survive the wipe"
+        );
+        // Another node's wipe changes nothing for this client.
+        wipe.node = 1;
+        ops[2] = wipe;
+        assert_eq!(whats(&ops, &state(&[("own2", json!("7"))])).len(), 1);
     }
 }

@@ -184,6 +184,13 @@ impl Cluster {
         }
     }
 
+    /// Removes node `i`'s data directory (the node must be stopped).
+    pub fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
+        assert!(!self.running(i), "wipe a stopped node");
+        let dir = &self.nodes[i].data_dir;
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
+    }
+
     /// SIGSTOP.
     pub fn pause(&mut self, i: usize) {
         self.signal(i, "-STOP");
@@ -211,6 +218,21 @@ impl Cluster {
             .lines()
             .find_map(|l| l.strip_prefix("connected_peers:"))
             .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// How many peers hold every write of node `i`'s own durably, as node `i` tells: linked,
+    /// with `lag_ms:0`.
+    pub fn peers_holding_all(&self, i: usize) -> Option<usize> {
+        let info = self.replication_info(i)?;
+        let holding = info
+            .lines()
+            .filter(|l| l.starts_with("peer"))
+            .filter(|l| {
+                let fields: Vec<&str> = l.split([':', ',']).collect();
+                fields.contains(&"link=up") && fields.contains(&"lag_ms=0")
+            })
+            .count();
+        Some(holding)
     }
 
     /// How node `i` sees each peer: `name state link` (gossip state, replication link).

@@ -2,7 +2,7 @@
 //!
 //! Fault testing of a real Meridian cluster, as root: makes a network namespace per node on
 //! one bridge, starts `meridian server` in each, drives clients over real RESP connections
-//! while a nemesis partitions, kills, pauses and skews nodes, records every operation in a
+//! while a nemesis partitions, kills, pauses, skews and wipes nodes, records every operation in a
 //! JSONL history, heals everything, waits for convergence, reads every node's final state and
 //! checks it against the history. Prints a summary and exits 1 on any anomaly.
 
@@ -35,7 +35,7 @@ struct Args {
     /// Seconds of workload under faults.
     #[arg(long, default_value_t = 60)]
     time: u64,
-    /// Faults: `all` or a comma-separated list of partition, kill, pause, skew, wan.
+    /// Faults: `all` or a comma-separated list of partition, kill, pause, skew, wan, wipe.
     #[arg(long, default_value = "all")]
     nemesis: String,
     /// Seed of the workload and the fault schedule [default: the clock].
@@ -189,13 +189,16 @@ fn run(args: Args) -> anyhow::Result<bool> {
 
     let history = Arc::new(History::create(&out.join("history.jsonl"))?);
     let stop = Arc::new(AtomicBool::new(false));
+    let held: Arc<Vec<AtomicBool>> =
+        Arc::new((0..args.nodes).map(|_| AtomicBool::new(false)).collect());
     let mut clients = Vec::new();
     for node in 0..args.nodes {
         for c in 0..args.clients {
             let id = node * args.clients + c;
             let (addr, history, stop) = (cluster.nodes[node].addr, history.clone(), stop.clone());
+            let held = held.clone();
             clients.push(std::thread::spawn(move || {
-                workload::run_client(id, node, addr, seed, history, stop)
+                workload::run_client(id, node, addr, seed, history, stop, held)
             }));
         }
     }
@@ -205,7 +208,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let end = Instant::now() + Duration::from_secs(args.time);
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(500 + rng.below(2000)));
-        let what = nemesis::one(&faults, &hosts, &mut cluster, &mut rng, history.now_ms())?;
+        let what = nemesis::one(&faults, &hosts, &mut cluster, &mut rng, &held, &history)?;
         println!("  {what}");
         applied.push(what);
     }

@@ -1,11 +1,13 @@
 //! Faults on a schedule: partitions (two halves, one node isolated, a bridge, one way), kill -9
-//! and restart, SIGSTOP/SIGCONT, clock skew within and beyond the maximum offset. WAN delay
-//! with jitter is set for the whole run when enabled (see `main.rs`).
+//! and restart, SIGSTOP/SIGCONT, clock skew within and beyond the maximum offset, a disk
+//! wiped. WAN delay with jitter is set for the whole run when enabled (see `main.rs`).
 
 use crate::cluster::Cluster;
+use crate::history::{History, Op, Outcome};
 use crate::hosts::Hosts;
 use crate::workload::Rng;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The kinds of fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,19 +22,22 @@ pub enum Fault {
     Skew,
     /// WAN delay with jitter on every peer link.
     Wan,
+    /// kill -9, the data directory removed, and a restart: the node comes back empty.
+    Wipe,
 }
 
 impl Fault {
     /// Every fault.
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
         Fault::Skew,
         Fault::Wan,
+        Fault::Wipe,
     ];
 
-    /// Parses `partition`, `kill`, `pause`, `skew`, `wan`.
+    /// Parses `partition`, `kill`, `pause`, `skew`, `wan`, `wipe`.
     pub fn parse(s: &str) -> Option<Fault> {
         Some(match s {
             "partition" => Fault::Partition,
@@ -40,20 +45,23 @@ impl Fault {
             "pause" => Fault::Pause,
             "skew" => Fault::Skew,
             "wan" => Fault::Wan,
+            "wipe" => Fault::Wipe,
             _ => return None,
         })
     }
 }
 
 /// Applies one fault of a kind from `faults` (not `Wan`), holds it, and undoes it. Answers a
-/// description for the summary.
+/// description for the summary. `held` quiets a node's clients; a wipe goes in `history`.
 pub fn one(
     faults: &[Fault],
     hosts: &Hosts,
     cluster: &mut Cluster,
     rng: &mut Rng,
-    t_ms: u64,
+    held: &[AtomicBool],
+    history: &History,
 ) -> anyhow::Result<String> {
+    let t_ms = history.now_ms();
     let timed: Vec<Fault> = faults
         .iter()
         .copied()
@@ -98,9 +106,70 @@ pub fn one(
             cluster.start(a, None)?;
             format!("clock of {} {skew:+} s", cluster.nodes[a].name)
         }
+        Fault::Wipe => return wipe(cluster, a, hold, held, history),
         Fault::Wan => unreachable!("filtered out"),
     };
     Ok(format!("t={t_ms} {what} for {} ms", hold.as_millis()))
+}
+
+/// Wipes node `a`'s disk once every peer holds all of its own writes, so no acknowledged
+/// write can be lost with it, and restarts it after `down`: its clients pause (their calls in flight end within the client
+/// timeout), then INFO must show every peer linked and `lag_ms:0` (nothing of this node's it
+/// has not acknowledged durably). The wipe is recorded in the history: the node comes back
+/// empty and catches up, so its clients' reads start a new session there (see `check.rs`).
+fn wipe(
+    cluster: &mut Cluster,
+    a: usize,
+    down: Duration,
+    held: &[AtomicBool],
+    history: &History,
+) -> anyhow::Result<String> {
+    let t_ms = history.now_ms();
+    let name = cluster.nodes[a].name.clone();
+    if !cluster.running(a) || cluster.nodes[a].paused {
+        return Ok(format!("t={t_ms} wipe {name} skipped (not running)"));
+    }
+    held[a].store(true, Ordering::Relaxed);
+    std::thread::sleep(crate::workload::TIMEOUT + Duration::from_millis(300));
+    let peers = cluster.nodes.len() - 1;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet = false;
+    while Instant::now() < deadline {
+        if cluster.peers_holding_all(a) == Some(peers) {
+            quiet = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !quiet {
+        held[a].store(false, Ordering::Relaxed);
+        return Ok(format!(
+            "t={t_ms} wipe {name} skipped (a peer lacks its writes)"
+        ));
+    }
+    cluster.kill(a);
+    let at_ms = history.now_ms();
+    history.record(Op {
+        client: usize::MAX,
+        node: a,
+        f: "wipe".into(),
+        key: String::new(),
+        arg: None,
+        invoke_ms: at_ms,
+        complete_ms: at_ms,
+        outcome: Outcome::Ok,
+        read: serde_json::Value::Null,
+    });
+    cluster.wipe(a)?;
+    // Its clients try again at once, so writes reach the empty node before its peers have
+    // told it anything (a node that reused its old write id lost exactly those).
+    held[a].store(false, Ordering::Relaxed);
+    std::thread::sleep(down);
+    cluster.start(a, None)?;
+    Ok(format!(
+        "t={t_ms} wipe {name}, down for {} ms",
+        down.as_millis()
+    ))
 }
 
 /// A partition around node `a`: answers its description and the (from, to) pairs to block.

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Keys of each kind.
 pub const KEYS: usize = 4;
 /// How long a client waits for an answer before it calls the operation unknown.
-const TIMEOUT: Duration = Duration::from_millis(1500);
+pub const TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// A small seeded generator (xorshift64*).
 pub struct Rng(u64);
@@ -32,7 +32,8 @@ impl Rng {
     }
 }
 
-/// Runs client `id` against `addr` until `stop`.
+/// Runs client `id` against `addr` until `stop`; sends nothing while `held[node]` (a fault
+/// needs the node quiet).
 pub fn run_client(
     id: usize,
     node: usize,
@@ -40,6 +41,7 @@ pub fn run_client(
     seed: u64,
     history: Arc<History>,
     stop: Arc<AtomicBool>,
+    held: Arc<Vec<AtomicBool>>,
 ) {
     let mut client = Client::new(addr, TIMEOUT);
     let mut rng = Rng::new(seed ^ (id as u64 + 1) << 32);
@@ -47,6 +49,10 @@ pub fn run_client(
     let mut own = 0u64;
     let mut added: Vec<(String, String)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
+        if held[node].load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
         n += 1;
         let k = rng.below(KEYS as u64);
         let (f, key, arg): (&'static str, String, Option<String>) = match rng.below(100) {

@@ -338,7 +338,10 @@ pub fn spawn(
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), StorageError> {
     let clock = Clock::resume(config.max_offset_ms, store.last_hlc()?);
     let live_keys = count_live(store.as_ref())?;
-    let vv = match store.version_vector()? {
+    let stored_vv = store.version_vector()?;
+    // Nothing ever committed: a new data directory (see `origin`).
+    let fresh = stored_vv.is_none();
+    let vv = match stored_vv {
         None => VersionVector::new(),
         Some(bytes) => crdt::decode(&bytes).map_err(|e| StorageError::Corrupt {
             key: "(version vector)".into(),
@@ -352,11 +355,7 @@ pub fn spawn(
         durable: vv.clone(),
     };
     let (progress_tx, progress_rx) = watch::channel(progress);
-    let node = origin(
-        store.as_ref(),
-        &config.node_name,
-        store.version_vector()?.is_none(),
-    )?;
+    let node = origin(store.as_ref(), &config.node_name, fresh)?;
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
     stats

@@ -20,6 +20,13 @@ fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
 
 fn suite(store: &dyn Store) {
     assert_eq!(store.get(b"a").unwrap(), None);
+    assert_eq!(
+        store.origin().unwrap(),
+        None,
+        "a new store has no write id yet"
+    );
+    store.set_origin(0xfeed).unwrap();
+    assert_eq!(store.origin().unwrap(), Some(0xfeed));
     let batch = Batch {
         puts: vec![
             (Bytes::from("a"), record("1", 5, None)),
@@ -186,8 +193,10 @@ fn fjall_store_survives_reopen() {
             ..Batch::default()
         };
         s.commit(&batch, Durability::Sync).unwrap();
+        s.set_origin(42).unwrap();
     }
     let s = FjallStore::open(dir.path(), 8 << 20).unwrap();
+    assert_eq!(s.origin().unwrap(), Some(42));
     assert_eq!(s.get(b"k").unwrap(), Some(record("v", 9, Some(123))));
     assert_eq!(s.due(200, 10).unwrap(), vec![(123, Bytes::from("k"))]);
     assert_eq!(s.last_hlc().unwrap(), Timestamp(9));

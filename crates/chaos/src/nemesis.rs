@@ -106,17 +106,23 @@ pub fn one(
             cluster.start(a, None)?;
             format!("clock of {} {skew:+} s", cluster.nodes[a].name)
         }
-        Fault::Wipe => return wipe(cluster, a, hold, held, history),
+        Fault::Wipe => {
+            return Ok(format!(
+                "t={t_ms} {}",
+                wipe(cluster, a, hold, held, history)?
+            ));
+        }
         Fault::Wan => unreachable!("filtered out"),
     };
     Ok(format!("t={t_ms} {what} for {} ms", hold.as_millis()))
 }
 
 /// Wipes node `a`'s disk once every peer holds all of its own writes, so no acknowledged
-/// write can be lost with it, and restarts it after `down`: its clients pause (their calls in flight end within the client
-/// timeout), then INFO must show every peer linked and `lag_ms:0` (nothing of this node's it
-/// has not acknowledged durably). The wipe is recorded in the history: the node comes back
-/// empty and catches up, so its clients' reads start a new session there (see `check.rs`).
+/// write can be lost with it, and restarts it after `down`. Its clients pause (their calls in
+/// flight end within the client timeout), then INFO must show every peer linked and
+/// `lag_ms:0` (nothing of this node's it has not acknowledged durably). The wipe is recorded
+/// in the history: the node comes back empty and catches up, so its clients' reads start a
+/// new session there (see `check.rs`). Answers a description without the time.
 fn wipe(
     cluster: &mut Cluster,
     a: usize,
@@ -124,10 +130,9 @@ fn wipe(
     held: &[AtomicBool],
     history: &History,
 ) -> anyhow::Result<String> {
-    let t_ms = history.now_ms();
     let name = cluster.nodes[a].name.clone();
     if !cluster.running(a) || cluster.nodes[a].paused {
-        return Ok(format!("t={t_ms} wipe {name} skipped (not running)"));
+        return Ok(format!("wipe {name} skipped (not running)"));
     }
     held[a].store(true, Ordering::Relaxed);
     std::thread::sleep(crate::workload::TIMEOUT + Duration::from_millis(300));
@@ -143,9 +148,7 @@ fn wipe(
     }
     if !quiet {
         held[a].store(false, Ordering::Relaxed);
-        return Ok(format!(
-            "t={t_ms} wipe {name} skipped (a peer lacks its writes)"
-        ));
+        return Ok(format!("wipe {name} skipped (a peer lacks its writes)"));
     }
     cluster.kill(a);
     let at_ms = history.now_ms();
@@ -166,10 +169,7 @@ fn wipe(
     held[a].store(false, Ordering::Relaxed);
     std::thread::sleep(down);
     cluster.start(a, None)?;
-    Ok(format!(
-        "t={t_ms} wipe {name}, down for {} ms",
-        down.as_millis()
-    ))
+    Ok(format!("wipe {name}, down for {} ms", down.as_millis()))
 }
 
 /// A partition around node `a`: answers its description and the (from, to) pairs to block.

@@ -8,12 +8,34 @@ use std::collections::BTreeMap;
 
 /// One node's running total of increments on one counter. Only that node writes it, so the
 /// version (the HLC of its latest increment) orders its values.
+///
+/// A total runs within a *generation*, named by the HLC of the increment that opened it. A
+/// node opens a new generation when it increments a counter whose total a reset (`SET`,
+/// `DEL`) has observed in full, or that it holds no total for. This is what lets a deleted
+/// counter be forgotten (its tombstone collected): a node that no longer holds its old total
+/// starts a new generation at zero, and a replica that still holds the tombstone counts the
+/// new generation in full instead of subtracting the old total's baseline from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contribution {
     /// HLC of the node's latest increment.
     pub version: Timestamp,
-    /// Sum of all the node's increments, ever (wrapping; see [`StrState::counter`]).
+    /// Sum of the node's increments in this generation (wrapping; see [`StrState::counter`]).
     pub sum: i64,
+    /// The generation: the HLC of the increment that opened it.
+    pub since: Timestamp,
+}
+
+impl Contribution {
+    /// What a reset that saw `base` of this node observed of this total: `None` when it
+    /// observed all of it, else the part to subtract (zero for a generation it never saw).
+    fn observed_part(&self, base: Option<&Contribution>) -> Option<i64> {
+        match base {
+            None => Some(0),
+            Some(b) if (self.since, self.version) <= (b.since, b.version) => None,
+            Some(b) if self.since == b.since => Some(b.sum),
+            Some(_) => Some(0),
+        }
+    }
 }
 
 impl Merge for Contribution {
@@ -81,13 +103,10 @@ impl StrState {
 
     /// Contributions with increments no reset has observed, as (node, contribution, baseline sum).
     fn unobserved(&self) -> impl Iterator<Item = (&NodeId, &Contribution, i64)> {
-        self.contributions
-            .iter()
-            .filter_map(|(node, c)| match self.baseline(node) {
-                Some(base) if base.version >= c.version => None,
-                Some(base) => Some((node, c, base.sum)),
-                None => Some((node, c, 0)),
-            })
+        self.contributions.iter().filter_map(|(node, c)| {
+            c.observed_part(self.baseline(node))
+                .map(|base| (node, c, base))
+        })
     }
 
     /// Whether the value exists (a visible `SET`, or increments since the last reset).
@@ -174,17 +193,28 @@ impl StrState {
         }
     }
 
-    /// The delta of adding `by` (which the caller checked for overflow) at `stamp`.
+    /// The delta of adding `by` (which the caller checked for overflow) at `stamp`: the node's
+    /// total goes on while some of it is unobserved; otherwise a new generation opens (see
+    /// [`Contribution`]).
     pub fn incr_delta(&self, stamp: Stamp, by: i64) -> StrState {
-        let before = self.contributions.get(&stamp.node).map_or(0, |c| c.sum);
-        let mut contributions = BTreeMap::new();
-        contributions.insert(
-            stamp.node,
-            Contribution {
+        let open = self
+            .contributions
+            .get(&stamp.node)
+            .filter(|c| c.observed_part(self.baseline(&stamp.node)).is_some());
+        let contribution = match open {
+            Some(c) => Contribution {
                 version: stamp.hlc,
-                sum: before.wrapping_add(by),
+                sum: c.sum.wrapping_add(by),
+                since: c.since,
             },
-        );
+            None => Contribution {
+                version: stamp.hlc,
+                sum: by,
+                since: stamp.hlc,
+            },
+        };
+        let mut contributions = BTreeMap::new();
+        contributions.insert(stamp.node, contribution);
         StrState {
             written: None,
             cleared: None,
@@ -272,6 +302,42 @@ mod tests {
         let d = a.incr_delta(st(5, 1), 1);
         apply(&mut a, d);
         assert_eq!(a.value(), Some(Bytes::from("1")));
+    }
+
+    #[test]
+    fn a_node_that_forgot_a_deleted_counter_counts_from_zero_everywhere() {
+        // Node 1 counted to 10; a delete observed it. Node 1 collects the tombstone (forgets
+        // the key), node 2 still holds it; node 1 increments by 1.
+        let mut held = StrState::default();
+        let d = held.incr_delta(st(1, 1), 10);
+        apply(&mut held, d);
+        let del = held.delete_delta(st(2, 2));
+        apply(&mut held, del);
+        assert!(!held.exists());
+        let mut forgot = StrState::default();
+        let inc = forgot.incr_delta(st(3, 1), 1);
+        apply(&mut forgot, inc.clone());
+        held.merge(&inc);
+        assert_eq!(forgot.counter(), Ok(1));
+        assert_eq!(held.counter(), Ok(1));
+    }
+
+    #[test]
+    fn increments_after_a_reset_that_saw_them_open_a_new_generation() {
+        let mut a = StrState::default();
+        let d = a.incr_delta(st(1, 1), 10);
+        apply(&mut a, d);
+        let set = a.set_delta(st(2, 1), Bytes::from("5"));
+        apply(&mut a, set);
+        let inc = a.incr_delta(st(3, 1), 2);
+        assert_eq!(inc.contributions[&NodeId(1)].since, Timestamp(3));
+        apply(&mut a, inc);
+        assert_eq!(a.counter(), Ok(7));
+        // An increment while some of the total is unobserved continues the generation.
+        let more = a.incr_delta(st(4, 1), 1);
+        assert_eq!(more.contributions[&NodeId(1)].since, Timestamp(3));
+        apply(&mut a, more);
+        assert_eq!(a.counter(), Ok(8));
     }
 
     #[test]

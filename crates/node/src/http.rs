@@ -25,6 +25,16 @@ pub struct Status {
     pub uptime_s: u64,
     /// Live keys.
     pub keys: u64,
+    /// Live keys with a deadline.
+    pub expires: u64,
+    /// Keys this node deleted because their deadline passed, since it started.
+    pub expired_keys: u64,
+    /// Tombstones held (deleted keys, fields and members kept as merge state).
+    pub tombstones: u64,
+    /// Tombstones collected since the node started.
+    pub tombstones_collected: u64,
+    /// The members the tombstones wait for before they can be collected.
+    pub tombstones_held_by: Vec<String>,
     /// Open client connections.
     pub connections: usize,
     /// When acknowledged writes reach the disk.
@@ -85,6 +95,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: shared.started.elapsed().as_secs(),
         keys: stats.live_keys.load(Ordering::Relaxed),
+        expires: stats.expires.load(Ordering::Relaxed),
+        expired_keys: stats.expired.load(Ordering::Relaxed),
+        tombstones: stats.tombstones.load(Ordering::Relaxed),
+        tombstones_collected: stats.collected.load(Ordering::Relaxed),
+        tombstones_held_by: shared.cluster.collection_held_by(),
         connections: shared.connections.load(Ordering::Relaxed),
         fsync: format!("{:?}", shared.config.fsync).to_lowercase(),
         disk_bytes: stats.disk_bytes.load(Ordering::Relaxed),
@@ -118,6 +133,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     let stats = &shared.engine.stats;
     metrics::gauge!("meridian_keys").set(stats.live_keys.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("meridian_keys_with_expiry").set(stats.expires.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("meridian_tombstones").set(stats.tombstones.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("meridian_tombstones_held_by_members")
+        .set(shared.cluster.collection_held_by().len() as f64);
     metrics::gauge!("meridian_storage_bytes").set(stats.disk_bytes.load(Ordering::Relaxed) as f64);
     metrics::gauge!("meridian_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
     match &shared.metrics {

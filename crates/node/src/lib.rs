@@ -29,7 +29,7 @@ use engine::EngineConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use storage::FjallStore;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -147,18 +147,8 @@ pub async fn run(
     });
     ready(&shared);
 
-    // Time for the engine: flushes under --fsync batch and reclaims expired keys.
-    let ticker = shared.engine.weak_sender();
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(5));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            interval.tick().await;
-            let Some(tx) = ticker.upgrade() else { return };
-            // A full queue means the engine is busy; it will see the next tick.
-            let _ = tx.try_send(engine::Request::Tick);
-        }
-    });
+    // Time for the engine: flushes under --fsync batch, reclaims expired keys and tombstones.
+    tokio::spawn(shared.engine.clone().tick());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection holds a clone; when all are dropped, every connection has finished.

@@ -63,8 +63,30 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
         self.inner.scan(after, limit)
     }
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
-        self.inner.due(now_ms, limit)
+    fn due(
+        &self,
+        from_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        self.inner.due(from_ms, now_ms, limit)
+    }
+    fn graves(
+        &self,
+        from: hlc::Timestamp,
+        upto: hlc::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<storage::Grave>, StorageError> {
+        self.inner.graves(from, upto, limit)
+    }
+    fn count_graves(&self) -> Result<u64, StorageError> {
+        self.inner.count_graves()
+    }
+    fn format(&self) -> Result<Option<u32>, StorageError> {
+        self.inner.format()
+    }
+    fn set_format(&self, format: u32) -> Result<(), StorageError> {
+        self.inner.set_format(format)
     }
     fn log_range(
         &self,
@@ -276,6 +298,115 @@ async fn deleted_state_is_removed_until_the_node_has_peers_then_kept() {
     );
 }
 
+/// Repairs `to` with the whole state of `store` (the store of `from`), which covers `vv`,
+/// in parts of two keys.
+async fn repair(
+    to: &EngineHandle,
+    from: &EngineHandle,
+    store: &dyn Store,
+    vv: replication::VersionVector,
+) -> Result<(), String> {
+    let from = from.node;
+    let differ = vec![true; engine::DIGEST_BUCKETS];
+    to.apply(engine::Remote::RepairBegin {
+        from,
+        differ,
+        vv: vv.clone(),
+    })
+    .await?;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let (changes, last) = engine::snapshot_chunk(store, after.as_deref(), 2).unwrap();
+        let part = engine::Remote::RepairPart {
+            from,
+            after: after.clone(),
+            last: last.clone(),
+            changes,
+        };
+        to.apply(part).await?;
+        match last {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    to.apply(engine::Remote::RepairEnd { from, vv }).await
+}
+
+/// What a client reads of each key.
+async fn values(engine: &EngineHandle, keys: &[&str]) -> Vec<Reply> {
+    let commands: Vec<Vec<&str>> = keys.iter().map(|k| vec!["GET", k]).collect();
+    let commands: Vec<&[&str]> = commands.iter().map(|c| c.as_slice()).collect();
+    run(engine, &commands).await
+}
+
+/// A repair replaces this node's state in the buckets it covers: what the repairing peer no
+/// longer holds (it deleted and collected it) goes, and what this node wrote beyond what the
+/// peer's state covers is kept (replayed from this node's log).
+#[tokio::test]
+async fn a_repair_drops_what_the_peer_collected_and_keeps_what_it_did_not_see() {
+    let ((a, ea), (_, eb)) = (node("n1"), node("n2"));
+    run(&ea, &[&["SET", "live", "a"]]).await;
+    for (k, v) in [("doomed", "old"), ("h", "x"), ("mine", "unseen")] {
+        run(&eb, &[&["SET", k, v]]).await;
+    }
+    run(&eb, &[&["SADD", "s", "m1", "m2"]]).await;
+    // The peer's state covers b's first two writes (it held them, deleted "doomed" and
+    // collected the tombstone; "h" is a new incarnation there) but not b's later ones.
+    run(&ea, &[&["HSET", "h", "f", "1"]]).await;
+    let mut vv = ea.progress.borrow().applied.clone();
+    vv.set(eb.node, 2);
+    repair(&eb, &ea, a.as_ref(), vv).await.unwrap();
+    assert_eq!(
+        values(&eb, &["live", "doomed", "mine"]).await,
+        vec![
+            Reply::Bulk(Bytes::from("a")),
+            Reply::Null,
+            Reply::Bulk(Bytes::from("unseen"))
+        ]
+    );
+    assert_eq!(
+        run(&eb, &[&["TYPE", "h"], &["SMEMBERS", "s"], &["DBSIZE"]]).await,
+        vec![
+            Reply::Simple("hash"),
+            Reply::Set(vec![
+                Reply::Bulk(Bytes::from("m1")),
+                Reply::Bulk(Bytes::from("m2"))
+            ]),
+            Reply::Int(4),
+        ]
+    );
+}
+
+/// One repair at a time: a second peer's is refused until the first ends.
+#[tokio::test]
+async fn a_second_repair_waits_for_the_first() {
+    let ((_, ea), (_, eb)) = (node("n1"), node("n2"));
+    let (_, ec) = node("n3");
+    run(&ea, &[&["SET", "k", "v"]]).await;
+    let vv = ea.progress.borrow().applied.clone();
+    let begin = |from| engine::Remote::RepairBegin {
+        from,
+        differ: vec![true; engine::DIGEST_BUCKETS],
+        vv: vv.clone(),
+    };
+    eb.apply(begin(ea.node)).await.unwrap();
+    assert!(eb.apply(begin(ec.node)).await.is_err());
+    let part = engine::Remote::RepairPart {
+        from: ec.node,
+        after: None,
+        last: None,
+        changes: Vec::new(),
+    };
+    assert!(
+        eb.apply(part).await.is_err(),
+        "a part without its beginning"
+    );
+    eb.apply(engine::Remote::RepairAbandoned { from: ea.node })
+        .await
+        .unwrap();
+    eb.apply(begin(ec.node)).await.unwrap();
+}
+
 #[tokio::test]
 async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
     let (a, b) = (
@@ -302,8 +433,8 @@ async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
         "an empty store digests to zeros"
     );
     // The same state, reached on another store, digests the same.
-    let (changes, _) = engine::snapshot_chunk(a.as_ref(), None, 100).unwrap();
-    eb.apply(engine::Remote::Changes(changes)).await.unwrap();
+    let vv = ea.progress.borrow().applied.clone();
+    repair(&eb, &ea, a.as_ref(), vv).await.unwrap();
     assert_eq!(engine::digests(b.as_ref()).unwrap(), before);
     // A field changed on one side: only the bucket of that key differs.
     run(&ea, &[&["HSET", "h", "f2", "3"]]).await;
@@ -443,17 +574,17 @@ async fn truncation_drops_the_entries_every_member_holds_and_no_others() {
         vv.advance(me, seq);
         vv
     };
-    engine.truncate(upto(2));
+    engine.stable(upto(2), upto(3));
     // Requests run in order: this one runs after the truncation.
     run(&engine, &[&["GET", "k"]]).await;
     assert_eq!(held(&store), vec![3]);
     for i in 3..5 {
         run(&engine, &[&["SET", "k", &i.to_string()]]).await;
     }
-    engine.truncate(upto(4));
+    engine.stable(upto(4), upto(5));
     run(&engine, &[&["GET", "k"]]).await;
     assert_eq!(held(&store), vec![5]);
-    engine.truncate(upto(4));
+    engine.stable(upto(4), upto(5));
     run(&engine, &[&["GET", "k"]]).await;
     assert_eq!(held(&store), vec![5], "nothing more to drop");
 }

@@ -226,6 +226,16 @@ impl Replicator {
             .fold(self.durable.clone(), |vv, p| vv.meet(&p.acked))
     }
 
+    /// What the members (this node included) hold together: the join of what each told.
+    /// With [`Replicator::truncatable`] (their meet) it decides when tombstones are stable
+    /// (see [`crate::Stability`]).
+    pub fn members_join(&self) -> VersionVector {
+        self.peers.values().fold(self.applied.clone(), |mut vv, p| {
+            vv.merge(&p.acked);
+            vv
+        })
+    }
+
     /// The log no longer holds what `peer` lacks: the runtime sends it a snapshot of the
     /// whole state instead; nothing ships to it meanwhile.
     pub fn snapshot_started(&mut self, peer: NodeId) {
@@ -343,6 +353,24 @@ impl Replicator {
                 self.tick_peer(now_ms, id);
             }
         }
+    }
+
+    /// Whether nothing is in flight: no early arrivals wait, and every connected peer has
+    /// acknowledged everything this node could ship it and heard this node's latest
+    /// acknowledgement. The runtime ticks less often then.
+    pub fn idle(&self) -> bool {
+        self.inbox.is_empty()
+            && self.peers.values().filter(|p| p.connected).all(|p| {
+                p.acked_to_peer.as_ref() == Some(&self.durable)
+                    && self.applied.iter().all(|(origin, held)| {
+                        let limit = if origin == self.me {
+                            self.durable.get(origin)
+                        } else {
+                            held
+                        };
+                        origin == p.origin || p.acked.get(origin) >= limit
+                    })
+            })
     }
 
     fn tick_peer(&mut self, now_ms: u64, id: NodeId) {

@@ -11,12 +11,16 @@
 //!   arrivals until they can apply in causal order, and reports lag. The node's runtime and
 //!   the simulator both drive it, through [`Replicator::tick`] and the other inputs, and carry
 //!   out its [`Effect`]s.
+//! - [`Stability`]: when a tombstone may be forgotten, from the vectors members acknowledge
+//!   (causal stability), so deleted state does not stay forever.
 #![deny(missing_docs)]
 
 mod core;
 mod entry;
+mod stability;
 mod vv;
 
 pub use core::{Config, Effect, Peer, Replicator};
 pub use entry::{Change, Entry};
+pub use stability::Stability;
 pub use vv::VersionVector;

@@ -1,8 +1,8 @@
 //! The durable [`Store`] on fjall.
 
 use crate::{
-    Batch, Durability, MemberKind, StorageError, Store, Stored, decode, expiry_key, log_key,
-    member_key, member_prefix, split_expiry_key, split_log_key,
+    Batch, Durability, Grave, MemberKind, StorageError, Store, Stored, decode, expiry_key,
+    grave_key, log_key, member_key, member_prefix, split_expiry_key, split_grave, split_log_key,
 };
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -13,6 +13,7 @@ use std::path::Path;
 const META_HLC: &[u8] = b"hlc";
 const META_VV: &[u8] = b"vv";
 const META_ORIGIN: &[u8] = b"origin";
+const META_FORMAT: &[u8] = b"format";
 
 /// Memtable size of the data and member keyspaces (fjall's default is 64 MiB). Smaller
 /// memtables keep point lookups in the skip list short and the resident memory low. Measured
@@ -27,6 +28,7 @@ pub struct FjallStore {
     data: Keyspace,
     members: Keyspace,
     expiry: Keyspace,
+    graves: Keyspace,
     meta: Keyspace,
     log: Keyspace,
 }
@@ -45,6 +47,7 @@ impl FjallStore {
         let data = db.keyspace("data", options)?;
         let members = db.keyspace("members", options)?;
         let expiry = db.keyspace("expiry", KeyspaceCreateOptions::default)?;
+        let graves = db.keyspace("graves", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         // Log entries are large (a whole round's deltas) and short-lived (dropped once every
         // member has them): kept apart from the index, compaction does not rewrite them.
@@ -57,6 +60,7 @@ impl FjallStore {
             data,
             members,
             expiry,
+            graves,
             meta,
             log,
         })
@@ -123,10 +127,20 @@ impl Store for FjallStore {
         };
         let mut writes = self.db.batch().durability(Some(mode));
         for (key, stored) in &batch.puts {
-            if let Some(at) = stored.record.expires_at_ms() {
-                writes.insert(&self.expiry, expiry_key(at, key), []);
-            }
             writes.insert(&self.data, key.as_ref(), stored.encode());
+        }
+        for (at, key) in &batch.expiry_puts {
+            writes.insert(&self.expiry, expiry_key(*at, key), []);
+        }
+        for (item, fingerprint) in &batch.graves {
+            writes.insert(
+                &self.graves,
+                grave_key(batch.hlc, item),
+                fingerprint.to_be_bytes(),
+            );
+        }
+        for (hlc, item) in &batch.grave_removes {
+            writes.remove(&self.graves, grave_key(*hlc, item));
         }
         for key in &batch.removes {
             writes.remove(&self.data, key.as_ref());
@@ -182,16 +196,79 @@ impl Store for FjallStore {
         Ok(out)
     }
 
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
+    fn due(
+        &self,
+        from_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
+        let start = from_ms.to_be_bytes();
         let end = (now_ms.saturating_add(1)).to_be_bytes();
         let mut out = Vec::new();
-        for guard in self.expiry.range(..&end[..]).take(limit) {
+        if from_ms > now_ms {
+            return Ok(out);
+        }
+        for guard in self.expiry.range(&start[..]..&end[..]).take(limit) {
             let k = guard.key()?;
             if let Some(entry) = split_expiry_key(&k) {
                 out.push(entry);
             }
         }
         Ok(out)
+    }
+
+    fn graves(
+        &self,
+        from: Timestamp,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Grave>, StorageError> {
+        let mut out = Vec::new();
+        if from > upto {
+            return Ok(out);
+        }
+        let start = from.0.to_be_bytes();
+        let end = upto.0.saturating_add(1).to_be_bytes();
+        for guard in self.graves.range(&start[..]..&end[..]).take(limit) {
+            let (k, v) = guard.into_inner()?;
+            match split_grave(&k, &v) {
+                Some(grave) => out.push(grave),
+                None => {
+                    return Err(StorageError::Corrupt {
+                        key: "(grave index)".into(),
+                        reason: format!("undecodable entry of {} bytes", k.len()),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_graves(&self) -> Result<u64, StorageError> {
+        let mut n = 0;
+        for guard in self.graves.iter() {
+            guard.key()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn format(&self) -> Result<Option<u32>, StorageError> {
+        Ok(match self.meta.get(META_FORMAT)? {
+            None => None,
+            Some(v) => Some(u32::from_be_bytes(v[..].try_into().map_err(|_| {
+                StorageError::Corrupt {
+                    key: "(format)".into(),
+                    reason: format!("{} bytes, not 4", v.len()),
+                }
+            })?)),
+        })
+    }
+
+    fn set_format(&self, format: u32) -> Result<(), StorageError> {
+        self.meta.insert(META_FORMAT, format.to_be_bytes())?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
     }
 
     fn log_range(

@@ -14,8 +14,11 @@
 //! hash fields and set members are live); `members` holds each hash field and set member
 //! under `kind (1 byte) ++ key length (4 bytes, big-endian) ++ key ++ member`, so a key's
 //! members are one prefix and a write to one of them touches only it; `expiry` holds an index
-//! entry `deadline_ms (8 bytes, big-endian) ++ key` for every key with a deadline, so the
-//! expiry sweep reads only what is due; `log` holds the change log, each entry under
+//! entry `sweep_ms (8 bytes, big-endian) ++ key` for every key with a deadline (the time the
+//! node means to reclaim it, chosen by the node), so the expiry sweep reads only what is due;
+//! `graves` holds one entry `hlc (8 bytes) ++ item` for each tombstone (a header, field or
+//! member with nothing live) written at that HLC, valued with a fingerprint of the tombstone,
+//! so that tombstones are collected oldest first once every member has seen them; `log` holds the change log, each entry under
 //! `origin (8 bytes) ++ seq (8 bytes)`, big-endian, written in the same batch as the data it
 //! changed; `meta` holds the node's version vector and the highest HLC timestamp committed, so a
 //! restarted node's clock resumes above everything it wrote.
@@ -78,6 +81,82 @@ impl MemberKind {
     }
 }
 
+/// One stored piece of state: a key's header, or one hash field or set member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Item {
+    /// The header stored in `data` under this key.
+    Header(Bytes),
+    /// One member: its kind, key and name.
+    Member(MemberKind, Bytes, Bytes),
+}
+
+impl Item {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Item::Header(key) => {
+                let mut k = Vec::with_capacity(1 + key.len());
+                k.push(b'k');
+                k.extend_from_slice(key);
+                k
+            }
+            Item::Member(kind, key, member) => member_key(*kind, key, member),
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Item> {
+        let (&tag, rest) = bytes.split_first()?;
+        let kind = match tag {
+            b'k' => return Some(Item::Header(Bytes::copy_from_slice(rest))),
+            b'h' => MemberKind::Field,
+            b's' => MemberKind::SetMember,
+            _ => return None,
+        };
+        let (len, rest) = rest.split_at_checked(4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        let (key, member) = rest.split_at_checked(len)?;
+        Some(Item::Member(
+            kind,
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(member),
+        ))
+    }
+}
+
+/// A tombstone waiting to be collected: the item, the HLC of the commit that left it with
+/// nothing live, and a fingerprint of the state it was left in. A tombstone changed again
+/// gets a new grave; the collector removes the item only when its state still has the
+/// fingerprint of the grave being collected, so an older grave never collects a newer
+/// tombstone early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grave {
+    /// When the item was left with nothing live.
+    pub hlc: Timestamp,
+    /// What was left.
+    pub item: Item,
+    /// A hash of the state as it was left (chosen by the node).
+    pub fingerprint: u64,
+}
+
+fn grave_key(hlc: Timestamp, item: &Item) -> Vec<u8> {
+    let mut k = hlc.0.to_be_bytes().to_vec();
+    k.extend_from_slice(&item.encode());
+    k
+}
+
+fn split_grave(k: &[u8], v: &[u8]) -> Option<Grave> {
+    let (hlc, item) = k.split_at_checked(8)?;
+    Some(Grave {
+        hlc: Timestamp(u64::from_be_bytes(hlc.try_into().ok()?)),
+        item: Item::decode(item)?,
+        fingerprint: u64::from_be_bytes(v.try_into().ok()?),
+    })
+}
+
+/// The version of the stored format this build writes and reads. Format 2 added counter
+/// generations (`crdt::Contribution::since`) and the grave index; format 1 (no marker) cannot
+/// be decoded by this build.
+pub const FORMAT: u32 = 2;
+
 /// The storage key prefix of all members of `kind` under `key`.
 fn member_prefix(kind: MemberKind, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(5 + key.len());
@@ -136,8 +215,15 @@ pub struct Batch {
     pub member_puts: Vec<(MemberKind, Bytes, Bytes, Vec<u8>)>,
     /// Members to remove entirely.
     pub member_removes: Vec<(MemberKind, Bytes, Bytes)>,
-    /// Expiry index entries that are stale and can go: `(deadline_ms, key)`.
+    /// Expiry index entries to add: `(sweep_ms, key)`.
+    pub expiry_puts: Vec<(u64, Bytes)>,
+    /// Expiry index entries that are stale and can go: `(sweep_ms, key)`.
     pub expiry_removes: Vec<(u64, Bytes)>,
+    /// Tombstones this batch leaves, with their fingerprints: their graves are stored under
+    /// the batch's `hlc`.
+    pub graves: Vec<(Item, u64)>,
+    /// Graves collected (or outlived by a newer grave or a live state): `(hlc, item)`.
+    pub grave_removes: Vec<(Timestamp, Item)>,
     /// The highest HLC timestamp used by the writes, kept so the clock resumes above it.
     pub hlc: Timestamp,
     /// Change log entries to store.
@@ -155,7 +241,10 @@ impl Batch {
             && self.removes.is_empty()
             && self.member_puts.is_empty()
             && self.member_removes.is_empty()
+            && self.expiry_puts.is_empty()
             && self.expiry_removes.is_empty()
+            && self.graves.is_empty()
+            && self.grave_removes.is_empty()
             && self.log_puts.is_empty()
             && self.log_removes.is_empty()
             && self.version_vector.is_none()
@@ -199,8 +288,33 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(Bytes, Stored)>, StorageError>;
 
-    /// Up to `limit` expiry index entries with deadlines at or before `now_ms`, earliest first.
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError>;
+    /// Up to `limit` expiry index entries with sweep times from `from_ms` to `now_ms`,
+    /// earliest first. The node keeps `from_ms` at what it has swept already, so a sweep
+    /// never walks again over the entries it removed (an LSM keeps them as tombstones until
+    /// compaction drops them).
+    fn due(
+        &self,
+        from_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError>;
+
+    /// Up to `limit` graves with HLCs from `from` to `upto`, oldest first.
+    fn graves(
+        &self,
+        from: Timestamp,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Grave>, StorageError>;
+
+    /// How many graves the store holds (counted by a walk: for start-up).
+    fn count_graves(&self) -> Result<u64, StorageError>;
+
+    /// The stored format's version, once recorded.
+    fn format(&self) -> Result<Option<u32>, StorageError>;
+
+    /// Records the stored format's version, durably.
+    fn set_format(&self, format: u32) -> Result<(), StorageError>;
 
     /// Up to `limit` change log entries of `origin` from sequence `from` on, in order, with
     /// their sequence numbers.

@@ -1,8 +1,8 @@
 //! An in-memory [`Store`] for simulations and unit tests.
 
 use crate::{
-    Batch, Durability, MemberKind, StorageError, Store, Stored, expiry_key, log_key, member_key,
-    member_prefix, split_expiry_key, split_log_key,
+    Batch, Durability, Grave, MemberKind, StorageError, Store, Stored, expiry_key, grave_key,
+    log_key, member_key, member_prefix, split_expiry_key, split_grave, split_log_key,
 };
 use bytes::Bytes;
 use hlc::Timestamp;
@@ -21,10 +21,12 @@ struct Inner {
     data: BTreeMap<Bytes, Stored>,
     members: BTreeMap<Vec<u8>, Bytes>,
     expiry: BTreeSet<Vec<u8>>,
+    graves: BTreeMap<Vec<u8>, u64>,
     hlc: Timestamp,
     log: BTreeMap<[u8; 16], Bytes>,
     version_vector: Option<Bytes>,
     origin: Option<u64>,
+    format: Option<u32>,
 }
 
 impl MemStore {
@@ -91,10 +93,16 @@ impl Store for MemStore {
         let mut guard = self.lock();
         let this = &mut *guard;
         for (key, stored) in &batch.puts {
-            if let Some(at) = stored.record.expires_at_ms() {
-                this.expiry.insert(expiry_key(at, key));
-            }
             this.data.insert(key.clone(), stored.clone());
+        }
+        for (at, key) in &batch.expiry_puts {
+            this.expiry.insert(expiry_key(*at, key));
+        }
+        for (item, fingerprint) in &batch.graves {
+            this.graves.insert(grave_key(batch.hlc, item), *fingerprint);
+        }
+        for (hlc, item) in &batch.grave_removes {
+            this.graves.remove(&grave_key(*hlc, item));
         }
         for key in &batch.removes {
             this.data.remove(key);
@@ -146,15 +154,49 @@ impl Store for MemStore {
             .collect())
     }
 
-    fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StorageError> {
+    fn due(
+        &self,
+        from_ms: u64,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, StorageError> {
         Ok(self
             .lock()
             .expiry
-            .iter()
+            .range(from_ms.to_be_bytes().to_vec()..)
             .filter_map(|k| split_expiry_key(k))
             .take_while(|(at, _)| *at <= now_ms)
             .take(limit)
             .collect())
+    }
+
+    fn graves(
+        &self,
+        from: Timestamp,
+        upto: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Grave>, StorageError> {
+        Ok(self
+            .lock()
+            .graves
+            .range(from.0.to_be_bytes().to_vec()..)
+            .filter_map(|(k, v)| split_grave(k, &v.to_be_bytes()))
+            .take_while(|g| g.hlc <= upto)
+            .take(limit)
+            .collect())
+    }
+
+    fn count_graves(&self) -> Result<u64, StorageError> {
+        Ok(self.lock().graves.len() as u64)
+    }
+
+    fn format(&self) -> Result<Option<u32>, StorageError> {
+        Ok(self.lock().format)
+    }
+
+    fn set_format(&self, format: u32) -> Result<(), StorageError> {
+        self.lock().format = Some(format);
+        Ok(())
     }
 
     fn log_range(

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use crdt::{Merge, NodeId, Record, Stamp, StrState};
 use hlc::Timestamp;
-use storage::{Batch, Durability, FjallStore, MemStore, MemberKind, Store, Stored};
+use storage::{Batch, Durability, FjallStore, Grave, Item, MemStore, MemberKind, Store, Stored};
 
 fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
     let stamp = Stamp::new(Timestamp(hlc), NodeId(1));
@@ -16,6 +16,69 @@ fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
         record: r,
         lens: Default::default(),
     }
+}
+
+fn graves_suite(store: &dyn Store) {
+    assert_eq!(
+        store.format().unwrap(),
+        None,
+        "a new store has no format yet"
+    );
+    store.set_format(storage::FORMAT).unwrap();
+    assert_eq!(store.format().unwrap(), Some(storage::FORMAT));
+    let header = Item::Header(Bytes::from("k"));
+    let field = Item::Member(MemberKind::Field, Bytes::from("h"), Bytes::from("f"));
+    let member = Item::Member(MemberKind::SetMember, Bytes::from("s"), Bytes::from("m"));
+    let at = |hlc, graves: Vec<(Item, u64)>| Batch {
+        graves,
+        hlc: Timestamp(hlc),
+        ..Batch::default()
+    };
+    store
+        .commit(
+            &at(20, vec![(field.clone(), 2), (member.clone(), 3)]),
+            Durability::Sync,
+        )
+        .unwrap();
+    store
+        .commit(&at(10, vec![(header.clone(), 1)]), Durability::Sync)
+        .unwrap();
+    store
+        .commit(&at(30, vec![(header.clone(), 4)]), Durability::Sync)
+        .unwrap();
+    let grave = |hlc, item: &Item, fingerprint| Grave {
+        hlc: Timestamp(hlc),
+        item: item.clone(),
+        fingerprint,
+    };
+    assert_eq!(store.count_graves().unwrap(), 4);
+    // Oldest first, bounded by HLC and by count.
+    assert_eq!(
+        store.graves(Timestamp::ZERO, Timestamp(20), 10).unwrap(),
+        vec![
+            grave(10, &header, 1),
+            grave(20, &field, 2),
+            grave(20, &member, 3)
+        ]
+    );
+    assert_eq!(
+        store.graves(Timestamp(11), Timestamp(99), 2).unwrap(),
+        vec![grave(20, &field, 2), grave(20, &member, 3)]
+    );
+    let batch = Batch {
+        grave_removes: vec![
+            (Timestamp(10), header.clone()),
+            (Timestamp(20), field.clone()),
+        ],
+        hlc: Timestamp(31),
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    assert_eq!(
+        store.graves(Timestamp::ZERO, Timestamp(99), 10).unwrap(),
+        vec![grave(20, &member, 3), grave(30, &header, 4)]
+    );
+    assert_eq!(store.count_graves().unwrap(), 2);
 }
 
 fn suite(store: &dyn Store) {
@@ -33,6 +96,7 @@ fn suite(store: &dyn Store) {
             (Bytes::from("b"), record("2", 6, Some(100))),
             (Bytes::from("c"), record("3", 7, Some(50))),
         ],
+        expiry_puts: vec![(100, Bytes::from("b")), (50, Bytes::from("c"))],
         hlc: Timestamp(7),
         ..Batch::default()
     };
@@ -58,11 +122,17 @@ fn suite(store: &dyn Store) {
         .collect();
     assert_eq!(after_a, vec![Bytes::from("b")]);
 
-    assert_eq!(store.due(49, 10).unwrap(), vec![]);
+    assert_eq!(store.due(0, 49, 10).unwrap(), vec![]);
     assert_eq!(
-        store.due(100, 10).unwrap(),
+        store.due(0, 100, 10).unwrap(),
         vec![(50, Bytes::from("c")), (100, Bytes::from("b"))]
     );
+    // From a cursor: nothing before it, however due.
+    assert_eq!(
+        store.due(51, 100, 10).unwrap(),
+        vec![(100, Bytes::from("b"))]
+    );
+    assert_eq!(store.due(101, 100, 10).unwrap(), vec![]);
 
     let batch = Batch {
         removes: vec![Bytes::from("c")],
@@ -73,7 +143,10 @@ fn suite(store: &dyn Store) {
     store.commit(&batch, Durability::Buffer).unwrap();
     store.sync().unwrap();
     assert_eq!(store.get(b"c").unwrap(), None);
-    assert_eq!(store.due(100, 10).unwrap(), vec![(100, Bytes::from("b"))]);
+    assert_eq!(
+        store.due(0, 100, 10).unwrap(),
+        vec![(100, Bytes::from("b"))]
+    );
     assert_eq!(store.last_hlc().unwrap(), Timestamp(8));
 
     // Members: one prefix per key and kind, in byte order, apart from other keys and kinds.
@@ -172,6 +245,17 @@ fn log_suite(store: &dyn Store) {
 }
 
 #[test]
+fn graves_mem_store() {
+    graves_suite(&MemStore::new());
+}
+
+#[test]
+fn graves_fjall_store() {
+    let dir = tempfile::tempdir().unwrap();
+    graves_suite(&FjallStore::open(dir.path(), 8 << 20).unwrap());
+}
+
+#[test]
 fn mem_store() {
     suite(&MemStore::new());
 }
@@ -189,15 +273,20 @@ fn fjall_store_survives_reopen() {
         let s = FjallStore::open(dir.path(), 8 << 20).unwrap();
         let batch = Batch {
             puts: vec![(Bytes::from("k"), record("v", 9, Some(123)))],
+            expiry_puts: vec![(123, Bytes::from("k"))],
+            graves: vec![(Item::Header(Bytes::from("gone")), 7)],
             hlc: Timestamp(9),
             ..Batch::default()
         };
         s.commit(&batch, Durability::Sync).unwrap();
         s.set_origin(42).unwrap();
+        s.set_format(storage::FORMAT).unwrap();
     }
     let s = FjallStore::open(dir.path(), 8 << 20).unwrap();
     assert_eq!(s.origin().unwrap(), Some(42));
+    assert_eq!(s.format().unwrap(), Some(storage::FORMAT));
+    assert_eq!(s.count_graves().unwrap(), 1);
     assert_eq!(s.get(b"k").unwrap(), Some(record("v", 9, Some(123))));
-    assert_eq!(s.due(200, 10).unwrap(), vec![(123, Bytes::from("k"))]);
+    assert_eq!(s.due(0, 200, 10).unwrap(), vec![(123, Bytes::from("k"))]);
     assert_eq!(s.last_hlc().unwrap(), Timestamp(9));
 }

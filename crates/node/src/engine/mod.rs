@@ -12,13 +12,15 @@ mod ahead;
 mod cache;
 mod cursors;
 mod log;
+mod reclaim;
+mod repair;
 mod txn;
 
 pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
 pub use log::{AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
-pub use txn::{Finished, Txn};
+pub use txn::{EXPIRY_GRACE_MS, Finished, Txn, fingerprint, sweep_at};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
@@ -65,8 +67,14 @@ pub enum Request {
         /// Whether all of it was applied.
         reply: oneshot::Sender<Result<(), String>>,
     },
-    /// Drop change log entries every member holds (up to this version vector).
-    Truncate(VersionVector),
+    /// What the members hold: every one of them `meet`, together `join`. Log entries up to
+    /// `meet` are dropped; tombstones that became stable are collected.
+    Stable {
+        /// The meet of every member's durable vector (this node's included).
+        meet: VersionVector,
+        /// The join of every member's vector.
+        join: VersionVector,
+    },
     /// Time passed: flush under `--fsync batch`, expire due keys.
     Tick,
     /// Make everything committed so far durable, then answer (`WAIT`).
@@ -78,11 +86,53 @@ pub enum Request {
 pub enum Remote {
     /// Log entries, each the next of its origin, in this order.
     Entries(Vec<Entry>),
-    /// Part of a snapshot: full states of keys, fields and members, merged as they are.
-    Changes(Vec<Change>),
-    /// The end of a snapshot: its state held the effects of everything in this vector,
-    /// which this node now holds too.
-    Adopt(VersionVector),
+    /// A peer begins an anti-entropy repair of the key buckets marked in `differ`; its state
+    /// holds the effects of everything in `vv` (see `repair.rs`).
+    RepairBegin {
+        /// The repairing peer (its write id).
+        from: NodeId,
+        /// Which of the [`DIGEST_BUCKETS`] buckets it sends.
+        differ: Vec<bool>,
+        /// What its state covers.
+        vv: VersionVector,
+    },
+    /// The peer's full states of every key it holds in `(after, last]` (to the end when
+    /// `last` is `None`) in the differing buckets: they replace this node's there.
+    RepairPart {
+        /// The repairing peer.
+        from: NodeId,
+        /// The range starts after this key (from the first when `None`).
+        after: Option<Bytes>,
+        /// The range ends at this key.
+        last: Option<Bytes>,
+        /// Headers, fields and members, as full states.
+        changes: Vec<Change>,
+    },
+    /// The repair ended: this node now holds `vv`.
+    RepairEnd {
+        /// The repairing peer.
+        from: NodeId,
+        /// What its state covered.
+        vv: VersionVector,
+    },
+    /// The repairing peer went away before the end.
+    RepairAbandoned {
+        /// The peer.
+        from: NodeId,
+    },
+}
+
+impl Remote {
+    /// The peer whose repair this is part of, if it is.
+    pub fn repairing_peer(&self) -> Option<NodeId> {
+        match self {
+            Remote::Entries(_) => None,
+            Remote::RepairBegin { from, .. }
+            | Remote::RepairPart { from, .. }
+            | Remote::RepairEnd { from, .. }
+            | Remote::RepairAbandoned { from } => Some(*from),
+        }
+    }
 }
 
 /// What running a request's commands gave.
@@ -108,6 +158,17 @@ pub struct Progress {
 pub struct Stats {
     /// Live keys (including expired keys not yet reclaimed, as Redis counts them).
     pub live_keys: AtomicU64,
+    /// Live keys with a deadline (`INFO keyspace` `expires`).
+    pub expires: AtomicU64,
+    /// Keys this node deleted because their deadline passed, since it started.
+    pub expired: AtomicU64,
+    /// Tombstones held (graves: a tombstone changed twice has two until the older goes).
+    pub tombstones: AtomicU64,
+    /// Tombstones collected since the node started.
+    pub collected: AtomicU64,
+    /// The oldest barrier tombstones wait for (see `replication::Stability`): a member whose
+    /// vector does not hold it is what holds collection back. Empty when none waits.
+    pub waiting_for: std::sync::Mutex<VersionVector>,
     /// Bytes the store holds on disk.
     pub disk_bytes: AtomicU64,
 }
@@ -159,6 +220,7 @@ pub struct EngineHandle {
     commits: Arc<AtomicU64>,
     /// When this node acknowledged its latest own log entries.
     pub acked: Arc<AckTimes>,
+    pace: Arc<Pace>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -220,10 +282,11 @@ impl EngineHandle {
         self.writes_refused.load(Ordering::Relaxed)
     }
 
-    /// Asks the engine to drop log entries up to `vv` (best effort: a busy engine gets the
-    /// next request).
-    pub fn truncate(&self, vv: VersionVector) {
-        let _ = self.tx.try_send(Request::Truncate(vv));
+    /// Tells the engine what the members hold: every one `meet`, together `join`. It drops
+    /// log entries up to `meet` and collects the tombstones that became stable (best effort:
+    /// a busy engine gets the next one).
+    pub fn stable(&self, meet: VersionVector, join: VersionVector) {
+        let _ = self.tx.try_send(Request::Stable { meet, join });
     }
 
     /// The store, for reading the change log.
@@ -281,10 +344,46 @@ impl EngineHandle {
         rx.await.map_err(|_| EngineGone.to_string())?
     }
 
-    /// A sender that does not keep the engine alive, for the ticker.
+    /// A sender that does not keep the engine alive (the ticker's; tests tick by hand).
     pub fn weak_sender(&self) -> mpsc::WeakSender<Request> {
         self.tx.downgrade()
     }
+
+    /// Sends the engine a [`Request::Tick`] every 5 ms while it has timed work (unsynced
+    /// commits, a sweep or a collection cut short), every 100 ms otherwise, so that an idle
+    /// node stays idle. Ends when the engine does.
+    pub async fn tick(self) {
+        let ticker = self.weak_sender();
+        let pace = self.pace.clone();
+        drop(self);
+        loop {
+            let period = if pace.busy.load(Ordering::Relaxed) {
+                TICK_BUSY
+            } else {
+                TICK_IDLE
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = pace.wake.notified() => {}
+            }
+            let Some(tx) = ticker.upgrade() else { return };
+            // A full queue means the engine is busy; it will see the next tick.
+            let _ = tx.try_send(Request::Tick);
+        }
+    }
+}
+
+/// How often the engine ticks while it has timed work.
+const TICK_BUSY: Duration = Duration::from_millis(5);
+/// How often it ticks otherwise (the expiry sweep's period).
+const TICK_IDLE: Duration = Duration::from_millis(100);
+
+/// Whether the engine has timed work, shared with its ticker.
+#[derive(Debug, Default)]
+struct Pace {
+    busy: std::sync::atomic::AtomicBool,
+    /// Woken when the engine turns busy, so the ticker does not sleep out a slow period.
+    wake: tokio::sync::Notify,
 }
 
 /// Most requests one round takes, so one round's latency stays bounded.
@@ -293,8 +392,6 @@ const ROUND_REQUESTS_MAX: usize = 256;
 const QUEUE_REQUESTS_MAX: usize = 4096;
 /// Records the engine keeps decoded (see `cache.rs`).
 const CACHE_ENTRIES_MAX: usize = 128 * 1024;
-/// Expired keys reclaimed per tick.
-const EXPIRE_PER_TICK_MAX: usize = 256;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
@@ -337,10 +434,12 @@ pub fn spawn(
     config: EngineConfig,
 ) -> Result<(EngineHandle, std::thread::JoinHandle<()>), StorageError> {
     let clock = Clock::resume(config.max_offset_ms, store.last_hlc()?);
-    let live_keys = count_live(store.as_ref())?;
     let stored_vv = store.version_vector()?;
     // Nothing ever committed: a new data directory (see `origin`).
     let fresh = stored_vv.is_none();
+    check_format(store.as_ref(), fresh)?;
+    let (live_keys, expires) = count_live(store.as_ref())?;
+    let tombstones = store.count_graves()?;
     let vv = match stored_vv {
         None => VersionVector::new(),
         Some(bytes) => crdt::decode(&bytes).map_err(|e| StorageError::Corrupt {
@@ -358,6 +457,8 @@ pub fn spawn(
     let node = origin(store.as_ref(), &config.node_name, fresh)?;
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
+    stats.expires.store(expires, Ordering::Relaxed);
+    stats.tombstones.store(tombstones, Ordering::Relaxed);
     stats
         .disk_bytes
         .store(store.disk_bytes(), Ordering::Relaxed);
@@ -365,7 +466,9 @@ pub fn spawn(
     let written = ahead::Written::default();
     let acked = Arc::new(AckTimes::default());
     let writes_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pace = Arc::new(Pace::default());
     let handle = EngineHandle {
+        pace: pace.clone(),
         writes_refused: writes_refused.clone(),
         tx,
         acked: acked.clone(),
@@ -377,7 +480,16 @@ pub fn spawn(
         node,
         drop_tombstones: config.drop_tombstones.clone(),
     };
+    let mut reclaim = reclaim::Reclaim::default();
+    if tombstones > 0 {
+        // What was known of these tombstones' barriers went with the last run: the vector
+        // now is larger than each of them, so it is a safe barrier for all.
+        reclaim.stability.note(0, clock.last(), &vv);
+    }
     let engine = Engine {
+        repair: None,
+        pace,
+        reclaim,
         store,
         clock,
         node,
@@ -391,7 +503,6 @@ pub fn spawn(
         config,
         stats,
         unsynced: Unsynced::default(),
-        last_expire: Instant::now(),
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
         written,
@@ -406,20 +517,48 @@ pub fn spawn(
     Ok((handle, thread))
 }
 
-fn count_live(store: &dyn Store) -> Result<u64, StorageError> {
-    let mut count = 0;
+/// Refuses a data directory in a format this build cannot read, and records the format in a
+/// new one.
+fn check_format(store: &dyn Store, fresh: bool) -> Result<(), StorageError> {
+    match store.format()? {
+        Some(storage::FORMAT) => Ok(()),
+        None if fresh => store.set_format(storage::FORMAT),
+        found => Err(StorageError::Corrupt {
+            key: "(format)".into(),
+            reason: format!(
+                "the data directory is in format {}, this build reads format {}: wipe it \
+                 and start the node again (its peers repair it)",
+                found.unwrap_or(1),
+                storage::FORMAT
+            ),
+        }),
+    }
+}
+
+/// Live keys, and how many of them have a deadline.
+fn count_live(store: &dyn Store) -> Result<(u64, u64), StorageError> {
+    let (mut live, mut expires) = (0, 0);
     let mut after: Option<Bytes> = None;
     loop {
         let chunk = store.scan(after.as_deref(), 4096)?;
         let Some((last, _)) = chunk.last() else {
-            return Ok(count);
+            return Ok((live, expires));
         };
         after = Some(last.clone());
-        count += chunk.iter().filter(|(_, r)| r.kind().is_some()).count() as u64;
+        for (_, s) in chunk.iter().filter(|(_, s)| s.kind().is_some()) {
+            live += 1;
+            expires += u64::from(s.record.expires_at_ms().is_some());
+        }
     }
 }
 
 struct Engine {
+    /// An anti-entropy repair being received (`repair.rs`).
+    repair: Option<repair::Repair>,
+    /// Whether the ticker should tick fast.
+    pace: Arc<Pace>,
+    /// The expiry sweep and tombstone collection (`reclaim.rs`).
+    reclaim: reclaim::Reclaim,
     store: Arc<dyn Store>,
     clock: Clock,
     node: NodeId,
@@ -431,7 +570,6 @@ struct Engine {
     stats: Arc<Stats>,
     /// What was committed without fsync since the last sync.
     unsynced: Unsynced,
-    last_expire: Instant,
     command_counts: HashMap<&'static str, u64>,
     cache: RecordCache,
     /// Which keys recent commits wrote: tells which read-ahead values still hold.
@@ -540,7 +678,10 @@ impl Engine {
                         let result = self.apply_remote(work, ahead);
                         let _ = reply.send(result);
                     }
-                    Request::Truncate(vv) => self.truncate(&vv),
+                    Request::Stable { meet, join } => {
+                        self.truncate(&meet);
+                        self.observe_stable(&meet, &join);
+                    }
                     Request::Tick => tick = true,
                     Request::Sync(reply) => syncs.push(reply),
                 }
@@ -560,6 +701,12 @@ impl Engine {
             }
             if tick {
                 self.tick();
+            }
+            let busy = self.unsynced.any() || self.reclaim.busy();
+            if busy && !self.pace.busy.swap(true, Ordering::Relaxed) {
+                self.pace.wake.notify_one();
+            } else if !busy {
+                self.pace.busy.store(false, Ordering::Relaxed);
             }
         }
         if let Err(e) = self.store.sync() {
@@ -644,6 +791,7 @@ impl Engine {
         if finished.changes.is_empty() && finished.batch.is_empty() {
             return Ok(None);
         }
+        self.hold_for_repair(&finished.changes);
         let mut vv = self.vv.clone();
         let seq = seal(&mut finished, self.node, self.clock.last(), &mut vv);
         self.commit(finished, vv)?;
@@ -681,6 +829,7 @@ impl Engine {
         } else {
             self.unsynced.mark(writer);
         }
+        self.reclaimed(&finished.batch, &vv);
         self.remember(finished.batch, writer);
         self.state.live_keys = self
             .state
@@ -689,6 +838,7 @@ impl Engine {
         self.stats
             .live_keys
             .store(self.state.live_keys, Ordering::Relaxed);
+        add_signed(&self.stats.expires, finished.expires_delta);
         let own = vv.get(self.node);
         if writer == Writer::Clients && own > self.vv.get(self.node) {
             // Clients hear of it now; noted before the progress below lets it ship.
@@ -716,28 +866,10 @@ impl Engine {
                 ..storage::Batch::default()
             },
             live_delta: 0,
+            expires_delta: 0,
             changes: Vec::new(),
             read: Vec::new(),
         }
-    }
-
-    /// Merges full states from a peer's snapshot. They are not log entries: this node's log
-    /// and version vector do not change until the snapshot ends.
-    fn merge_snapshot(&mut self, changes: &[Change]) -> Result<(), String> {
-        let (mut txn, _) = self.begin(wall_ms());
-        txn.replaying(changes.len());
-        for change in changes {
-            txn.apply_change(change);
-        }
-        let failed = txn.failed.take();
-        let mut finished = txn.finish();
-        finished.read.clear();
-        if let Some(e) = failed {
-            return Err(e.to_string());
-        }
-        let vv = self.vv.clone();
-        self.commit_with(finished, vv, Writer::Peers)
-            .map_err(|e| e.to_string())
     }
 
     /// Drops log entries up to `upto` (every member holds them), a bounded number per call.
@@ -806,18 +938,26 @@ impl Engine {
     fn apply_remote(&mut self, work: Remote, ahead: Option<ReadAhead>) -> Result<(), String> {
         let entries = match work {
             Remote::Entries(entries) => entries,
-            Remote::Changes(changes) => return self.merge_snapshot(&changes),
-            Remote::Adopt(vv) => {
-                // The log now has a gap before what follows the snapshot.
+            Remote::RepairBegin { from, differ, vv } => {
+                return self.repair_begin(from, differ, vv);
+            }
+            Remote::RepairPart {
+                from,
+                after,
+                last,
+                changes,
+            } => return self.repair_part(from, after, last, changes),
+            Remote::RepairEnd { from, vv } => {
+                // The log now has a gap before what follows the repair.
                 self.log_first.clear();
-                let mut adopted = self.vv.clone();
-                adopted.merge(&vv);
-                let finished = self.bare(adopted.clone());
-                return self
-                    .commit_with(finished, adopted, Writer::Peers)
-                    .map_err(|e| e.to_string());
+                return self.repair_end(from, vv);
+            }
+            Remote::RepairAbandoned { from } => {
+                self.repair_closed(Some(from));
+                return Ok(());
             }
         };
+        self.hold_for_repair(entries.iter().flat_map(|e| &e.changes));
         let mut vv = self.vv.clone();
         let ahead = ahead.map(|a| self.written.usable(a)).unwrap_or_default();
         let (mut txn, _) = self.begin(wall_ms());
@@ -915,55 +1055,14 @@ impl Engine {
                 peers: self.unsynced.peers.map(|_| Instant::now()),
             };
         }
-        if self.last_expire.elapsed() >= Duration::from_millis(100) {
-            self.last_expire = Instant::now();
-            self.expire_due();
-            self.stats
-                .disk_bytes
-                .store(self.store.disk_bytes(), Ordering::Relaxed);
-        }
+        self.reclaim_tick();
     }
+}
 
-    /// Deletes keys whose deadline passed, and drops index entries that no longer match their
-    /// key's deadline.
-    fn expire_due(&mut self) {
-        if self.writes_refused.load(Ordering::Relaxed) {
-            return;
-        }
-        let now_ms = wall_ms();
-        let due = match self.store.due(now_ms, EXPIRE_PER_TICK_MAX) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "reading the expiry index failed");
-                return;
-            }
-        };
-        if due.is_empty() {
-            return;
-        }
-        let (mut txn, _) = self.begin(now_ms);
-        let mut expired = 0u64;
-        for (at_ms, key) in due {
-            let due = txn
-                .raw(&key)
-                .is_some_and(|s| s.record.expires_at_ms() == Some(at_ms) && s.kind().is_some());
-            if due {
-                let stamp = txn.stamp();
-                txn.delete(&key, stamp);
-                expired += 1;
-            }
-            txn.remove_expiry_entry(at_ms, key);
-        }
-        let failed = txn.failed.take();
-        let mut finished = txn.finish();
-        finished.read.clear();
-        if let Some(e) = failed {
-            tracing::error!(error = %e, "reading keys to expire failed");
-            return;
-        }
-        match self.commit_local(finished) {
-            Ok(_) => metrics::counter!("meridian_expired_keys_total").increment(expired),
-            Err(e) => tracing::error!(error = %e, "committing expired keys failed"),
-        }
+/// Adds a signed change to a published count.
+fn add_signed(count: &AtomicU64, delta: i64) {
+    if delta != 0 {
+        let now = count.load(Ordering::Relaxed).saturating_add_signed(delta);
+        count.store(now, Ordering::Relaxed);
     }
 }

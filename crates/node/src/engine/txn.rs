@@ -15,13 +15,49 @@ use std::collections::BTreeMap;
 /// pipelined writes 10-20% faster than SipHash in an A/B run with redis-benchmark -P 16. It is
 /// seeded at random per process; the maps it serves are bounded (one round's keys).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use storage::{Batch, MemberKind, StorageError, Store, Stored};
+use storage::{Batch, Item, MemberKind, StorageError, Store, Stored};
+
+/// How long past a key's deadline a node waits before it deletes the key itself, when the
+/// deadline was set by another node. The node that set the deadline deletes the key at once
+/// and its delete reaches every region (expiry replicates as a delete, see ARCHITECTURE.md);
+/// the others step in only when it did not arrive, so one expiring key costs the cluster one
+/// delete and not one per region. Reads never see an expired key either way.
+pub const EXPIRY_GRACE_MS: u64 = 1000;
+
+/// When this node means to reclaim the key: at its deadline when the deadline is this node's
+/// write, [`EXPIRY_GRACE_MS`] later otherwise. The expiry index is kept in this time.
+pub fn sweep_at(record: &Record, node: NodeId) -> Option<u64> {
+    let (stamp, at) = record.expiry?;
+    let at = at?;
+    Some(if stamp.node == node {
+        at
+    } else {
+        at.saturating_add(EXPIRY_GRACE_MS)
+    })
+}
+
+/// A short hash of a tombstone's stored bytes, kept in its grave (see `storage::Grave`).
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
+}
+
+/// Whether a key counts in `INFO keyspace`'s `expires`: live, with a deadline.
+fn expiring(stored: Option<&Stored>) -> bool {
+    stored.is_some_and(|s| s.kind().is_some() && s.record.expires_at_ms().is_some())
+}
 
 /// A key as the round left it, and whether it was live before the round touched it.
 #[derive(Debug)]
 pub(super) struct Touched {
     stored: Option<Stored>,
     live_before: bool,
+    expiring_before: bool,
     dirty: bool,
     /// Read from the store (not the cache): worth caching even if the round fails.
     from_store: bool,
@@ -31,9 +67,11 @@ impl Touched {
     /// A key as read, not yet changed by the round.
     pub(super) fn read(stored: Option<Stored>, from_store: bool) -> Touched {
         let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
+        let expiring_before = expiring(stored.as_ref());
         Touched {
             stored,
             live_before,
+            expiring_before,
             dirty: false,
             from_store,
         }
@@ -69,6 +107,8 @@ pub struct Finished {
     pub batch: Batch,
     /// The change in the number of live keys if the batch commits.
     pub live_delta: i64,
+    /// The change in the number of live keys with a deadline if the batch commits.
+    pub expires_delta: i64,
     /// The deltas merged, in order: what the change log records of this round.
     pub changes: Vec<Change>,
     /// Keys the round read from the store and did not change, with what it found.
@@ -100,6 +140,11 @@ pub struct Txn<'a> {
     /// Whether merged deltas are recorded in `changes`: not when replaying peers' entries,
     /// which are logged as they arrived.
     record_changes: bool,
+    /// Keys whose stored state this round replaces (a repair, see `repair.rs`): reads see
+    /// nothing of what is stored under them, and what the round does not write again goes.
+    forgotten: std::collections::HashSet<Bytes>,
+    /// The stored members of the forgotten keys.
+    forgotten_members: Vec<(MemberKind, Bytes, Bytes)>,
     /// Set when a read failed: the round must not commit what it computed from a wrong view.
     pub failed: Option<StorageError>,
 }
@@ -128,8 +173,46 @@ impl<'a> Txn<'a> {
             writes: 0,
             changes: Vec::new(),
             record_changes: true,
+            forgotten: Default::default(),
+            forgotten_members: Vec::new(),
             failed: None,
         }
+    }
+
+    /// Replaces what is stored under `key` (its header `stored`) with nothing: the round
+    /// starts the key afresh, and whatever it does not write again is removed at commit.
+    pub fn forget(&mut self, key: &Bytes, stored: &Stored) {
+        for kind in [MemberKind::Field, MemberKind::SetMember] {
+            let mut after: Option<Bytes> = None;
+            loop {
+                let page =
+                    match (self.store).scan_members(kind, key, after.as_deref(), MEMBER_CHUNK) {
+                        Ok(page) => page,
+                        Err(e) => return self.fail(e),
+                    };
+                let done = page.len() < MEMBER_CHUNK;
+                after = page.last().map(|(m, _)| m.clone());
+                (self.forgotten_members)
+                    .extend(page.into_iter().map(|(m, _)| (kind, key.clone(), m)));
+                if done {
+                    break;
+                }
+            }
+        }
+        self.fields.retain(|(k, _), _| k != key);
+        self.members.retain(|(k, _), _| k != key);
+        self.writes += 1;
+        self.touched.insert(
+            key.clone(),
+            Touched {
+                stored: None,
+                live_before: stored.kind().is_some(),
+                expiring_before: expiring(Some(stored)),
+                dirty: true,
+                from_store: false,
+            },
+        );
+        self.forgotten.insert(key.clone());
     }
 
     /// Makes this a round that replays about `changes` deltas of peers' entries: the deltas
@@ -293,6 +376,9 @@ impl<'a> Txn<'a> {
         key: &[u8],
         name: &[u8],
     ) -> Option<T> {
+        if self.forgotten.contains(key) {
+            return None;
+        }
         let bytes = match self.store.get_member(kind, key, name) {
             Ok(b) => b?,
             Err(e) => {
@@ -388,6 +474,9 @@ impl<'a> Txn<'a> {
         key: &Bytes,
     ) -> Vec<(Bytes, T)> {
         let mut out = Vec::new();
+        if self.forgotten.contains(key) {
+            return out;
+        }
         let mut after: Option<Bytes> = None;
         loop {
             let chunk = match self
@@ -506,7 +595,9 @@ impl<'a> Txn<'a> {
         self.expiry_removes.push((at_ms, key));
     }
 
-    /// The batch to commit, the change in live keys it makes, and what the round read.
+    /// The batch to commit, the change in live keys it makes, and what the round read. Every
+    /// header, field or member the round leaves with nothing live is either removed (a
+    /// cluster of one) or kept as a tombstone with a grave, to be collected once stable.
     pub fn finish(self) -> Finished {
         let mut batch = Batch {
             expiry_removes: self.expiry_removes,
@@ -514,6 +605,7 @@ impl<'a> Txn<'a> {
             ..Batch::default()
         };
         let mut live_delta = 0i64;
+        let mut expires_delta = 0i64;
         let mut read = Vec::new();
         let failed = self.failed.is_some();
         for (key, t) in self.touched {
@@ -523,44 +615,81 @@ impl<'a> Txn<'a> {
                 }
                 continue;
             }
-            let stored = t.stored.expect("a dirty key has a header");
+            let Some(stored) = t.stored else {
+                // Forgotten and not written again.
+                debug_assert!(self.forgotten.contains(&key));
+                live_delta -= i64::from(t.live_before);
+                expires_delta -= i64::from(t.expiring_before);
+                batch.removes.push(key);
+                continue;
+            };
             let live_after = stored.kind().is_some();
             live_delta += i64::from(live_after) - i64::from(t.live_before);
-            if !live_after && self.drop_tombstones {
+            expires_delta += i64::from(expiring(Some(&stored))) - i64::from(t.expiring_before);
+            if live_after && let Some(at) = sweep_at(&stored.record, self.node) {
+                batch.expiry_puts.push((at, key.clone()));
+            }
+            if live_after {
+                batch.puts.push((key, stored));
+            } else if self.drop_tombstones {
                 batch.removes.push(key);
             } else {
+                let print = fingerprint(&stored.encode());
+                batch.graves.push((Item::Header(key.clone()), print));
                 batch.puts.push((key, stored));
             }
         }
-        for ((key, name), t) in self.fields {
-            let Some(state) = t.state.filter(|_| t.dirty) else {
-                continue;
-            };
-            if !state.exists() && self.drop_tombstones {
-                batch.member_removes.push((MemberKind::Field, key, name));
+        let written: std::collections::HashSet<(MemberKind, &Bytes, &Bytes)> = (self.fields.iter())
+            .filter(|(_, t)| t.dirty && t.state.is_some())
+            .map(|((k, m), _)| (MemberKind::Field, k, m))
+            .chain(
+                (self.members.iter())
+                    .filter(|(_, t)| t.dirty && t.state.is_some())
+                    .map(|((k, m), _)| (MemberKind::SetMember, k, m)),
+            )
+            .collect();
+        let gone: Vec<_> = (self.forgotten_members.into_iter())
+            .filter(|(kind, k, m)| !written.contains(&(*kind, k, m)))
+            .collect();
+        drop(written);
+        batch.member_removes.extend(gone);
+        let members = (self.fields.into_iter())
+            .filter_map(|((key, name), t)| {
+                let state = t.state.filter(|_| t.dirty)?;
+                Some((
+                    MemberKind::Field,
+                    key,
+                    name,
+                    state.exists(),
+                    crdt::encode(&state),
+                ))
+            })
+            .chain(self.members.into_iter().filter_map(|((key, name), t)| {
+                let state = t.state.filter(|_| t.dirty)?;
+                let present = state.present();
+                Some((
+                    MemberKind::SetMember,
+                    key,
+                    name,
+                    present,
+                    crdt::encode(&state),
+                ))
+            }));
+        for (kind, key, name, live, bytes) in members {
+            if live {
+                batch.member_puts.push((kind, key, name, bytes));
+            } else if self.drop_tombstones {
+                batch.member_removes.push((kind, key, name));
             } else {
-                batch
-                    .member_puts
-                    .push((MemberKind::Field, key, name, crdt::encode(&state)));
-            }
-        }
-        for ((key, name), t) in self.members {
-            let Some(state) = t.state.filter(|_| t.dirty) else {
-                continue;
-            };
-            if !state.present() && self.drop_tombstones {
-                batch
-                    .member_removes
-                    .push((MemberKind::SetMember, key, name));
-            } else {
-                batch
-                    .member_puts
-                    .push((MemberKind::SetMember, key, name, crdt::encode(&state)));
+                let item = Item::Member(kind, key.clone(), name.clone());
+                batch.graves.push((item, fingerprint(&bytes)));
+                batch.member_puts.push((kind, key, name, bytes));
             }
         }
         Finished {
             batch,
             live_delta,
+            expires_delta,
             changes: self.changes,
             read,
         }

@@ -11,7 +11,7 @@
 //!   so they arrive in the order the core chose.
 //!
 //! The runtime carries out the core's effects: it reads log ranges from the store and ships
-//! them, sends acknowledgements, and hands entries to the applier. Every 10 ms it ticks the
+//! them, sends acknowledgements, and hands entries to the applier. Every 10 ms (100 ms when idle) it ticks the
 //! core; every second it pings each session (a silent session is closed after 5 s) and
 //! redials members it has no session with.
 //!
@@ -24,6 +24,7 @@
 //! relayed.
 
 mod gossip;
+mod repair;
 pub mod session;
 pub mod wire;
 
@@ -33,7 +34,7 @@ use bytes::Bytes;
 use crdt::NodeId;
 use futures_util::StreamExt;
 use membership::{Liveness, Membership};
-use replication::{Change, Config, Effect, Entry, Replicator, VersionVector};
+use replication::{Config, Effect, Entry, Replicator, VersionVector};
 use session::{Established, SessionError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,6 +106,9 @@ pub struct MemberView {
     pub lag_ms: u64,
     /// The highest own sequence number it holds durably.
     pub has_own: u64,
+    /// Whether this node's tombstones wait for it: it does not yet hold the barrier of the
+    /// oldest checkpoint (see `replication::Stability`), typically because it is down.
+    pub holds_collection: bool,
 }
 
 /// The cluster as this node sees it.
@@ -123,6 +127,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The members this node's tombstones wait for (see `MemberView::holds_collection`).
+    pub fn collection_held_by(&self) -> Vec<String> {
+        let view = self.view.borrow();
+        (view.members.iter())
+            .filter(|m| m.holds_collection)
+            .map(|m| m.info.name.clone())
+            .collect()
+    }
+
     /// Sends a published message to every connected peer (best effort, as pub/sub is).
     pub fn publish(&self, channel: &Bytes, message: &Bytes) {
         let _ = self.events.try_send(Event::Publish {
@@ -227,6 +240,14 @@ pub enum Event {
     SyncRequested,
     /// The engine refused entries the core released.
     ApplyFailed(String),
+    /// A repair from `peer` could not be applied (or another is in progress): the session
+    /// closes, and the peer repairs this node again when it reconnects.
+    RepairRefused {
+        /// The repairing peer.
+        peer: NodeId,
+        /// Why.
+        error: String,
+    },
     /// A snapshot for a peer is queued to its session in full.
     SnapshotSent {
         /// The peer.
@@ -392,12 +413,19 @@ pub async fn run(
     runtime.carry_out_gossip();
     let mut events = parts.events;
     let mut progress = runtime.shared.engine.progress.clone();
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut ticks: u64 = 0;
+    // The core ticks every 10 ms while anything is in flight, every 100 ms when idle (an
+    // idle node stays idle: see `Replicator::idle`).
+    let mut last_tick = tokio::time::Instant::now();
+    let mut last_view = last_tick;
+    let mut last_second = last_tick;
     // Dial the seeds and remembered members at once, not a second from now.
     runtime.every_second();
     loop {
+        let period = if runtime.core.idle() {
+            TICK_IDLE
+        } else {
+            TICK_BUSY
+        };
         tokio::select! {
             _ = stop.changed() => break,
             Some(event) = events.recv() => runtime.on_event(event).await,
@@ -413,13 +441,15 @@ pub async fn run(
                     runtime.accept(stream);
                 }
             }
-            _ = tick.tick() => {
-                ticks += 1;
+            _ = tokio::time::sleep_until(last_tick + period) => {
+                last_tick = tokio::time::Instant::now();
                 runtime.core.tick(runtime.now_ms());
-                if ticks.is_multiple_of(10) {
+                if last_tick.duration_since(last_view) >= TICK_IDLE {
+                    last_view = last_tick;
                     runtime.publish_view();
                 }
-                if ticks.is_multiple_of(100) {
+                if last_tick.duration_since(last_second) >= Duration::from_secs(1) {
+                    last_second = last_tick;
                     runtime.every_second();
                 }
             }
@@ -431,26 +461,17 @@ pub async fn run(
     syncer.abort();
 }
 
+/// How often the replication core ticks while entries are in flight.
+const TICK_BUSY: Duration = Duration::from_millis(10);
+/// How often it ticks when every connected peer holds all this node could ship it.
+const TICK_IDLE: Duration = Duration::from_millis(100);
+
 /// Whether a member someone listed looks like one: a name, a bounded region, an address.
 fn plausible(m: &MemberInfo) -> bool {
     !m.name.is_empty()
         && m.name.len() <= NAME_BYTES_MAX
         && m.region.len() <= NAME_BYTES_MAX
         && m.peer_addr.parse::<std::net::SocketAddr>().is_ok()
-}
-
-/// This node's digests, computed off the async workers once one of `slots` is free (a full
-/// scan: bounded for requests from peers and for repairs alike).
-async fn digests(store: Arc<dyn storage::Store>, slots: &Semaphore) -> Option<Vec<u64>> {
-    let _slot = slots.acquire().await.ok()?;
-    match tokio::task::spawn_blocking(move || crate::engine::digests(store.as_ref())).await {
-        Ok(Ok(d)) => Some(d),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "computing digests failed");
-            None
-        }
-        Err(_) => None,
-    }
 }
 
 /// Syncs the engine whenever a peer asks (its client waits in `WAIT`), one sync at a time:
@@ -529,8 +550,13 @@ async fn apply_loop(
         }
     });
     while let Some((work, ahead)) = ready.recv().await {
+        let repairing = work.repairing_peer();
         if let Err(e) = shared.engine.apply_read_ahead(work, ahead).await {
-            let _ = events.send(Event::ApplyFailed(e)).await;
+            let event = match repairing {
+                Some(peer) => Event::RepairRefused { peer, error: e },
+                None => Event::ApplyFailed(e),
+            };
+            let _ = events.send(event).await;
         }
     }
 }
@@ -664,6 +690,10 @@ impl Runtime {
                 tracing::warn!(error = %e, "entries not applied; they will arrive again");
                 self.core.apply_failed();
             }
+            Event::RepairRefused { peer, error } => {
+                tracing::warn!(peer = ?self.members.get(&peer).map(|k| &k.info.name), %error, "repair refused; closing the session");
+                self.close(peer, false);
+            }
             Event::SnapshotSent { peer, vv } => {
                 let now = self.now_ms();
                 self.core.snapshot_sent(now, peer, &vv);
@@ -779,6 +809,9 @@ impl Runtime {
             known.left |= left;
             self.repairing.remove(&node);
             self.core.disconnected(node);
+            // A repair it was sending stops here (best effort: a full queue leaves the
+            // engine to notice the silence, see `engine/repair.rs`).
+            let _ = (self.apply_tx).try_send(Remote::RepairAbandoned { from: node });
         }
     }
 
@@ -932,9 +965,23 @@ impl Runtime {
             Message::Publish { channel, message } => {
                 self.shared.hub.publish(&channel, &message);
             }
-            Message::Snapshot(bytes) => match crdt::decode::<Vec<Change>>(&bytes) {
-                Ok(changes) => {
-                    let _ = self.apply_tx.send(Remote::Changes(changes)).await;
+            Message::SnapshotBegin { differ, vv } => {
+                let begin = Remote::RepairBegin {
+                    from: node,
+                    differ,
+                    vv,
+                };
+                let _ = self.apply_tx.send(begin).await;
+            }
+            Message::Snapshot(bytes) => match crdt::decode::<wire::SnapshotPart>(&bytes) {
+                Ok(part) => {
+                    let part = Remote::RepairPart {
+                        from: node,
+                        after: part.after,
+                        last: part.last,
+                        changes: part.changes,
+                    };
+                    let _ = self.apply_tx.send(part).await;
                 }
                 Err(e) => {
                     metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
@@ -944,7 +991,10 @@ impl Runtime {
             },
             Message::SnapshotDone(vv) => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "snapshot received");
-                let _ = self.apply_tx.send(Remote::Adopt(vv)).await;
+                let _ = self
+                    .apply_tx
+                    .send(Remote::RepairEnd { from: node, vv })
+                    .await;
             }
             Message::DigestRequest => {
                 let Some(tx) = self.session_tx(node) else {
@@ -956,7 +1006,7 @@ impl Runtime {
                 let store = self.shared.engine.store().clone();
                 let (digesting, slots) = (self.digesting.clone(), self.digest_slots.clone());
                 tokio::spawn(async move {
-                    let computed = digests(store, &slots).await;
+                    let computed = repair::digests(store, &slots).await;
                     digesting.lock().expect("not poisoned").remove(&node);
                     if let Some(d) = computed {
                         let _ = tx.send((Instant::now(), Message::Digests(d))).await;
@@ -1056,100 +1106,12 @@ impl Runtime {
             .map(|s| s.tx.clone())
     }
 
-    /// The log no longer holds what `peer` lacks (it is new, was wiped, or was forgotten):
-    /// asks for its digests; the repair follows in [`Runtime::repair`]. Nothing ships to it
-    /// meanwhile.
-    fn start_snapshot(&mut self, peer: NodeId) {
-        if self.session_tx(peer).is_none() || self.repairing.contains(&peer) {
-            return;
-        }
-        self.core.snapshot_started(peer);
-        self.repairing.insert(peer);
-        let name = &self.members[&peer].info.name;
-        tracing::info!(peer = %name, "the log no longer holds what the peer lacks: comparing digests");
-        self.send(peer, Message::DigestRequest);
-    }
-
-    /// Anti-entropy: sends `peer` the full state of every key in the buckets whose digests
-    /// differ from `theirs`, then tells it what the states cover; shipping goes on from there.
-    fn repair(&mut self, peer: NodeId, theirs: Vec<u64>) {
-        let Some(tx) = self.session_tx(peer) else {
-            return;
-        };
-        let name = self.members[&peer].info.name.clone();
-        metrics::counter!("meridian_snapshots_sent_total").increment(1);
-        // Everything up to `vv` is committed before the scans start, so they see it. A bucket
-        // whose digests agree held at least that on the peer too when it computed them.
-        let vv = self.shared.engine.progress.borrow().applied.clone();
-        let store = self.shared.engine.store().clone();
-        let events = self.events_tx.clone();
-        let slots = self.digest_slots.clone();
-        tokio::spawn(async move {
-            let Some(ours) = digests(store.clone(), &slots).await else {
-                return;
-            };
-            let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
-            let count = differ.iter().filter(|d| **d).count();
-            metrics::counter!("meridian_antientropy_buckets_sent_total").increment(count as u64);
-            tracing::info!(
-                peer = %name,
-                differ = count,
-                of = crate::engine::DIGEST_BUCKETS,
-                "repairing the key ranges whose digests differ"
-            );
-            let mut after: Option<Bytes> = None;
-            loop {
-                let chunk = {
-                    let store = store.clone();
-                    let from = after.clone();
-                    tokio::task::spawn_blocking(move || {
-                        crate::engine::snapshot_chunk(
-                            store.as_ref(),
-                            from.as_deref(),
-                            SNAPSHOT_KEYS,
-                        )
-                    })
-                    .await
-                };
-                let (mut changes, last) = match chunk {
-                    Ok(Ok(c)) => c,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "reading a snapshot failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                changes.retain(|c| differ[crate::engine::bucket_of(c.key())]);
-                let keys = changes
-                    .iter()
-                    .filter(|c| matches!(c, Change::Header { .. }))
-                    .count();
-                metrics::counter!("meridian_antientropy_keys_sent_total").increment(keys as u64);
-                if !changes.is_empty() {
-                    let part = Message::Snapshot(Bytes::from(crdt::encode(&changes)));
-                    if tx.send((Instant::now(), part)).await.is_err() {
-                        return;
-                    }
-                }
-                match last {
-                    Some(k) => after = Some(k),
-                    None => break,
-                }
-            }
-            if tx
-                .send((Instant::now(), Message::SnapshotDone(vv.clone())))
-                .await
-                .is_ok()
-            {
-                let _ = events.send(Event::SnapshotSent { peer, vv }).await;
-            }
-        });
-    }
-
     fn every_second(&mut self) {
         let truncatable = self.core.truncatable();
         if truncatable != self.truncated && truncatable.ahead_of(&self.truncated) > 0 {
-            self.shared.engine.truncate(truncatable.clone());
+            self.shared
+                .engine
+                .stable(truncatable.clone(), self.core.members_join());
             self.truncated = truncatable;
         }
         let now = Instant::now();
@@ -1191,6 +1153,9 @@ impl Runtime {
     fn publish_view(&self) {
         let now = self.now_ms();
         let liveness = self.gossip.livenesses();
+        let waiting_for = (self.shared.engine.stats.waiting_for.lock())
+            .expect("no one panics holding it")
+            .clone();
         let members = self
             .members
             .iter()
@@ -1201,6 +1166,10 @@ impl Runtime {
                 lag_ops: self.core.lag_ops(*node),
                 lag_ms: self.core.lag_ms(now, *node),
                 has_own: self.core.peer_has_own(*node),
+                holds_collection: self
+                    .core
+                    .peer(*node)
+                    .is_some_and(|p| !p.acked.dominates(&waiting_for)),
             })
             .collect();
         self.view.send_replace(ClusterView { members });

@@ -18,8 +18,9 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks.
-pub const VERSION: u8 = 4;
+/// The frame format version this node speaks. Version 5: counter contributions carry their
+/// generation (`crdt::Contribution::since`).
+pub const VERSION: u8 = 5;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -32,6 +33,19 @@ pub struct Hello {
     pub member: MemberInfo,
     /// A fresh random challenge the other side must sign.
     pub nonce: [u8; 32],
+}
+
+/// One part of a repair: the sender's full states of every key it holds in the range
+/// `(after, last]` (to the end when `last` is `None`) in the differing buckets. Parts cover
+/// the key space in order, with no gaps, so the receiver knows what the sender does not hold.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SnapshotPart {
+    /// The range starts after this key (from the first when `None`).
+    pub after: Option<Bytes>,
+    /// The range ends at this key.
+    pub last: Option<Bytes>,
+    /// Headers, fields and members as full states.
+    pub changes: Vec<replication::Change>,
 }
 
 /// What peers say to each other.
@@ -61,9 +75,17 @@ pub enum Message {
         /// The message.
         message: Bytes,
     },
-    /// Part of a snapshot: encoded `Vec<replication::Change>`, full states to merge.
+    /// A repair begins: the sender's state of the key buckets marked in `differ` will
+    /// replace the receiver's; that state holds the effects of everything in `vv`.
+    SnapshotBegin {
+        /// One flag per bucket ([`crate::engine::DIGEST_BUCKETS`]).
+        differ: Vec<bool>,
+        /// What the sender's state covers.
+        vv: VersionVector,
+    },
+    /// Part of a repair: an encoded [`SnapshotPart`].
     Snapshot(Bytes),
-    /// The snapshot is complete; it held the effects of everything in this vector.
+    /// The repair is complete; its state held the effects of everything in this vector.
     SnapshotDone(VersionVector),
     /// The log no longer holds what the receiver lacks: it is asked for its digests, so the
     /// sender can repair only the key ranges that differ.

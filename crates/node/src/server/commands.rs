@@ -382,10 +382,15 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
             shared.engine.stats.disk_bytes.load(Ordering::Relaxed)
         ));
     }
+    let stats = &shared.engine.stats;
     if show("stats") {
         text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\n\r\n",
-            shared.connections_total.load(Ordering::Relaxed)
+            "# Stats\r\ntotal_connections_received:{}\r\nexpired_keys:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
+            shared.connections_total.load(Ordering::Relaxed),
+            stats.expired.load(Ordering::Relaxed),
+            stats.tombstones.load(Ordering::Relaxed),
+            stats.collected.load(Ordering::Relaxed),
+            shared.cluster.collection_held_by().join(","),
         ));
     }
     if show("replication") {
@@ -393,7 +398,8 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("keyspace") && keys > 0 {
         text.push_str(&format!(
-            "# Keyspace\r\ndb0:keys={keys},expires=0,avg_ttl=0\r\n\r\n"
+            "# Keyspace\r\ndb0:keys={keys},expires={},avg_ttl=0\r\n\r\n",
+            stats.expires.load(Ordering::Relaxed)
         ));
     }
     Reply::Verbatim(text)

@@ -1,0 +1,301 @@
+//! Reclaiming state: the expiry sweep and tombstone collection.
+//!
+//! Both walk an index in storage in time order with a cursor kept here, so that a pass never
+//! walks again over what earlier passes removed (an LSM keeps removed entries as tombstones
+//! of its own until compaction drops them: walking them from the start on every tick is what
+//! once kept an idle node busy). Both do a bounded amount per tick and go on at the next tick
+//! while work is left, so they keep up with a burst without holding up clients' rounds.
+//!
+//! - **Expiry.** The `expiry` index holds each live key with a deadline under the time this
+//!   node means to delete it (`txn::sweep_at`: the deadline when this node set it, a grace
+//!   period later otherwise). A due key is deleted like a `DEL` from this node: the delete is
+//!   logged and replicated, so the node that set a deadline expires the key for every region.
+//! - **Collection.** The `graves` index holds each tombstone under the HLC of the commit that
+//!   left it. [`Stability`] says up to which HLC tombstones are stable (every member applied
+//!   every write concurrent with their deletes); graves up to there are collected: the item
+//!   is removed if it is still the tombstone the grave names.
+
+use super::{Engine, fingerprint, wall_ms};
+use crate::engine::Writer;
+use bytes::Bytes;
+use crdt::{Member, StrState};
+use hlc::Timestamp;
+use replication::{Stability, VersionVector};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use storage::{Batch, Durability, Item, MemberKind, Stored};
+
+/// Keys one expiry pass deletes at most (one commit, one log entry).
+const EXPIRE_PER_PASS: usize = 2048;
+/// Graves one collection pass reads at most.
+const COLLECT_PER_PASS: usize = 4096;
+/// How often the sweep looks for due keys when the last pass found all there was.
+const SWEEP_PERIOD: Duration = Duration::from_millis(100);
+/// Commits within this many ms share one stability checkpoint.
+const CHECKPOINT_PERIOD_MS: u64 = 100;
+/// Most stability checkpoints kept (older ones are coalesced).
+const CHECKPOINTS_MAX: usize = 1024;
+
+/// The reclaimers' cursors and state.
+pub(super) struct Reclaim {
+    /// When tombstones are stable.
+    pub(super) stability: Stability,
+    /// Everything in the expiry index before this time was swept (or is newer than the
+    /// index entries before it, see [`Engine::reclaimed`]).
+    expiry_from: u64,
+    /// The last expiry pass was cut short: go on at the next tick.
+    sweep_again: bool,
+    last_sweep: Option<Instant>,
+    /// Graves before this HLC were collected.
+    graves_from: Timestamp,
+    /// A repair is being received: its tombstones' barrier is the vector its state covers,
+    /// so no checkpoint is noted until it ends (see [`Engine::snapshot_adopted`]).
+    pub(super) snapshot_open: bool,
+    /// Graves were written while a snapshot was open.
+    deferred: bool,
+}
+
+impl Default for Reclaim {
+    fn default() -> Reclaim {
+        Reclaim {
+            stability: Stability::new(CHECKPOINT_PERIOD_MS, CHECKPOINTS_MAX),
+            expiry_from: 0,
+            sweep_again: false,
+            last_sweep: None,
+            graves_from: Timestamp::ZERO,
+            snapshot_open: false,
+            deferred: false,
+        }
+    }
+}
+
+impl Reclaim {
+    /// Whether a pass was cut short and goes on at the next tick.
+    pub(super) fn busy(&self) -> bool {
+        self.sweep_again || self.graves_from <= self.stability.stable()
+    }
+}
+
+impl Engine {
+    /// Bookkeeping after a commit that brought the node to `vv`: new index entries before
+    /// the sweep's cursor pull it back, new graves join a stability checkpoint.
+    pub(super) fn reclaimed(&mut self, batch: &Batch, vv: &VersionVector) {
+        if let Some(earliest) = batch.expiry_puts.iter().map(|(at, _)| *at).min() {
+            self.reclaim.expiry_from = self.reclaim.expiry_from.min(earliest);
+        }
+        let graves = batch.graves.len() as u64 - batch.grave_removes.len() as u64;
+        if !batch.graves.is_empty() {
+            if self.reclaim.snapshot_open {
+                self.reclaim.deferred = true;
+            } else {
+                self.reclaim.stability.note(wall_ms(), batch.hlc, vv);
+                self.publish_waiting();
+            }
+        }
+        super::add_signed(&self.stats.tombstones, graves as i64);
+    }
+
+    /// Publishes the barrier the oldest tombstones wait for (for status pages).
+    fn publish_waiting(&self) {
+        let waiting = self.reclaim.stability.oldest_barrier();
+        let mut published = (self.stats.waiting_for.lock()).expect("no one panics holding it");
+        if Some(&*published) != waiting {
+            *published = waiting.cloned().unwrap_or_default();
+        }
+    }
+
+    /// A repair ended: what it brought (and what was written meanwhile) waits for
+    /// `barrier`, which holds what the repair's state covered.
+    pub(super) fn snapshot_adopted(&mut self, barrier: &VersionVector) {
+        self.reclaim.snapshot_open = false;
+        if std::mem::take(&mut self.reclaim.deferred) {
+            let hlc = self.clock.last();
+            self.reclaim.stability.note(wall_ms(), hlc, barrier);
+            self.publish_waiting();
+        }
+    }
+
+    /// The members hold `meet` each and `join` together.
+    pub(super) fn observe_stable(&mut self, meet: &VersionVector, join: &VersionVector) {
+        self.reclaim.stability.observe(meet, join);
+        self.publish_waiting();
+    }
+
+    /// One tick's share of reclaiming.
+    pub(super) fn reclaim_tick(&mut self) {
+        let now = Instant::now();
+        let sweep = self.reclaim.sweep_again
+            || (self.reclaim.last_sweep).is_none_or(|t| now.duration_since(t) >= SWEEP_PERIOD);
+        if sweep {
+            self.reclaim.last_sweep = Some(now);
+            self.reclaim.sweep_again = self.expire_due();
+            self.stats
+                .disk_bytes
+                .store(self.store.disk_bytes(), Ordering::Relaxed);
+        }
+        if self.reclaim.graves_from <= self.reclaim.stability.stable() {
+            self.collect();
+        }
+    }
+
+    /// Deletes keys whose sweep time passed, and drops index entries that no longer match
+    /// their key. Answers whether the pass was cut short.
+    fn expire_due(&mut self) -> bool {
+        if self.writes_refused.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now_ms = wall_ms();
+        let due = match self
+            .store
+            .due(self.reclaim.expiry_from, now_ms, EXPIRE_PER_PASS)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the expiry index failed");
+                return false;
+            }
+        };
+        let more = due.len() == EXPIRE_PER_PASS;
+        // Entries at the last time seen may continue past the cut: read from it again.
+        let next_from = match due.last() {
+            Some((at, _)) if more => *at,
+            _ => now_ms + 1,
+        };
+        if due.is_empty() {
+            self.reclaim.expiry_from = next_from;
+            return false;
+        }
+        let node = self.node;
+        let (mut txn, _) = self.begin(now_ms);
+        let mut expired = 0u64;
+        for (at_ms, key) in due {
+            let due = txn.raw(&key).is_some_and(|s| {
+                super::sweep_at(&s.record, node) == Some(at_ms) && s.kind().is_some()
+            });
+            if due {
+                let stamp = txn.stamp();
+                txn.delete(&key, stamp);
+                expired += 1;
+            }
+            txn.remove_expiry_entry(at_ms, key);
+        }
+        let failed = txn.failed.take();
+        let mut finished = txn.finish();
+        finished.read.clear();
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "reading keys to expire failed");
+            return false;
+        }
+        match self.commit_local(finished) {
+            Ok(_) => {
+                self.reclaim.expiry_from = self.reclaim.expiry_from.max(next_from);
+                metrics::counter!("meridian_expired_keys_total").increment(expired);
+                self.stats.expired.fetch_add(expired, Ordering::Relaxed);
+                more
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "committing expired keys failed");
+                false
+            }
+        }
+    }
+
+    /// Collects stable graves, a bounded number per call.
+    fn collect(&mut self) {
+        let upto = self.reclaim.stability.stable();
+        let graves = match self
+            .store
+            .graves(self.reclaim.graves_from, upto, COLLECT_PER_PASS)
+        {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the grave index failed");
+                return;
+            }
+        };
+        let next_from = match graves.last() {
+            Some(g) if graves.len() == COLLECT_PER_PASS => g.hlc,
+            _ => Timestamp(upto.0 + 1),
+        };
+        let mut batch = Batch {
+            hlc: self.clock.last(),
+            ..Batch::default()
+        };
+        for grave in graves {
+            if self.still_the_tombstone(&grave) {
+                match &grave.item {
+                    Item::Header(key) => batch.removes.push(key.clone()),
+                    Item::Member(kind, key, name) => {
+                        batch
+                            .member_removes
+                            .push((*kind, key.clone(), name.clone()))
+                    }
+                }
+            }
+            batch.grave_removes.push((grave.hlc, grave.item));
+        }
+        if batch.grave_removes.is_empty() {
+            self.reclaim.graves_from = next_from;
+            return;
+        }
+        let collected = (batch.removes.len() + batch.member_removes.len()) as u64;
+        let released = batch.grave_removes.len() as i64;
+        // Collection is durable at the next sync; a crash before it leaves the graves, and
+        // they are collected again.
+        match self.store.commit(&batch, Durability::Buffer) {
+            Ok(()) => {
+                self.unsynced.mark(Writer::Peers);
+                self.written.committed(batch.removes.clone());
+                for key in batch.removes {
+                    self.cache.refresh(key, None);
+                }
+                self.reclaim.graves_from = next_from;
+                super::add_signed(&self.stats.tombstones, -released);
+                self.stats.collected.fetch_add(collected, Ordering::Relaxed);
+                metrics::counter!("meridian_tombstones_collected_total").increment(collected);
+            }
+            Err(e) => tracing::error!(error = %e, "collecting tombstones failed"),
+        }
+    }
+
+    /// Whether the grave's item is still the tombstone the grave was written for: nothing
+    /// live, the same fingerprint. A read failure answers no (the grave goes, the tombstone
+    /// stays: safe, and logged).
+    fn still_the_tombstone(&self, grave: &storage::Grave) -> bool {
+        let read = match &grave.item {
+            Item::Header(key) => self.header(key).map(|s| {
+                s.filter(|s| s.kind().is_none())
+                    .map(|s| fingerprint(&s.encode()))
+            }),
+            Item::Member(kind, key, name) => self.store.get_member(*kind, key, name).map(|bytes| {
+                bytes
+                    .filter(|b| !member_live(*kind, b))
+                    .map(|b| fingerprint(&b))
+            }),
+        };
+        match read {
+            Ok(print) => print == Some(grave.fingerprint),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a tombstone to collect failed");
+                false
+            }
+        }
+    }
+
+    /// A key's header as committed, through the cache.
+    fn header(&self, key: &Bytes) -> Result<Option<Stored>, storage::StorageError> {
+        match self.cache.get(key) {
+            Some(cached) => Ok(cached),
+            None => self.store.get(key),
+        }
+    }
+}
+
+/// Whether a stored member state has anything live. One that does not decode counts as live,
+/// so it is never collected for being unreadable.
+fn member_live(kind: MemberKind, bytes: &[u8]) -> bool {
+    match kind {
+        MemberKind::Field => crdt::decode::<StrState>(bytes).map_or(true, |s| s.exists()),
+        MemberKind::SetMember => crdt::decode::<Member>(bytes).map_or(true, |m| m.present()),
+    }
+}

@@ -22,7 +22,7 @@ use storage::{Batch, Item, MemberKind, StorageError, Store, Stored};
 /// and its delete reaches every region (expiry replicates as a delete, see ARCHITECTURE.md);
 /// the others step in only when it did not arrive, so one expiring key costs the cluster one
 /// delete and not one per region. Reads never see an expired key either way.
-pub const EXPIRY_GRACE_MS: u64 = 1000;
+pub const EXPIRY_GRACE_MS: u64 = 2000;
 
 /// When this node means to reclaim the key: at its deadline when the deadline is this node's
 /// write, [`EXPIRY_GRACE_MS`] later otherwise. The expiry index is kept in this time.

@@ -46,8 +46,8 @@ impl Merge for Contribution {
     }
 }
 
-/// What a `SET` or `DEL` observed of the counter contributions, so that later views subtract
-/// them: increments it did not observe stay on top.
+/// What the `SET`s and `DEL`s of a value observed of the counter contributions, so that views
+/// subtract them: increments none of them observed stay on top.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reset {
     /// The resetting write.
@@ -63,7 +63,7 @@ pub struct Reset {
 /// - `written`: the latest `SET`/`APPEND` (last writer wins);
 /// - `cleared`: the latest write a `DEL` observed; a written value at or below it is gone;
 /// - `contributions`: per node, its running increment total;
-/// - `reset`: the latest `SET`/`DEL` with the contributions it observed.
+/// - `reset`: the latest `SET`/`DEL` stamp with the contributions any of them observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StrState {
     written: Option<(Stamp, Bytes)>,
@@ -82,11 +82,19 @@ impl Merge for StrState {
         keep_later(&mut self.written, &other.written);
         self.cleared = self.cleared.max(other.cleared);
         crate::merge_map(&mut self.contributions, &other.contributions);
-        if let Some(r) = &other.reset
-            && self.reset.as_ref().is_none_or(|mine| r.stamp > mine.stamp)
-        {
-            self.reset = Some(r.clone());
-        }
+        self.reset.merge(&other.reset);
+    }
+}
+
+/// Resets join: what any of them observed stays observed (per node the latest total seen).
+/// Were the latest reset to replace the others, a reset made by a node that had forgotten a
+/// collected tombstone (and so observed nothing of the totals it held) would make the totals
+/// that tombstone's reset had observed count again at every replica still holding them
+/// (found by the simulator once tombstones were collected).
+impl Merge for Reset {
+    fn merge(&mut self, other: &Self) {
+        self.stamp = self.stamp.max(other.stamp);
+        crate::merge_map(&mut self.baseline, &other.baseline);
     }
 }
 
@@ -320,6 +328,27 @@ mod tests {
         held.merge(&inc);
         assert_eq!(forgot.counter(), Ok(1));
         assert_eq!(held.counter(), Ok(1));
+    }
+
+    #[test]
+    fn a_reset_by_a_node_that_forgot_the_key_does_not_bring_back_observed_totals() {
+        // Node 1 counted 4; node 2 deleted it (observing that). Node 1 then forgot the key
+        // (collected), node 3 did not. A new life: node 2 increments, node 1 deletes again,
+        // observing only what it holds now.
+        let mut held = StrState::default();
+        let d = held.incr_delta(st(1, 1), 4);
+        apply(&mut held, d);
+        let del = held.delete_delta(st(2, 2));
+        apply(&mut held, del);
+        let mut forgot = StrState::default();
+        let inc = forgot.incr_delta(st(3, 2), 5);
+        apply(&mut forgot, inc.clone());
+        held.merge(&inc);
+        let del = forgot.delete_delta(st(4, 1));
+        apply(&mut forgot, del.clone());
+        held.merge(&del);
+        assert!(!forgot.exists());
+        assert!(!held.exists(), "node 1's old total stays observed");
     }
 
     #[test]

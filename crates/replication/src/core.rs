@@ -101,6 +101,11 @@ pub struct Peer {
     opened_ms: u64,
     /// The durable vector last acknowledged to it.
     acked_to_peer: Option<VersionVector>,
+    /// When it was last acknowledged. The acknowledgement is repeated every
+    /// `resend_after_ms` even when nothing changed: one that was lost would otherwise leave the
+    /// peer's view of this node stale for as long as the cluster is quiet, and with it the
+    /// peer's log truncation and tombstone collection.
+    acked_to_peer_ms: u64,
     /// A snapshot is on its way to it: nothing ships until it is done.
     snapshotting: bool,
 }
@@ -117,6 +122,7 @@ impl Peer {
             progress_ms: BTreeMap::new(),
             opened_ms: 0,
             acked_to_peer: None,
+            acked_to_peer_ms: 0,
             snapshotting: false,
         }
     }
@@ -377,8 +383,11 @@ impl Replicator {
         let me = self.me;
         let config = self.config.clone();
         let p = self.peers.get_mut(&id).expect("caller checked");
-        if p.acked_to_peer.as_ref() != Some(&self.durable) {
+        if p.acked_to_peer.as_ref() != Some(&self.durable)
+            || now_ms.saturating_sub(p.acked_to_peer_ms) >= config.resend_after_ms
+        {
             p.acked_to_peer = Some(self.durable.clone());
+            p.acked_to_peer_ms = now_ms;
             self.effects.push(Effect::Ack {
                 peer: id,
                 vv: self.durable.clone(),

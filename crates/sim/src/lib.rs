@@ -39,5 +39,6 @@ pub fn default_options(seed: u64) -> Options {
         faulty_ms: 20_000,
         ops_per_sec: 200,
         wipes: true,
+        deletes: true,
     }
 }

@@ -43,8 +43,8 @@ fn main() -> ExitCode {
                 }
                 println!(
                     "ok: {} acknowledged writes, {} keys, converged {} ms after the heal, \
-                     every member alive everywhere after {} ms",
-                    s.acknowledged, s.keys, s.converged_ms, s.members_ms
+                     every member alive everywhere after {} ms, {} tombstones collected",
+                    s.acknowledged, s.keys, s.converged_ms, s.members_ms, s.collected
                 );
                 ExitCode::SUCCESS
             }
@@ -57,9 +57,11 @@ fn main() -> ExitCode {
     let mut failed = Vec::new();
     let mut worst_converge = 0;
     let mut worst_members = 0;
+    let mut collected = 0;
     for seed in start..start + seeds {
         match sim::run(options(seed)) {
             Ok(s) => {
+                collected += s.collected;
                 worst_converge = worst_converge.max(s.converged_ms);
                 worst_members = worst_members.max(s.members_ms);
             }
@@ -72,7 +74,7 @@ fn main() -> ExitCode {
     }
     println!(
         "{} seeds from {start}: {} failed; slowest convergence {worst_converge} ms after the heal, \
-         slowest membership {worst_members} ms",
+         slowest membership {worst_members} ms; {collected} tombstones collected",
         seeds,
         failed.len()
     );

@@ -7,7 +7,7 @@ use hlc::{Clock, Timestamp};
 use membership::{MemberInfo, Membership};
 use node::cmd::{self, Ctx};
 use node::engine::{Cursors, EngineState, Txn, apply_entries, seal};
-use replication::{Config, Entry, Replicator, VersionVector};
+use replication::{Config, Entry, Replicator, Stability, VersionVector};
 use resp::Reply;
 use storage::{Batch, Durability, MemStore, Store};
 
@@ -52,6 +52,12 @@ pub struct SimNode {
     pub core: Replicator,
     /// Problems the node itself detected (entries handed over out of causal order).
     pub violations: Vec<String>,
+    /// When its tombstones are stable (in memory, as the engine keeps it).
+    stability: Stability,
+    /// Graves before this HLC were collected.
+    graves_from: Timestamp,
+    /// Tombstones collected since the run began.
+    pub collected: u64,
 }
 
 /// What one command did.
@@ -100,6 +106,9 @@ impl SimNode {
                 VersionVector::new(),
             ),
             violations: Vec::new(),
+            stability: stability(),
+            graves_from: Timestamp::ZERO,
+            collected: 0,
         }
     }
 
@@ -110,10 +119,13 @@ impl SimNode {
     /// Commits `batch`; when `sync`, it is on disk afterwards, with everything before it (one
     /// journal), as the engine commits clients' writes under `--fsync always`. Peers' entries
     /// never wait for the disk (the engine's `Writer::Peers`).
-    fn commit(&mut self, batch: Batch, sync: bool) {
+    fn commit(&mut self, now_ms: u64, batch: Batch, sync: bool) {
         self.store
             .commit(&batch, Durability::Sync)
             .expect("the memory store does not fail");
+        if !batch.graves.is_empty() {
+            self.stability.note(now_ms, batch.hlc, &self.vv);
+        }
         self.unsynced.push(batch);
         if sync {
             self.sync();
@@ -159,7 +171,7 @@ impl SimNode {
         let hlc = self.clock.last();
         let wrote = seal(&mut finished, self.origin, hlc, &mut self.vv).is_some();
         if wrote {
-            self.commit(finished.batch, self.always);
+            self.commit(now_ms, finished.batch, self.always);
         }
         Executed { reply, hlc, wrote }
     }
@@ -182,7 +194,7 @@ impl SimNode {
             finished.batch.log_puts = log_puts;
             finished.batch.version_vector = Some(crdt::encode(&vv));
             self.vv = vv;
-            self.commit(finished.batch, false);
+            self.commit(now_ms, finished.batch, false);
         }
         if let Some(problem) = problem {
             if problem.contains("does not follow") {
@@ -191,6 +203,30 @@ impl SimNode {
             }
             self.core.apply_failed();
         }
+    }
+
+    /// Collects the tombstones that are stable by what the members acknowledged, as the
+    /// engine does on its ticks (one pass).
+    pub fn collect(&mut self, now_ms: u64) {
+        let (meet, join) = (self.core.truncatable(), self.core.members_join());
+        self.stability.observe(&meet, &join);
+        let upto = self.stability.stable();
+        if self.graves_from > upto {
+            return;
+        }
+        let collection =
+            node::engine::collect_graves(&self.store, self.graves_from, upto, self.clock.last())
+                .expect("the memory store does not fail");
+        self.graves_from = collection.next_from;
+        self.collected += collection.collected;
+        if !collection.batch.grave_removes.is_empty() {
+            self.commit(now_ms, collection.batch, false);
+        }
+    }
+
+    /// Tombstones it holds (graves).
+    pub fn graves(&self) -> u64 {
+        self.store.count_graves().expect("memory")
     }
 
     /// Log entries of `origin` from `from` to `to`, as the store holds them.
@@ -239,7 +275,13 @@ impl SimNode {
         self.state = engine_state();
         self.vv = vv.clone();
         self.durable = vv.clone();
-        self.core = Replicator::new(self.origin, Config::default(), vv.clone(), vv);
+        self.core = Replicator::new(self.origin, Config::default(), vv.clone(), vv.clone());
+        // As the engine at start-up: every tombstone on disk waits for the vector now.
+        self.stability = stability();
+        self.graves_from = Timestamp::ZERO;
+        if self.store.count_graves().expect("memory") > 0 {
+            self.stability.note(0, last, &vv);
+        }
     }
 
     /// Runs a read-only command against what the node holds.
@@ -274,6 +316,11 @@ impl SimNode {
             }
         }
     }
+}
+
+/// A stability tracker with the engine's settings.
+fn stability() -> Stability {
+    Stability::new(100, 1024)
 }
 
 /// The regions' names, by index into the delay matrix.

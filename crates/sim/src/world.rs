@@ -19,6 +19,8 @@ const JITTER_MS: u64 = 20;
 const EPOCH_MS: u64 = 1_700_000_000_000;
 /// How long after the heal the cluster has to converge.
 const CONVERGE_MS_MAX: u64 = 120_000;
+/// How long after that every tombstone has to be collected.
+const GRAVES_MS_MAX: u64 = 30_000;
 /// How long after the heal every node has to see every other alive.
 const MEMBERS_MS_MAX: u64 = 30_000;
 
@@ -36,6 +38,12 @@ pub struct Options {
     /// Whether some crashes also wipe the node's disk (only when everything it holds is on
     /// another node's disk too, so no acknowledged write can be lost with it).
     pub wipes: bool,
+    /// Whether clients also delete and write again (`DEL`, `HDEL`, `SREM` of members added
+    /// again) on keys of their own, drawn from a second random stream so that the rest of
+    /// the run (faults included) is the same with or without them. What they leave is checked
+    /// by convergence: every replica must show the same, before and after tombstones are
+    /// collected.
+    pub deletes: bool,
 }
 
 /// What a passing run reports.
@@ -51,6 +59,8 @@ pub struct Summary {
     pub members_ms: u64,
     /// Live keys at the end.
     pub keys: usize,
+    /// Tombstones collected, over all nodes.
+    pub collected: u64,
 }
 
 #[derive(Debug)]
@@ -142,11 +152,14 @@ pub struct World {
     faults: Vec<String>,
     violations: Vec<String>,
     workload_on: bool,
+    /// The second random stream (see [`Options::deletes`]).
+    extra: Rng,
 }
 
 impl World {
     /// A cluster set up from the seed: fsync modes, clock skews, loss and duplication rates.
     pub fn new(opts: Options) -> World {
+        let opts_seed = opts.seed;
         let mut rng = Rng::new(opts.seed);
         let nodes = (0..opts.nodes)
             .map(|i| {
@@ -181,6 +194,7 @@ impl World {
             faults: Vec::new(),
             violations: Vec::new(),
             workload_on: true,
+            extra: Rng::new(opts_seed ^ 0x5eed_de1e_7e5a_11ed),
         };
         for i in 0..n {
             let at = world.rng.below(10);
@@ -189,6 +203,9 @@ impl World {
             let at = world.rng.below(10);
             world.schedule(at, Event::Sync(i));
         }
+        // Every node knows every member (the runtime's member table), connected or not: one
+        // that never told what it holds holds back truncation and collection.
+        world.add_members();
         // Every node joins the first one (`--join n0`).
         world.carry_out_gossip(0);
         for i in 1..n {
@@ -266,12 +283,34 @@ impl World {
             let step = self.now + 100;
             self.run_until(step);
         }
+        // Healed and quiet, every member holds every delete: every tombstone goes, and what
+        // clients read is still what it was.
+        let graves_deadline = self.now + GRAVES_MS_MAX;
+        while self.nodes.iter().any(|n| n.graves() > 0) {
+            if self.now >= graves_deadline {
+                let left: Vec<String> = (self.nodes.iter())
+                    .map(|n| format!("{}: {}", n.name, n.graves()))
+                    .collect();
+                return Err(format!(
+                    "tombstones left {} s after the cluster was quiet: {}",
+                    GRAVES_MS_MAX / 1000,
+                    left.join(", ")
+                ));
+            }
+            let step = self.now + 100;
+            self.run_until(step);
+        }
+        let after = crate::check::final_state(&mut self)?;
+        if after != keys {
+            return Err(format!("{keys} live keys before collection, {after} after"));
+        }
         Ok(Summary {
             acknowledged: self.acked.len(),
             faults: self.faults,
             converged_ms: converged_at - heal_at,
             members_ms: self.now - heal_at,
             keys,
+            collected: self.nodes.iter().map(|n| n.collected).sum(),
         })
     }
 
@@ -310,9 +349,21 @@ impl World {
 
     /// Restarts node `i`: it announces itself to every member it knew (as a node does from
     /// its saved member table).
+    /// Every node's replication core knows every other member (as `members.json` tells a
+    /// restarted node).
+    fn add_members(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        for node in &mut self.nodes {
+            for &id in ids.iter().filter(|&&id| id != node.id) {
+                node.core.add_peer(id);
+            }
+        }
+    }
+
     fn restart(&mut self, i: usize) {
         let seed = self.rng.below(u64::MAX);
         self.nodes[i].restart(seed);
+        self.add_members();
         for b in 0..self.nodes.len() {
             if b != i {
                 let addr = self.nodes[b].name.clone();
@@ -378,6 +429,7 @@ impl World {
                     node.core
                         .applied(now, node.vv.clone(), node.durable.clone());
                     node.core.tick(now);
+                    node.collect(now);
                     self.carry_out(i);
                 }
             }
@@ -603,6 +655,39 @@ impl World {
         Bytes::from(format!("{prefix}{}", self.next_value))
     }
 
+    /// One command of the delete family on node `i` (see [`Options::deletes`]): writes and
+    /// deletes that race each other across regions on a few keys.
+    fn delete_op(&mut self, i: usize) {
+        let k = self.extra.below(3);
+        let field = format!("f{}", self.extra.below(3));
+        let member = format!("m{}", self.extra.below(4));
+        let value = self.fresh("d");
+        let by = self.extra.between(1, 5).to_string();
+        let (x, y, z, w) = (
+            format!("x{k}"),
+            format!("y{k}"),
+            format!("z{k}"),
+            format!("w{k}"),
+        );
+        let words: Vec<&[u8]> = match self.extra.below(8) {
+            0 => vec![b"SET", x.as_bytes(), &value],
+            1 => vec![b"INCRBY", y.as_bytes(), by.as_bytes()],
+            2 => vec![b"HSET", z.as_bytes(), field.as_bytes(), &value],
+            3 => vec![b"HINCRBY", z.as_bytes(), b"n", by.as_bytes()],
+            4 => vec![b"HDEL", z.as_bytes(), field.as_bytes()],
+            5 => vec![b"SADD", w.as_bytes(), member.as_bytes()],
+            6 => vec![b"SREM", w.as_bytes(), member.as_bytes()],
+            _ => vec![
+                b"DEL",
+                x.as_bytes(),
+                y.as_bytes(),
+                z.as_bytes(),
+                w.as_bytes(),
+            ],
+        };
+        self.nodes[i].execute(self.now, &words);
+    }
+
     /// One client command on a random node that is up.
     fn client_op(&mut self) {
         let up: Vec<usize> = (0..self.nodes.len())
@@ -612,6 +697,9 @@ impl World {
             return;
         }
         let i = up[self.rng.below(up.len() as u64) as usize];
+        if self.opts.deletes && self.extra.chance(0.3) {
+            self.delete_op(i);
+        }
         let k = self.rng.below(4);
         match self.rng.below(100) {
             0..30 => {

@@ -22,6 +22,12 @@ const META_FORMAT: &[u8] = b"format";
 /// redis-server) and ran pipelined SET and SADD ~10% slower.
 const MEMTABLE_BYTES: u64 = 8 << 20;
 
+/// Most bytes of journal kept (fjall's default is 512 MiB): beyond it the keyspaces holding
+/// the oldest journal are flushed so it can go. Small keyspaces written on every commit (the
+/// metadata) never fill a memtable of their own, so this is what bounds the journals, and so
+/// the disk a node uses beyond its data under churn.
+const JOURNALS_BYTES_MAX: u64 = 128 << 20;
+
 /// Headers, members, the expiry index and metadata, one fjall keyspace each.
 pub struct FjallStore {
     db: Database,
@@ -42,6 +48,7 @@ impl FjallStore {
         let db = Database::builder(dir)
             .cache_size(cache_bytes)
             .manual_journal_persist(true)
+            .max_journaling_size(JOURNALS_BYTES_MAX)
             .open()?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
         let data = db.keyspace("data", options)?;
@@ -324,6 +331,15 @@ impl Store for FjallStore {
 
     fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    fn compact(&self) -> Result<(), StorageError> {
+        for keyspace in [&self.data, &self.members, &self.expiry, &self.graves] {
+            // Tombstones still in the memtable are written out first, so the rewrite sees them.
+            keyspace.rotate_memtable_and_wait()?;
+            keyspace.major_compact()?;
+        }
+        Ok(())
     }
 }
 

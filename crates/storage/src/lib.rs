@@ -344,6 +344,15 @@ pub trait Store: Send + Sync {
 
     /// Bytes on disk (zero for memory).
     fn disk_bytes(&self) -> u64;
+
+    /// Rewrites the keyspaces that deletes shrink (headers, members, the expiry and grave
+    /// indexes) so that what was removed stops costing reads: an LSM keeps a removed key as a
+    /// tombstone of its own until compaction reaches its last level, and iterations (`SCAN`,
+    /// the sweeps) walk over every one. Blocks for as long as the rewrite takes; the node calls
+    /// it off the engine thread once removals outnumber live keys. A no-op in memory.
+    fn compact(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// The log key of an entry: big-endian origin then sequence, so one origin's entries are

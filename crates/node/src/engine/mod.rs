@@ -20,6 +20,7 @@ pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
 pub use log::{AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
+pub use reclaim::{Collection, collect_graves};
 pub use txn::{EXPIRY_GRACE_MS, Finished, Txn, fingerprint, sweep_at};
 
 use crate::cmd::{self, Ctx, Spec};

@@ -17,13 +17,13 @@
 
 use super::{Engine, fingerprint, wall_ms};
 use crate::engine::Writer;
-use bytes::Bytes;
 use crdt::{Member, StrState};
 use hlc::Timestamp;
 use replication::{Stability, VersionVector};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use storage::{Batch, Durability, Item, MemberKind, Stored};
+use storage::{Batch, Durability, Item, MemberKind, StorageError, Store};
 
 /// Keys one expiry pass deletes at most (one commit, one log entry).
 const EXPIRE_PER_PASS: usize = 2048;
@@ -33,6 +33,8 @@ const COLLECT_PER_PASS: usize = 4096;
 const SWEEP_PERIOD: Duration = Duration::from_millis(100);
 /// Commits within this many ms share one stability checkpoint.
 const CHECKPOINT_PERIOD_MS: u64 = 100;
+/// Removals that make a compaction worth it at the least (see [`Engine::compact_if_worth_it`]).
+const COMPACT_AFTER_REMOVALS_MIN: u64 = 1 << 16;
 /// Most stability checkpoints kept (older ones are coalesced).
 const CHECKPOINTS_MAX: usize = 1024;
 
@@ -53,6 +55,10 @@ pub(super) struct Reclaim {
     pub(super) snapshot_open: bool,
     /// Graves were written while a snapshot was open.
     deferred: bool,
+    /// Headers and members removed since the store was last compacted.
+    removed: u64,
+    /// A compaction is running (on a thread of its own).
+    compacting: Arc<AtomicBool>,
 }
 
 impl Default for Reclaim {
@@ -65,6 +71,8 @@ impl Default for Reclaim {
             graves_from: Timestamp::ZERO,
             snapshot_open: false,
             deferred: false,
+            removed: 0,
+            compacting: Arc::default(),
         }
     }
 }
@@ -83,7 +91,8 @@ impl Engine {
         if let Some(earliest) = batch.expiry_puts.iter().map(|(at, _)| *at).min() {
             self.reclaim.expiry_from = self.reclaim.expiry_from.min(earliest);
         }
-        let graves = batch.graves.len() as u64 - batch.grave_removes.len() as u64;
+        self.reclaim.removed += (batch.removes.len() + batch.member_removes.len()) as u64;
+        let graves = batch.graves.len() as i64 - batch.grave_removes.len() as i64;
         if !batch.graves.is_empty() {
             if self.reclaim.snapshot_open {
                 self.reclaim.deferred = true;
@@ -92,7 +101,38 @@ impl Engine {
                 self.publish_waiting();
             }
         }
-        super::add_signed(&self.stats.tombstones, graves as i64);
+        super::add_signed(&self.stats.tombstones, graves);
+    }
+
+    /// Compacts the store on a thread of its own once removals since the last compaction
+    /// outnumber the live keys (and at least [`COMPACT_AFTER_REMOVALS_MIN`]): iterations then
+    /// cost what the live data costs again, and the rewrite's cost stays proportional to what
+    /// was removed.
+    fn compact_if_worth_it(&mut self) {
+        let worth = COMPACT_AFTER_REMOVALS_MIN.max(self.state.live_keys);
+        if self.reclaim.removed < worth || self.reclaim.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let removed = std::mem::take(&mut self.reclaim.removed);
+        let (store, compacting) = (self.store.clone(), self.reclaim.compacting.clone());
+        let spawned = std::thread::Builder::new()
+            .name("meridian-compact".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match store.compact() {
+                    Ok(()) => tracing::info!(
+                        removed,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "compacted the store"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "compacting the store failed"),
+                }
+                compacting.store(false, Ordering::Release);
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a compaction");
+            self.reclaim.compacting.store(false, Ordering::Release);
+        }
     }
 
     /// Publishes the barrier the oldest tombstones wait for (for status pages).
@@ -135,6 +175,10 @@ impl Engine {
         }
         if self.reclaim.graves_from <= self.reclaim.stability.stable() {
             self.collect();
+        }
+        // Once the sweeps are done with a burst, not in the middle of it.
+        if !self.reclaim.busy() {
+            self.compact_if_worth_it();
         }
     }
 
@@ -203,42 +247,23 @@ impl Engine {
     /// Collects stable graves, a bounded number per call.
     fn collect(&mut self) {
         let upto = self.reclaim.stability.stable();
-        let graves = match self
-            .store
-            .graves(self.reclaim.graves_from, upto, COLLECT_PER_PASS)
-        {
-            Ok(g) => g,
+        let hlc = self.clock.last();
+        let collection = collect_graves(self.store.as_ref(), self.reclaim.graves_from, upto, hlc);
+        let Collection {
+            batch,
+            next_from,
+            collected,
+        } = match collection {
+            Ok(c) => c,
             Err(e) => {
-                tracing::error!(error = %e, "reading the grave index failed");
+                tracing::error!(error = %e, "collecting tombstones failed");
                 return;
             }
         };
-        let next_from = match graves.last() {
-            Some(g) if graves.len() == COLLECT_PER_PASS => g.hlc,
-            _ => Timestamp(upto.0 + 1),
-        };
-        let mut batch = Batch {
-            hlc: self.clock.last(),
-            ..Batch::default()
-        };
-        for grave in graves {
-            if self.still_the_tombstone(&grave) {
-                match &grave.item {
-                    Item::Header(key) => batch.removes.push(key.clone()),
-                    Item::Member(kind, key, name) => {
-                        batch
-                            .member_removes
-                            .push((*kind, key.clone(), name.clone()))
-                    }
-                }
-            }
-            batch.grave_removes.push((grave.hlc, grave.item));
-        }
         if batch.grave_removes.is_empty() {
             self.reclaim.graves_from = next_from;
             return;
         }
-        let collected = (batch.removes.len() + batch.member_removes.len()) as u64;
         let released = batch.grave_removes.len() as i64;
         // Collection is durable at the next sync; a crash before it leaves the graves, and
         // they are collected again.
@@ -250,6 +275,7 @@ impl Engine {
                     self.cache.refresh(key, None);
                 }
                 self.reclaim.graves_from = next_from;
+                self.reclaim.removed += collected;
                 super::add_signed(&self.stats.tombstones, -released);
                 self.stats.collected.fetch_add(collected, Ordering::Relaxed);
                 metrics::counter!("meridian_tombstones_collected_total").increment(collected);
@@ -257,38 +283,72 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "collecting tombstones failed"),
         }
     }
+}
 
-    /// Whether the grave's item is still the tombstone the grave was written for: nothing
-    /// live, the same fingerprint. A read failure answers no (the grave goes, the tombstone
-    /// stays: safe, and logged).
-    fn still_the_tombstone(&self, grave: &storage::Grave) -> bool {
-        let read = match &grave.item {
-            Item::Header(key) => self.header(key).map(|s| {
-                s.filter(|s| s.kind().is_none())
-                    .map(|s| fingerprint(&s.encode()))
-            }),
-            Item::Member(kind, key, name) => self.store.get_member(*kind, key, name).map(|bytes| {
-                bytes
-                    .filter(|b| !member_live(*kind, b))
-                    .map(|b| fingerprint(&b))
-            }),
-        };
-        match read {
-            Ok(print) => print == Some(grave.fingerprint),
-            Err(e) => {
-                tracing::error!(error = %e, "reading a tombstone to collect failed");
-                false
+/// What one collection pass removes.
+pub struct Collection {
+    /// The items removed and the graves released, to commit.
+    pub batch: Batch,
+    /// Where the next pass starts.
+    pub next_from: Timestamp,
+    /// How many items the batch removes.
+    pub collected: u64,
+}
+
+/// One collection pass over `store`: the graves from `from` up to `upto` (at most
+/// [`COLLECT_PER_PASS`]), each item removed if it is still the tombstone its grave was
+/// written for, and every grave read released. `hlc` is the batch's (the node's clock). The
+/// engine and the simulator both collect through this.
+pub fn collect_graves(
+    store: &dyn Store,
+    from: Timestamp,
+    upto: Timestamp,
+    hlc: Timestamp,
+) -> Result<Collection, StorageError> {
+    let graves = store.graves(from, upto, COLLECT_PER_PASS)?;
+    let next_from = match graves.last() {
+        Some(g) if graves.len() == COLLECT_PER_PASS => g.hlc,
+        _ => Timestamp(upto.0 + 1),
+    };
+    let mut batch = Batch {
+        hlc,
+        ..Batch::default()
+    };
+    for grave in graves {
+        if still_the_tombstone(store, &grave)? {
+            match &grave.item {
+                Item::Header(key) => batch.removes.push(key.clone()),
+                Item::Member(kind, key, name) => {
+                    batch
+                        .member_removes
+                        .push((*kind, key.clone(), name.clone()))
+                }
             }
         }
+        batch.grave_removes.push((grave.hlc, grave.item));
     }
+    let collected = (batch.removes.len() + batch.member_removes.len()) as u64;
+    Ok(Collection {
+        batch,
+        next_from,
+        collected,
+    })
+}
 
-    /// A key's header as committed, through the cache.
-    fn header(&self, key: &Bytes) -> Result<Option<Stored>, storage::StorageError> {
-        match self.cache.get(key) {
-            Some(cached) => Ok(cached),
-            None => self.store.get(key),
-        }
-    }
+/// Whether the grave's item is still the tombstone the grave was written for: nothing live,
+/// the same fingerprint.
+fn still_the_tombstone(store: &dyn Store, grave: &storage::Grave) -> Result<bool, StorageError> {
+    let print = match &grave.item {
+        Item::Header(key) => store
+            .get(key)?
+            .filter(|s| s.kind().is_none())
+            .map(|s| fingerprint(&s.encode())),
+        Item::Member(kind, key, name) => store
+            .get_member(*kind, key, name)?
+            .filter(|b| !member_live(*kind, b))
+            .map(|b| fingerprint(&b)),
+    };
+    Ok(print == Some(grave.fingerprint))
 }
 
 /// Whether a stored member state has anything live. One that does not decode counts as live,

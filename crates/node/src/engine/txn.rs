@@ -686,6 +686,12 @@ impl<'a> Txn<'a> {
                 batch.member_puts.push((kind, key, name, bytes));
             }
         }
+        if !batch.graves.is_empty() {
+            // A fresh timestamp: graves of every later commit sort strictly after these, so
+            // the collector, which moves past a stable HLC once it has collected it, never
+            // leaves a later grave behind it.
+            batch.hlc = self.clock.now(self.now_ms);
+        }
         Finished {
             batch,
             live_delta,

@@ -88,13 +88,40 @@ fn unacknowledged_entries_ship_again_after_the_resend_delay() {
     r.tick(resend);
     assert_eq!(
         r.take_effects(),
-        vec![Effect::Ship {
-            peer: B,
-            origin: A,
-            from: 2,
-            to: 2
-        }]
+        vec![
+            // The acknowledgement is repeated too (see the next test).
+            Effect::Ack {
+                peer: B,
+                vv: vv(&[(A, 2)])
+            },
+            Effect::Ship {
+                peer: B,
+                origin: A,
+                from: 2,
+                to: 2
+            }
+        ]
     );
+}
+
+/// An acknowledgement that was lost would leave the peer's view of this node stale while
+/// nothing changes (and with it its log truncation and tombstone collection): it is repeated
+/// every resend delay. Found by the simulator (tombstones never collected at one node).
+#[test]
+fn the_acknowledgement_is_repeated_while_nothing_changes() {
+    let mut r = core(A);
+    r.connected(0, B, B, VersionVector::new());
+    r.applied(0, vv(&[(B, 4)]), vv(&[(B, 4)]));
+    r.tick(0);
+    let ack = Effect::Ack {
+        peer: B,
+        vv: vv(&[(B, 4)]),
+    };
+    assert_eq!(r.take_effects(), vec![ack.clone()]);
+    r.tick(100);
+    assert_eq!(r.take_effects(), vec![], "not at every tick");
+    r.tick(Config::default().resend_after_ms);
+    assert_eq!(r.take_effects(), vec![ack]);
 }
 
 #[test]

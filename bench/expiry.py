@@ -7,7 +7,8 @@ For each server: redis-benchmark writes KEYS distinct keys with `SET key:N <70 b
 (20 clients, pipeline 16), then nothing. Reports how long after the last write every node's
 DBSIZE reaches 0 (the keys' deadline is one second after their write, so "after the deadline"
 is that minus one second), the CPU the server burned doing it, then its CPU while idle for
-10 s afterwards (from /proc/PID/stat), and for Meridian the data directory's size. The
+10 s, starting 5 s after Meridian holds no tombstone any more (from /proc/PID/stat), and for
+Meridian the data directory's size. The
 cluster's burst goes to one node (eu-1); all three are watched.
 """
 
@@ -54,6 +55,13 @@ def cli(port, *args):
                           check=True).stdout.strip()
 
 
+def info(port, field):
+    for line in cli(port, "INFO", "stats").splitlines():
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def dir_mib(path):
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
 
@@ -88,12 +96,21 @@ def burst(servers, keys, limit_s):
                     gone[name] = time.monotonic() - written
         time.sleep(0.05)
     spent = {name: cpu_seconds(p.pid) - before[name] for name, p, _, _ in servers}
+    # Meridian then collects the tombstones (in a cluster) and compacts: idle is measured
+    # once that is done.
+    settled = {}
+    while len(settled) < len(servers) and time.monotonic() - written < limit_s:
+        for name, _, port, data in servers:
+            if name not in settled and (data is None or int(info(port, "tombstones") or 0) == 0):
+                settled[name] = time.monotonic() - written
+        time.sleep(0.05)
+    time.sleep(5)
     idle_from = {name: cpu_seconds(p.pid) for name, p, _, _ in servers}
     time.sleep(10)
     idle = {name: (cpu_seconds(p.pid) - idle_from[name]) / 10 * 100 for name, p, _, _ in servers}
     rows = []
     for name, _, _, data in servers:
-        rows.append((name, peak.get(name, 0), gone.get(name), spent[name], idle[name],
+        rows.append((name, peak.get(name, 0), gone.get(name), settled.get(name), spent[name], idle[name],
                      dir_mib(data) if data else None))
     return rows
 
@@ -145,12 +162,14 @@ def main():
 
     lines = [f"{args.keys} keys written with `SET key:N <70 B> EX 1` (redis-benchmark -c 20 -P 16), then idle:",
              "",
-             "| server | DBSIZE peak | DBSIZE 0 after the last write (s) | CPU-s until then | idle CPU over 10 s | data dir MiB |",
-             "|---|---|---|---|---|---|"]
-    for name, peak, gone, spent, idle, mib in rows:
+             "| server | DBSIZE peak | DBSIZE 0 after the last write (s) | no tombstone left (s) "
+             "| CPU-s until DBSIZE 0 | idle CPU over 10 s, 5 s after | data dir MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for name, peak, gone, settled, spent, idle, mib in rows:
         gone_s = f"{gone:.2f}" if gone is not None else f"not within {args.limit:.0f}"
+        settled_s = f"{settled:.2f}" if settled is not None else f"not within {args.limit:.0f}"
         mib_s = f"{mib:.0f}" if mib is not None else "-"
-        lines.append(f"| {name} | {peak} | {gone_s} | {spent:.2f} | {idle:.1f}% | {mib_s} |")
+        lines.append(f"| {name} | {peak} | {gone_s} | {settled_s} | {spent:.2f} | {idle:.1f}% | {mib_s} |")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -15,7 +15,6 @@ alone on the machine).
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,24 +25,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from run import free_port, wait_port  # noqa: E402 (bench/run.py, beside this script)
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} never opened")
 
 
 def dir_bytes(path):

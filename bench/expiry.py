@@ -98,13 +98,53 @@ def burst(servers, keys, limit_s):
     return rows
 
 
+def full_scan_ms(port):
+    """Median of 5 full `SCAN` iterations (COUNT 1000), and the slowest of 20 `SCAN 0 COUNT 10`."""
+    import redis
+
+    r = redis.Redis(port=port)
+    fulls = []
+    for _ in range(5):
+        started = time.perf_counter()
+        cursor = None
+        while cursor != 0:
+            cursor, _ = r.scan(cursor or 0, count=1000)
+        fulls.append((time.perf_counter() - started) * 1000)
+    firsts = []
+    for _ in range(20):
+        started = time.perf_counter()
+        r.scan(0, count=10)
+        firsts.append((time.perf_counter() - started) * 1000)
+    return sorted(fulls)[2], max(firsts)
+
+
+def scan_after_churn(binary, work, keys):
+    """SCAN on a node where `keys` keys expired, against the same on an empty node."""
+    empty, port, _ = start_meridian(binary, work, "empty", "local")
+    empty_ms = full_scan_ms(port)
+    empty.terminate()
+    proc, port, _ = start_meridian(binary, work, "churned", "local")
+    subprocess.run(["redis-benchmark", "-p", str(port), "-n", str(keys), "-r", "100000000", "-c", "20",
+                    "-P", "16", "-q", "SET", "key:__rand_int__", "x" * 70, "EX", "2"],
+                   capture_output=True, check=True)
+    deadline = time.monotonic() + 120
+    while int(cli(port, "DBSIZE")) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    churned_ms = full_scan_ms(port)
+    proc.terminate()
+    return empty_ms, churned_ms
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=200_000)
     ap.add_argument("--limit", type=float, default=60, help="give up waiting for DBSIZE 0 after this many s")
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "meridian"))
+    ap.add_argument("--scan-keys", type=int, default=1_000_000,
+                    help="keys that expire before SCAN is timed (0: skip)")
     ap.add_argument("--out")
     args = ap.parse_args()
+    scan = None
     work = Path(tempfile.mkdtemp(prefix="meridian-expiry-"))
     procs = []
     rows = []
@@ -136,6 +176,10 @@ def main():
             time.sleep(0.2)
         servers = [(name, p, port, work / name) for name, p, port, _ in cluster]
         rows += [(f"meridian, 3 regions: {r[0]}", *r[1:]) for r in burst(servers, args.keys, args.limit)]
+        for _, p, _, _ in cluster:
+            p.terminate()
+        if args.scan_keys:
+            scan = scan_after_churn(args.binary, work, args.scan_keys)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -153,6 +197,13 @@ def main():
         settled_s = f"{settled:.2f}" if settled is not None else f"not within {args.limit:.0f}"
         mib_s = f"{mib:.0f}" if mib is not None else "-"
         lines.append(f"| {name} | {peak} | {gone_s} | {settled_s} | {spent:.2f} | {idle:.1f}% | {mib_s} |")
+    if scan:
+        (empty_full, empty_first), (churned_full, churned_first) = scan
+        lines += ["", f"SCAN over a node on which {args.scan_keys} keys expired, against an empty node "
+                  "(redis-py; full iteration with COUNT 1000, median of 5; slowest of 20 `SCAN 0 COUNT 10`):", "",
+                  "| node | full SCAN ms | SCAN 0 COUNT 10 ms (max) |", "|---|---|---|",
+                  f"| empty | {empty_full:.2f} | {empty_first:.2f} |",
+                  f"| {args.scan_keys} keys expired | {churned_full:.2f} | {churned_first:.2f} |"]
     text = "\n".join(lines)
     print(text)
     if args.out:

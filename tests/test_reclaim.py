@@ -157,3 +157,44 @@ def test_a_forgotten_member_returns_with_nothing_resurrected_and_nothing_lost(no
     view = converged(nodes, ["doomed", "h", "n", "kept", "unseen"], timeout=30)
     assert view == {"doomed": None, "h": {b"f1": b"1"}, "n": b"3", "kept": b"yes", "unseen": b"from ap"}
     assert all(n.client().dbsize() == 4 for n in nodes)
+
+
+def test_under_churn_keys_and_tombstones_level_off(node_factory):
+    """A steady load of distinct keys with a TTL: what the nodes hold stays near the live set
+    instead of growing with every key ever written (bench/churn.py runs the long version and
+    shows the disk too)."""
+    nodes = start_cluster(node_factory, "--fsync", "batch")
+    clients = [n.client() for n in nodes]
+    rate, ttl, seconds = 1000, 2, 30
+    samples = []
+    start = time.monotonic()
+    n = 0
+    batch_no = 0
+    while time.monotonic() - start < seconds:
+        pipe = clients[batch_no % 3].pipeline(transaction=False)
+        for _ in range(rate // 10):
+            pipe.set(f"churn:{n}", "v" * 64, ex=ttl)
+            n += 1
+        pipe.execute()
+        batch_no += 1
+        if batch_no % 50 == 0:
+            samples.append([(c.dbsize(), c.info("stats")["tombstones"]) for c in clients])
+        delay = start + batch_no * 0.1 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    assert n >= 20_000, "the load ran"
+    # The live set is rate * ttl; a key may live up to the 2 s grace longer where its
+    # deadline is another node's, and the load may run behind its pace.
+    live_max = rate * (ttl + 4)
+    settled = samples[2:]
+    assert settled, samples
+    for sample in settled:
+        for keys, tombstones in sample:
+            assert keys <= live_max, samples
+            # Tombstones wait for every member's acknowledgment: seconds of deletes, never
+            # everything written.
+            assert tombstones <= rate * 10, samples
+    for c in clients:
+        wait_for(lambda c=c: c.dbsize() == 0, timeout=30, what="every key to expire")
+    for n_ in nodes:
+        wait_for(lambda n_=n_: stats(n_)["tombstones"] == 0, timeout=30, what="every tombstone to go")

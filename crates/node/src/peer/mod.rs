@@ -240,6 +240,13 @@ pub enum Event {
     SyncRequested,
     /// The engine refused entries the core released.
     ApplyFailed(String),
+    /// This node's digests, asked for by `peer`, are ready.
+    DigestsComputed {
+        /// Who asked.
+        peer: NodeId,
+        /// One per key bucket.
+        digests: Vec<u64>,
+    },
     /// A repair from `peer` could not be applied (or another is in progress): the session
     /// closes, and the peer repairs this node again when it reconnects.
     RepairRefused {
@@ -690,6 +697,11 @@ impl Runtime {
                 tracing::warn!(error = %e, "entries not applied; they will arrive again");
                 self.core.apply_failed();
             }
+            Event::DigestsComputed { peer, digests } => {
+                if let Some(tx) = self.session_tx(peer) {
+                    let _ = tx.send((Instant::now(), Message::Digests(digests))).await;
+                }
+            }
             Event::RepairRefused { peer, error } => {
                 tracing::warn!(peer = ?self.members.get(&peer).map(|k| &k.info.name), %error, "repair refused; closing the session");
                 self.close(peer, false);
@@ -997,19 +1009,25 @@ impl Runtime {
                     .await;
             }
             Message::DigestRequest => {
-                let Some(tx) = self.session_tx(node) else {
-                    return;
-                };
+                // One computation per peer at a time; its answer goes to the peer's session
+                // current when it is done (a request from a session replaced meanwhile would
+                // otherwise be answered on the closed one, and the repair would wait forever).
                 if !self.digesting.lock().expect("not poisoned").insert(node) {
                     return;
                 }
                 let store = self.shared.engine.store().clone();
                 let (digesting, slots) = (self.digesting.clone(), self.digest_slots.clone());
+                let events = self.events_tx.clone();
                 tokio::spawn(async move {
                     let computed = repair::digests(store, &slots).await;
                     digesting.lock().expect("not poisoned").remove(&node);
-                    if let Some(d) = computed {
-                        let _ = tx.send((Instant::now(), Message::Digests(d))).await;
+                    if let Some(digests) = computed {
+                        let _ = events
+                            .send(Event::DigestsComputed {
+                                peer: node,
+                                digests,
+                            })
+                            .await;
                     }
                 });
             }

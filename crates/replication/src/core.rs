@@ -35,6 +35,10 @@ pub struct Config {
     pub in_flight_max: u64,
     /// Most out-of-order entries held while their predecessors are missing.
     pub inbox_max: usize,
+    /// How long entries of one origin may wait in the inbox with none of them released
+    /// before they are dropped: their predecessors may never come (a write id given up with
+    /// `CLUSTER FORGET`); a sender that still lacks an acknowledgment ships them again.
+    pub inbox_wait_ms: u64,
     /// Most own entries whose local apply time is remembered (for lag in milliseconds).
     pub own_times_max: usize,
 }
@@ -47,6 +51,7 @@ impl Default for Config {
             ship_batch_max: 256,
             in_flight_max: 16_384,
             inbox_max: 65_536,
+            inbox_wait_ms: 30_000,
             own_times_max: 100_000,
         }
     }
@@ -138,6 +143,14 @@ pub struct Replicator {
     scheduled: VersionVector,
     peers: BTreeMap<NodeId, Peer>,
     inbox: BTreeMap<(NodeId, u64), Entry>,
+    /// Per origin with entries in the inbox: what was scheduled of it when they were last
+    /// seen waiting, and since when nothing more was.
+    stalled: BTreeMap<NodeId, (u64, u64)>,
+    /// When the inbox was last looked over for stalled origins.
+    stall_check_ms: Option<u64>,
+    /// Members that have not acknowledged anything since a member was removed (see
+    /// [`Replicator::settled`]).
+    unsettled: BTreeSet<NodeId>,
     /// Own sequence numbers with the time they were applied here, oldest first.
     own_times: VecDeque<(u64, u64)>,
     effects: Vec<Effect>,
@@ -159,6 +172,9 @@ impl Replicator {
             durable,
             peers: BTreeMap::new(),
             inbox: BTreeMap::new(),
+            stalled: BTreeMap::new(),
+            stall_check_ms: None,
+            unsettled: BTreeSet::new(),
             own_times: VecDeque::new(),
             effects: Vec::new(),
         }
@@ -220,9 +236,27 @@ impl Replicator {
         }
     }
 
-    /// A member removed for good: it no longer holds back log truncation.
+    /// A member removed for good (`CLUSTER FORGET`, only while it is down): it no longer holds
+    /// back log truncation and tombstone collection. Its entries waiting in the inbox are
+    /// dropped: it shipped them before it went down, and no other member may ever hold them
+    /// (what no one held when it was forgotten is given up; a member holding some ships them
+    /// again). Until every member left has acknowledged again, what they hold is not known
+    /// well enough to judge stability by (see [`Replicator::settled`]).
     pub fn remove_peer(&mut self, peer: NodeId) {
-        self.peers.remove(&peer);
+        let Some(gone) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.inbox
+            .retain(|(origin, _), _| *origin != gone.origin && *origin != peer);
+        self.unsettled = self.peers.keys().copied().collect();
+    }
+
+    /// Whether every member acknowledged since the last one was removed. Until then the
+    /// acknowledgments on hand may predate entries of the removed member that some member
+    /// applied before it forgot it too: a join taken from them for tombstone stability
+    /// could miss writes concurrent with the deletes, which would arrive after collection.
+    pub fn settled(&self) -> bool {
+        self.unsettled.is_empty()
     }
 
     /// What every member (and this node's disk) holds: log entries up to this may go.
@@ -274,6 +308,7 @@ impl Replicator {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
+        self.unsettled.remove(&peer);
         for (origin, seq) in vv.iter() {
             if seq > p.acked.get(origin) {
                 p.progress_ms.insert(origin, now_ms);
@@ -338,7 +373,13 @@ impl Replicator {
             }
             self.own_times.push_back((seq, now_ms));
         }
-        self.scheduled.merge(&applied);
+        if !self.scheduled.dominates(&applied) {
+            // The engine holds more than was scheduled (a repair brought a peer's state):
+            // what waits in the inbox up to there will never be needed.
+            self.scheduled.merge(&applied);
+            let scheduled = &self.scheduled;
+            self.inbox.retain(|(o, s), _| *s > scheduled.get(*o));
+        }
         self.applied = applied;
         self.durable = durable;
         self.drain_inbox();
@@ -349,10 +390,37 @@ impl Replicator {
     pub fn apply_failed(&mut self) {
         self.scheduled = self.applied.clone();
         self.inbox.clear();
+        self.stalled.clear();
+    }
+
+    /// Drops the inbox entries of origins none of whose entries was released for
+    /// [`Config::inbox_wait_ms`] (looked over once a second).
+    fn drop_stalled(&mut self, now_ms: u64) {
+        if self.stall_check_ms.is_some_and(|t| now_ms < t + 1000) {
+            return;
+        }
+        self.stall_check_ms = Some(now_ms);
+        let waiting: BTreeSet<NodeId> = self.inbox.keys().map(|(o, _)| *o).collect();
+        self.stalled.retain(|o, _| waiting.contains(o));
+        let mut dropped = BTreeSet::new();
+        for origin in waiting {
+            let scheduled = self.scheduled.get(origin);
+            let (seq, since) = self.stalled.entry(origin).or_insert((scheduled, now_ms));
+            if *seq != scheduled {
+                (*seq, *since) = (scheduled, now_ms);
+            } else if now_ms.saturating_sub(*since) >= self.config.inbox_wait_ms {
+                dropped.insert(origin);
+            }
+        }
+        if !dropped.is_empty() {
+            self.inbox.retain(|(o, _), _| !dropped.contains(o));
+            self.stalled.retain(|o, _| !dropped.contains(o));
+        }
     }
 
     /// Time passed: ship, resend, acknowledge.
     pub fn tick(&mut self, now_ms: u64) {
+        self.drop_stalled(now_ms);
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
             if self.peers[&id].connected {

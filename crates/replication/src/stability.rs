@@ -19,7 +19,8 @@
 //!    that reaches the same conclusion by the same rule.
 //!
 //! A member that is down holds both phases back, as it holds back log truncation; removing it
-//! from the cluster (`CLUSTER FORGET`) releases them. Checkpoints are coalesced (a later
+//! from the cluster (`CLUSTER FORGET`) releases them: checkpoints past phase 1 go through it
+//! again without it (its join may hold writes only it had, which are given up with it). Checkpoints are coalesced (a later
 //! barrier is always safe for earlier tombstones: vectors only grow), so their number is
 //! bounded however long a member stays away.
 
@@ -112,6 +113,15 @@ impl Stability {
         (self.stable > before).then_some(self.stable)
     }
 
+    /// A member was removed (`CLUSTER FORGET`): joins taken while it was a member may hold
+    /// writes of its that no other member has and never will (they are given up), so the
+    /// checkpoints past phase 1 go through it again, with the members left.
+    pub fn member_removed(&mut self) {
+        for c in self.checkpoints.iter_mut() {
+            c.seen = None;
+        }
+    }
+
     /// Tombstones up to this HLC are stable.
     pub fn stable(&self) -> Timestamp {
         self.stable
@@ -166,6 +176,29 @@ mod tests {
             Some(Timestamp(10))
         );
         assert_eq!(s.pending(), 0);
+    }
+
+    #[test]
+    fn a_removed_members_writes_no_one_else_has_do_not_hold_collection_for_ever() {
+        let mut s = Stability::new(100, 16);
+        s.note(0, Timestamp(10), &vv(&[(1, 5)]));
+        // Every member holds the delete; member 3 had written up to 4, which it alone holds.
+        assert_eq!(s.observe(&vv(&[(1, 5)]), &vv(&[(1, 5), (3, 4)])), None);
+        // Member 3 is forgotten before its writes reach anyone: they are given up.
+        assert_eq!(
+            s.observe(&vv(&[(1, 6), (3, 2)]), &vv(&[(1, 6), (3, 2)])),
+            None
+        );
+        s.member_removed();
+        // Phase 1 again with the members left (who hold 2 of member 3's writes), then 2.
+        assert_eq!(
+            s.observe(&vv(&[(1, 6), (3, 1)]), &vv(&[(1, 6), (3, 2)])),
+            None
+        );
+        assert_eq!(
+            s.observe(&vv(&[(1, 6), (3, 2)]), &vv(&[(1, 6), (3, 2)])),
+            Some(Timestamp(10))
+        );
     }
 
     #[test]

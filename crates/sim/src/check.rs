@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// All replicas identical, and every acknowledged write present or overwritten as the merge
 /// rules allow. Answers the number of live keys.
 pub fn final_state(world: &mut World) -> Result<usize, String> {
-    let acked = world.acked_writes().to_vec();
+    let acked = world.acked_writes();
     let (nodes, now) = world.nodes_mut();
     let dumps: Vec<Vec<(Bytes, String)>> = nodes.iter_mut().map(|n| n.dump(now)).collect();
     for (n, dump) in nodes.iter().zip(&dumps).skip(1) {

@@ -40,5 +40,6 @@ pub fn default_options(seed: u64) -> Options {
         ops_per_sec: 200,
         wipes: true,
         deletes: true,
+        repairs: true,
     }
 }

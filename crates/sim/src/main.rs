@@ -43,8 +43,15 @@ fn main() -> ExitCode {
                 }
                 println!(
                     "ok: {} acknowledged writes, {} keys, converged {} ms after the heal, \
-                     every member alive everywhere after {} ms, {} tombstones collected",
-                    s.acknowledged, s.keys, s.converged_ms, s.members_ms, s.collected
+                     every member alive everywhere after {} ms, {} tombstones collected, \
+                     {} log entries truncated, {} repairs",
+                    s.acknowledged,
+                    s.keys,
+                    s.converged_ms,
+                    s.members_ms,
+                    s.collected,
+                    s.truncated,
+                    s.repairs
                 );
                 ExitCode::SUCCESS
             }
@@ -57,11 +64,13 @@ fn main() -> ExitCode {
     let mut failed = Vec::new();
     let mut worst_converge = 0;
     let mut worst_members = 0;
-    let mut collected = 0;
+    let (mut collected, mut truncated, mut repairs) = (0, 0, 0);
     for seed in start..start + seeds {
         match sim::run(options(seed)) {
             Ok(s) => {
                 collected += s.collected;
+                truncated += s.truncated;
+                repairs += s.repairs;
                 worst_converge = worst_converge.max(s.converged_ms);
                 worst_members = worst_members.max(s.members_ms);
             }
@@ -74,7 +83,8 @@ fn main() -> ExitCode {
     }
     println!(
         "{} seeds from {start}: {} failed; slowest convergence {worst_converge} ms after the heal, \
-         slowest membership {worst_members} ms; {collected} tombstones collected",
+         slowest membership {worst_members} ms; {collected} tombstones collected, \
+         {truncated} log entries truncated, {repairs} repairs",
         seeds,
         failed.len()
     );

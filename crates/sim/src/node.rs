@@ -6,9 +6,10 @@ use crdt::NodeId;
 use hlc::{Clock, Timestamp};
 use membership::{MemberInfo, Membership};
 use node::cmd::{self, Ctx};
-use node::engine::{Cursors, EngineState, Txn, apply_entries, seal};
-use replication::{Config, Entry, Replicator, Stability, VersionVector};
+use node::engine::{Checkpoints, Cursors, EngineState, Repair, Txn, apply_entries, seal};
+use replication::{Change, Config, Entry, Replicator, VersionVector};
 use resp::Reply;
+use std::collections::HashMap;
 use storage::{Batch, Durability, MemStore, Store};
 
 /// Largest clock offset the nodes accept (the design's default).
@@ -53,7 +54,15 @@ pub struct SimNode {
     /// Problems the node itself detected (entries handed over out of causal order).
     pub violations: Vec<String>,
     /// When its tombstones are stable (in memory, as the engine keeps it).
-    stability: Stability,
+    checkpoints: Checkpoints,
+    /// A repair being received (in memory, as the engine keeps it).
+    repair: Option<Repair>,
+    /// Per origin, the first entry its log holds after the last truncation.
+    log_first: HashMap<u64, u64>,
+    /// Log entries truncated since the run began.
+    pub truncated: u64,
+    /// Repairs received to their end since the run began.
+    pub repairs: u64,
     /// Graves before this HLC were collected.
     graves_from: Timestamp,
     /// Tombstones collected since the run began.
@@ -106,7 +115,11 @@ impl SimNode {
                 VersionVector::new(),
             ),
             violations: Vec::new(),
-            stability: stability(),
+            checkpoints: Checkpoints::default(),
+            repair: None,
+            log_first: HashMap::new(),
+            truncated: 0,
+            repairs: 0,
             graves_from: Timestamp::ZERO,
             collected: 0,
         }
@@ -124,7 +137,7 @@ impl SimNode {
             .commit(&batch, Durability::Sync)
             .expect("the memory store does not fail");
         if !batch.graves.is_empty() {
-            self.stability.note(now_ms, batch.hlc, &self.vv);
+            self.checkpoints.graves_written(now_ms, batch.hlc, &self.vv);
         }
         self.unsynced.push(batch);
         if sync {
@@ -169,6 +182,7 @@ impl SimNode {
         );
         let mut finished = txn.finish();
         let hlc = self.clock.last();
+        self.hold_for_repair(now_ms, &finished.changes);
         let wrote = seal(&mut finished, self.origin, hlc, &mut self.vv).is_some();
         if wrote {
             self.commit(now_ms, finished.batch, self.always);
@@ -178,6 +192,7 @@ impl SimNode {
 
     /// Applies entries the core released.
     pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
+        self.hold_for_repair(now_ms, entries.iter().flat_map(|e| &e.changes));
         let physical = self.physical_ms(now_ms);
         let mut vv = self.vv.clone();
         let mut txn = Txn::new(
@@ -205,12 +220,22 @@ impl SimNode {
         }
     }
 
-    /// Collects the tombstones that are stable by what the members acknowledged, as the
-    /// engine does on its ticks (one pass).
+    /// Truncates the log up to what every member holds, and collects the tombstones that
+    /// are stable by what the members acknowledged, as the engine does (one pass each).
     pub fn collect(&mut self, now_ms: u64) {
         let (meet, join) = (self.core.truncatable(), self.core.members_join());
-        self.stability.observe(&meet, &join);
-        let upto = self.stability.stable();
+        let (batch, firsts) =
+            node::engine::truncation(&self.store, &meet, &self.log_first, self.clock.last())
+                .expect("the memory store does not fail");
+        if !batch.log_removes.is_empty() {
+            self.truncated += batch.log_removes.len() as u64;
+            self.commit(now_ms, batch, false);
+            self.log_first.extend(firsts);
+        }
+        if self.core.settled() {
+            self.checkpoints.observe(&meet, &join);
+        }
+        let upto = self.checkpoints.stable();
         if self.graves_from > upto {
             return;
         }
@@ -224,25 +249,178 @@ impl SimNode {
         }
     }
 
+    /// Log entries it holds.
+    pub fn log_len(&self) -> usize {
+        (self.vv.iter())
+            .map(|(origin, _)| {
+                (self.store.log_range(origin.0, 0, usize::MAX))
+                    .expect("the memory store does not fail")
+                    .len()
+            })
+            .sum()
+    }
+
+    /// What holds its tombstones back: the barrier the oldest wait for, the members' meet.
+    pub fn waiting_for(&self) -> String {
+        let meet = self.core.truncatable();
+        let (checkpoints, from) = (&self.checkpoints, self.graves_from);
+        format!("checkpoints {checkpoints:?}, graves from {from:?}, the members hold {meet:?}")
+    }
+
     /// Tombstones it holds (graves).
     pub fn graves(&self) -> u64 {
         self.store.count_graves().expect("memory")
     }
 
-    /// Log entries of `origin` from `from` to `to`, as the store holds them.
-    pub fn log_range(&self, origin: NodeId, from: u64, to: u64) -> Vec<Entry> {
+    /// Log entries of `origin` from `from` to `to`, as the store holds them; `None` when the
+    /// log no longer holds the first (truncated, or a repair adopted it).
+    pub fn log_range(&self, origin: NodeId, from: u64, to: u64) -> Option<Vec<Entry>> {
         let want = (to - from + 1) as usize;
-        self.store
-            .log_range(origin.0, from, want)
-            .expect("the memory store does not fail")
+        let entries =
+            (self.store.log_range(origin.0, from, want)).expect("the memory store does not fail");
+        if entries.first().map(|(seq, _)| *seq) != Some(from) {
+            return None;
+        }
+        let entries = entries
             .into_iter()
-            .map(|(_, bytes)| Entry::decode(&bytes).expect("the log holds what the node wrote"))
-            .collect()
+            .take_while(|(seq, _)| *seq <= to)
+            .map(|(_, bytes)| Entry::decode(&bytes).expect("the log holds what the node wrote"));
+        Some(entries.collect())
+    }
+
+    /// Its digests, one per key bucket (what a peer repairing it compares).
+    pub fn digests(&self) -> Vec<u64> {
+        node::engine::digests(&self.store).expect("the memory store does not fail")
+    }
+
+    /// Its state of up to `keys` keys after `after`, and the last key read if more follow
+    /// (what a repair it sends reads as it goes).
+    pub fn snapshot_chunk(
+        &self,
+        after: Option<&[u8]>,
+        keys: usize,
+    ) -> (Vec<Change>, Option<Bytes>) {
+        node::engine::snapshot_chunk(&self.store, after, keys)
+            .expect("the memory store does not fail")
+    }
+
+    /// What changes it commits while a repair runs are kept for it; too many end the repair.
+    fn hold_for_repair<'a>(&mut self, now_ms: u64, changes: impl IntoIterator<Item = &'a Change>) {
+        if let Some(repair) = &mut self.repair
+            && repair.hold(changes).is_err()
+        {
+            self.repair_closed(now_ms, None);
+        }
+    }
+
+    /// `from` begins a repair of the buckets in `differ`, with a state that covers `vv`.
+    pub fn repair_begin(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        differ: Vec<bool>,
+        vv: VersionVector,
+    ) -> Result<(), String> {
+        if self.repair.as_ref().is_some_and(|r| r.from() != from) {
+            return Err("another peer's repair is in progress".into());
+        }
+        let repair = Repair::begin(&self.store, &self.vv, from, differ, vv, now_ms)?;
+        self.repair = Some(repair);
+        self.checkpoints.repair_opened();
+        Ok(())
+    }
+
+    /// One part of `from`'s repair: its items with keys in `(after, last]`.
+    pub fn repair_part(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        after: Option<Bytes>,
+        last: Option<Bytes>,
+        changes: &[Change],
+    ) -> Result<(), String> {
+        let Some(repair) = self.repair.take_if(|r| r.from() == from) else {
+            return Err("a repair part without its beginning".into());
+        };
+        let result = self.replace_range(now_ms, &repair, after, last, changes);
+        self.repair = Some(repair);
+        result
+    }
+
+    fn replace_range(
+        &mut self,
+        now_ms: u64,
+        repair: &Repair,
+        after: Option<Bytes>,
+        last: Option<Bytes>,
+        changes: &[Change],
+    ) -> Result<(), String> {
+        let mine = repair.items_in(&self.store, after, last.as_ref())?;
+        let physical = self.physical_ms(now_ms);
+        let txn = Txn::new(
+            &self.store,
+            None,
+            &mut self.clock,
+            self.origin,
+            physical,
+            false,
+        );
+        let finished = repair.replace(txn, &mine, changes)?;
+        self.commit(now_ms, finished.batch, false);
+        Ok(())
+    }
+
+    /// `from`'s repair ended: the node holds what its state covered, `vv`.
+    pub fn repair_end(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        vv: &VersionVector,
+    ) -> Result<(), String> {
+        if self.repair.as_ref().is_none_or(|r| r.from() != from) {
+            return Err("a repair's end without its beginning".into());
+        }
+        let mut adopted = self.vv.clone();
+        adopted.merge(vv);
+        let batch = Batch {
+            version_vector: Some(crdt::encode(&adopted)),
+            hlc: self.clock.last(),
+            ..Batch::default()
+        };
+        self.vv = adopted;
+        self.commit(now_ms, batch, false);
+        // The log now has a gap before what follows the repair.
+        self.log_first.clear();
+        self.repairs += 1;
+        self.repair_closed(now_ms, Some(from));
+        Ok(())
+    }
+
+    /// `CLUSTER FORGET` of the member `id`, as the runtime and the engine carry it out.
+    pub fn forget(&mut self, id: NodeId) {
+        self.core.remove_peer(id);
+        self.checkpoints.member_removed();
+    }
+
+    /// Whether it is receiving a repair.
+    pub fn repairing(&self) -> bool {
+        self.repair.is_some()
+    }
+
+    /// The repair from `from` (any, when `None`) stopped, finished or not.
+    pub fn repair_closed(&mut self, now_ms: u64, from: Option<NodeId>) {
+        let Some(repair) = self.repair.take_if(|r| from.is_none_or(|f| r.from() == f)) else {
+            return;
+        };
+        let barrier = repair.barrier(&self.vv);
+        let hlc = self.clock.last();
+        self.checkpoints.repair_closed(now_ms, hlc, &barrier);
     }
 
     /// The process dies: everything not synced is gone.
     pub fn crash(&mut self) {
         self.up = false;
+        self.repair = None;
         self.store = self.disk.snapshot();
         self.unsynced.clear();
     }
@@ -277,10 +455,11 @@ impl SimNode {
         self.durable = vv.clone();
         self.core = Replicator::new(self.origin, Config::default(), vv.clone(), vv.clone());
         // As the engine at start-up: every tombstone on disk waits for the vector now.
-        self.stability = stability();
+        self.checkpoints = Checkpoints::default();
         self.graves_from = Timestamp::ZERO;
+        self.log_first.clear();
         if self.store.count_graves().expect("memory") > 0 {
-            self.stability.note(0, last, &vv);
+            self.checkpoints.graves_written(0, last, &vv);
         }
     }
 
@@ -316,11 +495,6 @@ impl SimNode {
             }
         }
     }
-}
-
-/// A stability tracker with the engine's settings.
-fn stability() -> Stability {
-    Stability::new(100, 1024)
 }
 
 /// The regions' names, by index into the delay matrix.

@@ -6,7 +6,7 @@ use crate::rng::Rng;
 use bytes::Bytes;
 use crdt::{NodeId, Stamp};
 use hlc::Timestamp;
-use replication::{Effect, Entry, VersionVector};
+use replication::{Change, Effect, Entry, VersionVector};
 use resp::Reply;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -23,6 +23,11 @@ const CONVERGE_MS_MAX: u64 = 120_000;
 const GRAVES_MS_MAX: u64 = 30_000;
 /// How long after the heal every node has to see every other alive.
 const MEMBERS_MS_MAX: u64 = 30_000;
+/// Keys a repair part reads (few, so that repairs run over many parts, interleaved with
+/// everything else).
+const REPAIR_KEYS: usize = 4;
+/// How long a repair waits between parts.
+const REPAIR_PART_MS: u64 = 2;
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -44,6 +49,11 @@ pub struct Options {
     /// by convergence: every replica must show the same, before and after tombstones are
     /// collected.
     pub deletes: bool,
+    /// Whether nodes truncate their logs and crashed members are sometimes forgotten
+    /// (`CLUSTER FORGET`), so that a member the logs can no longer serve (wiped, forgotten)
+    /// is brought up to date by an anti-entropy repair. Forgetting draws from a third random
+    /// stream.
+    pub repairs: bool,
 }
 
 /// What a passing run reports.
@@ -61,12 +71,31 @@ pub struct Summary {
     pub keys: usize,
     /// Tombstones collected, over all nodes.
     pub collected: u64,
+    /// Log entries truncated, over all nodes.
+    pub truncated: u64,
+    /// Repairs received to their end, over all nodes.
+    pub repairs: u64,
 }
 
 #[derive(Debug)]
 enum Msg {
     Entries(Vec<Entry>),
     Ack(VersionVector),
+    // The rest travel in order and are never lost on a session (as on its TCP stream), see
+    // `World::send_stream`.
+    /// "Your log cannot serve me: send me your digests."
+    DigestRequest,
+    Digests(Vec<u64>),
+    RepairBegin {
+        differ: Vec<bool>,
+        vv: VersionVector,
+    },
+    RepairPart {
+        after: Option<Bytes>,
+        last: Option<Bytes>,
+        changes: Vec<Change>,
+    },
+    RepairEnd(VersionVector),
 }
 
 #[derive(Debug)]
@@ -79,7 +108,22 @@ enum Event {
         to: usize,
         /// The receiver's incarnation when the message was sent.
         incarnation: u64,
+        /// The session it was sent on: it arrives only while that session is open, as on
+        /// a TCP connection (closed, it delivers nothing more).
+        session: u64,
+        /// Whether it travels in order and is never lost (see [`World::send_stream`]);
+        /// otherwise it may be lost, duplicated or reordered.
+        stream: bool,
         msg: Msg,
+    },
+    /// Node `from` reads and sends the next part of its repair of `to`.
+    RepairSend {
+        from: usize,
+        to: usize,
+        session: u64,
+        differ: Vec<bool>,
+        vv: VersionVector,
+        after: Option<Bytes>,
     },
     Nemesis,
     Restart(usize),
@@ -128,6 +172,8 @@ struct Waiting {
     node: usize,
     acked: Acked,
     hlc: Timestamp,
+    /// Its log entry (origin, sequence number).
+    entry: (NodeId, u64),
 }
 
 /// The whole simulated cluster.
@@ -145,6 +191,8 @@ pub struct World {
     loss: f64,
     duplicate: f64,
     acked: Vec<Acked>,
+    /// The log entry of each of `acked`.
+    acked_entries: Vec<(NodeId, u64)>,
     waiting: Vec<Waiting>,
     last_acked_hlc: Vec<Timestamp>,
     members: Vec<(Bytes, Bytes)>,
@@ -154,6 +202,20 @@ pub struct World {
     workload_on: bool,
     /// The second random stream (see [`Options::deletes`]).
     extra: Rng,
+    /// The third random stream (see [`Options::repairs`]).
+    forgets: Rng,
+    /// When the last stream message on each directed link arrives.
+    stream_at: BTreeMap<(usize, usize), u64>,
+    /// Per node, the peers it asked for digests and has not yet heard from.
+    repairing: Vec<BTreeSet<usize>>,
+    /// Write ids of forgotten members: what they wrote and no other member held is given up.
+    given_up: BTreeSet<NodeId>,
+    /// Per node, the members it forgot (`CLUSTER FORGET`) and has not accepted back, with
+    /// the write id each wrote under then.
+    forgotten: Vec<BTreeMap<usize, NodeId>>,
+    /// What happened, when `SIM_TRACE` is set (printed when the run fails).
+    trace: Vec<String>,
+    tracing: bool,
 }
 
 impl World {
@@ -187,6 +249,7 @@ impl World {
             loss,
             duplicate,
             acked: Vec::new(),
+            acked_entries: Vec::new(),
             waiting: Vec::new(),
             last_acked_hlc: vec![Timestamp::ZERO; n],
             members: Vec::new(),
@@ -195,6 +258,13 @@ impl World {
             violations: Vec::new(),
             workload_on: true,
             extra: Rng::new(opts_seed ^ 0x5eed_de1e_7e5a_11ed),
+            forgets: Rng::new(opts_seed ^ 0xf0f0_6e75_0000_0003),
+            stream_at: BTreeMap::new(),
+            repairing: vec![BTreeSet::new(); n],
+            forgotten: vec![BTreeMap::new(); n],
+            given_up: BTreeSet::new(),
+            trace: Vec::new(),
+            tracing: std::env::var_os("SIM_TRACE").is_some(),
         };
         for i in 0..n {
             let at = world.rng.below(10);
@@ -232,14 +302,25 @@ impl World {
             .expect("the core names only cluster members")
     }
 
-    /// Runs the faulty phase, heals everything, and checks the outcome.
+    /// Runs the faulty phase, heals everything, and checks the outcome. A failure lists the
+    /// faults injected.
     pub fn run(mut self) -> Result<Summary, String> {
+        self.run_checked().map_err(|e| {
+            if std::env::var_os("SIM_TRACE").is_some() {
+                eprintln!("{}", self.trace.join("\n"));
+            }
+            format!("{e}\nfaults:\n  {}", self.faults.join("\n  "))
+        })
+    }
+
+    fn run_checked(&mut self) -> Result<Summary, String> {
         let heal_at = EPOCH_MS + self.opts.faulty_ms;
         self.run_until(heal_at);
         self.workload_on = false;
         self.blocked.clear();
         for i in 0..self.nodes.len() {
             if !self.nodes[i].up {
+                self.wipe_if_forgotten(i);
                 self.restart(i);
             }
         }
@@ -270,7 +351,7 @@ impl World {
                 vvs.join("\n")
             ));
         };
-        let keys = crate::check::final_state(&mut self)?;
+        let keys = crate::check::final_state(self)?;
         let members_deadline = heal_at + MEMBERS_MS_MAX;
         while !self.members_agree() {
             if self.now >= members_deadline {
@@ -283,16 +364,25 @@ impl World {
             let step = self.now + 100;
             self.run_until(step);
         }
-        // Healed and quiet, every member holds every delete: every tombstone goes, and what
-        // clients read is still what it was.
+        // Healed and quiet, every member holds every delete and every entry: every tombstone
+        // and (with truncation) every log entry goes, and what clients read is still what it
+        // was.
         let graves_deadline = self.now + GRAVES_MS_MAX;
-        while self.nodes.iter().any(|n| n.graves() > 0) {
+        let truncates = self.opts.repairs;
+        while (self.nodes.iter()).any(|n| n.graves() > 0 || (truncates && n.log_len() > 0)) {
             if self.now >= graves_deadline {
                 let left: Vec<String> = (self.nodes.iter())
-                    .map(|n| format!("{}: {}", n.name, n.graves()))
+                    .map(|n| {
+                        let why = if n.graves() > 0 {
+                            n.waiting_for()
+                        } else {
+                            String::new()
+                        };
+                        format!("{}: {} (log {}) {why}", n.name, n.graves(), n.log_len())
+                    })
                     .collect();
                 return Err(format!(
-                    "tombstones left {} s after the cluster was quiet: {}",
+                    "tombstones or log entries left {} s after the cluster was quiet: {}",
                     GRAVES_MS_MAX / 1000,
                     left.join(", ")
                 ));
@@ -300,27 +390,29 @@ impl World {
             let step = self.now + 100;
             self.run_until(step);
         }
-        let after = crate::check::final_state(&mut self)?;
+        let after = crate::check::final_state(self)?;
         if after != keys {
             return Err(format!("{keys} live keys before collection, {after} after"));
         }
         Ok(Summary {
             acknowledged: self.acked.len(),
-            faults: self.faults,
+            faults: self.faults.clone(),
             converged_ms: converged_at - heal_at,
             members_ms: self.now - heal_at,
             keys,
             collected: self.nodes.iter().map(|n| n.collected).sum(),
+            truncated: self.nodes.iter().map(|n| n.truncated).sum(),
+            repairs: self.nodes.iter().map(|n| n.repairs).sum(),
         })
     }
 
     /// Whether every node is up, synced, holds the same entries and waits for nothing.
     fn quiet(&self) -> bool {
         let first = &self.nodes[0].vv;
-        self.nodes
-            .iter()
-            .all(|n| n.up && n.vv == *first && n.durable == n.vv && n.core.inbox_len() == 0)
-            && self.waiting.is_empty()
+        self.nodes.iter().all(|n| {
+            n.up && n.vv == *first && n.durable == n.vv && n.core.inbox_len() == 0 && !n.repairing()
+        }) && self.waiting.is_empty()
+            && self.repairing.iter().all(BTreeSet::is_empty)
     }
 
     /// Whether every node's gossip holds every other node alive.
@@ -351,16 +443,39 @@ impl World {
     /// its saved member table).
     /// Every node's replication core knows every other member (as `members.json` tells a
     /// restarted node).
+    /// Members a node forgot are left out until it accepts them back.
     fn add_members(&mut self) {
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        for node in &mut self.nodes {
-            for &id in ids.iter().filter(|&&id| id != node.id) {
-                node.core.add_peer(id);
+        for (b, node) in self.nodes.iter_mut().enumerate() {
+            for (a, &id) in ids.iter().enumerate() {
+                if a != b && !self.forgotten[b].contains_key(&a) {
+                    node.core.add_peer(id);
+                }
             }
         }
     }
 
+    /// Node `a`, down, comes back: wiped if a member forgot it, as it must (its peers refuse
+    /// its old write id, see [`World::link_check`]). The writes of that id that no other
+    /// member holds in the end are given up (see [`World::acked_writes`]).
+    fn wipe_if_forgotten(&mut self, a: usize) {
+        let origin = self.nodes[a].origin;
+        if !(self.forgotten.iter()).any(|f| f.get(&a) == Some(&origin)) {
+            return;
+        }
+        self.given_up.insert(self.nodes[a].origin);
+        let salt = self.forgets.below(u64::MAX);
+        self.nodes[a].wipe(salt);
+        self.last_acked_hlc[a] = Timestamp::ZERO;
+        self.faults.push(format!(
+            "t={} {} wiped, as a forgotten member must be to return",
+            self.t(),
+            self.nodes[a].name
+        ));
+    }
+
     fn restart(&mut self, i: usize) {
+        self.repairing[i].clear();
         let seed = self.rng.below(u64::MAX);
         self.nodes[i].restart(seed);
         self.add_members();
@@ -451,8 +566,18 @@ impl World {
                 from,
                 to,
                 incarnation,
+                session,
+                stream,
                 msg,
-            } => self.deliver(from, to, incarnation, msg),
+            } => self.deliver(from, to, incarnation, session, stream, msg),
+            Event::RepairSend {
+                from,
+                to,
+                session,
+                differ,
+                vv,
+                after,
+            } => self.repair_send(from, to, session, differ, vv, after),
             Event::Nemesis => {
                 if self.workload_on {
                     let next = self.rng.between(1000, 3000);
@@ -462,7 +587,10 @@ impl World {
             }
             Event::Restart(i) => {
                 if !self.nodes[i].up {
-                    if self.opts.wipes && self.rng.chance(0.5) && self.held_elsewhere(i) {
+                    let origin = self.nodes[i].origin;
+                    if (self.forgotten.iter()).any(|f| f.get(&i) == Some(&origin)) {
+                        self.wipe_if_forgotten(i);
+                    } else if self.opts.wipes && self.rng.chance(0.5) && self.held_elsewhere(i) {
                         // Its disk was replaced while it was down.
                         let salt = self.rng.below(u64::MAX);
                         self.nodes[i].wipe(salt);
@@ -520,7 +648,16 @@ impl World {
                     && !self.blocked.contains(&(a, b))
                     && !self.blocked.contains(&(b, a));
                 let open = self.sessions.contains_key(&(a, b));
+                // A node that forgot the other refuses it under the write id it had then:
+                // what it wrote since the others last heard of it may be concurrent with
+                // deletes whose tombstones are collected, and would merge differently where
+                // they are not. Wiped, it writes under a new id and is accepted.
+                let refused =
+                    |x: usize, y: usize| self.forgotten[x].get(&y) == Some(&self.nodes[y].origin);
+                let can = can && !refused(a, b) && !refused(b, a);
                 if can && !open {
+                    self.forgotten[a].remove(&b);
+                    self.forgotten[b].remove(&a);
                     self.sessions.insert((a, b), self.next_epoch);
                     self.next_epoch += 1;
                     let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
@@ -530,10 +667,7 @@ impl World {
                     self.nodes[a].core.connected(now, idb, ob, db);
                     self.nodes[b].core.connected(now, ida, oa, da);
                 } else if !can && open {
-                    self.sessions.remove(&(a, b));
-                    let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
-                    self.nodes[a].core.disconnected(idb);
-                    self.nodes[b].core.disconnected(ida);
+                    self.close_session(a, b);
                 }
             }
         }
@@ -541,6 +675,115 @@ impl World {
 
     fn epoch(&self, a: usize, b: usize) -> Option<u64> {
         self.sessions.get(&(a.min(b), a.max(b))).copied()
+    }
+
+    /// The session between `a` and `b` closes (a link check found the link cut, a stream
+    /// message could not pass, or a repair was refused): each side's core hears of it, a
+    /// repair either side was receiving from the other stops.
+    fn close_session(&mut self, a: usize, b: usize) {
+        if self.sessions.remove(&(a.min(b), a.max(b))).is_none() {
+            return;
+        }
+        self.trace(|| format!("session n{a}-n{b} closed"));
+        let (ida, idb) = (self.nodes[a].id, self.nodes[b].id);
+        let now = self.now;
+        self.nodes[a].core.disconnected(idb);
+        self.nodes[b].core.disconnected(ida);
+        self.repairing[a].remove(&b);
+        self.repairing[b].remove(&a);
+        self.nodes[a].repair_closed(now, Some(idb));
+        self.nodes[b].repair_closed(now, Some(ida));
+    }
+
+    /// Sends a message on the session's stream: it arrives after everything sent before it
+    /// on this link, and is never lost nor duplicated; when the link is cut, the session
+    /// breaks instead (see [`World::deliver`]).
+    fn send_stream(&mut self, from: usize, to: usize, msg: Msg) {
+        let Some(session) = self.epoch(from, to) else {
+            return;
+        };
+        let base = DELAY_MS[self.nodes[from].region][self.nodes[to].region];
+        let at = (self.now + base).max(self.stream_at.get(&(from, to)).copied().unwrap_or(0));
+        self.stream_at.insert((from, to), at);
+        let incarnation = self.nodes[to].incarnation;
+        let event = Event::Deliver {
+            from,
+            to,
+            incarnation,
+            session,
+            stream: true,
+            msg,
+        };
+        self.schedule(at - self.now, event);
+    }
+
+    /// Node `i`'s log cannot serve `peer` (truncated, or adopted by a repair): it asks for
+    /// the peer's digests, and ships nothing to it meanwhile (the runtime's `start_snapshot`).
+    fn start_repair(&mut self, i: usize, peer: usize) {
+        if self.epoch(i, peer).is_none() || self.repairing[i].contains(&peer) {
+            return;
+        }
+        let id = self.nodes[peer].id;
+        self.nodes[i].core.snapshot_started(id);
+        self.repairing[i].insert(peer);
+        self.trace(|| format!("n{i} asks n{peer} for digests"));
+        self.send_stream(i, peer, Msg::DigestRequest);
+    }
+
+    /// Node `from` sends `to` its state of the differing buckets after `after` (one part),
+    /// read now, as the runtime reads each part while its engine goes on; after the last part,
+    /// the vector the state covers, and shipping goes on from there.
+    fn repair_send(
+        &mut self,
+        from: usize,
+        to: usize,
+        session: u64,
+        differ: Vec<bool>,
+        vv: VersionVector,
+        after: Option<Bytes>,
+    ) {
+        if self.epoch(from, to) != Some(session) || !self.nodes[from].up {
+            return;
+        }
+        let (mut changes, last) = self.nodes[from].snapshot_chunk(after.as_deref(), REPAIR_KEYS);
+        changes.retain(|c| differ[node::engine::bucket_of(c.key())]);
+        // What a part holds is on disk before it leaves (as with shipped entries): a crash
+        // must not take back what a peer has adopted.
+        if self.nodes[from].sync() {
+            self.acknowledge_synced(from);
+        }
+        self.trace(|| {
+            let keys: Vec<_> = (changes.iter())
+                .filter(|c| matches!(c, Change::Header { .. }))
+                .map(|c| String::from_utf8_lossy(c.key()).into_owned())
+                .collect();
+            format!("n{from} sends n{to} ({after:?}, {last:?}]: {keys:?}")
+        });
+        let part = Msg::RepairPart {
+            after,
+            last: last.clone(),
+            changes,
+        };
+        self.send_stream(from, to, part);
+        match last {
+            Some(last) => {
+                let next = Event::RepairSend {
+                    from,
+                    to,
+                    session,
+                    differ,
+                    vv,
+                    after: Some(last),
+                };
+                self.schedule(REPAIR_PART_MS, next);
+            }
+            None => {
+                self.send_stream(from, to, Msg::RepairEnd(vv.clone()));
+                let (now, id) = (self.now, self.nodes[to].id);
+                self.nodes[from].core.snapshot_sent(now, id, &vv);
+                self.carry_out(from);
+            }
+        }
     }
 
     /// After which delays copies of a message from `from` reach `to`: none across a
@@ -561,9 +804,9 @@ impl World {
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Msg) {
-        if self.epoch(from, to).is_none() {
+        let Some(session) = self.epoch(from, to) else {
             return;
-        }
+        };
         let incarnation = self.nodes[to].incarnation;
         let delays = self.network(from, to);
         if delays.is_empty() {
@@ -574,6 +817,7 @@ impl World {
             let twin = match &msg {
                 Msg::Entries(e) => Msg::Entries(e.clone()),
                 Msg::Ack(vv) => Msg::Ack(vv.clone()),
+                _ => unreachable!("stream messages go by send_stream"),
             };
             self.schedule(
                 delays[1],
@@ -581,6 +825,8 @@ impl World {
                     from,
                     to,
                     incarnation,
+                    session,
+                    stream: false,
                     msg: twin,
                 },
             );
@@ -591,26 +837,111 @@ impl World {
                 from,
                 to,
                 incarnation,
+                session,
+                stream: false,
                 msg,
             },
         );
     }
 
-    fn deliver(&mut self, from: usize, to: usize, incarnation: u64, msg: Msg) {
-        // What was sent reaches the receiver even if the sender died since (the kernel sends
-        // what the socket holds), but not across a partition, and not a receiver that
-        // restarted (its connection is gone).
-        if self.blocked.contains(&(from, to))
-            || !self.nodes[to].up
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        from: usize,
+        to: usize,
+        incarnation: u64,
+        session: u64,
+        stream: bool,
+        msg: Msg,
+    ) {
+        // What was sent reaches the receiver while their session is open (even if the sender
+        // died meanwhile: the kernel sends what the socket holds, until the receiver notices),
+        // but not across a partition, and not a receiver that restarted.
+        if !self.nodes[to].up
             || self.nodes[to].incarnation != incarnation
+            || self.epoch(from, to) != Some(session)
         {
+            return;
+        }
+        if self.blocked.contains(&(from, to)) {
+            // A stream cannot lose a message and go on: a cut link breaks its session.
+            if stream {
+                self.close_session(from, to);
+            }
             return;
         }
         let from_id = self.nodes[from].id;
         let now = self.now;
-        match msg {
-            Msg::Entries(entries) => self.nodes[to].core.received(entries),
-            Msg::Ack(vv) => self.nodes[to].core.acked(now, from_id, &vv),
+        let refused = match msg {
+            Msg::Entries(entries) => {
+                self.nodes[to].core.received(entries);
+                Ok(())
+            }
+            Msg::Ack(vv) => {
+                self.nodes[to].core.acked(now, from_id, &vv);
+                Ok(())
+            }
+            Msg::DigestRequest => {
+                let digests = self.nodes[to].digests();
+                self.send_stream(to, from, Msg::Digests(digests));
+                Ok(())
+            }
+            Msg::Digests(theirs) => {
+                if self.repairing[to].remove(&from) {
+                    let node = &self.nodes[to];
+                    // Everything up to `vv` is committed before the parts are read.
+                    let vv = node.vv.clone();
+                    let ours = node.digests();
+                    let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
+                    self.send_stream(
+                        to,
+                        from,
+                        Msg::RepairBegin {
+                            differ: differ.clone(),
+                            vv: vv.clone(),
+                        },
+                    );
+                    let session = self.epoch(to, from).expect("the stream just passed");
+                    self.trace(|| format!("n{to} repairs n{from} up to {vv:?}"));
+                    let first = Event::RepairSend {
+                        from: to,
+                        to: from,
+                        session,
+                        differ,
+                        vv,
+                        after: None,
+                    };
+                    self.schedule(0, first);
+                }
+                Ok(())
+            }
+            Msg::RepairBegin { differ, vv } => {
+                self.nodes[to].repair_begin(now, from_id, differ, vv)
+            }
+            Msg::RepairPart {
+                after,
+                last,
+                changes,
+            } => self.nodes[to].repair_part(now, from_id, after, last, &changes),
+            Msg::RepairEnd(vv) => {
+                self.trace(|| format!("n{to} adopts n{from}'s repair"));
+                let node = &mut self.nodes[to];
+                let ended = node.repair_end(now, from_id, &vv);
+                if ended.is_ok() {
+                    node.core
+                        .applied(now, node.vv.clone(), node.durable.clone());
+                }
+                ended
+            }
+        };
+        if let Err(e) = &refused {
+            let e = e.clone();
+            self.trace(|| format!("n{to} refused n{from}'s repair: {e}"));
+        }
+        if refused.is_err() {
+            // As the runtime does: the session closes, and the peer tries again when it
+            // connects again.
+            self.close_session(from, to);
         }
         self.carry_out(to);
     }
@@ -630,15 +961,26 @@ impl World {
                         from,
                         to,
                     } => {
-                        let entries = self.nodes[i].log_range(origin, from, to);
                         let peer = self.node_index(peer);
-                        self.send(i, peer, Msg::Entries(entries));
+                        match self.nodes[i].log_range(origin, from, to) {
+                            Some(entries) => self.send(i, peer, Msg::Entries(entries)),
+                            None => self.start_repair(i, peer),
+                        }
                     }
                     Effect::Ack { peer, vv } => {
                         let peer = self.node_index(peer);
                         self.send(i, peer, Msg::Ack(vv));
                     }
                     Effect::Apply(entries) => {
+                        if self.tracing {
+                            for e in &entries {
+                                let keys: Vec<_> = (e.changes.iter())
+                                    .map(|c| String::from_utf8_lossy(c.key()).into_owned())
+                                    .collect();
+                                let (o, q) = (e.origin, e.seq);
+                                self.trace(|| format!("n{i} applies {o:?}/{q} {keys:?}"));
+                            }
+                        }
                         let now = self.now;
                         let node = &mut self.nodes[i];
                         node.apply(now, &entries);
@@ -685,7 +1027,12 @@ impl World {
                 w.as_bytes(),
             ],
         };
-        self.nodes[i].execute(self.now, &words);
+        let done = self.nodes[i].execute(self.now, &words);
+        let seq = self.nodes[i].vv.get(self.nodes[i].origin);
+        self.trace(|| {
+            let words: Vec<_> = words.iter().map(|w| String::from_utf8_lossy(w)).collect();
+            format!("n{i} {} -> {:?} (entry {seq})", words.join(" "), done.reply)
+        });
     }
 
     /// One client command on a random node that is up.
@@ -788,13 +1135,16 @@ impl World {
 
     /// A write executed on node `i`: acknowledged now under `always`, after the sync otherwise.
     fn written(&mut self, i: usize, hlc: Timestamp, acked: Acked) {
+        let origin = self.nodes[i].origin;
+        let entry = (origin, self.nodes[i].vv.get(origin));
         if self.nodes[i].always {
-            self.acknowledge(i, hlc, acked);
+            self.acknowledge(i, hlc, acked, entry);
         } else {
             self.waiting.push(Waiting {
                 node: i,
                 acked,
                 hlc,
+                entry,
             });
         }
     }
@@ -804,11 +1154,11 @@ impl World {
             self.waiting.drain(..).partition(|w| w.node == i);
         self.waiting = rest;
         for w in now_synced {
-            self.acknowledge(w.node, w.hlc, w.acked);
+            self.acknowledge(w.node, w.hlc, w.acked, w.entry);
         }
     }
 
-    fn acknowledge(&mut self, i: usize, hlc: Timestamp, acked: Acked) {
+    fn acknowledge(&mut self, i: usize, hlc: Timestamp, acked: Acked, entry: (NodeId, u64)) {
         // An SREM takes no stamp (an observed remove names the adds it saw), so it does not
         // advance the clock; every other write does.
         let stamped = !matches!(acked, Acked::Srem { .. });
@@ -820,6 +1170,7 @@ impl World {
         }
         self.last_acked_hlc[i] = hlc;
         self.acked.push(acked);
+        self.acked_entries.push(entry);
     }
 
     /// Injects one fault.
@@ -829,6 +1180,12 @@ impl World {
         match self.rng.below(4) {
             0 => {
                 if self.nodes[a].up {
+                    let node = &self.nodes[a];
+                    let (vv, durable) = (node.vv.clone(), node.durable.clone());
+                    let always = node.always;
+                    self.trace(|| {
+                        format!("n{a} crashes (always {always}) at {vv:?}, durable {durable:?}")
+                    });
                     self.nodes[a].crash();
                     // Writes waiting for its sync were never acknowledged: gone, as allowed.
                     self.waiting.retain(|w| w.node != a);
@@ -840,6 +1197,18 @@ impl World {
                     ));
                     self.schedule(back, Event::Restart(a));
                     self.link_check();
+                    if self.opts.repairs && self.forgets.chance(0.3) {
+                        // `CLUSTER FORGET` on every other member: it no longer holds back
+                        // truncation nor collection, and a repair brings it back.
+                        let id = self.nodes[a].id;
+                        let origin = self.nodes[a].origin;
+                        for b in (0..n).filter(|&b| b != a) {
+                            self.forgotten[b].insert(a, origin);
+                            self.nodes[b].forget(id);
+                        }
+                        self.faults
+                            .push(format!("t={} forget {}", self.t(), self.nodes[a].name));
+                    }
                 }
             }
             1 => {
@@ -888,6 +1257,14 @@ impl World {
         self.now - EPOCH_MS
     }
 
+    /// Notes what happened, when tracing.
+    fn trace(&mut self, what: impl FnOnce() -> String) {
+        if self.tracing {
+            let line = format!("t={} {}", self.t(), what());
+            self.trace.push(line);
+        }
+    }
+
     /// No node shows more increments of `causal-b` than of `causal-a`.
     fn causal_check(&mut self) {
         let now = self.now;
@@ -908,8 +1285,16 @@ impl World {
         (&mut self.nodes, self.now)
     }
 
-    pub(crate) fn acked_writes(&self) -> &[Acked] {
-        &self.acked
+    /// The acknowledged writes the cluster must hold: all but those of forgotten write ids
+    /// that no member held when the cluster converged (given up by `CLUSTER FORGET`).
+    pub(crate) fn acked_writes(&self) -> Vec<Acked> {
+        let held = &self.nodes[0].vv;
+        (self.acked.iter().zip(&self.acked_entries))
+            .filter(|(_, (origin, seq))| {
+                !self.given_up.contains(origin) || *seq <= held.get(*origin)
+            })
+            .map(|(a, _)| a.clone())
+            .collect()
     }
 }
 

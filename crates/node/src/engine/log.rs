@@ -6,9 +6,9 @@ use bytes::Bytes;
 use crdt::{NodeId, Stamp};
 use hlc::Timestamp;
 use replication::{Change, Entry, VersionVector};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use storage::{LogPut, MemberKind, StorageError, Store};
+use storage::{Batch, LogPut, MemberKind, StorageError, Store};
 
 /// When this node acknowledged its most recent own log entries to clients, so that what it
 /// ships carries the time replication lag counts from. Bounded: older entries are forgotten
@@ -49,6 +49,43 @@ impl AckTimes {
         let index = seq.checked_sub(ring.first)?;
         ring.times.get(usize::try_from(index).ok()?).copied()
     }
+}
+
+/// Log entries removed per truncation at most (one commit).
+const TRUNCATE_PER_PASS: u64 = 16_384;
+
+/// One truncation pass: a batch (at `hlc`) that removes the log entries up to `upto` (every
+/// member holds them), at most [`TRUNCATE_PER_PASS`], with the first entry each origin's log
+/// then holds, to remember once the batch commits. `known_first` holds what earlier passes
+/// answered (finding the first entry again in the store walks over every entry truncated so
+/// far, which the storage engine keeps as tombstones until compaction drops them: a
+/// truncation took 4-7 ms of the engine's time after a minute at 10k writes/s).
+pub fn truncation(
+    store: &dyn Store,
+    upto: &VersionVector,
+    known_first: &HashMap<u64, u64>,
+    hlc: Timestamp,
+) -> Result<(Batch, Vec<(u64, u64)>), StorageError> {
+    let mut batch = Batch {
+        hlc,
+        ..Batch::default()
+    };
+    let mut firsts = Vec::new();
+    for (origin, seq) in upto.iter() {
+        let room = TRUNCATE_PER_PASS.saturating_sub(batch.log_removes.len() as u64);
+        let first = match known_first.get(&origin.0) {
+            Some(&first) => Some(first),
+            None => store.log_first(origin.0)?,
+        };
+        if let Some(first) = first.filter(|&f| f <= seq && room > 0) {
+            let last = seq.min(first + room - 1);
+            batch
+                .log_removes
+                .extend((first..=last).map(|s| (origin.0, s)));
+            firsts.push((origin.0, last + 1));
+        }
+    }
+    Ok((batch, firsts))
 }
 
 /// Adds the log entry of a round of local writes to its batch, with the version vector it

@@ -19,8 +19,11 @@ mod txn;
 pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
-pub use log::{AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk};
-pub use reclaim::{Collection, collect_graves};
+pub use log::{
+    AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk, truncation,
+};
+pub use reclaim::{Checkpoints, Collection, collect_graves};
+pub use repair::Repair;
 pub use txn::{EXPIRY_GRACE_MS, Finished, Txn, fingerprint, sweep_at};
 
 use crate::cmd::{self, Ctx, Spec};
@@ -217,6 +220,8 @@ pub struct EngineHandle {
     /// Set when peers hold more of this node's writes than its disk (see
     /// [`EngineHandle::refuse_writes`]).
     writes_refused: Arc<std::sync::atomic::AtomicBool>,
+    /// How many members were removed (see [`EngineHandle::member_removed`]).
+    members_removed: Arc<AtomicU64>,
     /// The engine's commit count, for reading ahead.
     commits: Arc<AtomicU64>,
     /// When this node acknowledged its latest own log entries.
@@ -281,6 +286,12 @@ impl EngineHandle {
     /// Whether [`EngineHandle::refuse_writes`] was called.
     pub fn writes_refused(&self) -> bool {
         self.writes_refused.load(Ordering::Relaxed)
+    }
+
+    /// A member was removed from the cluster (`CLUSTER FORGET`): tombstone checkpoints are
+    /// judged again without it at the next [`EngineHandle::stable`].
+    pub fn member_removed(&self) {
+        self.members_removed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tells the engine what the members hold: every one `meet`, together `join`. It drops
@@ -467,10 +478,12 @@ pub fn spawn(
     let written = ahead::Written::default();
     let acked = Arc::new(AckTimes::default());
     let writes_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let members_removed = Arc::new(AtomicU64::new(0));
     let pace = Arc::new(Pace::default());
     let handle = EngineHandle {
         pace: pace.clone(),
         writes_refused: writes_refused.clone(),
+        members_removed: members_removed.clone(),
         tx,
         acked: acked.clone(),
         commits: written.counter(),
@@ -485,7 +498,7 @@ pub fn spawn(
     if tombstones > 0 {
         // What was known of these tombstones' barriers went with the last run: the vector
         // now is larger than each of them, so it is a safe barrier for all.
-        reclaim.stability.note(0, clock.last(), &vv);
+        reclaim.checkpoints.graves_written(0, clock.last(), &vv);
     }
     let engine = Engine {
         repair: None,
@@ -510,6 +523,8 @@ pub fn spawn(
         acked,
         log_first: HashMap::new(),
         writes_refused,
+        members_removed,
+        members_removed_seen: 0,
     };
     let thread = std::thread::Builder::new()
         .name("meridian-engine".into())
@@ -584,6 +599,10 @@ struct Engine {
     log_first: HashMap<u64, u64>,
     /// See [`EngineHandle::refuse_writes`].
     writes_refused: Arc<std::sync::atomic::AtomicBool>,
+    /// How many members were removed (see [`EngineHandle::member_removed`]).
+    members_removed: Arc<AtomicU64>,
+    /// How many of those the tombstone checkpoints have taken into account.
+    members_removed_seen: u64,
 }
 
 /// Commits not yet on disk: the oldest of each kind, which says when the tick syncs.
@@ -875,32 +894,18 @@ impl Engine {
 
     /// Drops log entries up to `upto` (every member holds them), a bounded number per call.
     fn truncate(&mut self, upto: &VersionVector) {
-        const REMOVES_MAX: u64 = 16_384;
-        let mut batch = storage::Batch {
-            hlc: self.clock.last(),
-            ..storage::Batch::default()
-        };
-        let mut firsts = Vec::new();
-        for (origin, seq) in upto.iter() {
-            let room = REMOVES_MAX.saturating_sub(batch.log_removes.len() as u64);
-            let first = match self.log_first.get(&origin.0) {
-                Some(&first) => Some(first),
-                None => match self.store.log_first(origin.0) {
-                    Ok(first) => first,
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the change log failed");
-                        continue;
-                    }
-                },
-            };
-            if let Some(first) = first.filter(|&f| f <= seq && room > 0) {
-                let last = seq.min(first + room - 1);
-                batch
-                    .log_removes
-                    .extend((first..=last).map(|s| (origin.0, s)));
-                firsts.push((origin.0, last + 1));
+        let (batch, firsts) = match truncation(
+            self.store.as_ref(),
+            upto,
+            &self.log_first,
+            self.clock.last(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the change log failed");
+                return;
             }
-        }
+        };
         if batch.log_removes.is_empty() {
             return;
         }

@@ -38,10 +38,82 @@ const COMPACT_AFTER_REMOVALS_MIN: u64 = 1 << 16;
 /// Most stability checkpoints kept (older ones are coalesced).
 const CHECKPOINTS_MAX: usize = 1024;
 
+/// When tombstones are stable: [`Stability`]'s checkpoints, with the tombstones of a repair
+/// held to the vector its state covers. The engine and the simulator keep one each.
+#[derive(Debug)]
+pub struct Checkpoints {
+    stability: Stability,
+    /// A repair is being received: its tombstones' barrier is the vector its state covers,
+    /// known once it ends, so no checkpoint is noted meanwhile.
+    repairing: bool,
+    /// Graves were written while a repair was open.
+    deferred: bool,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Checkpoints {
+        Checkpoints {
+            stability: Stability::new(CHECKPOINT_PERIOD_MS, CHECKPOINTS_MAX),
+            repairing: false,
+            deferred: false,
+        }
+    }
+}
+
+impl Checkpoints {
+    /// A commit at `hlc` that brought the node to `vv` wrote graves. Answers whether a
+    /// checkpoint was noted (not while a repair is open).
+    pub fn graves_written(&mut self, now_ms: u64, hlc: Timestamp, vv: &VersionVector) -> bool {
+        if self.repairing {
+            self.deferred = true;
+            return false;
+        }
+        self.stability.note(now_ms, hlc, vv);
+        true
+    }
+
+    /// A repair began: what it brings waits for the vector it covers, known when it ends.
+    pub fn repair_opened(&mut self) {
+        self.repairing = true;
+    }
+
+    /// The repair ended or stopped, with the node's clock at `hlc`: every grave written while
+    /// it was open waits for `barrier` (the node's vector joined with what the repair's state
+    /// covered). Answers whether a checkpoint was noted.
+    pub fn repair_closed(&mut self, now_ms: u64, hlc: Timestamp, barrier: &VersionVector) -> bool {
+        self.repairing = false;
+        if !std::mem::take(&mut self.deferred) {
+            return false;
+        }
+        self.stability.note(now_ms, hlc, barrier);
+        true
+    }
+
+    /// The members hold `meet` each and `join` together.
+    pub fn observe(&mut self, meet: &VersionVector, join: &VersionVector) {
+        self.stability.observe(meet, join);
+    }
+
+    /// A member was removed (see [`Stability::member_removed`]).
+    pub fn member_removed(&mut self) {
+        self.stability.member_removed();
+    }
+
+    /// Graves up to this HLC are stable.
+    pub fn stable(&self) -> Timestamp {
+        self.stability.stable()
+    }
+
+    /// The barrier the oldest graves wait for.
+    pub fn oldest_barrier(&self) -> Option<&VersionVector> {
+        self.stability.oldest_barrier()
+    }
+}
+
 /// The reclaimers' cursors and state.
 pub(super) struct Reclaim {
     /// When tombstones are stable.
-    pub(super) stability: Stability,
+    pub(super) checkpoints: Checkpoints,
     /// Everything in the expiry index before this time was swept (or is newer than the
     /// index entries before it, see [`Engine::reclaimed`]).
     expiry_from: u64,
@@ -50,11 +122,6 @@ pub(super) struct Reclaim {
     last_sweep: Option<Instant>,
     /// Graves before this HLC were collected.
     graves_from: Timestamp,
-    /// A repair is being received: its tombstones' barrier is the vector its state covers,
-    /// so no checkpoint is noted until it ends (see [`Engine::snapshot_adopted`]).
-    pub(super) snapshot_open: bool,
-    /// Graves were written while a snapshot was open.
-    deferred: bool,
     /// Headers and members removed since the store was last compacted.
     removed: u64,
     /// A compaction is running (on a thread of its own).
@@ -64,13 +131,11 @@ pub(super) struct Reclaim {
 impl Default for Reclaim {
     fn default() -> Reclaim {
         Reclaim {
-            stability: Stability::new(CHECKPOINT_PERIOD_MS, CHECKPOINTS_MAX),
+            checkpoints: Checkpoints::default(),
             expiry_from: 0,
             sweep_again: false,
             last_sweep: None,
             graves_from: Timestamp::ZERO,
-            snapshot_open: false,
-            deferred: false,
             removed: 0,
             compacting: Arc::default(),
         }
@@ -80,7 +145,7 @@ impl Default for Reclaim {
 impl Reclaim {
     /// Whether a pass was cut short and goes on at the next tick.
     pub(super) fn busy(&self) -> bool {
-        self.sweep_again || self.graves_from <= self.stability.stable()
+        self.sweep_again || self.graves_from <= self.checkpoints.stable()
     }
 }
 
@@ -93,13 +158,10 @@ impl Engine {
         }
         self.reclaim.removed += (batch.removes.len() + batch.member_removes.len()) as u64;
         let graves = batch.graves.len() as i64 - batch.grave_removes.len() as i64;
-        if !batch.graves.is_empty() {
-            if self.reclaim.snapshot_open {
-                self.reclaim.deferred = true;
-            } else {
-                self.reclaim.stability.note(wall_ms(), batch.hlc, vv);
-                self.publish_waiting();
-            }
+        if !batch.graves.is_empty()
+            && (self.reclaim.checkpoints).graves_written(wall_ms(), batch.hlc, vv)
+        {
+            self.publish_waiting();
         }
         super::add_signed(&self.stats.tombstones, graves);
     }
@@ -137,7 +199,7 @@ impl Engine {
 
     /// Publishes the barrier the oldest tombstones wait for (for status pages).
     fn publish_waiting(&self) {
-        let waiting = self.reclaim.stability.oldest_barrier();
+        let waiting = self.reclaim.checkpoints.oldest_barrier();
         let mut published = (self.stats.waiting_for.lock()).expect("no one panics holding it");
         if Some(&*published) != waiting {
             *published = waiting.cloned().unwrap_or_default();
@@ -147,17 +209,20 @@ impl Engine {
     /// A repair ended: what it brought (and what was written meanwhile) waits for
     /// `barrier`, which holds what the repair's state covered.
     pub(super) fn snapshot_adopted(&mut self, barrier: &VersionVector) {
-        self.reclaim.snapshot_open = false;
-        if std::mem::take(&mut self.reclaim.deferred) {
-            let hlc = self.clock.last();
-            self.reclaim.stability.note(wall_ms(), hlc, barrier);
+        let hlc = self.clock.last();
+        if (self.reclaim.checkpoints).repair_closed(wall_ms(), hlc, barrier) {
             self.publish_waiting();
         }
     }
 
     /// The members hold `meet` each and `join` together.
     pub(super) fn observe_stable(&mut self, meet: &VersionVector, join: &VersionVector) {
-        self.reclaim.stability.observe(meet, join);
+        let removed = self.members_removed.load(Ordering::Relaxed);
+        if removed != self.members_removed_seen {
+            self.members_removed_seen = removed;
+            self.reclaim.checkpoints.member_removed();
+        }
+        self.reclaim.checkpoints.observe(meet, join);
         self.publish_waiting();
     }
 
@@ -173,7 +238,7 @@ impl Engine {
                 .disk_bytes
                 .store(self.store.disk_bytes(), Ordering::Relaxed);
         }
-        if self.reclaim.graves_from <= self.reclaim.stability.stable() {
+        if self.reclaim.graves_from <= self.reclaim.checkpoints.stable() {
             self.collect();
         }
         // Once the sweeps are done with a burst, not in the middle of it.
@@ -246,7 +311,7 @@ impl Engine {
 
     /// Collects stable graves, a bounded number per call.
     fn collect(&mut self) {
-        let upto = self.reclaim.stability.stable();
+        let upto = self.reclaim.checkpoints.stable();
         let hlc = self.clock.last();
         let collection = collect_graves(self.store.as_ref(), self.reclaim.graves_from, upto, hlc);
         let Collection {

@@ -722,6 +722,9 @@ impl Runtime {
                 if self.members.get(&node).is_some_and(|k| k.session.is_none()) {
                     self.members.remove(&node);
                     self.core.remove_peer(node);
+                    self.shared.engine.member_removed();
+                    // The next second tells the engine what the members left hold.
+                    self.truncated = VersionVector::new();
                     self.save_members();
                     tracing::info!(peer = %name, "member forgotten");
                 }
@@ -1126,7 +1129,10 @@ impl Runtime {
 
     fn every_second(&mut self) {
         let truncatable = self.core.truncatable();
-        if truncatable != self.truncated && truncatable.ahead_of(&self.truncated) > 0 {
+        if self.core.settled()
+            && truncatable != self.truncated
+            && truncatable.ahead_of(&self.truncated) > 0
+        {
             self.shared
                 .engine
                 .stable(truncatable.clone(), self.core.members_join());

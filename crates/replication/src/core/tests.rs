@@ -318,3 +318,58 @@ fn a_peer_back_under_a_new_id_gets_the_writes_of_its_old_one() {
     r.acked(2 * relay, B, &vv(&[(B, 4)]));
     assert_eq!(r.lag_ops(B), 0);
 }
+
+#[test]
+fn entries_waiting_for_what_a_repair_brought_leave_the_inbox() {
+    let mut r = core(A);
+    // B's entries 5 and 6 arrive; 1 to 4 never will: a repair brings B's state up to 5.
+    r.received(vec![entry(B, 5, &[]), entry(B, 6, &[])]);
+    assert_eq!(r.inbox_len(), 2);
+    r.applied(0, vv(&[(B, 5)]), vv(&[(B, 5)]));
+    // 5 is held already; 6 follows it.
+    assert_eq!(seqs(&r.take_effects()), vec![(B, 6)]);
+    assert_eq!(r.inbox_len(), 0);
+    // A repair beyond everything waiting empties the inbox with nothing to apply.
+    r.received(vec![entry(B, 9, &[])]);
+    r.applied(1, vv(&[(B, 10)]), vv(&[(B, 10)]));
+    assert!(seqs(&r.take_effects()).is_empty());
+    assert_eq!(r.inbox_len(), 0);
+}
+
+#[test]
+fn entries_whose_predecessors_never_come_leave_the_inbox() {
+    let mut r = core(A);
+    // B's entry 1 was given up; 2 and 3 wait for it, and C's entries flow meanwhile.
+    r.received(vec![entry(B, 2, &[]), entry(B, 3, &[])]);
+    r.tick(0);
+    r.received(vec![entry(C, 1, &[])]);
+    assert_eq!(seqs(&r.take_effects()), vec![(C, 1)]);
+    r.tick(29_000);
+    assert_eq!(r.inbox_len(), 2, "still waiting within the bound");
+    r.tick(30_000);
+    assert_eq!(r.inbox_len(), 0);
+    // An origin that makes progress is not dropped, however long the inbox holds some of it.
+    r.received(vec![entry(C, 3, &[])]);
+    r.tick(31_000);
+    r.received(vec![entry(C, 2, &[]), entry(C, 5, &[])]);
+    r.tick(50_000);
+    r.tick(62_000);
+    assert_eq!(r.inbox_len(), 1, "C's 5 waited 12 s since C last moved");
+}
+
+#[test]
+fn a_removed_members_waiting_entries_go_and_stability_waits_for_fresh_acknowledgments() {
+    let mut r = core(A);
+    r.connected(0, B, B, vv(&[]));
+    r.connected(0, C, C, vv(&[]));
+    r.acked(0, B, &vv(&[(A, 0)]));
+    r.acked(0, C, &vv(&[(A, 0)]));
+    // C shipped 2 and 3 before it went down; 1 never arrived.
+    r.received(vec![entry(C, 2, &[]), entry(C, 3, &[])]);
+    assert!(r.settled());
+    r.remove_peer(C);
+    assert_eq!(r.inbox_len(), 0);
+    assert!(!r.settled(), "B's last acknowledgment predates the removal");
+    r.acked(1, B, &vv(&[(C, 1)]));
+    assert!(r.settled());
+}

@@ -1,11 +1,12 @@
 """Bounded state (issue 12), with real processes: expired keys are deleted quickly and once
 for the whole cluster, deleted state is collected once every member has seen it, a down
-member holds collection back until it is forgotten, a forgotten member that returns is
-repaired with nothing resurrected and nothing lost, and a node that has nothing to do uses
+member holds collection back until it is forgotten, a forgotten member returns only wiped
+and is repaired with nothing resurrected, and a node that has nothing to do uses
 next to no CPU. Timings are bounds generous enough for a shared 2-core machine and a debug
 build; the figures are in bench/RESULTS.md (bench/expiry.py, bench/churn.py)."""
 
 import os
+import shutil
 import subprocess
 import time
 
@@ -124,10 +125,12 @@ def test_a_down_member_holds_collection_back_until_forgotten(node_factory):
     assert eu.client().smembers("s") == {b"b"}
 
 
-def test_a_forgotten_member_returns_with_nothing_resurrected_and_nothing_lost(node_factory):
+def test_a_forgotten_member_comes_back_only_wiped_and_then_holds_the_clusters_state(node_factory):
     """ap-1 holds old state and a write nobody else saw; meanwhile the others delete, forget
-    ap-1 and collect the tombstones. Back, ap-1 is repaired by digests: the peers no longer
-    hold what they deleted, and it must neither keep it alive nor lose its own write."""
+    ap-1 and collect the tombstones. Back with its old data, ap-1 is refused (what it wrote
+    concurrently with the collected deletes would bring their effects back) and none of it
+    reaches the others. Wiped, it rejoins under a new write id and is repaired by digests:
+    nothing deleted comes back, and its unseen write is given up, as CLUSTER FORGET says."""
     nodes = start_cluster(node_factory)
     eu, us, ap = nodes
     eu.client().set("doomed", "old")
@@ -135,10 +138,11 @@ def test_a_forgotten_member_returns_with_nothing_resurrected_and_nothing_lost(no
     eu.client().incrby("n", 10)
     eu.client().set("kept", "yes")
     converged(nodes, ["doomed", "h", "n", "kept"])
-    # ap-1 alone takes a write, then goes down before it reaches anyone.
+    # ap-1 alone takes writes, then goes down before they reach anyone.
     eu.stop()
     us.stop()
     ap.client().set("unseen", "from ap")
+    ap.client().incrby("n", 5)
     ap.kill9()
     eu.start()
     us.start()
@@ -154,9 +158,18 @@ def test_a_forgotten_member_returns_with_nothing_resurrected_and_nothing_lost(no
         wait_for(lambda n=n: stats(n)["tombstones"] == 0 and stats(n)["tombstones_collected"] >= 2,
                  what=f"{n.node_id} to collect the tombstones")
     ap.start()
+    refused = "was forgotten (CLUSTER FORGET) and came back with its old data"
+    wait_for(lambda: refused in eu.log.read_text() and refused in us.log.read_text(),
+             what="eu-1 and us-1 to refuse ap-1")
+    assert connected_peers(eu) == 1 and connected_peers(us) == 1
+    view = converged([eu, us], ["doomed", "h", "n", "kept", "unseen"])
+    assert view == {"doomed": None, "h": {b"f1": b"1"}, "n": b"3", "kept": b"yes", "unseen": None}
+    ap.kill9()
+    shutil.rmtree(ap.data_dir)
+    ap.start()
     view = converged(nodes, ["doomed", "h", "n", "kept", "unseen"], timeout=30)
-    assert view == {"doomed": None, "h": {b"f1": b"1"}, "n": b"3", "kept": b"yes", "unseen": b"from ap"}
-    assert all(n.client().dbsize() == 4 for n in nodes)
+    assert view == {"doomed": None, "h": {b"f1": b"1"}, "n": b"3", "kept": b"yes", "unseen": None}
+    assert all(n.client().dbsize() == 3 for n in nodes)
 
 
 def test_under_churn_keys_and_tombstones_level_off(node_factory):

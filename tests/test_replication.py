@@ -350,7 +350,10 @@ def test_a_node_restored_from_an_old_copy_refuses_writes_until_wiped(cluster):
     shutil.rmtree(ap.data_dir)
     shutil.copytree(backup, ap.data_dir)
     ap.start()
-    wait_for(lambda: connected_peers(ap) == 2, what="ap-1 to reconnect")
+    # Told by a peer's handshake or, if the peer had not yet synced "late", its next
+    # acknowledgment (within a second).
+    wait_for(lambda: ap.client().info("replication")["writes_refused"] == 1, timeout=5,
+             what="ap-1 to refuse writes")
     with pytest.raises(redis.ResponseError, match="writes refused"):
         ap.client().set("lost?", 3)
     assert ap.client().info("replication")["writes_refused"] == 1
@@ -383,30 +386,6 @@ def test_a_down_member_holds_truncation_until_forgotten(cluster):
     assert c.execute_command("CLUSTER", "FORGET", "ap-1") == b"OK"
     wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= log_seq(eu), what="truncation after FORGET")
     assert int(c.info("replication")["known_peers"]) == 1
-
-
-def test_a_returning_node_gets_only_the_key_ranges_that_differ(node_factory):
-    eu = node_factory("--region", "eu", name="eu-1", node_id="eu-1").start()
-    us = node_factory("--region", "us", "--join", f"127.0.0.1:{eu.peer_port}", name="us-1", node_id="us-1").start()
-    wait_for(lambda: connected_peers(eu) == 1, what="eu-1 and us-1 to connect")
-    load(eu, 2000)
-    converged([eu, us], ["count", "k1999"])
-    assert us.stop() == 0
-    wait_for(lambda: peer_state(eu, "us-1") == "left", what="us-1 to be known as left")
-    # Forgotten, us-1 no longer holds the log back: eu-1 drops all of it, then writes more.
-    assert eu.client().execute_command("CLUSTER", "FORGET", "us-1") == b"OK"
-    for i in range(5):
-        eu.client().set(f"new{i}", i)
-    wait_for(lambda: metric(eu, "meridian_log_truncated_total") >= log_seq(eu), what="eu-1 to truncate its log")
-    # us-1 returns: the log cannot serve it; digests show which key ranges differ.
-    us.start()
-    view = converged([eu, us], ["count", "k0", "k1999", "new0", "new4"], timeout=30)
-    assert view["new4"] == b"4" and view["count"] == b"2000"
-    assert us.client().dbsize() == eu.client().dbsize() == 2008
-    differing = metric(eu, "meridian_antientropy_buckets_sent_total")
-    assert 1 <= differing <= 5, f"{differing} of 1024 key ranges sent for 5 new keys"
-    sent = metric(eu, "meridian_antientropy_keys_sent_total")
-    assert 5 <= sent <= 50, f"{sent} keys sent to repair 5 (2008 in all)"
 
 
 @pytest.fixture

@@ -72,6 +72,38 @@ impl Stamp {
     }
 }
 
+/// Which writes a replica's state has seen: per writing node, the stamp clock of its latest
+/// write applied. A node's clock only grows, and it applies its peers' writes in each
+/// writer's order, so the writes of node `n` a state includes are exactly those stamped at or
+/// before `seen[n]`.
+///
+/// It makes merges of whole states safe once tombstones are collected (an anti-entropy
+/// repair): a replica that had seen a write and no longer holds it deleted it and collected
+/// its tombstone, so another replica's copy of that write must not be merged back (it would
+/// come back to life). The `drop_seen` methods of the merge types drop such copies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen(std::collections::BTreeMap<NodeId, Timestamp>);
+
+impl Seen {
+    /// Whether the write stamped `stamp` is in this state's past.
+    pub fn covers(&self, stamp: Stamp) -> bool {
+        self.0.get(&stamp.node).is_some_and(|hlc| stamp.hlc <= *hlc)
+    }
+
+    /// `node`'s writes up to `hlc` were applied.
+    pub fn advance(&mut self, node: NodeId, hlc: Timestamp) {
+        let mine = self.0.entry(node).or_insert(hlc);
+        *mine = (*mine).max(hlc);
+    }
+
+    /// Everything either saw.
+    pub fn merge(&mut self, other: &Seen) {
+        for (node, hlc) in &other.0 {
+            self.advance(*node, *hlc);
+        }
+    }
+}
+
 /// A join-semilattice.
 ///
 /// Laws, for all states `a`, `b`, `c` (checked by property tests in this crate):

@@ -142,6 +142,36 @@ impl Record {
         }
     }
 
+    /// Drops what a replica holding `theirs` had seen (`seen` says which) and no longer holds:
+    /// it deleted it and collected the tombstone. See [`crate::Seen`].
+    pub fn drop_seen(&mut self, theirs: Option<&Record>, seen: &crate::Seen) {
+        if let Some(string) = &mut self.string {
+            string.drop_seen(theirs.and_then(|t| t.string.as_ref()), seen);
+            if *string == StrState::default() {
+                self.string = None;
+            }
+        }
+        let gone = |mine: Stamp, theirs: Option<Stamp>| theirs < Some(mine) && seen.covers(mine);
+        if self
+            .hash
+            .is_some_and(|c| gone(c.top, theirs.and_then(|t| t.hash).map(|c| c.top)))
+        {
+            self.hash = None;
+        }
+        if self
+            .set
+            .is_some_and(|c| gone(c.top, theirs.and_then(|t| t.set).map(|c| c.top)))
+        {
+            self.set = None;
+        }
+        if self
+            .expiry
+            .is_some_and(|(s, _)| gone(s, theirs.and_then(|t| t.expiry).map(|(s, _)| s)))
+        {
+            self.expiry = None;
+        }
+    }
+
     /// A delta that only sets the expiry.
     pub fn expiry_delta(stamp: Stamp, at_ms: Option<u64>) -> Record {
         Record {

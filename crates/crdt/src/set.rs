@@ -56,6 +56,16 @@ impl Member {
         }
     }
 
+    /// Drops the adds a replica holding `theirs` had seen (`seen` says which) and no longer
+    /// holds: it removed them and collected the tombstone. Removes stay (they only hide adds).
+    /// See [`crate::Seen`].
+    pub fn drop_seen(&mut self, theirs: Option<&Member>, seen: &crate::Seen) {
+        self.added.retain(|node, ts| {
+            let held = theirs.and_then(|t| t.added.get(node)) >= Some(ts);
+            held || !seen.covers(Stamp::new(*ts, *node))
+        });
+    }
+
     /// The delta of removing the member: it loses the adds observed here.
     pub fn remove_delta(&self) -> Member {
         Member {
@@ -95,5 +105,36 @@ mod tests {
         a.merge(&rm);
         a.merge(&Member::add_delta(st(3, 1)));
         assert!(a.present());
+    }
+
+    fn seen(upto: &[(u64, u64)]) -> crate::Seen {
+        let mut seen = crate::Seen::default();
+        for (node, hlc) in upto {
+            seen.advance(NodeId(*node), Timestamp(*hlc));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_collected_member_does_not_come_back_from_a_stale_copy() {
+        // Node 1 added at 5; elsewhere it was removed and the tombstone collected: that
+        // replica saw node 1 up to 7 and holds nothing of the member.
+        let mut stale = Member::add_delta(st(5, 1));
+        stale.drop_seen(None, &seen(&[(1, 7)]));
+        assert!(!stale.present());
+        // An add that replica had not seen stays.
+        let mut newer = Member::add_delta(st(9, 1));
+        newer.drop_seen(None, &seen(&[(1, 7)]));
+        assert!(newer.present());
+    }
+
+    #[test]
+    fn a_remove_the_other_replica_has_not_seen_stays() {
+        let theirs = Member::add_delta(st(5, 1));
+        let mut mine = theirs.clone();
+        mine.merge(&mine.remove_delta());
+        mine.drop_seen(Some(&theirs), &seen(&[(1, 5)]));
+        mine.merge(&theirs);
+        assert!(!mine.present());
     }
 }

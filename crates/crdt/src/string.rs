@@ -173,6 +173,24 @@ impl StrState {
         }
     }
 
+    /// Drops the writes and increments a replica holding `theirs` had seen (`seen` says
+    /// which) and no longer holds: it deleted them and collected the tombstone. What deletes
+    /// observed (`cleared`, the reset) stays: it only hides writes. See [`crate::Seen`].
+    pub fn drop_seen(&mut self, theirs: Option<&StrState>, seen: &crate::Seen) {
+        if let Some((stamp, _)) = &self.written {
+            let held = theirs.and_then(|t| t.written.as_ref().map(|(s, _)| s)) >= Some(stamp);
+            if !held && seen.covers(*stamp) {
+                self.written = None;
+            }
+        }
+        self.contributions.retain(|node, c| {
+            let held = theirs
+                .and_then(|t| t.contributions.get(node))
+                .is_some_and(|t| t.version >= c.version);
+            held || !seen.covers(Stamp::new(c.version, *node))
+        });
+    }
+
     /// The delta of `SET value` at `stamp`: a new written value that resets every contribution
     /// observed here.
     pub fn set_delta(&self, stamp: Stamp, value: Bytes) -> StrState {
@@ -377,5 +395,24 @@ mod tests {
         a.merge(&set);
         a.merge(&inc);
         assert_eq!(a.value(), Some(Bytes::from("hello")));
+    }
+
+    #[test]
+    fn a_collected_counter_does_not_add_its_old_total_to_a_new_one() {
+        // Mine: node 1 counted 5 at 10. Theirs: that total was deleted and collected, then
+        // node 2 counted 1 at 20; they saw node 1 up to 10.
+        let mut mine = StrState::default().incr_delta(st(10, 1), 5);
+        let theirs = StrState::default().incr_delta(st(20, 2), 1);
+        let mut seen = crate::Seen::default();
+        seen.advance(NodeId(1), Timestamp(10));
+        seen.advance(NodeId(2), Timestamp(20));
+        mine.drop_seen(Some(&theirs), &seen);
+        mine.merge(&theirs);
+        assert_eq!(mine.counter(), Ok(1));
+        // Increments they had not seen stay.
+        let mut later = StrState::default().incr_delta(st(11, 1), 4);
+        later.drop_seen(Some(&theirs), &seen);
+        later.merge(&theirs);
+        assert_eq!(later.counter(), Ok(5));
     }
 }

@@ -6,7 +6,7 @@ use node::engine::{self, EngineConfig, EngineHandle, FsyncPolicy};
 use resp::Reply;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use storage::{Batch, Durability, MemStore, MemberKind, StorageError, Store, Stored};
+use storage::{Batch, Durability, MemStore, MemberKind, StateRead, StorageError, Store, Stored};
 
 /// A store that fails commits while `failing` is set, and counts commits. A stand-in for a
 /// full disk or a failed fsync, used only in this test.
@@ -19,7 +19,32 @@ struct FlakyStore {
     synced_commits: AtomicUsize,
 }
 
+impl StateRead for FlakyStore {
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        self.inner.scan_members(kind, key, after, limit)
+    }
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+        self.inner.scan(after, limit)
+    }
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        self.inner.version_vector()
+    }
+}
+
 impl Store for FlakyStore {
+    fn view(&self) -> Box<dyn StateRead> {
+        self.inner.view()
+    }
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         self.inner.get(key)
     }
@@ -30,15 +55,6 @@ impl Store for FlakyStore {
         member: &[u8],
     ) -> Result<Option<Bytes>, StorageError> {
         self.inner.get_member(kind, key, member)
-    }
-    fn scan_members(
-        &self,
-        kind: MemberKind,
-        key: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        self.inner.scan_members(kind, key, after, limit)
     }
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
@@ -55,13 +71,6 @@ impl Store for FlakyStore {
     }
     fn sync(&self) -> Result<(), StorageError> {
         self.inner.sync()
-    }
-    fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
-        self.inner.scan(after, limit)
     }
     fn due(
         &self,
@@ -95,9 +104,6 @@ impl Store for FlakyStore {
         limit: usize,
     ) -> Result<Vec<(u64, Bytes)>, StorageError> {
         self.inner.log_range(origin, from, limit)
-    }
-    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
-        self.inner.version_vector()
     }
     fn last_hlc(&self) -> Result<hlc::Timestamp, StorageError> {
         self.inner.last_hlc()
@@ -298,20 +304,21 @@ async fn deleted_state_is_removed_until_the_node_has_peers_then_kept() {
     );
 }
 
-/// Repairs `to` with the whole state of `store` (the store of `from`), which covers `vv`,
-/// in parts of two keys.
+/// Repairs `to` with the whole state of `store` (the store of `from`), which covers
+/// `covers`, in parts of two keys.
 async fn repair(
     to: &EngineHandle,
     from: &EngineHandle,
     store: &dyn Store,
-    vv: replication::VersionVector,
+    covers: engine::Applied,
 ) -> Result<(), String> {
     let from = from.node;
     let differ = vec![true; engine::DIGEST_BUCKETS];
+    let seen = covers.seen.clone();
     to.apply(engine::Remote::RepairBegin {
         from,
         differ,
-        vv: vv.clone(),
+        covers,
     })
     .await?;
     let mut after: Option<Bytes> = None;
@@ -322,6 +329,7 @@ async fn repair(
             after: after.clone(),
             last: last.clone(),
             changes,
+            seen: seen.clone(),
         };
         to.apply(part).await?;
         match last {
@@ -329,7 +337,16 @@ async fn repair(
             None => break,
         }
     }
-    to.apply(engine::Remote::RepairEnd { from, vv }).await
+    to.apply(engine::Remote::RepairEnd { from }).await
+}
+
+/// What `engine`'s state holds now.
+fn applied(engine: &EngineHandle) -> engine::Applied {
+    let progress = engine.progress.borrow();
+    engine::Applied {
+        vv: progress.applied.clone(),
+        seen: progress.seen.clone(),
+    }
 }
 
 /// What a client reads of each key.
@@ -339,12 +356,12 @@ async fn values(engine: &EngineHandle, keys: &[&str]) -> Vec<Reply> {
     run(engine, &commands).await
 }
 
-/// A repair replaces this node's state in the buckets it covers: what the repairing peer no
-/// longer holds (it deleted and collected it) goes, and what this node wrote beyond what the
-/// peer's state covers is kept (replayed from this node's log).
+/// A repair replaces this node's state in the buckets it covers: what the repairing peer had
+/// seen and no longer holds (it deleted and collected it) goes, and what this node wrote
+/// that the peer had not seen is kept.
 #[tokio::test]
 async fn a_repair_drops_what_the_peer_collected_and_keeps_what_it_did_not_see() {
-    let ((a, ea), (_, eb)) = (node("n1"), node("n2"));
+    let ((a, ea), (b, eb)) = (node("n1"), node("n2"));
     run(&ea, &[&["SET", "live", "a"]]).await;
     for (k, v) in [("doomed", "old"), ("h", "x"), ("mine", "unseen")] {
         run(&eb, &[&["SET", k, v]]).await;
@@ -353,9 +370,12 @@ async fn a_repair_drops_what_the_peer_collected_and_keeps_what_it_did_not_see() 
     // The peer's state covers b's first two writes (it held them, deleted "doomed" and
     // collected the tombstone; "h" is a new incarnation there) but not b's later ones.
     run(&ea, &[&["HSET", "h", "f", "1"]]).await;
-    let mut vv = ea.progress.borrow().applied.clone();
-    vv.set(eb.node, 2);
-    repair(&eb, &ea, a.as_ref(), vv).await.unwrap();
+    let mut covers = applied(&ea);
+    covers.vv.set(eb.node, 2);
+    let (_, second) = b.log_range(eb.node.0, 2, 1).unwrap().remove(0);
+    let second = replication::Entry::decode(&second).unwrap();
+    covers.seen.advance(eb.node, second.hlc);
+    repair(&eb, &ea, a.as_ref(), covers).await.unwrap();
     assert_eq!(
         values(&eb, &["live", "doomed", "mine"]).await,
         vec![
@@ -383,11 +403,11 @@ async fn a_second_repair_waits_for_the_first() {
     let ((_, ea), (_, eb)) = (node("n1"), node("n2"));
     let (_, ec) = node("n3");
     run(&ea, &[&["SET", "k", "v"]]).await;
-    let vv = ea.progress.borrow().applied.clone();
+    let covers = applied(&ea);
     let begin = |from| engine::Remote::RepairBegin {
         from,
         differ: vec![true; engine::DIGEST_BUCKETS],
-        vv: vv.clone(),
+        covers: covers.clone(),
     };
     eb.apply(begin(ea.node)).await.unwrap();
     assert!(eb.apply(begin(ec.node)).await.is_err());
@@ -396,6 +416,7 @@ async fn a_second_repair_waits_for_the_first() {
         after: None,
         last: None,
         changes: Vec::new(),
+        seen: crdt::Seen::default(),
     };
     assert!(
         eb.apply(part).await.is_err(),
@@ -433,8 +454,7 @@ async fn digests_differ_exactly_in_the_buckets_of_keys_that_differ() {
         "an empty store digests to zeros"
     );
     // The same state, reached on another store, digests the same.
-    let vv = ea.progress.borrow().applied.clone();
-    repair(&eb, &ea, a.as_ref(), vv).await.unwrap();
+    repair(&eb, &ea, a.as_ref(), applied(&ea)).await.unwrap();
     assert_eq!(engine::digests(b.as_ref()).unwrap(), before);
     // A field changed on one side: only the bucket of that key differs.
     run(&ea, &[&["HSET", "h", "f2", "3"]]).await;

@@ -27,6 +27,13 @@ pub fn final_state(world: &mut World) -> Result<usize, String> {
                 })
                 .take(5)
                 .collect();
+            if std::env::var_os("SIM_TRACE").is_some()
+                && let Some((k, _)) = dump.iter().find(|(k, v)| first.get(k) != Some(v))
+            {
+                for m in nodes.iter() {
+                    eprintln!("RAW {} {k:?}: {}", m.name, m.raw(k));
+                }
+            }
             return Err(format!(
                 "replicas differ after convergence:\n{}",
                 diff.join("\n")

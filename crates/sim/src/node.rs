@@ -6,11 +6,11 @@ use crdt::NodeId;
 use hlc::{Clock, Timestamp};
 use membership::{MemberInfo, Membership};
 use node::cmd::{self, Ctx};
-use node::engine::{Checkpoints, Cursors, EngineState, Repair, Txn, apply_entries, seal};
+use node::engine::{Applied, Checkpoints, Cursors, EngineState, Repair, Txn, apply_entries, seal};
 use replication::{Change, Config, Entry, Replicator, VersionVector};
 use resp::Reply;
 use std::collections::HashMap;
-use storage::{Batch, Durability, MemStore, Store};
+use storage::{Batch, Durability, MemStore, StateRead, Store};
 
 /// Largest clock offset the nodes accept (the design's default).
 pub const MAX_OFFSET_MS: u64 = 500;
@@ -47,6 +47,8 @@ pub struct SimNode {
     pub gossip: Membership,
     /// Everything committed.
     pub vv: VersionVector,
+    /// Per origin, its latest write committed.
+    pub seen: crdt::Seen,
     /// Everything synced.
     pub durable: VersionVector,
     /// The replication core.
@@ -107,6 +109,7 @@ impl SimNode {
             clock: Clock::new(MAX_OFFSET_MS),
             state: engine_state(),
             vv: VersionVector::new(),
+            seen: crdt::Seen::default(),
             durable: VersionVector::new(),
             core: Replicator::new(
                 id,
@@ -182,9 +185,10 @@ impl SimNode {
         );
         let mut finished = txn.finish();
         let hlc = self.clock.last();
-        self.hold_for_repair(now_ms, &finished.changes);
-        let wrote = seal(&mut finished, self.origin, hlc, &mut self.vv).is_some();
+        let mut applied = self.applied();
+        let wrote = seal(&mut finished, self.origin, hlc, &mut applied).is_some();
         if wrote {
+            (self.vv, self.seen) = (applied.vv, applied.seen);
             self.commit(now_ms, finished.batch, self.always);
         }
         Executed { reply, hlc, wrote }
@@ -192,9 +196,8 @@ impl SimNode {
 
     /// Applies entries the core released.
     pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
-        self.hold_for_repair(now_ms, entries.iter().flat_map(|e| &e.changes));
         let physical = self.physical_ms(now_ms);
-        let mut vv = self.vv.clone();
+        let mut applied = self.applied();
         let mut txn = Txn::new(
             &self.store,
             None,
@@ -203,12 +206,12 @@ impl SimNode {
             physical,
             false,
         );
-        let (log_puts, problem) = apply_entries(&mut txn, &mut vv, entries);
+        let (log_puts, problem) = apply_entries(&mut txn, &mut applied, entries);
         let mut finished = txn.finish();
         if !log_puts.is_empty() {
             finished.batch.log_puts = log_puts;
-            finished.batch.version_vector = Some(crdt::encode(&vv));
-            self.vv = vv;
+            finished.batch.version_vector = Some(applied.encode());
+            (self.vv, self.seen) = (applied.vv, applied.seen);
             self.commit(now_ms, finished.batch, false);
         }
         if let Some(problem) = problem {
@@ -288,49 +291,43 @@ impl SimNode {
         Some(entries.collect())
     }
 
+    /// What its store holds now, unchanged by later commits (what a repair it sends reads).
+    pub fn view(&self) -> MemStore {
+        self.store.snapshot()
+    }
+
     /// Its digests, one per key bucket (what a peer repairing it compares).
     pub fn digests(&self) -> Vec<u64> {
         node::engine::digests(&self.store).expect("the memory store does not fail")
     }
 
-    /// Its state of up to `keys` keys after `after`, and the last key read if more follow
-    /// (what a repair it sends reads as it goes).
-    pub fn snapshot_chunk(
-        &self,
-        after: Option<&[u8]>,
-        keys: usize,
-    ) -> (Vec<Change>, Option<Bytes>) {
-        node::engine::snapshot_chunk(&self.store, after, keys)
-            .expect("the memory store does not fail")
-    }
-
-    /// What changes it commits while a repair runs are kept for it; too many end the repair.
-    fn hold_for_repair<'a>(&mut self, now_ms: u64, changes: impl IntoIterator<Item = &'a Change>) {
-        if let Some(repair) = &mut self.repair
-            && repair.hold(changes).is_err()
-        {
-            self.repair_closed(now_ms, None);
+    /// What its state holds.
+    fn applied(&self) -> Applied {
+        Applied {
+            vv: self.vv.clone(),
+            seen: self.seen.clone(),
         }
     }
 
-    /// `from` begins a repair of the buckets in `differ`, with a state that covers `vv`.
+    /// `from` begins a repair of the buckets in `differ`, with a state that covers `covers`.
     pub fn repair_begin(
         &mut self,
         now_ms: u64,
         from: NodeId,
         differ: Vec<bool>,
-        vv: VersionVector,
+        covers: Applied,
     ) -> Result<(), String> {
         if self.repair.as_ref().is_some_and(|r| r.from() != from) {
             return Err("another peer's repair is in progress".into());
         }
-        let repair = Repair::begin(&self.store, &self.vv, from, differ, vv, now_ms)?;
+        let repair = Repair::begin(from, differ, covers, now_ms)?;
         self.repair = Some(repair);
         self.checkpoints.repair_opened();
         Ok(())
     }
 
-    /// One part of `from`'s repair: its items with keys in `(after, last]`.
+    /// One part of `from`'s repair: its items with keys in `(after, last]`, read when it had
+    /// seen `seen`.
     pub fn repair_part(
         &mut self,
         now_ms: u64,
@@ -338,11 +335,12 @@ impl SimNode {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
+        seen: &crdt::Seen,
     ) -> Result<(), String> {
         let Some(repair) = self.repair.take_if(|r| r.from() == from) else {
             return Err("a repair part without its beginning".into());
         };
-        let result = self.replace_range(now_ms, &repair, after, last, changes);
+        let result = self.replace_range(now_ms, &repair, after, last, changes, seen);
         self.repair = Some(repair);
         result
     }
@@ -354,8 +352,10 @@ impl SimNode {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
+        seen: &crdt::Seen,
     ) -> Result<(), String> {
         let mine = repair.items_in(&self.store, after, last.as_ref())?;
+        let own = Repair::own_state(&self.store, &mine)?;
         let physical = self.physical_ms(now_ms);
         let txn = Txn::new(
             &self.store,
@@ -365,29 +365,24 @@ impl SimNode {
             physical,
             false,
         );
-        let finished = repair.replace(txn, &mine, changes)?;
+        let finished = repair.replace(txn, &mine, own, changes, seen)?;
         self.commit(now_ms, finished.batch, false);
         Ok(())
     }
 
-    /// `from`'s repair ended: the node holds what its state covered, `vv`.
-    pub fn repair_end(
-        &mut self,
-        now_ms: u64,
-        from: NodeId,
-        vv: &VersionVector,
-    ) -> Result<(), String> {
-        if self.repair.as_ref().is_none_or(|r| r.from() != from) {
+    /// `from`'s repair ended: the node holds what its state covered.
+    pub fn repair_end(&mut self, now_ms: u64, from: NodeId) -> Result<(), String> {
+        let Some(repair) = self.repair.as_ref().filter(|r| r.from() == from) else {
             return Err("a repair's end without its beginning".into());
-        }
-        let mut adopted = self.vv.clone();
-        adopted.merge(vv);
+        };
+        let mut adopted = self.applied();
+        adopted.merge(repair.covers());
         let batch = Batch {
-            version_vector: Some(crdt::encode(&adopted)),
+            version_vector: Some(adopted.encode()),
             hlc: self.clock.last(),
             ..Batch::default()
         };
-        self.vv = adopted;
+        (self.vv, self.seen) = (adopted.vv, adopted.seen);
         self.commit(now_ms, batch, false);
         // The log now has a gap before what follows the repair.
         self.log_first.clear();
@@ -431,6 +426,9 @@ impl SimNode {
         assert!(!self.up, "only a stopped node's disk is wiped");
         self.disk = MemStore::new();
         self.store = MemStore::new();
+        self.vv = VersionVector::new();
+        self.durable = VersionVector::new();
+        self.seen = crdt::Seen::default();
         let fresh = NodeId(self.id.0 ^ salt);
         self.origin = if fresh == self.origin || fresh == self.id {
             NodeId(fresh.0.wrapping_add(1))
@@ -444,10 +442,11 @@ impl SimNode {
         self.up = true;
         self.incarnation += 1;
         self.gossip = membership_core(&self.name, self.region, self.incarnation + 1, seed);
-        let vv = match self.store.version_vector().expect("memory") {
-            Some(bytes) => crdt::decode(&bytes).expect("the node wrote it"),
-            None => VersionVector::new(),
+        let Applied { vv, seen } = match self.store.version_vector().expect("memory") {
+            Some(bytes) => Applied::decode(&bytes).expect("the node wrote it"),
+            None => Applied::default(),
         };
+        self.seen = seen;
         let last = self.store.last_hlc().expect("memory");
         self.clock = Clock::resume(MAX_OFFSET_MS, last);
         self.state = engine_state();
@@ -468,6 +467,14 @@ impl SimNode {
         let executed = self.execute(now_ms, words);
         assert!(!executed.wrote, "{:?} is a read", words[0]);
         executed.reply
+    }
+
+    /// The stored header of `key`, for debugging.
+    pub fn raw(&self, key: &[u8]) -> String {
+        format!(
+            "{:?}",
+            self.store.get(key).expect("memory").map(|s| s.record)
+        )
     }
 
     /// Every live key with what a client reads of it, in key order.

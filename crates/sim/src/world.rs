@@ -4,12 +4,15 @@
 use crate::node::{MAX_OFFSET_MS, SimNode};
 use crate::rng::Rng;
 use bytes::Bytes;
-use crdt::{NodeId, Stamp};
+use crdt::{NodeId, Seen, Stamp};
 use hlc::Timestamp;
+use node::engine::Applied;
 use replication::{Change, Effect, Entry, VersionVector};
 use resp::Reply;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
+use storage::{MemStore, StateRead};
 
 /// One-way delays between the three regions (eu, us, ap), in milliseconds.
 const DELAY_MS: [[u64; 3]; 3] = [[1, 40, 110], [40, 1, 75], [110, 75, 1]];
@@ -88,14 +91,15 @@ enum Msg {
     Digests(Vec<u64>),
     RepairBegin {
         differ: Vec<bool>,
-        vv: VersionVector,
+        covers: Applied,
     },
     RepairPart {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: Vec<Change>,
+        seen: Seen,
     },
-    RepairEnd(VersionVector),
+    RepairEnd,
 }
 
 #[derive(Debug)]
@@ -122,7 +126,9 @@ enum Event {
         to: usize,
         session: u64,
         differ: Vec<bool>,
-        vv: VersionVector,
+        /// The state it sends, as it was when the repair began.
+        view: Arc<MemStore>,
+        covers: Applied,
         after: Option<Bytes>,
     },
     Nemesis,
@@ -208,14 +214,16 @@ pub struct World {
     stream_at: BTreeMap<(usize, usize), u64>,
     /// Per node, the peers it asked for digests and has not yet heard from.
     repairing: Vec<BTreeSet<usize>>,
-    /// Write ids of forgotten members: what they wrote and no other member held is given up.
-    given_up: BTreeSet<NodeId>,
+    /// Acknowledged writes (indices into `acked`) that only a forgotten member held when it
+    /// was wiped to return: given up by `CLUSTER FORGET`.
+    given_up: BTreeSet<usize>,
     /// Per node, the members it forgot (`CLUSTER FORGET`) and has not accepted back, with
     /// the write id each wrote under then.
     forgotten: Vec<BTreeMap<usize, NodeId>>,
     /// What happened, when `SIM_TRACE` is set (printed when the run fails).
     trace: Vec<String>,
     tracing: bool,
+    watched: Vec<String>,
 }
 
 impl World {
@@ -265,6 +273,7 @@ impl World {
             given_up: BTreeSet::new(),
             trace: Vec::new(),
             tracing: std::env::var_os("SIM_TRACE").is_some(),
+            watched: Vec::new(),
         };
         for i in 0..n {
             let at = world.rng.below(10);
@@ -463,7 +472,22 @@ impl World {
         if !(self.forgotten.iter()).any(|f| f.get(&a) == Some(&origin)) {
             return;
         }
-        self.given_up.insert(self.nodes[a].origin);
+        // What the other members hold: in memory when up, on disk when down.
+        let held: Vec<VersionVector> = (self.nodes.iter().enumerate())
+            .filter(|(b, _)| *b != a)
+            .map(|(_, n)| {
+                if n.up {
+                    n.vv.clone()
+                } else {
+                    n.durable.clone()
+                }
+            })
+            .collect();
+        for (i, (origin, seq)) in self.acked_entries.iter().enumerate() {
+            if !held.iter().any(|vv| vv.get(*origin) >= *seq) {
+                self.given_up.insert(i);
+            }
+        }
         let salt = self.forgets.below(u64::MAX);
         self.nodes[a].wipe(salt);
         self.last_acked_hlc[a] = Timestamp::ZERO;
@@ -531,8 +555,36 @@ impl World {
                 .remove(&id)
                 .expect("every queued id has an event");
             self.handle(event);
+            if self.tracing
+                && let Ok(watch) = std::env::var("SIM_WATCH")
+            {
+                self.watch(&watch);
+            }
         }
         self.now = until;
+    }
+
+    /// Traces each change of `SISMEMBER key member` (`SIM_WATCH=key:member`) or of `GET key`
+    /// (`SIM_WATCH=key`) on every node.
+    fn watch(&mut self, watch: &str) {
+        let now = self.now;
+        self.watched.resize(self.nodes.len(), String::new());
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].up {
+                continue;
+            }
+            let reply = match watch.split_once(':') {
+                Some((key, member)) => {
+                    self.nodes[i].read(now, &[b"SISMEMBER", key.as_bytes(), member.as_bytes()])
+                }
+                None => self.nodes[i].read(now, &[b"GET", watch.as_bytes()]),
+            };
+            let shown = format!("{reply:?}");
+            if self.watched[i] != shown {
+                self.watched[i] = shown.clone();
+                self.trace(|| format!("WATCH n{i} {watch} = {shown}"));
+            }
+        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -575,9 +627,10 @@ impl World {
                 to,
                 session,
                 differ,
-                vv,
+                view,
+                covers,
                 after,
-            } => self.repair_send(from, to, session, differ, vv, after),
+            } => self.repair_send(from, to, session, differ, view, covers, after),
             Event::Nemesis => {
                 if self.workload_on {
                     let next = self.rng.between(1000, 3000);
@@ -731,27 +784,26 @@ impl World {
     }
 
     /// Node `from` sends `to` its state of the differing buckets after `after` (one part),
-    /// read now, as the runtime reads each part while its engine goes on; after the last part,
-    /// the vector the state covers, and shipping goes on from there.
+    /// read from the view the repair began with (as the runtime does while its engine goes
+    /// on); after the last part, the end, and shipping goes on from what the view covers.
+    #[allow(clippy::too_many_arguments)]
     fn repair_send(
         &mut self,
         from: usize,
         to: usize,
         session: u64,
         differ: Vec<bool>,
-        vv: VersionVector,
+        view: Arc<MemStore>,
+        covers: Applied,
         after: Option<Bytes>,
     ) {
         if self.epoch(from, to) != Some(session) || !self.nodes[from].up {
             return;
         }
-        let (mut changes, last) = self.nodes[from].snapshot_chunk(after.as_deref(), REPAIR_KEYS);
+        let (mut changes, last) =
+            node::engine::snapshot_chunk(view.as_ref(), after.as_deref(), REPAIR_KEYS)
+                .expect("the memory store does not fail");
         changes.retain(|c| differ[node::engine::bucket_of(c.key())]);
-        // What a part holds is on disk before it leaves (as with shipped entries): a crash
-        // must not take back what a peer has adopted.
-        if self.nodes[from].sync() {
-            self.acknowledge_synced(from);
-        }
         self.trace(|| {
             let keys: Vec<_> = (changes.iter())
                 .filter(|c| matches!(c, Change::Header { .. }))
@@ -763,6 +815,7 @@ impl World {
             after,
             last: last.clone(),
             changes,
+            seen: covers.seen.clone(),
         };
         self.send_stream(from, to, part);
         match last {
@@ -772,15 +825,16 @@ impl World {
                     to,
                     session,
                     differ,
-                    vv,
+                    view,
+                    covers,
                     after: Some(last),
                 };
                 self.schedule(REPAIR_PART_MS, next);
             }
             None => {
-                self.send_stream(from, to, Msg::RepairEnd(vv.clone()));
+                self.send_stream(from, to, Msg::RepairEnd);
                 let (now, id) = (self.now, self.nodes[to].id);
-                self.nodes[from].core.snapshot_sent(now, id, &vv);
+                self.nodes[from].core.snapshot_sent(now, id, &covers.vv);
                 self.carry_out(from);
             }
         }
@@ -888,17 +942,26 @@ impl World {
             }
             Msg::Digests(theirs) => {
                 if self.repairing[to].remove(&from) {
-                    let node = &self.nodes[to];
-                    // Everything up to `vv` is committed before the parts are read.
-                    let vv = node.vv.clone();
-                    let ours = node.digests();
+                    // One view for the digests, the parts and the vector (as the runtime's
+                    // `prepare`), on disk before any of it leaves: a crash must not take
+                    // back what a peer adopts.
+                    if self.nodes[to].sync() {
+                        self.acknowledge_synced(to);
+                    }
+                    let view = Arc::new(self.nodes[to].view());
+                    let covers = match view.version_vector().expect("memory") {
+                        Some(bytes) => Applied::decode(&bytes).expect("the node wrote it"),
+                        None => Applied::default(),
+                    };
+                    let vv = covers.vv.clone();
+                    let ours = node::engine::digests(view.as_ref()).expect("memory");
                     let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
                     self.send_stream(
                         to,
                         from,
                         Msg::RepairBegin {
                             differ: differ.clone(),
-                            vv: vv.clone(),
+                            covers: covers.clone(),
                         },
                     );
                     let session = self.epoch(to, from).expect("the stream just passed");
@@ -908,25 +971,27 @@ impl World {
                         to: from,
                         session,
                         differ,
-                        vv,
+                        view,
+                        covers,
                         after: None,
                     };
                     self.schedule(0, first);
                 }
                 Ok(())
             }
-            Msg::RepairBegin { differ, vv } => {
-                self.nodes[to].repair_begin(now, from_id, differ, vv)
+            Msg::RepairBegin { differ, covers } => {
+                self.nodes[to].repair_begin(now, from_id, differ, covers)
             }
             Msg::RepairPart {
                 after,
                 last,
                 changes,
-            } => self.nodes[to].repair_part(now, from_id, after, last, &changes),
-            Msg::RepairEnd(vv) => {
+                seen,
+            } => self.nodes[to].repair_part(now, from_id, after, last, &changes, &seen),
+            Msg::RepairEnd => {
                 self.trace(|| format!("n{to} adopts n{from}'s repair"));
                 let node = &mut self.nodes[to];
-                let ended = node.repair_end(now, from_id, &vv);
+                let ended = node.repair_end(now, from_id);
                 if ended.is_ok() {
                     node.core
                         .applied(now, node.vv.clone(), node.durable.clone());
@@ -1093,6 +1158,8 @@ impl World {
                 let key = Bytes::from(format!("s{k}"));
                 let member = self.fresh("m");
                 let done = self.nodes[i].execute(self.now, &[b"SADD", &key, &member]);
+                let seq = self.nodes[i].vv.get(self.nodes[i].origin);
+                self.trace(|| format!("n{i} SADD {key:?} {member:?} (entry {seq})"));
                 self.members.push((key.clone(), member.clone()));
                 self.written(i, done.hlc, Acked::Sadd { key, member });
             }
@@ -1104,6 +1171,8 @@ impl World {
                 let (key, member) = self.members[pick].clone();
                 let done = self.nodes[i].execute(self.now, &[b"SREM", &key, &member]);
                 let removed = done.reply == Reply::Int(1);
+                let seq = self.nodes[i].vv.get(self.nodes[i].origin);
+                self.trace(|| format!("n{i} SREM {key:?} {member:?} -> {removed} (entry {seq})"));
                 if done.wrote {
                     self.written(
                         i,
@@ -1285,15 +1354,15 @@ impl World {
         (&mut self.nodes, self.now)
     }
 
-    /// The acknowledged writes the cluster must hold: all but those of forgotten write ids
-    /// that no member held when the cluster converged (given up by `CLUSTER FORGET`).
+    /// The acknowledged writes the cluster must hold: all but those only a forgotten member
+    /// held (given up by `CLUSTER FORGET`) that no member holds when the cluster converged.
     pub(crate) fn acked_writes(&self) -> Vec<Acked> {
         let held = &self.nodes[0].vv;
-        (self.acked.iter().zip(&self.acked_entries))
-            .filter(|(_, (origin, seq))| {
-                !self.given_up.contains(origin) || *seq <= held.get(*origin)
+        (self.acked.iter().zip(&self.acked_entries).enumerate())
+            .filter(|(i, (_, (origin, seq)))| {
+                !self.given_up.contains(i) || *seq <= held.get(*origin)
             })
-            .map(|(a, _)| a.clone())
+            .map(|(_, (a, _))| a.clone())
             .collect()
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! A seed that once found a bug stays in `REGRESSIONS` with a word on what it found.
 
-/// Seeds that found bugs, whether disks were wiped and clients deleted then, and what the bug
-/// was.
-const REGRESSIONS: &[(u64, bool, bool, &str)] = &[
+/// Seeds that found bugs, whether disks were wiped, clients deleted and logs were truncated
+/// (with repairs and `CLUSTER FORGET`) then, and what the bug was.
+const REGRESSIONS: &[(u64, bool, bool, bool, &str)] = &[
     (
         46,
+        false,
         false,
         false,
         "gossip: after a partition in which both halves renewed their identities, neither \
@@ -18,12 +19,14 @@ const REGRESSIONS: &[(u64, bool, bool, &str)] = &[
         18,
         false,
         false,
+        false,
         "gossip: a suspicion whose timer foca dropped at a rejoin never ended (the member never \
          heard of it, so never refuted it); fixed by declaring such members down after 8 s",
     ),
     (
         4,
         true,
+        false,
         false,
         "replication: a node whose disk was wiped numbered its new writes as its old ones, \
          which its peers held and dropped, and never got its old writes back; fixed by a \
@@ -33,6 +36,7 @@ const REGRESSIONS: &[(u64, bool, bool, &str)] = &[
         1,
         true,
         true,
+        false,
         "tombstones: collected once every member held the deletes (phase 1 of \
          replication::Stability) but before every write concurrent with them had reached \
          every member (phase 2): a late concurrent write merged into nothing at one node and \
@@ -43,9 +47,64 @@ const REGRESSIONS: &[(u64, bool, bool, &str)] = &[
         26,
         true,
         true,
+        false,
         "counters: the latest reset replaced the others, so a DEL by a node that had collected \
          the key's tombstone made the totals that tombstone's reset had observed count again \
          where the tombstone was still held; fixed by joining resets (11 of 100 seeds failed)",
+    ),
+    (
+        162,
+        true,
+        true,
+        true,
+        "replication: entries waiting in the inbox for predecessors that a repair had brought \
+         as state stayed there for ever; fixed by dropping what a repair's vector covers",
+    ),
+    (
+        48,
+        true,
+        true,
+        true,
+        "forget: a forgotten member came back with writes no one else held, after the others \
+         had collected deletes it never saw; fixed by refusing its old write id (it returns \
+         wiped), and its unique writes are given up",
+    ),
+    (
+        18,
+        true,
+        true,
+        true,
+        "tombstones: phase 1 of replication::Stability, begun before a member was forgotten, \
+         waited for ever for what only that member held; fixed by starting it again when a \
+         member is removed",
+    ),
+    (
+        66,
+        true,
+        true,
+        true,
+        "forget: a forgotten member's entries, in the inbox or on the wire, were applied after \
+         collection had gone on without them; fixed by dropping them with the member, \
+         delivering only on the session they came by, and waiting for fresh acknowledgments",
+    ),
+    (
+        244,
+        true,
+        true,
+        true,
+        "repairs: a node whose state came by a repair refused another peer's (its log could \
+         not replay what it held beyond that state): both waited for ever; merging instead \
+         resurrected deletes the sender had collected; fixed by parts carrying what the \
+         sender had seen (crdt::Seen) and dropping only what it saw and no longer holds",
+    ),
+    (
+        149,
+        true,
+        true,
+        true,
+        "repairs: a node that held part of a peer's entries in its log and the rest by an \
+         earlier repair replayed only that part over the sender's state; the replicas \
+         diverged for good (fixed by the same change as seed 244)",
     ),
 ];
 
@@ -60,12 +119,14 @@ fn a_few_seeds_converge_with_every_check_passing() {
 
 #[test]
 fn regression_seeds_still_pass() {
-    for (seed, wipes, deletes, what) in REGRESSIONS {
+    for (seed, wipes, deletes, repairs, what) in REGRESSIONS {
         // As when they were found (the first two before disks were wiped, the first three
-        // before clients deleted): the same faults replay.
+        // before clients deleted, the first five before logs were truncated): the same
+        // faults replay.
         let options = sim::Options {
             wipes: *wipes,
             deletes: *deletes,
+            repairs: *repairs,
             ..sim::default_options(*seed)
         };
         if let Err(e) = sim::run(options) {

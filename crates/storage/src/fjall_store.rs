@@ -1,11 +1,12 @@
 //! The durable [`Store`] on fjall.
 
 use crate::{
-    Batch, Durability, Grave, MemberKind, StorageError, Store, Stored, decode, expiry_key,
-    grave_key, log_key, member_key, member_prefix, split_expiry_key, split_grave, split_log_key,
+    Batch, Durability, Grave, MemberKind, StateRead, StorageError, Store, Stored, decode,
+    expiry_key, grave_key, log_key, member_key, member_prefix, split_expiry_key, split_grave,
+    split_log_key,
 };
 use bytes::Bytes;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use hlc::Timestamp;
 use std::ops::Bound;
 use std::path::Path;
@@ -74,7 +75,129 @@ impl FjallStore {
     }
 }
 
+/// A [`FjallStore`]'s state at one moment (a fjall snapshot across its keyspaces).
+struct FjallView {
+    snapshot: fjall::Snapshot,
+    data: Keyspace,
+    members: Keyspace,
+    meta: Keyspace,
+}
+
+/// Up to `limit` headers from `iter`.
+fn collect_headers(iter: fjall::Iter, limit: usize) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+    let mut out = Vec::new();
+    for guard in iter.take(limit) {
+        let (k, v) = guard.into_inner()?;
+        out.push((Bytes::copy_from_slice(&k), decode(&k, &v)?));
+    }
+    Ok(out)
+}
+
+/// Up to `limit` members from `iter`, as long as their keys start with `prefix`.
+fn collect_members(
+    iter: fjall::Iter,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+    let mut out = Vec::new();
+    for guard in iter {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = guard.into_inner()?;
+        let Some(member) = k.strip_prefix(prefix) else {
+            break;
+        };
+        out.push((Bytes::copy_from_slice(member), Bytes::copy_from_slice(&v)));
+    }
+    Ok(out)
+}
+
+/// The range after `after` (everything when `None`).
+fn after_bound(after: Option<&[u8]>) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    )
+}
+
+impl StateRead for FjallStore {
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+        collect_headers(self.data.range::<&[u8], _>(after_bound(after)), limit)
+    }
+
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match after {
+            None => self.members.prefix(&prefix),
+            Some(a) => self
+                .members
+                .range::<Vec<u8>, _>((Bound::Excluded(member_key(kind, key, a)), Bound::Unbounded)),
+        };
+        collect_members(iter, &prefix, limit)
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.meta.get(META_VV)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+}
+
+impl StateRead for FjallView {
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+        let iter = self
+            .snapshot
+            .range::<&[u8], _>(&self.data, after_bound(after));
+        collect_headers(iter, limit)
+    }
+
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match after {
+            None => self.snapshot.prefix(&self.members, &prefix),
+            Some(a) => self.snapshot.range::<Vec<u8>, _>(
+                &self.members,
+                (Bound::Excluded(member_key(kind, key, a)), Bound::Unbounded),
+            ),
+        };
+        collect_members(iter, &prefix, limit)
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        let vv = self.snapshot.get(&self.meta, META_VV)?;
+        Ok(vv.map(|v| Bytes::copy_from_slice(&v)))
+    }
+}
+
 impl Store for FjallStore {
+    fn view(&self) -> Box<dyn StateRead> {
+        Box::new(FjallView {
+            snapshot: self.db.snapshot(),
+            data: self.data.clone(),
+            members: self.members.clone(),
+            meta: self.meta.clone(),
+        })
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         match self.data.get(key)? {
             None => Ok(None),
@@ -92,36 +215,6 @@ impl Store for FjallStore {
             .members
             .get(member_key(kind, key, member))?
             .map(|v| Bytes::copy_from_slice(&v)))
-    }
-
-    fn scan_members(
-        &self,
-        kind: MemberKind,
-        key: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        let prefix = member_prefix(kind, key);
-        let iter = match after {
-            None => self.members.prefix(&prefix),
-            Some(a) => {
-                let start = member_key(kind, key, a);
-                self.members
-                    .range::<Vec<u8>, _>((Bound::Excluded(start), Bound::Unbounded))
-            }
-        };
-        let mut out = Vec::new();
-        for guard in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = guard.into_inner()?;
-            let Some(member) = k.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
-            out.push((Bytes::copy_from_slice(member), Bytes::copy_from_slice(&v)));
-        }
-        Ok(out)
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
@@ -182,25 +275,6 @@ impl Store for FjallStore {
     fn sync(&self) -> Result<(), StorageError> {
         self.db.persist(PersistMode::SyncData)?;
         Ok(())
-    }
-
-    fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
-        let iter = match after {
-            None => self.data.iter(),
-            Some(a) => self
-                .data
-                .range::<&[u8], _>((Bound::Excluded(a), Bound::Unbounded)),
-        };
-        let mut out = Vec::new();
-        for guard in iter.take(limit) {
-            let (k, v) = guard.into_inner()?;
-            out.push((Bytes::copy_from_slice(&k), decode(&k, &v)?));
-        }
-        Ok(out)
     }
 
     fn due(
@@ -296,10 +370,6 @@ impl Store for FjallStore {
             }
         }
         Ok(out)
-    }
-
-    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
-        Ok(self.meta.get(META_VV)?.map(|v| Bytes::copy_from_slice(&v)))
     }
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {

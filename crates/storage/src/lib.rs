@@ -251,9 +251,39 @@ impl Batch {
     }
 }
 
+/// Reads of the state. A [`Store`] reads its current state; a view ([`Store::view`]) the
+/// state one moment left it: what a repair sends a peer, read over seconds or minutes while
+/// the node goes on, must be one state (the version vector stored with it says exactly what
+/// it holds).
+pub trait StateRead: Send + Sync {
+    /// Up to `limit` records with keys strictly after `after` (from the first key when
+    /// `None`), in key order.
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError>;
+
+    /// Up to `limit` members of `key` after `after` (from the first when `None`), in byte order.
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
+
+    /// The encoded version vector committed with this state.
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError>;
+}
+
 /// The node's view of durable storage. One thread writes (the engine); any thread may read,
 /// and a reader sees each committed batch whole or not at all.
-pub trait Store: Send + Sync {
+pub trait Store: StateRead {
+    /// The state as it is now, unchanged by later commits for as long as it is held (hold it
+    /// briefly: the storage engine keeps what later commits replace until it is dropped).
+    fn view(&self) -> Box<dyn StateRead>;
+
     /// The header stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError>;
 
@@ -265,28 +295,11 @@ pub trait Store: Send + Sync {
         member: &[u8],
     ) -> Result<Option<Bytes>, StorageError>;
 
-    /// Up to `limit` members of `key` after `after` (from the first when `None`), in byte order.
-    fn scan_members(
-        &self,
-        kind: MemberKind,
-        key: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
-
     /// Applies `batch` atomically: after a crash either all of it is there or none.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;
 
     /// Makes everything committed so far durable (fsync).
     fn sync(&self) -> Result<(), StorageError>;
-
-    /// Up to `limit` records with keys strictly after `after` (from the first key when
-    /// `None`), in key order.
-    fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Stored)>, StorageError>;
 
     /// Up to `limit` expiry index entries with sweep times from `from_ms` to `now_ms`,
     /// earliest first. The node keeps `from_ms` at what it has swept already, so a sweep
@@ -329,9 +342,6 @@ pub trait Store: Send + Sync {
     fn log_first(&self, origin: u64) -> Result<Option<u64>, StorageError> {
         Ok(self.log_range(origin, 0, 1)?.first().map(|(seq, _)| *seq))
     }
-
-    /// The encoded version vector last committed.
-    fn version_vector(&self) -> Result<Option<Bytes>, StorageError>;
 
     /// The highest HLC timestamp ever committed.
     fn last_hlc(&self) -> Result<Timestamp, StorageError>;

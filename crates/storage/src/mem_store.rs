@@ -49,22 +49,22 @@ impl MemStore {
     }
 }
 
-impl Store for MemStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
-        Ok(self.lock().data.get(key).cloned())
-    }
-
-    fn get_member(
+impl crate::StateRead for MemStore {
+    fn scan(
         &self,
-        kind: MemberKind,
-        key: &[u8],
-        member: &[u8],
-    ) -> Result<Option<Bytes>, StorageError> {
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+        let start = after.map_or(Bound::Unbounded, |a| {
+            Bound::Excluded(Bytes::copy_from_slice(a))
+        });
         Ok(self
             .lock()
-            .members
-            .get(&member_key(kind, key, member))
-            .cloned())
+            .data
+            .range((start, Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn scan_members(
@@ -87,6 +87,33 @@ impl Store for MemStore {
             .take(limit)
             .map(|(k, v)| (Bytes::copy_from_slice(&k[prefix.len()..]), v.clone()))
             .collect())
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        Ok(self.lock().version_vector.clone())
+    }
+}
+
+impl Store for MemStore {
+    fn view(&self) -> Box<dyn crate::StateRead> {
+        Box::new(self.snapshot())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
+        Ok(self.lock().data.get(key).cloned())
+    }
+
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        Ok(self
+            .lock()
+            .members
+            .get(&member_key(kind, key, member))
+            .cloned())
     }
 
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), StorageError> {
@@ -135,23 +162,6 @@ impl Store for MemStore {
 
     fn sync(&self) -> Result<(), StorageError> {
         Ok(())
-    }
-
-    fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
-        let start = after.map_or(Bound::Unbounded, |a| {
-            Bound::Excluded(Bytes::copy_from_slice(a))
-        });
-        Ok(self
-            .lock()
-            .data
-            .range((start, Bound::Unbounded))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
     }
 
     fn due(
@@ -212,10 +222,6 @@ impl Store for MemStore {
             .take(limit)
             .filter_map(|(k, v)| split_log_key(k).map(|(_, seq)| (seq, v.clone())))
             .collect())
-    }
-
-    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
-        Ok(self.lock().version_vector.clone())
     }
 
     fn last_hlc(&self) -> Result<Timestamp, StorageError> {

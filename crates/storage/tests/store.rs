@@ -244,6 +244,67 @@ fn log_suite(store: &dyn Store) {
     assert_eq!(store.log_first(3).unwrap(), None);
 }
 
+/// A view keeps the state, members and version vector of the moment it was taken.
+fn view_suite(store: &dyn Store) {
+    let member = |m: &str| {
+        (
+            MemberKind::SetMember,
+            Bytes::from("s"),
+            Bytes::from(m.to_string()),
+            b"x".to_vec(),
+        )
+    };
+    let first = Batch {
+        puts: vec![
+            (Bytes::from("a"), record("1", 1, None)),
+            (Bytes::from("s"), record("2", 2, None)),
+        ],
+        member_puts: vec![member("m1")],
+        version_vector: Some(b"vv1".to_vec()),
+        ..Batch::default()
+    };
+    store.commit(&first, Durability::Buffer).unwrap();
+    let view = store.view();
+    let second = Batch {
+        puts: vec![(Bytes::from("b"), record("3", 3, None))],
+        removes: vec![Bytes::from("a")],
+        member_puts: vec![member("m2")],
+        version_vector: Some(b"vv2".to_vec()),
+        ..Batch::default()
+    };
+    store.commit(&second, Durability::Buffer).unwrap();
+    let keys = |rows: Vec<(Bytes, Stored)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        keys(view.scan(None, 10).unwrap()),
+        vec![Bytes::from("a"), Bytes::from("s")]
+    );
+    assert_eq!(
+        keys(view.scan(Some(b"a"), 10).unwrap()),
+        vec![Bytes::from("s")]
+    );
+    let members = view
+        .scan_members(MemberKind::SetMember, b"s", None, 10)
+        .unwrap();
+    assert_eq!(members, vec![(Bytes::from("m1"), Bytes::from("x"))]);
+    assert_eq!(view.version_vector().unwrap(), Some(Bytes::from("vv1")));
+    assert_eq!(
+        keys(store.scan(None, 10).unwrap()),
+        vec![Bytes::from("b"), Bytes::from("s")]
+    );
+    assert_eq!(store.version_vector().unwrap(), Some(Bytes::from("vv2")));
+}
+
+#[test]
+fn view_mem_store() {
+    view_suite(&MemStore::new());
+}
+
+#[test]
+fn view_fjall_store() {
+    let dir = tempfile::tempdir().unwrap();
+    view_suite(&FjallStore::open(dir.path(), 8 << 20).unwrap());
+}
+
 #[test]
 fn graves_mem_store() {
     graves_suite(&MemStore::new());

@@ -3,12 +3,12 @@
 
 use super::{Finished, Txn};
 use bytes::Bytes;
-use crdt::{NodeId, Stamp};
+use crdt::{NodeId, Seen, Stamp};
 use hlc::Timestamp;
 use replication::{Change, Entry, VersionVector};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use storage::{Batch, LogPut, MemberKind, StorageError, Store};
+use storage::{Batch, LogPut, MemberKind, StateRead, StorageError, Store};
 
 /// When this node acknowledged its most recent own log entries to clients, so that what it
 /// ships carries the time replication lag counts from. Bounded: older entries are forgotten
@@ -48,6 +48,48 @@ impl AckTimes {
         let ring = self.0.lock().expect("not poisoned");
         let index = seq.checked_sub(ring.first)?;
         ring.times.get(usize::try_from(index).ok()?).copied()
+    }
+}
+
+/// What a node's state holds: per origin, the last entry applied (`vv`) and the clock of the
+/// latest write applied (`seen`, which a repair needs: see `repair.rs`). Stored together,
+/// in every commit that moves them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Applied {
+    /// Per origin, the last entry applied.
+    pub vv: VersionVector,
+    /// Per origin, its latest write applied.
+    pub seen: Seen,
+}
+
+impl Applied {
+    /// Entry `seq` of `origin`, whose writes are stamped up to `hlc`, is applied.
+    pub fn advance(&mut self, origin: NodeId, seq: u64, hlc: Timestamp) {
+        self.vv.advance(origin, seq);
+        self.seen.advance(origin, hlc);
+    }
+
+    /// Everything either holds.
+    pub fn merge(&mut self, other: &Applied) {
+        self.vv.merge(&other.vv);
+        self.seen.merge(&other.seen);
+    }
+
+    /// The stored form.
+    pub fn encode(&self) -> Vec<u8> {
+        crdt::encode(self)
+    }
+
+    /// Reads the stored form. A directory written before `seen` was kept holds the version
+    /// vector alone: its node saw nothing it can vouch for (a repair it sends then drops
+    /// nothing the receiver holds).
+    pub fn decode(bytes: &[u8]) -> Result<Applied, postcard::Error> {
+        crdt::decode(bytes).or_else(|_| {
+            Ok(Applied {
+                vv: crdt::decode(bytes)?,
+                seen: Seen::default(),
+            })
+        })
     }
 }
 
@@ -95,43 +137,43 @@ pub fn seal(
     finished: &mut Finished,
     node: NodeId,
     hlc: Timestamp,
-    vv: &mut VersionVector,
+    applied: &mut Applied,
 ) -> Option<u64> {
     if finished.changes.is_empty() {
         return None;
     }
-    let seq = vv.get(node) + 1;
+    let seq = applied.vv.get(node) + 1;
     let entry = Entry::new(
         node,
         seq,
         hlc,
-        vv.without(node),
+        applied.vv.without(node),
         std::mem::take(&mut finished.changes),
     );
     finished.batch.log_puts.push((node.0, seq, entry.encode()));
-    vv.advance(node, seq);
-    finished.batch.version_vector = Some(crdt::encode(vv));
+    applied.advance(node, seq, hlc);
+    finished.batch.version_vector = Some(applied.encode());
     Some(seq)
 }
 
 /// Applies peers' entries through `txn`, each the next of its origin with its dependencies
-/// held, advancing `vv`. Entries already held are skipped. Stops at the first entry that
+/// held, advancing `applied`. Entries already held are skipped. Stops at the first entry that
 /// cannot apply (a gap, a missing dependency, or a timestamp too far ahead of this node's
 /// clock) and says why. Answers the log records of the entries applied; the caller puts them
-/// and `vv` into the batch.
+/// and `applied` into the batch.
 pub fn apply_entries(
     txn: &mut Txn<'_>,
-    vv: &mut VersionVector,
+    applied: &mut Applied,
     entries: &[Entry],
 ) -> (Vec<LogPut>, Option<String>) {
     let mut log_puts = Vec::new();
     let now_ms = txn.now_ms();
     for entry in entries {
-        let have = vv.get(entry.origin);
+        let have = applied.vv.get(entry.origin);
         if entry.seq <= have {
             continue;
         }
-        if entry.seq != have + 1 || !vv.dominates(&entry.deps) {
+        if entry.seq != have + 1 || !applied.vv.dominates(&entry.deps) {
             let problem = format!(
                 "entry {} of {:?} does not follow what this node holds",
                 entry.seq, entry.origin
@@ -147,7 +189,7 @@ pub fn apply_entries(
             txn.apply_change(change);
         }
         log_puts.push((entry.origin.0, entry.seq, entry.encode()));
-        vv.advance(entry.origin, entry.seq);
+        applied.advance(entry.origin, entry.seq, entry.hlc);
     }
     (log_puts, None)
 }
@@ -155,8 +197,8 @@ pub fn apply_entries(
 /// Full states of up to `keys` keys after `after`, as snapshot changes: each header, field and
 /// member as it is stored. Merged into another replica, they carry every effect this replica
 /// holds. Answers the changes and the last key covered (`None` when the store ran out).
-pub fn snapshot_chunk(
-    store: &dyn Store,
+pub fn snapshot_chunk<S: StateRead + ?Sized>(
+    store: &S,
     after: Option<&[u8]>,
     keys: usize,
 ) -> Result<(Vec<Change>, Option<Bytes>), StorageError> {
@@ -165,48 +207,59 @@ pub fn snapshot_chunk(
         .then(|| headers.last().map(|(k, _)| k.clone()))
         .flatten();
     let mut changes = Vec::new();
-    let zero = Stamp::new(Timestamp::ZERO, NodeId(0));
     for (key, stored) in headers {
-        let record = stored.record;
-        let hash_top = record.hash.map_or(zero, |c| c.top);
-        let set_top = record.set.map(|c| c.top);
-        changes.push(Change::Header {
-            key: key.clone(),
-            delta: record,
-        });
-        for kind in [MemberKind::Field, MemberKind::SetMember] {
-            let mut from: Option<Bytes> = None;
-            loop {
-                let page = store.scan_members(kind, &key, from.as_deref(), 1024)?;
-                let done = page.len() < 1024;
-                from = page.last().map(|(m, _)| m.clone());
-                for (name, bytes) in page {
-                    let corrupt = |e: postcard::Error| StorageError::Corrupt {
-                        key: String::from_utf8_lossy(&key).into_owned(),
-                        reason: e.to_string(),
-                    };
-                    changes.push(match kind {
-                        MemberKind::Field => Change::Field {
-                            key: key.clone(),
-                            field: name,
-                            delta: crdt::decode(&bytes).map_err(corrupt)?,
-                            stamp: hash_top,
-                        },
-                        MemberKind::SetMember => Change::Member {
-                            key: key.clone(),
-                            member: name,
-                            delta: crdt::decode(&bytes).map_err(corrupt)?,
-                            stamp: set_top,
-                        },
-                    });
-                }
-                if done {
-                    break;
-                }
+        key_state(store, key, stored, &mut changes)?;
+    }
+    Ok((changes, last))
+}
+
+/// The full state of `key` (whose header is `stored`) as snapshot changes, added to `out`.
+pub fn key_state<S: StateRead + ?Sized>(
+    store: &S,
+    key: Bytes,
+    stored: storage::Stored,
+    out: &mut Vec<Change>,
+) -> Result<(), StorageError> {
+    let zero = Stamp::new(Timestamp::ZERO, NodeId(0));
+    let record = stored.record;
+    let hash_top = record.hash.map_or(zero, |c| c.top);
+    let set_top = record.set.map(|c| c.top);
+    out.push(Change::Header {
+        key: key.clone(),
+        delta: record,
+    });
+    for kind in [MemberKind::Field, MemberKind::SetMember] {
+        let mut from: Option<Bytes> = None;
+        loop {
+            let page = store.scan_members(kind, &key, from.as_deref(), 1024)?;
+            let done = page.len() < 1024;
+            from = page.last().map(|(m, _)| m.clone());
+            for (name, bytes) in page {
+                let corrupt = |e: postcard::Error| StorageError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: e.to_string(),
+                };
+                out.push(match kind {
+                    MemberKind::Field => Change::Field {
+                        key: key.clone(),
+                        field: name,
+                        delta: crdt::decode(&bytes).map_err(corrupt)?,
+                        stamp: hash_top,
+                    },
+                    MemberKind::SetMember => Change::Member {
+                        key: key.clone(),
+                        member: name,
+                        delta: crdt::decode(&bytes).map_err(corrupt)?,
+                        stamp: set_top,
+                    },
+                });
+            }
+            if done {
+                break;
             }
         }
     }
-    Ok((changes, last))
+    Ok(())
 }
 
 /// Buckets the key space falls into for anti-entropy: a node repairing a peer compares one
@@ -222,7 +275,7 @@ pub fn bucket_of(key: &[u8]) -> usize {
 /// of each header, field and member as a snapshot would send it. Equal digests mean equal
 /// states (up to a 2^-64 chance); states that are equal but stored differently only cost a
 /// needless transfer, as merging is idempotent.
-pub fn digests(store: &dyn Store) -> Result<Vec<u64>, StorageError> {
+pub fn digests<S: StateRead + ?Sized>(store: &S) -> Result<Vec<u64>, StorageError> {
     use sha2::Digest;
     let mut out = vec![0u64; DIGEST_BUCKETS];
     let mut after: Option<Bytes> = None;

@@ -20,7 +20,8 @@ pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
 pub use log::{
-    AckTimes, DIGEST_BUCKETS, apply_entries, bucket_of, digests, seal, snapshot_chunk, truncation,
+    AckTimes, Applied, DIGEST_BUCKETS, apply_entries, bucket_of, digests, key_state, seal,
+    snapshot_chunk, truncation,
 };
 pub use reclaim::{Checkpoints, Collection, collect_graves};
 pub use repair::Repair;
@@ -28,7 +29,7 @@ pub use txn::{EXPIRY_GRACE_MS, Finished, Txn, fingerprint, sweep_at};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
-use crdt::NodeId;
+use crdt::{NodeId, Seen};
 use hlc::Clock;
 use replication::{Change, Entry, VersionVector};
 use resp::Reply;
@@ -91,14 +92,14 @@ pub enum Remote {
     /// Log entries, each the next of its origin, in this order.
     Entries(Vec<Entry>),
     /// A peer begins an anti-entropy repair of the key buckets marked in `differ`; its state
-    /// holds the effects of everything in `vv` (see `repair.rs`).
+    /// holds the effects of everything in `covers` (see `repair.rs`).
     RepairBegin {
         /// The repairing peer (its write id).
         from: NodeId,
         /// Which of the [`DIGEST_BUCKETS`] buckets it sends.
         differ: Vec<bool>,
         /// What its state covers.
-        vv: VersionVector,
+        covers: Applied,
     },
     /// The peer's full states of every key it holds in `(after, last]` (to the end when
     /// `last` is `None`) in the differing buckets: they replace this node's there.
@@ -111,13 +112,13 @@ pub enum Remote {
         last: Option<Bytes>,
         /// Headers, fields and members, as full states.
         changes: Vec<Change>,
+        /// What the peer had seen when it read them.
+        seen: Seen,
     },
-    /// The repair ended: this node now holds `vv`.
+    /// The repair ended: this node now holds what the peer's state covered.
     RepairEnd {
         /// The repairing peer.
         from: NodeId,
-        /// What its state covered.
-        vv: VersionVector,
     },
     /// The repairing peer went away before the end.
     RepairAbandoned {
@@ -153,6 +154,8 @@ pub struct Ran {
 pub struct Progress {
     /// Everything committed.
     pub applied: VersionVector,
+    /// Per origin, its latest write committed (what a repair this node sends had seen).
+    pub seen: Seen,
     /// Everything committed and fsynced.
     pub durable: VersionVector,
 }
@@ -452,9 +455,9 @@ pub fn spawn(
     check_format(store.as_ref(), fresh)?;
     let (live_keys, expires) = count_live(store.as_ref())?;
     let tombstones = store.count_graves()?;
-    let vv = match stored_vv {
-        None => VersionVector::new(),
-        Some(bytes) => crdt::decode(&bytes).map_err(|e| StorageError::Corrupt {
+    let Applied { vv, seen } = match stored_vv {
+        None => Applied::default(),
+        Some(bytes) => Applied::decode(&bytes).map_err(|e| StorageError::Corrupt {
             key: "(version vector)".into(),
             reason: e.to_string(),
         })?,
@@ -463,6 +466,7 @@ pub fn spawn(
     // crash lost what was not and the store holds what survived.
     let progress = Progress {
         applied: vv.clone(),
+        seen: seen.clone(),
         durable: vv.clone(),
     };
     let (progress_tx, progress_rx) = watch::channel(progress);
@@ -508,6 +512,7 @@ pub fn spawn(
         clock,
         node,
         vv,
+        seen,
         progress: progress_tx,
         state: EngineState {
             live_keys,
@@ -580,6 +585,8 @@ struct Engine {
     node: NodeId,
     /// Everything committed: own entries and peers' entries applied.
     vv: VersionVector,
+    /// Per origin, its latest write applied (with `vv`, an [`Applied`]).
+    seen: Seen,
     progress: watch::Sender<Progress>,
     state: EngineState,
     config: EngineConfig,
@@ -811,26 +818,34 @@ impl Engine {
         if finished.changes.is_empty() && finished.batch.is_empty() {
             return Ok(None);
         }
-        self.hold_for_repair(&finished.changes);
-        let mut vv = self.vv.clone();
-        let seq = seal(&mut finished, self.node, self.clock.last(), &mut vv);
-        self.commit(finished, vv)?;
+        let mut applied = self.applied();
+        let seq = seal(&mut finished, self.node, self.clock.last(), &mut applied);
+        self.commit(finished, applied)?;
         Ok(seq)
     }
 
-    /// Commits a batch that brings the node to `vv`, then updates the cache, the counts and
-    /// the published progress.
-    fn commit(&mut self, finished: Finished, vv: VersionVector) -> Result<(), StorageError> {
-        self.commit_with(finished, vv, Writer::Clients)
+    /// What this node's state holds.
+    fn applied(&self) -> Applied {
+        Applied {
+            vv: self.vv.clone(),
+            seen: self.seen.clone(),
+        }
+    }
+
+    /// Commits a batch that brings the node to `applied`, then updates the cache, the counts
+    /// and the published progress.
+    fn commit(&mut self, finished: Finished, applied: Applied) -> Result<(), StorageError> {
+        self.commit_with(finished, applied, Writer::Clients)
     }
 
     /// [`Engine::commit`] of what `writer` wrote.
     fn commit_with(
         &mut self,
         finished: Finished,
-        vv: VersionVector,
+        applied: Applied,
         writer: Writer,
     ) -> Result<(), StorageError> {
+        let Applied { vv, seen } = applied;
         let durability = match writer {
             Writer::Clients => self.durability(),
             Writer::Peers => Durability::Buffer,
@@ -865,10 +880,12 @@ impl Engine {
             self.acked.record(own, wall_ms());
         }
         self.vv = vv;
+        self.seen = seen;
         let durable = (durability == Durability::Sync).then(|| self.vv.clone());
         self.progress.send_if_modified(|p| {
             let before = p.clone();
             p.applied = self.vv.clone();
+            p.seen = self.seen.clone();
             if let Some(d) = durable {
                 p.durable = d;
             }
@@ -877,11 +894,11 @@ impl Engine {
         Ok(())
     }
 
-    /// A commit that only records `vv`.
-    fn bare(&self, vv: VersionVector) -> Finished {
+    /// A commit that only records `applied`.
+    fn bare(&self, applied: &Applied) -> Finished {
         Finished {
             batch: storage::Batch {
-                version_vector: Some(crdt::encode(&vv)),
+                version_vector: Some(applied.encode()),
                 hlc: self.clock.last(),
                 ..storage::Batch::default()
             },
@@ -944,32 +961,36 @@ impl Engine {
     fn apply_remote(&mut self, work: Remote, ahead: Option<ReadAhead>) -> Result<(), String> {
         let entries = match work {
             Remote::Entries(entries) => entries,
-            Remote::RepairBegin { from, differ, vv } => {
-                return self.repair_begin(from, differ, vv);
+            Remote::RepairBegin {
+                from,
+                differ,
+                covers,
+            } => {
+                return self.repair_begin(from, differ, covers);
             }
             Remote::RepairPart {
                 from,
                 after,
                 last,
                 changes,
-            } => return self.repair_part(from, after, last, changes),
-            Remote::RepairEnd { from, vv } => {
+                seen,
+            } => return self.repair_part(from, after, last, changes, seen),
+            Remote::RepairEnd { from } => {
                 // The log now has a gap before what follows the repair.
                 self.log_first.clear();
-                return self.repair_end(from, vv);
+                return self.repair_end(from);
             }
             Remote::RepairAbandoned { from } => {
                 self.repair_closed(Some(from));
                 return Ok(());
             }
         };
-        self.hold_for_repair(entries.iter().flat_map(|e| &e.changes));
-        let mut vv = self.vv.clone();
+        let mut applied = self.applied();
         let ahead = ahead.map(|a| self.written.usable(a)).unwrap_or_default();
         let (mut txn, _) = self.begin(wall_ms());
         txn.preload(ahead);
         txn.replaying(entries.iter().map(|e| e.changes.len()).sum());
-        let (log_puts, problem) = apply_entries(&mut txn, &mut vv, &entries);
+        let (log_puts, problem) = apply_entries(&mut txn, &mut applied, &entries);
         let failed = txn.failed.take();
         let mut finished = txn.finish();
         finished.read.clear();
@@ -978,14 +999,15 @@ impl Engine {
         }
         if !log_puts.is_empty() {
             finished.batch.log_puts = log_puts;
-            finished.batch.version_vector = Some(crdt::encode(&vv));
+            finished.batch.version_vector = Some(applied.encode());
             metrics::counter!("meridian_replication_applied_total")
                 .increment(finished.batch.log_puts.len() as u64);
             let before = self.vv.clone();
-            self.commit_with(finished, vv, Writer::Peers).map_err(|e| {
-                metrics::counter!("meridian_storage_errors_total").increment(1);
-                e.to_string()
-            })?;
+            self.commit_with(finished, applied, Writer::Peers)
+                .map_err(|e| {
+                    metrics::counter!("meridian_storage_errors_total").increment(1);
+                    e.to_string()
+                })?;
             // Replication lag: from the origin's acknowledgment of the write to its commit
             // here. An entry that did not come straight from its origin counts from its
             // stamp, taken before the origin committed: a little longer.

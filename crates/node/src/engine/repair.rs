@@ -1,28 +1,27 @@
-//! Receiving an anti-entropy repair: a peer's state replaces this node's, range by range.
+//! Receiving an anti-entropy repair: a peer's state replaces this node's, range by range,
+//! with what this node holds that the peer has not seen merged back on top.
 //!
 //! A peer whose log cannot serve this node (new, wiped, or forgotten with `CLUSTER FORGET`
 //! and back) sends, for the key buckets whose digests differ, the full state of everything
 //! it holds there, in key order, each part naming the key range it covers. Merging that
 //! state into this node's would not be enough once tombstones are collected: an item the
 //! peer deleted and then forgot would stay here, alive (a resurrected delete), and an item
-//! deleted and written again there would merge with its old self here. So within each
-//! covered range of a differing bucket, this node's items are *replaced* by the peer's.
+//! deleted and written again there would merge with its old self here.
 //!
-//! Nothing this node holds is lost by that. The peer's state holds the effects of every
-//! entry in the vector `vv` it announced first. What this node holds beyond `vv` is read from
-//! its own log when the repair begins (the log keeps every entry a member has not
-//! acknowledged, and the peer is a member), and everything it commits while the repair runs
-//! is added to it; these changes are merged again over the peer's state of each range, in the
-//! same commit that replaces it. So each range is, at every moment and across a crash,
-//! either this node's old state or the peer's state plus everything this node had beyond it.
+//! So each part carries what the peer's state had *seen* when it was read ([`crdt::Seen`]:
+//! per writer, the clock of its latest write applied). Within the part's range of a
+//! differing bucket, this node's items are replaced by the peer's, and then its own state of
+//! those keys is merged back minus what the peer had seen and no longer holds (the
+//! `drop_seen` methods of the merge types): writes the peer never saw stay (this node's own
+//! recent writes, entries that did not reach the peer), and so do this node's deletes (they
+//! only hide writes); writes the peer saw and holds merge as they are; writes the peer saw
+//! and no longer holds were deleted there and their tombstones collected, and go. Each range
+//! is replaced in one commit, so at every moment and across a crash it is either this node's
+//! old state or the repaired one.
 //!
-//! The log may not hold all this node has beyond `vv`: part of it came by an earlier repair
-//! (a repair adopts state, not log entries). Refusing then could leave two nodes each waiting
-//! for what only the other holds (the simulator found it). The peer's state is *merged* into
-//! this node's instead, which is safe for a node the peer counted as a member when it
-//! collected tombstones: it had applied every collected delete, so it holds no item alive
-//! that the peer collected. The nodes the peer did not count are new, wiped, or forgotten, and
-//! a forgotten member may only return wiped (its old write id is refused): all start empty.
+//! This is safe whatever this node's state came from, including an earlier repair by
+//! another peer (the simulator found both a deadlock when such a node refused repairs, and
+//! resurrected deletes when it merged them without this filter).
 //!
 //! One repair at a time: a second peer's is refused (its session closes, and it tries again
 //! when it reconnects).
@@ -30,16 +29,14 @@
 //! [`Repair`] is the part the simulator runs too (over its own store and clock); the engine
 //! adds the commits, the cache and the bookkeeping of tombstones.
 
-use super::{Engine, Finished, Txn, Writer, bucket_of, wall_ms};
+use super::{Applied, Engine, Finished, Txn, Writer, bucket_of, key_state, wall_ms};
 use bytes::Bytes;
-use crdt::NodeId;
-use replication::{Change, Entry, VersionVector};
+use crdt::{NodeId, Seen, Stamp};
+use hlc::Timestamp;
+use replication::{Change, VersionVector};
 use std::collections::HashMap;
 use storage::{Store, Stored};
 
-/// Most changes held for replay; a repair that needs more is refused (the peer tries again
-/// later, when this node's writes have reached it and fewer are beyond what it holds).
-const REPLAY_CHANGES_MAX: usize = 1 << 20;
 /// A repair that has sent nothing for this long gives way to another peer's (its peer went
 /// away without this node hearing of it).
 const REPAIR_SILENCE_MS: u64 = 60_000;
@@ -51,74 +48,30 @@ pub struct Repair {
     from: NodeId,
     /// Which buckets the peer sends.
     differ: Vec<bool>,
-    /// What the peer's state covers.
-    vv: VersionVector,
-    /// This node's changes beyond `vv` in differing buckets, by key, in order.
-    replay: HashMap<Bytes, Vec<Change>>,
-    replay_len: usize,
-    /// The log no longer holds all this node has beyond `vv` (part of it came by an earlier
-    /// repair): the peer's state is merged into this node's instead of replacing it.
-    merge: bool,
+    /// What the peer's state covers: this node holds it once the repair ends.
+    covers: Applied,
     /// When the peer last sent a part (wall ms).
     heard_ms: u64,
 }
 
 impl Repair {
-    /// `from` begins a repair of the buckets in `differ` with a state that covers `vv`, at
-    /// `now_ms`; this node, whose store is `store`, holds `own`. Reads from the log what
-    /// this node holds beyond `vv`, to merge it again over the peer's state.
+    /// `from` begins a repair of the buckets in `differ` with a state that covers `covers`,
+    /// at `now_ms`.
     pub fn begin(
-        store: &dyn Store,
-        own: &VersionVector,
         from: NodeId,
         differ: Vec<bool>,
-        vv: VersionVector,
+        covers: Applied,
         now_ms: u64,
     ) -> Result<Repair, String> {
         if differ.len() != super::DIGEST_BUCKETS {
             return Err(format!("a repair of {} buckets", differ.len()));
         }
-        let mut repair = Repair {
+        Ok(Repair {
             from,
             differ,
-            vv,
-            replay: HashMap::new(),
-            replay_len: 0,
-            merge: false,
+            covers,
             heard_ms: now_ms,
-        };
-        'origins: for (origin, held) in own.iter() {
-            let mut next = repair.vv.get(origin) + 1;
-            while next <= held {
-                let chunk = (store.log_range(origin.0, next, 256)).map_err(|e| e.to_string())?;
-                match chunk.first() {
-                    Some((seq, _)) if *seq == next => {}
-                    _ => {
-                        repair.merge = true;
-                        break 'origins;
-                    }
-                }
-                for (seq, bytes) in chunk {
-                    let entry = Entry::decode(&bytes).map_err(|e| e.to_string())?;
-                    entry.changes.iter().for_each(|c| repair.hold_one(c));
-                    next = seq + 1;
-                }
-                if repair.replay_len > REPLAY_CHANGES_MAX {
-                    return Err("too much to keep over the repair; later".into());
-                }
-            }
-        }
-        if repair.merge {
-            repair.replay.clear();
-            repair.replay_len = 0;
-        }
-        Ok(repair)
-    }
-
-    /// Whether the peer's state is merged into this node's rather than replacing it (see
-    /// the module's documentation).
-    pub fn merges(&self) -> bool {
-        self.merge
+        })
     }
 
     /// The peer sending it.
@@ -127,32 +80,8 @@ impl Repair {
     }
 
     /// What the peer's state covers.
-    pub fn covers(&self) -> &VersionVector {
-        &self.vv
-    }
-
-    fn hold_one(&mut self, change: &Change) {
-        if !self.merge && self.differ[bucket_of(change.key())] {
-            self.replay
-                .entry(change.key().clone())
-                .or_default()
-                .push(change.clone());
-            self.replay_len += 1;
-        }
-    }
-
-    /// Keeps changes this node committed while the repair runs (its clients' writes, peers'
-    /// entries), to merge them again over the peer's state. Fails when that is too much to
-    /// keep: the repair must then stop.
-    pub fn hold<'a>(
-        &mut self,
-        changes: impl IntoIterator<Item = &'a Change>,
-    ) -> Result<(), String> {
-        changes.into_iter().for_each(|c| self.hold_one(c));
-        if self.replay_len > REPLAY_CHANGES_MAX {
-            return Err("too much written during the repair".into());
-        }
-        Ok(())
+    pub fn covers(&self) -> &Applied {
+        &self.covers
     }
 
     /// The peer sent a part at `now_ms`.
@@ -188,34 +117,42 @@ impl Repair {
         }
     }
 
-    /// One part: `mine` (from [`Repair::items_in`] over the part's range) is replaced by the
-    /// peer's `changes`, with what this node holds beyond the peer's state merged again on
-    /// top, in `txn`. Answers the round to commit (in one commit, so that a crash leaves the
-    /// range whole either way).
+    /// This node's full state of the keys `mine` (from [`Repair::items_in`]).
+    pub fn own_state(store: &dyn Store, mine: &[(Bytes, Stored)]) -> Result<Vec<Change>, String> {
+        let mut own = Vec::new();
+        for (key, stored) in mine {
+            key_state(store, key.clone(), stored.clone(), &mut own).map_err(|e| e.to_string())?;
+        }
+        Ok(own)
+    }
+
+    /// One part: `mine` (from [`Repair::items_in`] over the part's range, whose full state
+    /// is `own`) is replaced by the peer's `changes`, read when the peer had seen `seen`, with
+    /// what it had not seen of `own` merged back, in `txn`. Answers the round to commit (in one
+    /// commit, so that a crash leaves the range whole either way).
     pub fn replace(
         &self,
         mut txn: Txn<'_>,
         mine: &[(Bytes, Stored)],
+        own: Vec<Change>,
         changes: &[Change],
+        seen: &Seen,
     ) -> Result<Finished, String> {
-        txn.replaying(changes.len() + mine.len());
-        if !self.merge {
-            for (key, stored) in mine {
-                txn.forget(key, stored);
-            }
+        txn.replaying(changes.len() + own.len());
+        for (key, stored) in mine {
+            txn.forget(key, stored);
         }
-        for change in changes {
-            txn.apply_change(change);
-        }
-        let keys = (mine.iter().map(|(k, _)| k)).chain(changes.iter().map(Change::key));
-        let mut replayed = std::collections::HashSet::new();
-        for key in keys {
-            if replayed.insert(key.clone())
-                && let Some(kept) = self.replay.get(key)
-            {
-                kept.iter().for_each(|c| txn.apply_change(c));
-            }
-        }
+        let theirs: HashMap<(&Bytes, u8, &Bytes), &Change> =
+            changes.iter().map(|c| (identity(c), c)).collect();
+        let kept: Vec<Change> = own
+            .into_iter()
+            .filter_map(|c| {
+                let t = theirs.get(&identity(&c)).copied();
+                unseen(c, t, seen)
+            })
+            .collect();
+        changes.iter().for_each(|c| txn.apply_change(c));
+        kept.iter().for_each(|c| txn.apply_change(c));
         let failed = txn.failed.take();
         let mut finished = txn.finish();
         finished.read.clear();
@@ -229,18 +166,82 @@ impl Repair {
     /// repair's, and those written meanwhile) wait for this.
     pub fn barrier(&self, own: &VersionVector) -> VersionVector {
         let mut barrier = own.clone();
-        barrier.merge(&self.vv);
+        barrier.merge(&self.covers.vv);
         barrier
     }
 }
 
+/// What names a change's item: its key, the part (header, field, member) and the field's or
+/// member's name.
+fn identity(change: &Change) -> (&Bytes, u8, &Bytes) {
+    static NONE: Bytes = Bytes::new();
+    match change {
+        Change::Header { key, .. } => (key, 0, &NONE),
+        Change::Field { key, field, .. } => (key, 1, field),
+        Change::Member { key, member, .. } => (key, 2, member),
+    }
+}
+
+/// This node's item `mine` minus what the peer, whose item is `theirs` (if it has one), had
+/// seen and no longer holds; `None` when nothing is left.
+fn unseen(mine: Change, theirs: Option<&Change>, seen: &Seen) -> Option<Change> {
+    match mine {
+        Change::Header { key, mut delta } => {
+            let theirs = match theirs {
+                Some(Change::Header { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            (delta != crdt::Record::default()).then_some(Change::Header { key, delta })
+        }
+        Change::Field {
+            key,
+            field,
+            mut delta,
+            ..
+        } => {
+            let theirs = match theirs {
+                Some(Change::Field { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            let stamp = (delta.top()).unwrap_or(Stamp::new(Timestamp::ZERO, NodeId(0)));
+            (delta != crdt::StrState::default()).then_some(Change::Field {
+                key,
+                field,
+                delta,
+                stamp,
+            })
+        }
+        Change::Member {
+            key,
+            member,
+            mut delta,
+            ..
+        } => {
+            let theirs = match theirs {
+                Some(Change::Member { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            let stamp = delta.top();
+            (delta != crdt::Member::default()).then_some(Change::Member {
+                key,
+                member,
+                delta,
+                stamp,
+            })
+        }
+    }
+}
+
 impl Engine {
-    /// `from` starts a repair of the buckets in `differ`; its state covers `vv`.
+    /// `from` starts a repair of the buckets in `differ`; its state covers `covers`.
     pub(super) fn repair_begin(
         &mut self,
         from: NodeId,
         differ: Vec<bool>,
-        vv: VersionVector,
+        covers: Applied,
     ) -> Result<(), String> {
         if let Some(open) = &self.repair
             && open.from != from
@@ -251,11 +252,9 @@ impl Engine {
             tracing::warn!("a silent repair gives way to another peer's");
             self.repair_closed(None);
         }
-        let repair = Repair::begin(self.store.as_ref(), &self.vv, from, differ, vv, wall_ms())?;
+        let repair = Repair::begin(from, differ, covers, wall_ms())?;
         tracing::info!(
             buckets = repair.differ.iter().filter(|d| **d).count(),
-            kept = repair.replay_len,
-            merges = repair.merge,
             "repair begins"
         );
         self.repair = Some(repair);
@@ -264,31 +263,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Keeps what this node commits during a repair, to merge it again over the peer's state.
-    pub(super) fn hold_for_repair<'a>(&mut self, changes: impl IntoIterator<Item = &'a Change>) {
-        let Some(repair) = &mut self.repair else {
-            return;
-        };
-        if let Err(e) = repair.hold(changes) {
-            tracing::warn!(error = %e, "abandoning the repair");
-            self.repair_closed(None);
-        }
-    }
-
     /// One part of the repair: the peer's items with keys in `(after, last]` (to the end when
-    /// `last` is `None`).
+    /// `last` is `None`), read when it had seen `seen`.
     pub(super) fn repair_part(
         &mut self,
         from: NodeId,
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: Vec<Change>,
+        seen: Seen,
     ) -> Result<(), String> {
         let Some(mut repair) = self.repair.take_if(|r| r.from == from) else {
             return Err("a repair part without its beginning".into());
         };
         repair.heard(wall_ms());
-        let result = self.replace_range(&repair, after, last, &changes);
+        let result = self.replace_range(&repair, after, last, &changes, &seen);
         self.repair = Some(repair);
         result
     }
@@ -299,23 +288,25 @@ impl Engine {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
+        seen: &Seen,
     ) -> Result<(), String> {
         let mine = repair.items_in(self.store.as_ref(), after, last.as_ref())?;
+        let own = Repair::own_state(self.store.as_ref(), &mine)?;
+        let applied = self.applied();
         let (txn, _) = self.begin(wall_ms());
-        let finished = repair.replace(txn, &mine, changes)?;
-        let vv = self.vv.clone();
-        self.commit_with(finished, vv, Writer::Peers)
+        let finished = repair.replace(txn, &mine, own, changes, seen)?;
+        self.commit_with(finished, applied, Writer::Peers)
             .map_err(|e| e.to_string())
     }
 
     /// The repair from `from` ended: this node holds what its state covered.
-    pub(super) fn repair_end(&mut self, from: NodeId, vv: VersionVector) -> Result<(), String> {
-        if self.repair.as_ref().is_none_or(|r| r.from != from) {
+    pub(super) fn repair_end(&mut self, from: NodeId) -> Result<(), String> {
+        let Some(repair) = self.repair.as_ref().filter(|r| r.from == from) else {
             return Err("a repair's end without its beginning".into());
-        }
-        let mut adopted = self.vv.clone();
-        adopted.merge(&vv);
-        let finished = self.bare(adopted.clone());
+        };
+        let mut adopted = self.applied();
+        adopted.merge(&repair.covers);
+        let finished = self.bare(&adopted);
         self.commit_with(finished, adopted, Writer::Peers)
             .map_err(|e| e.to_string())?;
         self.repair_closed(Some(from));

@@ -65,6 +65,20 @@ const NAME_BYTES_MAX: usize = 255;
 /// The member table, kept across restarts so a node knows whom to reach (and whom the log
 /// must be kept for) before anyone reaches it.
 pub const MEMBERS_FILE: &str = "members.json";
+/// The write ids members announced, and those of forgotten members: see [`WriteIds`].
+pub const WRITE_IDS_FILE: &str = "write_ids.json";
+
+/// The write id each member last announced, and the one each forgotten member wrote under
+/// when it was forgotten (`CLUSTER FORGET`). A forgotten member may come back only under a
+/// new one, with its data directory wiped: the others went on collecting tombstones without
+/// waiting for its writes, so its old state and the writes it made concurrently with
+/// collected deletes would bring those deletes' effects back (a counter would count again
+/// what a `DEL` had reset, for one). Kept in [`WRITE_IDS_FILE`].
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct WriteIds {
+    announced: BTreeMap<String, u64>,
+    forgotten: BTreeMap<String, u64>,
+}
 
 /// Whether a member is alive, as gossip tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,6 +333,7 @@ struct Runtime {
     digest_slots: Arc<Semaphore>,
     /// Peers asked for a sync (see `sync_on_request`).
     sync_wanted: Arc<tokio::sync::Notify>,
+    write_ids: WriteIds,
 }
 
 /// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
@@ -398,6 +413,7 @@ pub async fn run(
         digesting: Default::default(),
         digest_slots: Arc::new(Semaphore::new(2)),
         sync_wanted: Arc::new(tokio::sync::Notify::new()),
+        write_ids: WriteIds::default(),
         shared,
     };
     // Holds the engine: stopped with the runtime, so the engine can stop too.
@@ -406,6 +422,7 @@ pub async fn run(
         runtime.sync_wanted.clone(),
     ));
     runtime.load_members();
+    runtime.load_write_ids();
     for addr in runtime.shared.config.join.clone() {
         runtime.gossip.announce(&addr);
     }
@@ -720,6 +737,11 @@ impl Runtime {
             Event::Forget(name) => {
                 let node = NodeId::from_name(&name);
                 if self.members.get(&node).is_some_and(|k| k.session.is_none()) {
+                    let origin = (self.write_ids.announced.get(&name).copied())
+                        .or_else(|| self.core.peer(node).map(|p| p.origin.0))
+                        .unwrap_or(node.0);
+                    self.write_ids.forgotten.insert(name.clone(), origin);
+                    self.save_write_ids();
                     self.members.remove(&node);
                     self.core.remove_peer(node);
                     self.shared.engine.member_removed();
@@ -752,17 +774,20 @@ impl Runtime {
             tracing::error!(peer = %peer.name, "the peer writes under this node's own id (a copied data directory?); closing");
             return;
         }
-        if vv.get(mine) > self.core.applied_vv().get(mine) && !self.shared.engine.writes_refused() {
-            // Own entries ship only once on this disk, so only a disk that went back in time
-            // shows this. Writing on would reuse sequence numbers the peer holds.
+        if self.write_ids.forgotten.get(&peer.name) == Some(&origin.0) {
+            metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
             tracing::error!(
                 peer = %peer.name,
-                theirs = vv.get(mine),
-                ours = self.core.applied_vv().get(mine),
-                "a peer holds more of this node's writes than its data directory (restored from an old copy?); refusing writes: wipe the data directory and restart"
+                "the peer was forgotten (CLUSTER FORGET) and came back with its old data; closing: wipe its data directory and start it again to rejoin"
             );
-            self.shared.engine.refuse_writes();
+            return;
         }
+        let mut changed = self.write_ids.forgotten.remove(&peer.name).is_some();
+        changed |= self.write_ids.announced.insert(peer.name.clone(), origin.0) != Some(origin.0);
+        if changed {
+            self.save_write_ids();
+        }
+        self.check_own_writes(&peer.name, &vv);
         let node = NodeId::from_name(&peer.name);
         let newcomer = !self.members.contains_key(&node);
         if let Some(old) = self.members.get(&node).and_then(|k| k.session.as_ref()) {
@@ -811,6 +836,25 @@ impl Runtime {
         self.learn(members);
         if newcomer {
             self.save_members();
+        }
+    }
+
+    /// Refuses writes when `peer` holds (`vv`) more of this node's writes than this node
+    /// does. Own entries ship only once on this disk, so only a disk that went back in time
+    /// shows this (restored from an old copy). Writing on would reuse sequence numbers the
+    /// peer holds. Checked when a session opens and at each acknowledgment (a peer's durable
+    /// vector may catch up with what it received only after the session opened).
+    fn check_own_writes(&self, peer: &str, vv: &VersionVector) {
+        let mine = self.core.me();
+        let ours = self.core.applied_vv().get(mine);
+        if vv.get(mine) > ours && !self.shared.engine.writes_refused() {
+            tracing::error!(
+                peer,
+                theirs = vv.get(mine),
+                ours,
+                "a peer holds more of this node's writes than its data directory (restored from an old copy?); refusing writes: wipe the data directory and restart"
+            );
+            self.shared.engine.refuse_writes();
         }
     }
 
@@ -924,6 +968,40 @@ impl Runtime {
         }
     }
 
+    fn write_ids_path(&self) -> std::path::PathBuf {
+        self.shared.config.data_dir.join(WRITE_IDS_FILE)
+    }
+
+    /// Reads the write ids a previous run left.
+    fn load_write_ids(&mut self) {
+        let path = self.write_ids_path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        match serde_json::from_str(&text) {
+            Ok(ids) => self.write_ids = ids,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable table of write ids")
+            }
+        }
+    }
+
+    /// Writes the write ids (to a temporary file, then renamed over the old one), synced: a
+    /// forgotten member's must not be lost by a crash.
+    fn save_write_ids(&self) {
+        let path = self.write_ids_path();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&self.write_ids).expect("write ids serialise");
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        });
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::error!(path = %path.display(), error = %e, "saving the table of write ids failed");
+        }
+    }
+
     /// Writes the member table (to a temporary file, then renamed over the old one).
     fn save_members(&self) {
         if !self.members.is_empty() {
@@ -966,6 +1044,9 @@ impl Runtime {
                 self.core.received(entries);
             }
             Message::Ack(vv) => {
+                if let Some(known) = self.members.get(&node) {
+                    self.check_own_writes(&known.info.name, &vv);
+                }
                 let before = self.core.peer_has_own(node);
                 self.core.acked(now, node, &vv);
                 if self.core.peer_has_own(node) != before {
@@ -980,11 +1061,11 @@ impl Runtime {
             Message::Publish { channel, message } => {
                 self.shared.hub.publish(&channel, &message);
             }
-            Message::SnapshotBegin { differ, vv } => {
+            Message::SnapshotBegin { differ, vv, seen } => {
                 let begin = Remote::RepairBegin {
                     from: node,
                     differ,
-                    vv,
+                    covers: crate::engine::Applied { vv, seen },
                 };
                 let _ = self.apply_tx.send(begin).await;
             }
@@ -995,6 +1076,7 @@ impl Runtime {
                         after: part.after,
                         last: part.last,
                         changes: part.changes,
+                        seen: part.seen,
                     };
                     let _ = self.apply_tx.send(part).await;
                 }
@@ -1004,12 +1086,9 @@ impl Runtime {
                     self.close(node, false);
                 }
             },
-            Message::SnapshotDone(vv) => {
+            Message::SnapshotDone => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "snapshot received");
-                let _ = self
-                    .apply_tx
-                    .send(Remote::RepairEnd { from: node, vv })
-                    .await;
+                let _ = self.apply_tx.send(Remote::RepairEnd { from: node }).await;
             }
             Message::DigestRequest => {
                 // One computation per peer at a time; its answer goes to the peer's session

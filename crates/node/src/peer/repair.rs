@@ -2,14 +2,16 @@
 //! forgotten and back) is asked for one digest per key bucket; this node sends its state of
 //! every bucket whose digest differs, in key order and in parts that cover the key space with
 //! no gap, so that the peer can replace its state there with this one (see
-//! `engine/repair.rs` for the receiving side and why it replaces instead of merging).
+//! `engine/repair.rs` for the receiving side).
 
 use super::{Event, Runtime, SNAPSHOT_KEYS};
+use crate::engine::Applied;
 use crate::peer::wire::{Message, SnapshotPart};
 use bytes::Bytes;
 use crdt::NodeId;
 use replication::Change;
 use std::sync::Arc;
+use storage::{StateRead, StorageError, Store};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -30,21 +32,34 @@ impl Runtime {
 
     /// Anti-entropy: sends `peer` the full state of every key in the buckets whose digests
     /// differ from `theirs`, then tells it what the states cover; shipping goes on from there.
+    ///
+    /// Digests, parts and the vector the peer adopts all come from one view of the store:
+    /// read live, parts would hold effects of entries beyond the vector, which the peer, once
+    /// it holds the vector, would never take again; those of a forgotten member then lived
+    /// on some replicas and not others (the simulator found it).
     pub(super) fn repair(&mut self, peer: NodeId, theirs: Vec<u64>) {
         let Some(tx) = self.session_tx(peer) else {
             return;
         };
         let name = self.members[&peer].info.name.clone();
         metrics::counter!("meridian_snapshots_sent_total").increment(1);
-        // Everything up to `vv` is committed before the scans start, so they see it. A bucket
-        // whose digests agree held at least that on the peer too when it computed them.
-        let vv = self.shared.engine.progress.borrow().applied.clone();
         let store = self.shared.engine.store().clone();
         let events = self.events_tx.clone();
         let slots = self.digest_slots.clone();
         tokio::spawn(async move {
-            let Some(ours) = digests(store.clone(), &slots).await else {
-                return;
+            let prepared = {
+                let Ok(_slot) = slots.acquire().await else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || prepare(store.as_ref())).await
+            };
+            let (view, covers, ours) = match prepared {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reading the state to repair a peer failed");
+                    return;
+                }
+                Err(_) => return,
             };
             let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
             let count = differ.iter().filter(|d| **d).count();
@@ -57,7 +72,8 @@ impl Runtime {
             );
             let begin = Message::SnapshotBegin {
                 differ: differ.clone(),
-                vv: vv.clone(),
+                vv: covers.vv.clone(),
+                seen: covers.seen.clone(),
             };
             if tx.send((Instant::now(), begin)).await.is_err() {
                 return;
@@ -65,14 +81,10 @@ impl Runtime {
             let mut after: Option<Bytes> = None;
             loop {
                 let chunk = {
-                    let store = store.clone();
+                    let view = view.clone();
                     let from = after.clone();
                     tokio::task::spawn_blocking(move || {
-                        crate::engine::snapshot_chunk(
-                            store.as_ref(),
-                            from.as_deref(),
-                            SNAPSHOT_KEYS,
-                        )
+                        crate::engine::snapshot_chunk(view.as_ref(), from.as_deref(), SNAPSHOT_KEYS)
                     })
                     .await
                 };
@@ -96,6 +108,7 @@ impl Runtime {
                     after: after.clone(),
                     last: last.clone(),
                     changes,
+                    seen: covers.seen.clone(),
                 };
                 let part = Message::Snapshot(Bytes::from(crdt::encode(&part)));
                 if tx.send((Instant::now(), part)).await.is_err() {
@@ -107,14 +120,35 @@ impl Runtime {
                 }
             }
             if tx
-                .send((Instant::now(), Message::SnapshotDone(vv.clone())))
+                .send((Instant::now(), Message::SnapshotDone))
                 .await
                 .is_ok()
             {
+                let vv = covers.vv;
                 let _ = events.send(Event::SnapshotSent { peer, vv }).await;
             }
         });
     }
+}
+
+/// The view a repair sends, what it covers, and its digests.
+type Prepared = (Arc<dyn StateRead>, Applied, Vec<u64>);
+
+/// Reads [`Prepared`] from `store`. What the view holds is synced
+/// before any of it leaves: were this node to lose it in a crash, it would write other
+/// entries under the same numbers, and the peer, holding these, would never take them.
+fn prepare(store: &dyn Store) -> Result<Prepared, StorageError> {
+    let view: Arc<dyn StateRead> = Arc::from(store.view());
+    store.sync()?;
+    let covers = match view.version_vector()? {
+        None => Applied::default(),
+        Some(bytes) => Applied::decode(&bytes).map_err(|e| StorageError::Corrupt {
+            key: "(version vector)".into(),
+            reason: e.to_string(),
+        })?,
+    };
+    let digests = crate::engine::digests(view.as_ref())?;
+    Ok((view, covers, digests))
 }
 
 /// This node's digests, computed off the async workers once one of `slots` is free (a full

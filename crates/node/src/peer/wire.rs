@@ -18,9 +18,9 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 5: counter contributions carry their
-/// generation (`crdt::Contribution::since`).
-pub const VERSION: u8 = 5;
+/// The frame format version this node speaks. Version 6: repairs carry what the sender had
+/// seen (`crdt::Seen`).
+pub const VERSION: u8 = 6;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -46,6 +46,9 @@ pub struct SnapshotPart {
     pub last: Option<Bytes>,
     /// Headers, fields and members as full states.
     pub changes: Vec<replication::Change>,
+    /// What the sender had seen when it read them: the receiver drops what it holds of
+    /// those writes that the sender no longer does (see `engine/repair.rs`).
+    pub seen: crdt::Seen,
 }
 
 /// What peers say to each other.
@@ -82,11 +85,13 @@ pub enum Message {
         differ: Vec<bool>,
         /// What the sender's state covers.
         vv: VersionVector,
+        /// Per origin, the sender's latest write that `vv` covers.
+        seen: crdt::Seen,
     },
     /// Part of a repair: an encoded [`SnapshotPart`].
     Snapshot(Bytes),
-    /// The repair is complete; its state held the effects of everything in this vector.
-    SnapshotDone(VersionVector),
+    /// The repair is complete: the receiver holds what `SnapshotBegin` said it covered.
+    SnapshotDone,
     /// The log no longer holds what the receiver lacks: it is asked for its digests, so the
     /// sender can repair only the key ranges that differ.
     DigestRequest,

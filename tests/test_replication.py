@@ -462,3 +462,16 @@ def test_a_member_is_known_everywhere_even_where_unreachable(node_factory, hosts
     ap.client().set("from-ap", "1")
     eu.client().set("from-eu", "1")
     assert converged(nodes, ["from-ap", "from-eu"], timeout=20) == {"from-ap": b"1", "from-eu": b"1"}
+
+
+def test_flushall_empties_every_region(cluster):
+    """FLUSHALL is an observed remove of every key, replicated like any write; a key written
+    afterwards stays."""
+    eu, us, ap = cluster
+    eu.client().mset({f"k{i}": i for i in range(50)})
+    ap.client().hset("h", mapping={"f": 1})
+    converged(cluster, ["k0", "k49", "h"])
+    assert us.client().flushall() is True
+    wait_for(lambda: all(n.client().dbsize() == 0 for n in cluster), what="every region to be empty")
+    ap.client().set("after", 1)
+    assert converged(cluster, ["after", "k0", "h"]) == {"after": b"1", "k0": None, "h": None}

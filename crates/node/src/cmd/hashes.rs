@@ -35,6 +35,23 @@ pub fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     set_fields(ctx, args, "hset").map_or_else(|e| e, Reply::Int)
 }
 
+/// `HSETNX key field value`: 1 when it set the field, 0 when the field existed.
+pub fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match field_value(ctx, &args[1], &args[2]) {
+        Ok(Some(_)) => Reply::Int(0),
+        Ok(None) => set_fields(ctx, args, "hsetnx").map_or_else(|e| e, |_| Reply::Int(1)),
+        Err(e) => e,
+    }
+}
+
+/// `HSTRLEN key field`: the length of the field's value, 0 when it is missing.
+pub fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match field_value(ctx, &args[1], &args[2]) {
+        Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
+        Err(e) => e,
+    }
+}
+
 pub fn hmset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     set_fields(ctx, args, "hmset").map_or_else(|e| e, |_| Reply::OK)
 }

@@ -35,17 +35,48 @@ pub fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 pub fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    reply(expire_generic(ctx, args, 1000, "expire"))
+    reply(expire_generic(ctx, args, 1000, false, "expire"))
 }
 
 pub fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    reply(expire_generic(ctx, args, 1, "pexpire"))
+    reply(expire_generic(ctx, args, 1, false, "pexpire"))
 }
 
+pub fn expireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(expire_generic(ctx, args, 1000, true, "expireat"))
+}
+
+pub fn pexpireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(expire_generic(ctx, args, 1, true, "pexpireat"))
+}
+
+/// `EXPIRETIME` / `PEXPIRETIME`: the deadline as a Unix time in `unit_ms`, -1 without one,
+/// -2 when the key does not exist.
+fn expire_time(ctx: &mut Ctx<'_, '_>, key: &Bytes, unit_ms: u64) -> Reply {
+    Reply::Int(match ctx.txn.live(key) {
+        None => -2,
+        Some(r) => r
+            .record
+            .expires_at_ms()
+            .map_or(-1, |at| (at / unit_ms) as i64),
+    })
+}
+
+pub fn expiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    expire_time(ctx, &args[1], 1000)
+}
+
+pub fn pexpiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    expire_time(ctx, &args[1], 1)
+}
+
+/// The `EXPIRE` family: a deadline `args[2]` units of `unit_ms` from now, or at that Unix
+/// time when `absolute`.
 fn expire_generic(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
     unit_ms: i64,
+    absolute: bool,
     name: &str,
 ) -> Result<Reply, Reply> {
     let key = &args[1];
@@ -77,9 +108,10 @@ fn expire_generic(
     }
     let now_ms = ctx.txn.now_ms() as i64;
     let invalid = || Reply::Error(format!("ERR invalid expire time in '{name}' command"));
+    let base = if absolute { 0 } else { now_ms };
     let at = amount
         .checked_mul(unit_ms)
-        .and_then(|ms| ms.checked_add(now_ms))
+        .and_then(|ms| ms.checked_add(base))
         .ok_or_else(invalid)?;
     if at >= 1 << 52 {
         return Err(invalid());
@@ -240,6 +272,42 @@ fn scan_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         Reply::bulk(next.to_string()),
         Reply::Array(keys.into_iter().map(Reply::Bulk).collect()),
     ]))
+}
+
+/// Most live keys one `FLUSHALL`/`FLUSHDB` deletes: it is one round and one log entry (an
+/// observed remove of every key, so writes made concurrently elsewhere survive), which must
+/// stay bounded. Larger keyspaces are refused with a clear error.
+const FLUSH_KEYS_MAX: i64 = 100_000;
+
+/// `FLUSHALL` / `FLUSHDB` `[ASYNC | SYNC]` (one database: the same thing): deletes every
+/// key, as `DEL` would, in one round.
+pub fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(flush(ctx, args))
+}
+
+fn flush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    match &args[1..] {
+        [] => {}
+        [mode]
+            if [&b"ASYNC"[..], b"SYNC"]
+                .iter()
+                .any(|m| mode.eq_ignore_ascii_case(m)) => {}
+        _ => return Err(Reply::err(ERR_SYNTAX)),
+    }
+    if let Reply::Int(live) = dbsize(ctx, args)
+        && live > FLUSH_KEYS_MAX
+    {
+        return Err(Reply::Error(format!(
+            "ERR {} of {live} keys is refused: at most {FLUSH_KEYS_MAX} at once here; delete in batches (SCAN and UNLINK)",
+            String::from_utf8_lossy(&args[0]).to_uppercase()
+        )));
+    }
+    let (keys, _) = walk(ctx, None, usize::MAX, None, None)?;
+    for key in keys {
+        let stamp = ctx.txn.stamp();
+        ctx.txn.delete(&key, stamp);
+    }
+    Ok(Reply::OK)
 }
 
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {

@@ -70,6 +70,24 @@ pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     }
 }
 
+/// `SMISMEMBER key member [member ...]`: 1 or 0 for each.
+pub fn smismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    match typed(ctx, key, Kind::Set) {
+        Ok(Some(_)) => Reply::Array(
+            (args[2..].iter())
+                .map(|m| {
+                    Reply::Int(i64::from(
+                        ctx.txn.member(key, m).is_some_and(|m| m.present()),
+                    ))
+                })
+                .collect(),
+        ),
+        Ok(None) => Reply::Array(vec![Reply::Int(0); args.len() - 2]),
+        Err(e) => e,
+    }
+}
+
 pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Set) {
         Ok(s) => Reply::Int(s.map_or(0, |s| s.lens.set as i64)),

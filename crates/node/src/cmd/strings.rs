@@ -1,4 +1,5 @@
-//! Strings and counters: GET, SET, MGET, MSET, GETDEL, INCR family, INCRBYFLOAT, STRLEN, APPEND.
+//! Strings and counters: GET, SET and its older forms (SETNX, SETEX, PSETEX, GETSET), MGET,
+//! MSET, MSETNX, GETDEL, INCR family, INCRBYFLOAT, STRLEN, APPEND.
 
 use super::{Ctx, int_arg, reply, typed, typed_for_write};
 use bytes::Bytes;
@@ -139,6 +140,69 @@ pub fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         write_string(ctx, &pair[0], pair[1].clone(), Some(None));
     }
     Reply::OK
+}
+
+/// `SET` with the options `extra`, for the commands that are its older forms.
+fn set_with(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    value: &Bytes,
+    extra: &[&'static [u8]],
+) -> Result<Reply, Reply> {
+    let mut args = vec![Bytes::from_static(b"set"), key.clone(), value.clone()];
+    args.extend(extra.iter().map(|o| Bytes::from_static(o)));
+    set_inner(ctx, &args)
+}
+
+/// `SETNX key value`: 1 when it set the key, 0 when the key existed (of any type).
+pub fn setnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match set_with(ctx, &args[1], &args[2], &[b"NX"]) {
+        Ok(Reply::Null) => Reply::Int(0),
+        Ok(_) => Reply::Int(1),
+        Err(e) => e,
+    }
+}
+
+/// `SETEX key seconds value`.
+pub fn setex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    set_expiring(ctx, args, b"EX", "setex")
+}
+
+/// `PSETEX key milliseconds value`.
+pub fn psetex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    set_expiring(ctx, args, b"PX", "psetex")
+}
+
+fn set_expiring(ctx: &mut Ctx<'_, '_>, args: &[Bytes], unit: &[u8], name: &str) -> Reply {
+    let n = match int_arg(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let Some(at) = deadline(ctx.txn.now_ms(), unit, n) else {
+        return Reply::Error(format!("ERR invalid expire time in '{name}' command"));
+    };
+    write_string(ctx, &args[1], args[3].clone(), Some(Some(at)));
+    Reply::OK
+}
+
+/// `GETSET key value`: `SET key value GET`.
+pub fn getset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(set_with(ctx, &args[1], &args[2], &[b"GET"]))
+}
+
+/// `MSETNX key value [key value ...]`: sets them all only if none exists.
+pub fn msetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    if args.len().is_multiple_of(2) {
+        return Reply::wrong_arity("msetnx");
+    }
+    if args[1..]
+        .chunks(2)
+        .any(|pair| ctx.txn.live(&pair[0]).is_some())
+    {
+        return Reply::Int(0);
+    }
+    mset(ctx, args);
+    Reply::Int(1)
 }
 
 pub fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {

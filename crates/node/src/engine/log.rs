@@ -298,6 +298,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_version_vector_stored_alone_reads_as_having_seen_nothing() {
+        let mut vv = VersionVector::new();
+        vv.advance(NodeId(7), 3);
+        let old = Applied::decode(&crdt::encode(&vv)).unwrap();
+        assert_eq!((old.vv, old.seen), (vv.clone(), Seen::default()));
+        let mut applied = Applied::default();
+        applied.advance(NodeId(7), 3, Timestamp(42));
+        assert_eq!(Applied::decode(&applied.encode()).unwrap(), applied);
+        assert!(applied.seen.covers(Stamp::new(Timestamp(42), NodeId(7))));
+        assert!(!applied.seen.covers(Stamp::new(Timestamp(43), NodeId(7))));
+    }
+
+    #[test]
     fn ack_times_remember_the_latest_entries_in_order() {
         let acks = AckTimes::default();
         assert_eq!(acks.get(1), None);

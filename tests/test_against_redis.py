@@ -21,7 +21,7 @@ def pair(node):
     port = free_port()
     proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ref = redis.Redis(port=port)
+    ref = redis.Redis(port=port, single_connection_client=True)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -31,14 +31,23 @@ def pair(node):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    yield ref, node.client()
+    yield ref, node.client(single_connection_client=True)
     proc.kill()
     proc.wait()
 
 
+def plain(value):
+    """A reply with the errors inside arrays (EXEC's) turned into comparable values."""
+    if isinstance(value, Exception):
+        return ("error", str(value))
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def reply(client, command):
     try:
-        return ("ok", client.execute_command(*command))
+        return ("ok", plain(client.execute_command(*command)))
     except redis.ResponseError as e:
         return ("error", str(e))
 
@@ -98,3 +107,38 @@ def test_flush(pair):
         ("SET", "a", "2"), ("FLUSHDB", "ASYNC"), ("EXISTS", "a"), ("FLUSHALL", "SYNC"),
         ("FLUSHALL", "BOGUS"), ("FLUSHDB", "SYNC", "ASYNC"), ("SET", "a", "3"), ("GET", "a"),
     ])
+
+
+def test_transactions(pair):
+    same(pair, [
+        ("MULTI",), ("SET", "a", "1"), ("INCR", "a"), ("GET", "a"), ("PING",), ("ECHO", "x"), ("EXEC",),
+        ("EXEC",), ("DISCARD",), ("MULTI",), ("MULTI",), ("SET", "b", "1"), ("DISCARD",), ("GET", "b"),
+        ("MULTI",), ("SET", "c"), ("NOPE",), ("SET", "c", "1"), ("EXEC",), ("GET", "c"),
+        ("SADD", "st", "m"), ("MULTI",), ("SET", "x", "1"), ("INCR", "st"), ("GET", "x"), ("EXEC",),
+        ("MULTI",), ("EXEC",),
+        # WATCH: the connection's own write counts as a change.
+        ("WATCH", "w"), ("SET", "w", "changed"), ("MULTI",), ("SET", "w", "tx"), ("EXEC",), ("GET", "w"),
+        ("WATCH", "w", "missing"), ("MULTI",), ("SET", "w", "tx2"), ("EXEC",), ("GET", "w"),
+        ("WATCH", "w2"), ("UNWATCH",), ("SET", "w2", "x"), ("MULTI",), ("GET", "w2"), ("EXEC",),
+        ("WATCH", "w3"), ("MULTI",), ("DISCARD",), ("SET", "w3", "1"), ("MULTI",), ("GET", "w3"), ("EXEC",),
+        ("MULTI",), ("WATCH", "w"), ("SET", "w", "in"), ("EXEC",), ("GET", "w"),
+        ("WATCH", "gone"), ("SET", "gone", "1"), ("DEL", "gone"), ("MULTI",), ("SET", "gone", "2"), ("EXEC",),
+        ("WATCH",), ("MULTI", "x"),
+    ])
+
+
+def test_watch_sees_another_clients_write(pair):
+    """A key watched by one connection and written by another: EXEC answers nil, on both."""
+    for first in pair:
+        other = redis.Redis(connection_pool=redis.ConnectionPool(**first.connection_pool.connection_kwargs))
+        first.execute_command("SET", "k", "0")
+        first.execute_command("WATCH", "k")
+        other.execute_command("SET", "k", "1")
+        first.execute_command("MULTI")
+        first.execute_command("SET", "k", "2")
+        assert first.execute_command("EXEC") is None
+        first.execute_command("WATCH", "k")
+        other.execute_command("GET", "k")
+        first.execute_command("MULTI")
+        first.execute_command("SET", "k", "3")
+        assert first.execute_command("EXEC") == [b"OK"]

@@ -475,3 +475,41 @@ def test_flushall_empties_every_region(cluster):
     wait_for(lambda: all(n.client().dbsize() == 0 for n in cluster), what="every region to be empty")
     ap.client().set("after", 1)
     assert converged(cluster, ["after", "k0", "h"]) == {"after": b"1", "k0": None, "h": None}
+
+
+def test_a_transaction_reaches_other_regions_whole(cluster):
+    """MULTI/EXEC runs in one round: its writes are one log entry, so another region shows
+    none of them or all of them, never part."""
+    eu, us, ap = cluster
+    keys = [f"tx{i}" for i in range(50)]
+    pipe = eu.client().pipeline(transaction=True)
+    for k in keys:
+        pipe.set(k, "v")
+    pipe.hset("txh", mapping={"f": 1})
+    pipe.execute()
+    seen = []
+
+    def whole():
+        values = us.client().mget(keys)
+        present = sum(v is not None for v in values)
+        seen.append(present)
+        return present == len(keys)
+
+    wait_for(whole, what="us-1 to hold the transaction")
+    assert set(seen) <= {0, len(keys)}, f"us-1 showed part of a transaction: {seen}"
+    assert us.client().hget("txh", "f") == b"1"
+
+
+def test_watch_is_aborted_by_a_write_from_another_region(cluster):
+    eu, us, ap = cluster
+    eu.client().set("balance", 10)
+    converged(cluster, ["balance"])
+    pipe = eu.client().pipeline(transaction=True)
+    pipe.watch("balance")
+    us.client().set("balance", 20)
+    wait_for(lambda: eu.client().get("balance") == b"20", what="eu-1 to receive us-1's write")
+    pipe.multi()
+    pipe.set("balance", 30)
+    with pytest.raises(redis.WatchError):
+        pipe.execute()
+    assert converged(cluster, ["balance"]) == {"balance": b"20"}

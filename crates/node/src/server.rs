@@ -2,6 +2,7 @@
 
 mod commands;
 mod connection;
+mod multi;
 
 use crate::Shared;
 use std::sync::Arc;

@@ -60,6 +60,9 @@ pub enum Request {
     Commands {
         /// The commands.
         commands: Vec<Command>,
+        /// Keys watched (`WATCH`) with their [`Touches`] count then: if a key was written
+        /// since, nothing runs and the answer says aborted.
+        watch: Vec<(Bytes, u64)>,
         /// Where the replies go.
         reply: oneshot::Sender<Ran>,
     },
@@ -84,6 +87,37 @@ pub enum Request {
     Tick,
     /// Make everything committed so far durable, then answer (`WAIT`).
     Sync(oneshot::Sender<Result<(), String>>),
+}
+
+/// Slots of [`Touches`]: keys share a slot by hash, so a write to one aborts a transaction
+/// watching another of the same slot now and then (Redis too aborts on writes that change
+/// nothing); 64k slots keep that rare.
+const TOUCH_SLOTS: usize = 1 << 16;
+
+/// What `WATCH` compares: per slot of keys, how many commits wrote a key of it (clients'
+/// writes, peers' entries, expiry, repairs). Counted after the commit is visible.
+#[derive(Debug)]
+pub struct Touches(Box<[AtomicU64]>);
+
+impl Default for Touches {
+    fn default() -> Touches {
+        Touches((0..TOUCH_SLOTS).map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl Touches {
+    fn slot(&self, key: &[u8]) -> &AtomicU64 {
+        &self.0[crc32fast::hash(key) as usize % TOUCH_SLOTS]
+    }
+
+    /// The count of `key`'s slot now.
+    pub fn get(&self, key: &[u8]) -> u64 {
+        self.slot(key).load(Ordering::Acquire)
+    }
+
+    fn touch(&self, key: &[u8]) {
+        self.slot(key).fetch_add(1, Ordering::Release);
+    }
 }
 
 /// What peers send the engine to apply.
@@ -143,8 +177,10 @@ impl Remote {
 /// What running a request's commands gave.
 #[derive(Debug)]
 pub struct Ran {
-    /// One reply per command.
+    /// One reply per command (none when aborted).
     pub replies: Vec<Reply>,
+    /// A watched key had changed: nothing ran.
+    pub aborted: bool,
     /// When the commands wrote: the sequence number of the log entry holding the writes.
     pub seq: Option<u64>,
 }
@@ -227,6 +263,8 @@ pub struct EngineHandle {
     members_removed: Arc<AtomicU64>,
     /// The engine's commit count, for reading ahead.
     commits: Arc<AtomicU64>,
+    /// What `WATCH` compares (see [`Touches`]).
+    pub touches: Arc<Touches>,
     /// When this node acknowledged its latest own log entries.
     pub acked: Arc<AckTimes>,
     pace: Arc<Pace>,
@@ -240,9 +278,23 @@ pub struct EngineGone;
 impl EngineHandle {
     /// Runs `commands` on the engine and waits for their replies.
     pub async fn run(&self, commands: Vec<Command>) -> Result<Ran, EngineGone> {
+        self.run_watched(commands, Vec::new()).await
+    }
+
+    /// Runs `commands` in one round (their writes are one log entry), unless one of the
+    /// `watch`ed keys was written since its count was taken ([`Touches`]).
+    pub async fn run_watched(
+        &self,
+        commands: Vec<Command>,
+        watch: Vec<(Bytes, u64)>,
+    ) -> Result<Ran, EngineGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Commands { commands, reply })
+            .send(Request::Commands {
+                commands,
+                watch,
+                reply,
+            })
             .await
             .map_err(|_| EngineGone)?;
         rx.await.map_err(|_| EngineGone)
@@ -480,6 +532,7 @@ pub fn spawn(
         .store(store.disk_bytes(), Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(QUEUE_REQUESTS_MAX);
     let written = ahead::Written::default();
+    let touches = Arc::new(Touches::default());
     let acked = Arc::new(AckTimes::default());
     let writes_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let members_removed = Arc::new(AtomicU64::new(0));
@@ -491,6 +544,7 @@ pub fn spawn(
         tx,
         acked: acked.clone(),
         commits: written.counter(),
+        touches: touches.clone(),
         store: store.clone(),
         max_value_len: config.max_value_len,
         stats: stats.clone(),
@@ -525,6 +579,7 @@ pub fn spawn(
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
         written,
+        touches,
         acked,
         log_first: HashMap::new(),
         writes_refused,
@@ -597,6 +652,8 @@ struct Engine {
     cache: RecordCache,
     /// Which keys recent commits wrote: tells which read-ahead values still hold.
     written: ahead::Written,
+    /// Writes per slot of keys, for `WATCH`.
+    touches: Arc<Touches>,
     /// When own log entries were acknowledged.
     acked: Arc<AckTimes>,
     /// Per origin, the first entry the log holds after the last truncation. Read from the
@@ -679,9 +736,11 @@ enum Writer {
 /// One request taken into a round, with its replies once run.
 struct Pending {
     commands: Vec<Command>,
+    watch: Vec<(Bytes, u64)>,
     reply: oneshot::Sender<Ran>,
     replies: Vec<Reply>,
     wrote: bool,
+    aborted: bool,
 }
 
 impl Engine {
@@ -693,11 +752,17 @@ impl Engine {
             let mut next = Some(first);
             while let Some(request) = next.take() {
                 match request {
-                    Request::Commands { commands, reply } => round.push(Pending {
+                    Request::Commands {
                         commands,
+                        watch,
+                        reply,
+                    } => round.push(Pending {
+                        commands,
+                        watch,
                         reply,
                         replies: Vec::new(),
                         wrote: false,
+                        aborted: false,
                     }),
                     Request::Apply { work, ahead, reply } => {
                         // Peers' entries go in their own commit, ahead of the round so far:
@@ -769,12 +834,19 @@ impl Engine {
             }
         }
         let refused = self.writes_refused.load(Ordering::Relaxed);
+        let touches = self.touches.clone();
         let (mut txn, state) = self.begin(wall_ms());
         for pending in &mut round {
             if refused && pending.commands.iter().any(|(spec, _)| spec.write) {
                 pending.replies = (pending.commands.iter())
                     .map(|_| Reply::Error(WRITES_REFUSED.into()))
                     .collect();
+                continue;
+            }
+            // Written by a commit since the watch, or earlier in this round.
+            let touched = |key: &Bytes, count: u64| touches.get(key) != count || txn.wrote(key);
+            if (pending.watch.iter()).any(|(key, count)| touched(key, *count)) {
+                pending.aborted = true;
                 continue;
             }
             let mut ctx = Ctx {
@@ -803,6 +875,7 @@ impl Engine {
                     // A connection that went away does not care for its replies.
                     let _ = p.reply.send(Ran {
                         replies: p.replies,
+                        aborted: p.aborted,
                         seq,
                     });
                 }
@@ -854,8 +927,11 @@ impl Engine {
         let result = self.store.commit(&finished.batch, durability);
         // Taken or not, these keys may differ now from what a read-ahead found.
         let keys = finished.batch.puts.iter().map(|(k, _)| k);
-        self.written
-            .committed(keys.chain(&finished.batch.removes).cloned().collect());
+        let keys: Vec<Bytes> = keys.chain(&finished.batch.removes).cloned().collect();
+        if result.is_ok() {
+            keys.iter().for_each(|k| self.touches.touch(k));
+        }
+        self.written.committed(keys);
         result?;
         if durability == Durability::Sync {
             metrics::histogram!("meridian_fsync_seconds").record(started.elapsed().as_secs_f64());
@@ -1041,6 +1117,14 @@ impl Engine {
         metrics::counter!("meridian_storage_errors_total").increment(1);
         let message = format!("ERR storage failure, write not applied: {error}");
         for p in round {
+            if p.aborted {
+                let _ = p.reply.send(Ran {
+                    replies: Vec::new(),
+                    aborted: true,
+                    seq: None,
+                });
+                continue;
+            }
             if !p.wrote {
                 let (mut txn, state) = self.begin(wall_ms());
                 let mut ctx = Ctx {
@@ -1053,7 +1137,11 @@ impl Engine {
                     .map(|(spec, args)| cmd::execute(&mut ctx, spec, args))
                     .collect();
                 if txn.writes() == 0 && txn.failed.is_none() {
-                    let _ = p.reply.send(Ran { replies, seq: None });
+                    let _ = p.reply.send(Ran {
+                        replies,
+                        aborted: false,
+                        seq: None,
+                    });
                     continue;
                 }
             }
@@ -1062,7 +1150,11 @@ impl Engine {
                 .iter()
                 .map(|_| Reply::Error(message.clone()))
                 .collect();
-            let _ = p.reply.send(Ran { replies, seq: None });
+            let _ = p.reply.send(Ran {
+                replies,
+                aborted: false,
+                seq: None,
+            });
         }
     }
 

@@ -540,6 +540,11 @@ impl<'a> Txn<'a> {
         self.apply(key, &delta);
     }
 
+    /// Whether this round wrote `key` so far.
+    pub fn wrote(&self, key: &Bytes) -> bool {
+        self.touched.get(key).is_some_and(|t| t.dirty)
+    }
+
     /// How many keys this round's changes so far would add (or, negative, remove).
     pub fn live_delta(&self) -> i64 {
         self.touched

@@ -58,15 +58,7 @@ pub fn run(
         "config" => config(shared, args),
         "info" => info(shared, args),
         "cluster" => cluster(shared, args),
-        "time" => {
-            let micros = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros());
-            Reply::Array(vec![
-                Reply::bulk((micros / 1_000_000).to_string()),
-                Reply::bulk((micros % 1_000_000).to_string()),
-            ])
-        }
+        "time" => time(),
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
         "publish" => {
             shared.cluster.publish(&args[1], &args[2]);
@@ -84,6 +76,17 @@ pub fn run(
     };
     reply.encode(session.protocol, out);
     Flow::Continue
+}
+
+/// `TIME`: seconds and microseconds of the wall clock.
+pub fn time() -> Reply {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    Reply::Array(vec![
+        Reply::bulk((micros / 1_000_000).to_string()),
+        Reply::bulk((micros % 1_000_000).to_string()),
+    ])
 }
 
 fn ping(session: &Session, args: &[Bytes]) -> Reply {
@@ -188,6 +191,8 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
     session.patterns.clear();
     session.protocol = Protocol::Resp2;
     session.name = None;
+    session.multi = None;
+    session.watched.clear();
     Reply::Simple("RESET")
 }
 

@@ -1,6 +1,7 @@
 //! One client connection: read, split into commands, run, answer, in order.
 
 use super::commands::{self, Flow};
+use super::multi;
 use crate::Shared;
 use crate::cmd::{self, Runs};
 use crate::engine::Command;
@@ -31,6 +32,10 @@ pub struct Session {
     pub patterns: BTreeSet<Bytes>,
     /// The change log sequence number of this connection's last write (`WAIT`).
     pub last_write: u64,
+    /// A transaction being queued (`MULTI`).
+    pub multi: Option<super::multi::Queued>,
+    /// Keys watched (`WATCH`), with their write counts then.
+    pub watched: Vec<(Bytes, u64)>,
 }
 
 impl Session {
@@ -57,6 +62,8 @@ pub async fn serve(
         channels: BTreeSet::new(),
         patterns: BTreeSet::new(),
         last_write: 0,
+        multi: None,
+        watched: Vec::new(),
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
     if let Some(sub) = session.subscriber.take() {
@@ -199,6 +206,11 @@ async fn run_commands(
 ) -> Flow {
     let mut batch: Vec<Command> = Vec::new();
     for args in commands {
+        if let Some(reply) = multi::queue(session, &args) {
+            flush(shared, session, &mut batch, out).await;
+            reply.encode(session.protocol, out);
+            continue;
+        }
         let spec = match cmd::lookup(&args[0]) {
             Some(spec) if cmd::arity_ok(spec, args.len()) => spec,
             Some(spec) => {
@@ -232,6 +244,12 @@ async fn run_commands(
                 shared
                     .engine
                     .read(spec, &args)
+                    .encode(session.protocol, out);
+            }
+            Runs::Connection if multi::is_control(spec.name) => {
+                flush(shared, session, &mut batch, out).await;
+                multi::control(shared, session, spec.name, &args)
+                    .await
                     .encode(session.protocol, out);
             }
             Runs::Connection if spec.name == "wait" => {

@@ -142,3 +142,38 @@ def test_watch_sees_another_clients_write(pair):
         first.execute_command("MULTI")
         first.execute_command("SET", "k", "3")
         assert first.execute_command("EXEC") == [b"OK"]
+
+
+def test_set_algebra_and_moves(pair):
+    same(pair, [
+        ("SADD", "a", "1", "2", "3", "4"), ("SADD", "b", "3", "4", "5"), ("SADD", "c", "4", "6"),
+        ("SET", "str", "x"),
+        ("SINTER", "a", "b"), ("SINTER", "a", "b", "c"), ("SINTER", "a", "nope"), ("SINTER", "a", "str"),
+        ("SUNION", "a", "b", "c"), ("SUNION", "nope"), ("SDIFF", "a", "b"), ("SDIFF", "a", "b", "c"),
+        ("SDIFF", "nope", "a"), ("SDIFF", "str", "a"),
+        ("SINTERSTORE", "d", "a", "b"), ("SMEMBERS", "d"), ("SUNIONSTORE", "d", "a", "c"), ("SCARD", "d"),
+        ("SDIFFSTORE", "d", "a", "a"), ("EXISTS", "d"), ("SUNIONSTORE", "str", "b"), ("TYPE", "str"),
+        ("SET", "str", "x"),
+        ("SINTERSTORE", "e", "a", "str"),
+        ("SINTERCARD", "2", "a", "b"), ("SINTERCARD", "2", "a", "b", "LIMIT", "1"),
+        ("SINTERCARD", "2", "a", "b", "LIMIT", "0"), ("SINTERCARD", "0", "a"), ("SINTERCARD", "3", "a"),
+        ("SINTERCARD", "1", "a", "LIMIT", "-1"), ("SINTERCARD", "1", "a", "BOGUS", "1"),
+        ("SMOVE", "a", "b", "1"), ("SMEMBERS", "a"), ("SMEMBERS", "b"), ("SMOVE", "a", "b", "99"),
+        ("SMOVE", "nope", "b", "1"), ("SMOVE", "a", "str", "2"), ("SMOVE", "a", "a", "2"),
+        ("SMOVE", "a", "fresh", "2"), ("SMEMBERS", "fresh"),
+        ("SADD", "one", "only"), ("SPOP", "one"), ("EXISTS", "one"), ("SPOP", "one"), ("SPOP", "one", "3"),
+        ("SADD", "two", "x", "y"), ("SPOP", "two", "5"), ("EXISTS", "two"), ("SPOP", "two", "-1"),
+        ("SPOP", "str"), ("SADD", "r", "m"), ("SRANDMEMBER", "r"), ("SRANDMEMBER", "r", "5"),
+        ("SRANDMEMBER", "r", "-3"), ("SRANDMEMBER", "nope"), ("SRANDMEMBER", "nope", "-2"),
+        ("SRANDMEMBER", "r", "0"), ("SRANDMEMBER", "str"), ("SRANDMEMBER", "r", "x"),
+    ])
+
+
+def test_random_picks_are_members(node):
+    r = node.client(decode_responses=True)
+    r.sadd("s", *range(20))
+    picked = r.srandmember("s", 5)
+    assert len(set(picked)) == 5 and set(picked) <= {str(i) for i in range(20)}
+    assert len(r.srandmember("s", -30)) == 30
+    popped = r.spop("s", 7)
+    assert len(popped) == 7 and r.scard("s") == 13 and not set(popped) & set(r.smembers("s"))

@@ -33,6 +33,7 @@ def test_connection_commands(r):
     assert r.command_count() > 40
     info = r.info()
     assert info["redis_version"] == "7.0.15"
+    assert info["arch_bits"] == 64 and info["os"].startswith("Linux ")
     assert r.info("replication")["role"] == "master"
     assert r.execute_command("WAIT", 1, 100) == 1
     assert "unknown command 'NOPE'" in err(r, "NOPE", "a")

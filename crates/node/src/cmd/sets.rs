@@ -1,4 +1,5 @@
-//! Sets: SADD, SREM, SMEMBERS, SISMEMBER, SCARD.
+//! Sets: SADD, SREM, SMEMBERS, SISMEMBER, SMISMEMBER, SCARD, the set algebra (SINTER, SUNION,
+//! SDIFF, their STORE forms, SINTERCARD), SMOVE, SPOP, SRANDMEMBER.
 //!
 //! Each member is its own stored state, so a write touches only the members it names.
 
@@ -92,5 +93,231 @@ pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     match typed(ctx, &args[1], Kind::Set) {
         Ok(s) => Reply::Int(s.map_or(0, |s| s.lens.set as i64)),
         Err(e) => e,
+    }
+}
+
+/// The present members of the set at `key` (none when absent), or WRONGTYPE.
+fn members_of(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<BTreeSet<Bytes>, Reply> {
+    if typed(ctx, key, Kind::Set)?.is_none() {
+        return Ok(BTreeSet::new());
+    }
+    Ok((ctx.txn.all_members(key).into_iter())
+        .filter(|(_, m)| m.present())
+        .map(|(name, _)| name)
+        .collect())
+}
+
+#[derive(Clone, Copy)]
+enum Algebra {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// The intersection, union or difference of the sets at `keys` (every key is checked for its
+/// type first, as Redis does).
+fn combine(ctx: &mut Ctx<'_, '_>, keys: &[Bytes], op: Algebra) -> Result<BTreeSet<Bytes>, Reply> {
+    let mut sets = Vec::with_capacity(keys.len());
+    for key in keys {
+        sets.push(members_of(ctx, key)?);
+    }
+    let mut sets = sets.into_iter();
+    let first = sets.next().unwrap_or_default();
+    Ok(sets.fold(first, |acc, s| match op {
+        Algebra::Inter => acc.intersection(&s).cloned().collect(),
+        Algebra::Union => acc.union(&s).cloned().collect(),
+        Algebra::Diff => acc.difference(&s).cloned().collect(),
+    }))
+}
+
+fn set_reply(members: BTreeSet<Bytes>) -> Reply {
+    Reply::Set(members.into_iter().map(Reply::Bulk).collect())
+}
+
+pub fn sinter(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    combine(ctx, &args[1..], Algebra::Inter).map_or_else(|e| e, set_reply)
+}
+
+pub fn sunion(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    combine(ctx, &args[1..], Algebra::Union).map_or_else(|e| e, set_reply)
+}
+
+pub fn sdiff(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    combine(ctx, &args[1..], Algebra::Diff).map_or_else(|e| e, set_reply)
+}
+
+/// `S*STORE destination key [key ...]`: the result replaces `destination` (whatever it held;
+/// deleted when the result is empty). Answers its size.
+fn store(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Algebra) -> Reply {
+    let members = match combine(ctx, &args[2..], op) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let dest = &args[1];
+    if ctx.txn.live(dest).is_some() {
+        let stamp = ctx.txn.stamp();
+        ctx.txn.delete(dest, stamp);
+    }
+    if !members.is_empty() {
+        let stamp = ctx.txn.stamp();
+        for m in &members {
+            ctx.txn
+                .apply_member(dest, m, &Member::add_delta(stamp), Some(stamp));
+        }
+    }
+    Reply::Int(members.len() as i64)
+}
+
+pub fn sinterstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, Algebra::Inter)
+}
+
+pub fn sunionstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, Algebra::Union)
+}
+
+pub fn sdiffstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    store(ctx, args, Algebra::Diff)
+}
+
+/// `SINTERCARD numkeys key [key ...] [LIMIT limit]`.
+pub fn sintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    super::reply(sintercard_inner(ctx, args))
+}
+
+fn sintercard_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let numkeys = resp::args::parse_i64(&args[1])
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Reply::err("ERR numkeys should be greater than 0"))?
+        as usize;
+    let rest = &args[2..];
+    if numkeys > rest.len() {
+        return Err(Reply::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    let mut limit = 0usize;
+    match &rest[numkeys..] {
+        [] => {}
+        [word, n] if word.eq_ignore_ascii_case(b"LIMIT") => {
+            limit = resp::args::parse_i64(n)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| Reply::err("ERR LIMIT can't be negative"))?
+                as usize;
+        }
+        _ => return Err(Reply::err(resp::args::ERR_SYNTAX)),
+    }
+    let count = combine(ctx, &rest[..numkeys], Algebra::Inter)?.len();
+    Ok(Reply::Int(match limit {
+        0 => count,
+        l => count.min(l),
+    } as i64))
+}
+
+/// `SMOVE source destination member`.
+pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let (src, dst, member) = (&args[1], &args[2], &args[3]);
+    let src_exists = match typed(ctx, src, Kind::Set) {
+        Ok(s) => s.is_some(),
+        Err(e) => return e,
+    };
+    if let Err(e) = typed(ctx, dst, Kind::Set) {
+        return e;
+    }
+    if !src_exists {
+        return Reply::Int(0);
+    }
+    let present = ctx.txn.member(src, member).filter(Member::present);
+    let Some(current) = present else {
+        return Reply::Int(0);
+    };
+    if src != dst {
+        ctx.txn
+            .apply_member(src, member, &current.remove_delta(), None);
+        let stamp = ctx.txn.stamp();
+        ctx.txn
+            .apply_member(dst, member, &Member::add_delta(stamp), Some(stamp));
+    }
+    Reply::Int(1)
+}
+
+/// A random number from the operating system.
+fn random() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    u64::from_le_bytes(bytes)
+}
+
+/// `count` distinct members picked at random (all of them when there are fewer).
+fn pick(members: Vec<Bytes>, count: usize) -> Vec<Bytes> {
+    let mut members = members;
+    let count = count.min(members.len());
+    for i in 0..count {
+        let j = i + (random() % (members.len() - i) as u64) as usize;
+        members.swap(i, j);
+    }
+    members.truncate(count);
+    members
+}
+
+/// `SPOP key [count]`: removes and answers random members.
+pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let count = match args.get(2).map(|c| resp::args::parse_i64(c)) {
+        None => None,
+        Some(Some(n)) if n >= 0 => Some(n as usize),
+        Some(_) => return Reply::err("ERR value is out of range, must be positive"),
+    };
+    if args.len() > 3 {
+        return Reply::err(resp::args::ERR_SYNTAX);
+    }
+    let members = match members_of(ctx, key) {
+        Ok(m) => m.into_iter().collect(),
+        Err(e) => return e,
+    };
+    let picked = pick(members, count.unwrap_or(1));
+    for m in &picked {
+        if let Some(current) = ctx.txn.member(key, m) {
+            ctx.txn.apply_member(key, m, &current.remove_delta(), None);
+        }
+    }
+    match count {
+        None => picked.into_iter().next().map_or(Reply::Null, Reply::Bulk),
+        Some(_) => set_reply(picked.into_iter().collect()),
+    }
+}
+
+/// `SRANDMEMBER key [count]`: random members; a negative count may repeat them.
+pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let count = match args.get(2).map(|c| resp::args::parse_i64(c)) {
+        None => None,
+        Some(Some(n)) if n > -(1 << 40) => Some(n),
+        Some(_) => return Reply::err(resp::args::ERR_NOT_INTEGER),
+    };
+    if args.len() > 3 {
+        return Reply::err(resp::args::ERR_SYNTAX);
+    }
+    let members: Vec<Bytes> = match members_of(ctx, key) {
+        Ok(m) => m.into_iter().collect(),
+        Err(e) => return e,
+    };
+    match count {
+        None => pick(members, 1)
+            .into_iter()
+            .next()
+            .map_or(Reply::Null, Reply::Bulk),
+        Some(n) if n >= 0 => Reply::Array(
+            pick(members, n as usize)
+                .into_iter()
+                .map(Reply::Bulk)
+                .collect(),
+        ),
+        Some(_) if members.is_empty() => Reply::Array(Vec::new()),
+        Some(n) => Reply::Array(
+            (0..n.unsigned_abs())
+                .map(|_| Reply::Bulk(members[(random() % members.len() as u64) as usize].clone()))
+                .collect(),
+        ),
     }
 }

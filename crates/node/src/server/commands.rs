@@ -364,13 +364,17 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let mut text = String::new();
     if show("server") {
         text.push_str(&format!(
-            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nmeridian_version:{}\r\nredis_mode:standalone\r\nnode_id:{}\r\nregion:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\nmeridian_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nnode_id:{}\r\nregion:{}\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
+            os_name(),
+            std::env::consts::ARCH,
+            usize::BITS,
             c.node_id,
             c.region,
             std::process::id(),
             c.resp_addr.port(),
             shared.started.elapsed().as_secs(),
+            shared.started.elapsed().as_secs() / 86_400,
         ));
     }
     if show("clients") {
@@ -408,6 +412,16 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
         ));
     }
     Reply::Verbatim(text)
+}
+
+/// The operating system as `uname` names it with its release (`Linux 6.1.0`), as Redis
+/// reports it in `INFO server`.
+fn os_name() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    match std::env::consts::OS {
+        "linux" => format!("Linux {}", release.trim()),
+        other => other.to_string(),
+    }
 }
 
 /// `CLUSTER FORGET node-id`: removes a member that is down for good, so that it stops

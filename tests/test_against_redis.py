@@ -14,12 +14,13 @@ from conftest import free_port
 
 @pytest.fixture
 def pair(node):
-    """A raw client of a fresh redis-server (no persistence) and one of `node`."""
+    """A raw client of a fresh redis-server (no persistence, one database) and one of `node`."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
     port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no"],
+    # One database, as Meridian has.
+    proc = subprocess.Popen([server, "--port", str(port), "--save", "", "--appendonly", "no", "--databases", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ref = redis.Redis(port=port, single_connection_client=True)
     deadline = time.monotonic() + 10
@@ -177,3 +178,20 @@ def test_random_picks_are_members(node):
     assert len(r.srandmember("s", -30)) == 30
     popped = r.spop("s", 7)
     assert len(popped) == 7 and r.scard("s") == 13 and not set(popped) & set(r.smembers("s"))
+
+
+def test_rename_copy_touch(pair):
+    same(pair, [
+        ("SET", "s", "v", "EX", "1000"), ("HSET", "h", "f1", "1", "f2", "2"), ("SADD", "set", "a", "b"),
+        ("RENAME", "s", "s2"), ("GET", "s"), ("GET", "s2"), ("TTL", "s2"),
+        ("RENAME", "nope", "x"), ("RENAME", "s2", "s2"), ("RENAMENX", "s2", "s2"),
+        ("RENAME", "h", "s2"), ("TYPE", "s2"), ("HGETALL", "s2"), ("EXISTS", "h"),
+        ("RENAMENX", "set", "s2"), ("RENAMENX", "set", "set2"), ("SMEMBERS", "set2"), ("TTL", "set2"),
+        ("COPY", "set2", "set3"), ("SMEMBERS", "set3"), ("COPY", "set2", "set3"),
+        ("COPY", "s2", "set3", "REPLACE"), ("TYPE", "set3"), ("HGETALL", "set3"),
+        ("COPY", "nope", "x"), ("COPY", "s2", "s2"), ("COPY", "s2", "x", "DB", "1"),
+        ("COPY", "s2", "x", "DB", "0"), ("HGETALL", "x"), ("COPY", "s2", "y", "BOGUS"),
+        ("SET", "n", "5"), ("INCR", "n"), ("RENAME", "n", "m"), ("INCR", "m"), ("GET", "m"),
+        ("TOUCH", "m", "x", "nope"), ("TOUCH", "nope"),
+        ("FLUSHALL",), ("RANDOMKEY",), ("SET", "only", "1"), ("RANDOMKEY",),
+    ])

@@ -1,9 +1,10 @@
-//! Keys: DEL, UNLINK, EXISTS, TYPE, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE.
+//! Keys: DEL, UNLINK, EXISTS, TYPE, the EXPIRE family, TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE,
+//! FLUSHALL, RENAME, RENAMENX, COPY, TOUCH, RANDOMKEY.
 
 use super::{Ctx, int_arg, reply};
 use crate::glob::glob_match;
 use bytes::Bytes;
-use crdt::Record;
+use crdt::{Kind, Member, Record};
 use resp::Reply;
 use resp::args::ERR_SYNTAX;
 
@@ -313,4 +314,157 @@ fn flush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
     // The round's own changes count too: a pipeline's DBSIZE sees its earlier writes.
     Reply::Int((ctx.state.live_keys as i64 + ctx.txn.live_delta()).max(0))
+}
+
+/// What a client reads of a key, to write it again under another name.
+enum Value {
+    String(Bytes),
+    Hash(Vec<(Bytes, Bytes)>),
+    Set(Vec<Bytes>),
+}
+
+/// The value and deadline of the live key `key`.
+fn read_value(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<(Value, Option<u64>)> {
+    let now_ms = ctx.txn.now_ms();
+    let stored = ctx.txn.live(key)?;
+    let at = stored.record.expires_at_ms();
+    let value = match stored.live_kind(now_ms)? {
+        Kind::String => Value::String(stored.record.string.as_ref()?.value()?),
+        Kind::Hash => Value::Hash(
+            (ctx.txn.all_fields(key).into_iter())
+                .filter_map(|(f, s)| s.value().map(|v| (f, v)))
+                .collect(),
+        ),
+        Kind::Set => Value::Set(
+            (ctx.txn.all_members(key).into_iter())
+                .filter(|(_, m)| m.present())
+                .map(|(name, _)| name)
+                .collect(),
+        ),
+    };
+    Some((value, at))
+}
+
+/// Writes `value` with the deadline `at` under `key`, which holds nothing live.
+fn write_value(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Value, at: Option<u64>) {
+    let stamp = ctx.txn.stamp();
+    match value {
+        Value::String(v) => super::strings::write_string(ctx, key, v, Some(at)),
+        Value::Hash(fields) => {
+            for (f, v) in fields {
+                let current = ctx.txn.field(key, &f).unwrap_or_default();
+                ctx.txn
+                    .apply_field(key, &f, &current.set_delta(stamp, v), stamp);
+            }
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+        Value::Set(members) => {
+            for m in members {
+                ctx.txn
+                    .apply_member(key, &m, &Member::add_delta(stamp), Some(stamp));
+            }
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+    }
+}
+
+/// Deletes `key` if it holds anything live.
+fn delete_if_live(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> bool {
+    if ctx.txn.live(key).is_none() {
+        return false;
+    }
+    let stamp = ctx.txn.stamp();
+    ctx.txn.delete(key, stamp);
+    true
+}
+
+/// `RENAME` and `RENAMENX`: the key's value and deadline move to the new name (written there
+/// anew, and deleted under the old one).
+fn rename_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    let Some((value, at)) = read_value(ctx, src) else {
+        return Reply::err("ERR no such key");
+    };
+    if src == dst {
+        return if nx { Reply::Int(0) } else { Reply::OK };
+    }
+    if nx && ctx.txn.live(dst).is_some() {
+        return Reply::Int(0);
+    }
+    delete_if_live(ctx, dst);
+    delete_if_live(ctx, src);
+    write_value(ctx, dst, value, at);
+    if nx { Reply::Int(1) } else { Reply::OK }
+}
+
+pub fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    rename_inner(ctx, args, false)
+}
+
+pub fn renamenx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    rename_inner(ctx, args, true)
+}
+
+/// `COPY source destination [DB 0] [REPLACE]`.
+pub fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"REPLACE" => replace = true,
+            b"DB" if i + 1 < args.len() => {
+                match resp::args::parse_i64(&args[i + 1]) {
+                    Some(0) => {}
+                    Some(_) => return Reply::err("ERR DB index is out of range"),
+                    None => return Reply::err(resp::args::ERR_NOT_INTEGER),
+                }
+                i += 1;
+            }
+            _ => return Reply::err(ERR_SYNTAX),
+        }
+        i += 1;
+    }
+    if src == dst {
+        return Reply::err("ERR source and destination objects are the same");
+    }
+    let Some((value, at)) = read_value(ctx, src) else {
+        return Reply::Int(0);
+    };
+    if ctx.txn.live(dst).is_some() {
+        if !replace {
+            return Reply::Int(0);
+        }
+        delete_if_live(ctx, dst);
+    }
+    write_value(ctx, dst, value, at);
+    Reply::Int(1)
+}
+
+/// `TOUCH key [key ...]`: how many exist (no access times are kept here).
+pub fn touch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    exists(ctx, args)
+}
+
+/// `RANDOMKEY`: a live key found from a random point of the key space (keys after a wide gap
+/// come up more often than others), or nil when there is none.
+pub fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
+    let mut start = [0u8; 8];
+    getrandom::fill(&mut start).expect("the operating system's random source works");
+    let from_random = walk(
+        ctx,
+        Some(Bytes::copy_from_slice(&start)),
+        WALK_CHUNK,
+        None,
+        None,
+    );
+    let found = match from_random {
+        Ok((keys, _)) if !keys.is_empty() => Ok(keys),
+        Ok(_) => walk(ctx, None, WALK_CHUNK, None, None).map(|(keys, _)| keys),
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(keys) => keys.into_iter().next().map_or(Reply::Null, Reply::Bulk),
+        Err(e) => e,
+    }
 }

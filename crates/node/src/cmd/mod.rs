@@ -118,6 +118,11 @@ pub static COMMANDS: &[Spec] = &[
     data("scan", -2, false, keys::scan),
     data("dbsize", 1, false, keys::dbsize),
     data("flushall", -1, true, keys::flushall),
+    data("rename", 3, true, keys::rename),
+    data("renamenx", 3, true, keys::renamenx),
+    data("copy", -3, true, keys::copy),
+    read("touch", -2, keys::touch),
+    data("randomkey", 1, false, keys::randomkey),
     data("flushdb", -1, true, keys::flushall),
     // hashes
     data("hset", -4, true, hashes::hset),

@@ -40,7 +40,12 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 
 /// Writes `value` as the key's string, replacing whatever type it held. `expiry`: `None`
 /// keeps the current deadline (KEEPTTL), `Some(at)` sets it (`Some(None)`: no deadline).
-fn write_string(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Bytes, expiry: Option<Option<u64>>) {
+pub(super) fn write_string(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    value: Bytes,
+    expiry: Option<Option<u64>>,
+) {
     let current = ctx.txn.for_write(key);
     let stamp = ctx.txn.stamp();
     if current.kind().is_some_and(|k| k != Kind::String) {

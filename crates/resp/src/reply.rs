@@ -37,6 +37,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// `%n` pairs in RESP3; a flat array in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// An array of two-item arrays in RESP3; a flat array in RESP2 (`HRANDFIELD ...
+    /// WITHVALUES`, `ZRANGE ... WITHSCORES`).
+    Pairs(Vec<(Reply, Reply)>),
     /// `~n` items in RESP3; an array in RESP2.
     Set(Vec<Reply>),
     /// `,x` in RESP3; a bulk string in RESP2.
@@ -101,6 +104,16 @@ impl Reply {
                     header(out, b'*', pairs.len() * 2);
                 }
                 for (k, v) in pairs {
+                    k.encode(protocol, out);
+                    v.encode(protocol, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                header(out, b'*', if resp3 { pairs.len() } else { pairs.len() * 2 });
+                for (k, v) in pairs {
+                    if resp3 {
+                        header(out, b'*', 2);
+                    }
                     k.encode(protocol, out);
                     v.encode(protocol, out);
                 }

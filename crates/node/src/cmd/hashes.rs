@@ -1,4 +1,5 @@
-//! Hashes: HSET, HMSET, HGET, HMGET, HDEL, HGETALL, HLEN, HEXISTS, HINCRBY, HKEYS, HVALS.
+//! Hashes: HSET, HMSET, HSETNX, HGET, HMGET, HDEL, HGETALL, HLEN, HEXISTS, HSTRLEN, HINCRBY,
+//! HINCRBYFLOAT, HKEYS, HVALS, HRANDFIELD.
 //!
 //! Each field is its own stored state, so a write touches only the fields it names.
 
@@ -173,4 +174,75 @@ pub fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     ctx.txn
         .apply_field(key, name, &field.incr_delta(stamp, by), stamp);
     Reply::Int(new)
+}
+
+/// `HINCRBYFLOAT key field increment`: the field becomes the sum, written as a value (last
+/// writer wins, as `INCRBYFLOAT` on a string).
+pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let (key, name) = (&args[1], &args[2]);
+    let Some(by) = resp::args::parse_f64(&args[3]) else {
+        return Reply::err(resp::args::ERR_NOT_FLOAT);
+    };
+    if let Err(e) = typed_for_write(ctx, key, Kind::Hash) {
+        return e;
+    }
+    let field = ctx.txn.field(key, name).unwrap_or_default();
+    let value = match field.value() {
+        None => 0.0,
+        Some(v) => match resp::args::parse_f64(&v) {
+            Some(f) => f,
+            None => return Reply::err("ERR hash value is not a float"),
+        },
+    };
+    // Redis 7.0 lets a sum overflow to `inf` here (unlike INCRBYFLOAT); so does this.
+    let new = value + by;
+    let text = Bytes::from(resp::args::format_f64(new));
+    let stamp = ctx.txn.stamp();
+    ctx.txn
+        .apply_field(key, name, &field.set_delta(stamp, text.clone()), stamp);
+    Reply::Bulk(text)
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`: random fields; a negative count may repeat them.
+pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let count = match super::sets::random_count(args.get(2)) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let with_values = match args.get(3) {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case(b"WITHVALUES") && args.len() == 4 => true,
+        Some(_) => return Reply::err(resp::args::ERR_SYNTAX),
+    };
+    let fields: Vec<(Bytes, Bytes)> = match typed(ctx, key, Kind::Hash) {
+        Ok(Some(_)) => (ctx.txn.all_fields(key).into_iter())
+            .filter_map(|(f, s)| s.value().map(|v| (f, v)))
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return e,
+    };
+    let random = |n: usize| (super::sets::random() % n as u64) as usize;
+    let picked: Vec<(Bytes, Bytes)> = match count {
+        None => {
+            return match fields.is_empty() {
+                true => Reply::Null,
+                false => Reply::Bulk(fields[random(fields.len())].0.clone()),
+            };
+        }
+        Some(n) if n >= 0 => super::sets::pick(fields, n as usize),
+        Some(_) if fields.is_empty() => Vec::new(),
+        Some(n) => (0..n.unsigned_abs())
+            .map(|_| fields[random(fields.len())].clone())
+            .collect(),
+    };
+    if with_values {
+        Reply::Pairs(
+            (picked.into_iter())
+                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
+    }
 }

@@ -99,6 +99,10 @@ pub static COMMANDS: &[Spec] = &[
     data("decrby", 3, true, strings::decrby),
     data("incrbyfloat", 3, true, strings::incrbyfloat),
     read("strlen", 2, strings::strlen),
+    read("getrange", 4, strings::getrange),
+    read("substr", 4, strings::getrange),
+    data("setrange", 4, true, strings::setrange),
+    data("getex", -2, true, strings::getex),
     data("append", 3, true, strings::append),
     // keys
     data("del", -2, true, keys::del),
@@ -136,6 +140,8 @@ pub static COMMANDS: &[Spec] = &[
     read("hlen", 2, hashes::hlen),
     read("hexists", 3, hashes::hexists),
     data("hincrby", 4, true, hashes::hincrby),
+    data("hincrbyfloat", 4, true, hashes::hincrbyfloat),
+    read("hrandfield", -2, hashes::hrandfield),
     read("hkeys", 2, hashes::hkeys),
     read("hvals", 2, hashes::hvals),
     // sets

@@ -242,14 +242,14 @@ pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 /// A random number from the operating system.
-fn random() -> u64 {
+pub(super) fn random() -> u64 {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the operating system's random source works");
     u64::from_le_bytes(bytes)
 }
 
-/// `count` distinct members picked at random (all of them when there are fewer).
-fn pick(members: Vec<Bytes>, count: usize) -> Vec<Bytes> {
+/// `count` distinct items picked at random (all of them when there are fewer).
+pub(super) fn pick<T>(members: Vec<T>, count: usize) -> Vec<T> {
     let mut members = members;
     let count = count.min(members.len());
     for i in 0..count {
@@ -287,13 +287,21 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     }
 }
 
+/// The count argument of `SRANDMEMBER` and `HRANDFIELD`, if given (negative: picks may repeat).
+pub(super) fn random_count(arg: Option<&Bytes>) -> Result<Option<i64>, Reply> {
+    match arg.map(|c| resp::args::parse_i64(c)) {
+        None => Ok(None),
+        Some(Some(n)) if n > -(1 << 40) => Ok(Some(n)),
+        Some(_) => Err(Reply::err(resp::args::ERR_NOT_INTEGER)),
+    }
+}
+
 /// `SRANDMEMBER key [count]`: random members; a negative count may repeat them.
 pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let count = match args.get(2).map(|c| resp::args::parse_i64(c)) {
-        None => None,
-        Some(Some(n)) if n > -(1 << 40) => Some(n),
-        Some(_) => return Reply::err(resp::args::ERR_NOT_INTEGER),
+    let count = match random_count(args.get(2)) {
+        Ok(c) => c,
+        Err(e) => return e,
     };
     if args.len() > 3 {
         return Reply::err(resp::args::ERR_SYNTAX);

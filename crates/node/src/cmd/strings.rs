@@ -318,3 +318,102 @@ pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     write_string(ctx, key, Bytes::from(value), None);
     Reply::Int(len)
 }
+
+/// The byte range `[start, end]` of a value `len` long, with negative indexes from the end,
+/// as `GETRANGE` takes it; `None` when it is empty.
+fn byte_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let index = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (index(start), index(end).min(len - 1));
+    (len > 0 && start <= end).then_some((start as usize, end as usize))
+}
+
+/// `GETRANGE key start end` (and `SUBSTR`, its old name).
+pub fn getrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let value = match typed(ctx, &args[1], Kind::String) {
+        Ok(r) => value_of(r).unwrap_or_default(),
+        Err(e) => return e,
+    };
+    if start < 0 && end < 0 && start > end {
+        return Reply::Bulk(Bytes::new());
+    }
+    match byte_range(value.len(), start, end) {
+        Some((s, e)) => Reply::Bulk(value.slice(s..=e)),
+        None => Reply::Bulk(Bytes::new()),
+    }
+}
+
+/// `SETRANGE key offset value`: the key's bytes from `offset` on are overwritten (zero bytes
+/// fill any gap). The whole string stays one last-writer-wins value.
+pub fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let offset = match int_arg(&args[2]) {
+        Ok(o) if o >= 0 => o as usize,
+        Ok(_) => return Reply::err("ERR offset is out of range"),
+        Err(e) => return e,
+    };
+    let current = match typed_for_write(ctx, key, Kind::String) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let value = value_of(Some(&current)).unwrap_or_default();
+    let patch = &args[3];
+    if patch.is_empty() {
+        return Reply::Int(value.len() as i64);
+    }
+    if offset.saturating_add(patch.len()) > ctx.state.max_value_len {
+        return Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let mut bytes = value.to_vec();
+    if bytes.len() < offset + patch.len() {
+        bytes.resize(offset + patch.len(), 0);
+    }
+    bytes[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = bytes.len() as i64;
+    write_string(ctx, key, Bytes::from(bytes), None);
+    Reply::Int(len)
+}
+
+/// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`: the value, with the deadline set or
+/// removed.
+pub fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(getex_inner(ctx, args))
+}
+
+fn getex_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let key = &args[1];
+    let now_ms = ctx.txn.now_ms();
+    // None: leave the deadline; Some(None): remove it; Some(Some(at)): set it.
+    let change: Option<Option<u64>> = match &args[2..] {
+        [] => None,
+        [word] if word.eq_ignore_ascii_case(b"PERSIST") => Some(None),
+        [unit, n] => {
+            let unit = unit.to_ascii_uppercase();
+            if !matches!(unit.as_slice(), b"EX" | b"PX" | b"EXAT" | b"PXAT") {
+                return Err(Reply::err(ERR_SYNTAX));
+            }
+            let n = int_arg(n)?;
+            let at = deadline(now_ms, &unit, n)
+                .ok_or_else(|| Reply::err("ERR invalid expire time in 'getex' command"))?;
+            Some(Some(at))
+        }
+        _ => return Err(Reply::err(ERR_SYNTAX)),
+    };
+    let Some(value) = value_of(typed(ctx, key, Kind::String)?) else {
+        return Ok(Reply::Null);
+    };
+    let current = ctx.txn.live(key).and_then(|s| s.record.expires_at_ms());
+    match change {
+        None => {}
+        Some(None) if current.is_none() => {}
+        Some(at) => {
+            let stamp = ctx.txn.stamp();
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+    }
+    Ok(Reply::Bulk(value))
+}

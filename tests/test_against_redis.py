@@ -233,3 +233,31 @@ def test_hash_floats_and_random_fields(pair):
         ("HRANDFIELD", "nope"), ("HRANDFIELD", "nope", "2"), ("HRANDFIELD", "str"),
         ("HRANDFIELD", "one", "1", "BOGUS"), ("HRANDFIELD", "one", "x"), ("HRANDFIELD", "one", "0"),
     ])
+
+
+def test_collection_scans_errors_and_empties(pair):
+    same(pair, [
+        ("SET", "str", "v"), ("SADD", "s", "1"), ("HSET", "h", "f", "v"),
+        ("SSCAN", "str", "0"), ("HSCAN", "str", "0"), ("SSCAN", "nope", "0"), ("HSCAN", "nope", "0"),
+        ("SSCAN", "s", "x"), ("SSCAN", "s", "0", "COUNT", "0"), ("SSCAN", "s", "0", "COUNT"),
+        ("SSCAN", "s", "0", "BOGUS", "1"), ("SSCAN", "s", "0"), ("HSCAN", "h", "0"),
+        ("HSCAN", "h", "0", "MATCH", "x*"), ("SSCAN", "s", "0", "MATCH", "1", "COUNT", "5"),
+    ])
+
+
+def test_collection_scans_visit_every_member_once(node):
+    r = node.client(decode_responses=True)
+    r.sadd("big", *[f"m{i}" for i in range(1000)])
+    r.hset("bigh", mapping={f"f{i}": str(i) for i in range(300)})
+    seen, cursor, calls = [], 0, 0
+    while True:
+        cursor, page = r.sscan("big", cursor, count=100)
+        seen += page
+        calls += 1
+        if cursor == 0:
+            break
+    assert sorted(seen) == sorted(f"m{i}" for i in range(1000)) and calls >= 10
+    assert sorted(r.sscan_iter("big", match="m99*")) == ["m99"] + [f"m99{i}" for i in range(10)]
+    assert dict(r.hscan_iter("bigh")) == {f"f{i}": str(i) for i in range(300)}
+    r.sadd("small", "a", "b")
+    assert r.sscan("small", 0, count=1) == (0, ["a", "b"]), "a small set comes whole"

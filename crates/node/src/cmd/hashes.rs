@@ -246,3 +246,16 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect())
     }
 }
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields with their values.
+pub fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let items = match typed(ctx, key, Kind::Hash) {
+        Ok(Some(_)) => (ctx.txn.all_fields(key).into_iter())
+            .filter_map(|(f, s)| s.value().map(|v| (f, Some(v))))
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return e,
+    };
+    super::reply(super::keys::scan_collection(ctx, args, items))
+}

@@ -468,3 +468,62 @@ pub fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
         Err(e) => e,
     }
 }
+
+/// Collections this small are answered whole by one `SSCAN`/`HSCAN` call (cursor 0), as Redis
+/// answers its compact encodings.
+const SCAN_WHOLE_MAX: usize = 128;
+
+/// `SSCAN` and `HSCAN`: `items` (in byte order, every live member or field with its value)
+/// paged from `cursor` by `COUNT`, filtered by `MATCH`. Each call reads the whole collection
+/// (as `SMEMBERS` does); the cursor parks the last name answered.
+pub(super) fn scan_collection(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+    items: Vec<(Bytes, Option<Bytes>)>,
+) -> Result<Reply, Reply> {
+    let cursor = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+    let mut count = 10usize;
+    let mut pattern = None;
+    let mut i = 3;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(Reply::err(ERR_SYNTAX));
+        }
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"COUNT" => {
+                let n = int_arg(&args[i + 1])?;
+                if n < 1 {
+                    return Err(Reply::err(ERR_SYNTAX));
+                }
+                count = n.min(1 << 20) as usize;
+            }
+            b"MATCH" => pattern = Some(args[i + 1].clone()),
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 2;
+    }
+    let after = match cursor {
+        0 => None,
+        c => Some((ctx.state.cursors.resume(c)).ok_or_else(|| Reply::err("ERR invalid cursor"))?),
+    };
+    let whole = items.len() <= SCAN_WHOLE_MAX;
+    let mut rest = (items.into_iter()).filter(|(name, _)| after.as_ref().is_none_or(|a| name > a));
+    let take = if whole { usize::MAX } else { count };
+    let page: Vec<(Bytes, Option<Bytes>)> = rest.by_ref().take(take).collect();
+    let more = rest.next().is_some();
+    let next = match page.last() {
+        Some((last, _)) if more => ctx.state.cursors.park(last.clone()),
+        _ => 0,
+    };
+    let out = (page.into_iter())
+        .filter(|(name, _)| pattern.as_ref().is_none_or(|p| glob_match(p, name, false)))
+        .flat_map(|(name, value)| std::iter::once(Reply::Bulk(name)).chain(value.map(Reply::Bulk)))
+        .collect();
+    Ok(Reply::Array(vec![
+        Reply::bulk(next.to_string()),
+        Reply::Array(out),
+    ]))
+}

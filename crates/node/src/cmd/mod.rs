@@ -142,6 +142,7 @@ pub static COMMANDS: &[Spec] = &[
     data("hincrby", 4, true, hashes::hincrby),
     data("hincrbyfloat", 4, true, hashes::hincrbyfloat),
     read("hrandfield", -2, hashes::hrandfield),
+    data("hscan", -3, false, hashes::hscan),
     read("hkeys", 2, hashes::hkeys),
     read("hvals", 2, hashes::hvals),
     // sets
@@ -161,6 +162,7 @@ pub static COMMANDS: &[Spec] = &[
     data("smove", 4, true, sets::smove),
     data("spop", -2, true, sets::spop),
     read("srandmember", -2, sets::srandmember),
+    data("sscan", -3, false, sets::sscan),
     // connection and server
     conn("ping", -1),
     conn("echo", 2),

@@ -329,3 +329,12 @@ pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         ),
     }
 }
+
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`.
+pub fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let items = match members_of(ctx, &args[1]) {
+        Ok(m) => m.into_iter().map(|m| (m, None)).collect(),
+        Err(e) => return e,
+    };
+    super::reply(super::keys::scan_collection(ctx, args, items))
+}

@@ -226,37 +226,59 @@ pub fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     }
 }
 
+/// The arguments of the `SCAN` family.
+struct ScanArgs {
+    cursor: u64,
+    count: usize,
+    pattern: Option<Bytes>,
+    kind: Option<Bytes>,
+}
+
+impl ScanArgs {
+    /// `cursor` and the `options` after it (`MATCH`, `COUNT`, and `TYPE` when `typed`).
+    fn parse(cursor: &[u8], options: &[Bytes], typed: bool) -> Result<ScanArgs, Reply> {
+        let cursor = std::str::from_utf8(cursor)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+        let mut parsed = ScanArgs {
+            cursor,
+            count: 10,
+            pattern: None,
+            kind: None,
+        };
+        for pair in options.chunks(2) {
+            let [option, value] = pair else {
+                return Err(Reply::err(ERR_SYNTAX));
+            };
+            match option.to_ascii_uppercase().as_slice() {
+                b"COUNT" => {
+                    let n = int_arg(value)?;
+                    if n < 1 {
+                        return Err(Reply::err(ERR_SYNTAX));
+                    }
+                    parsed.count = n.min(1 << 20) as usize;
+                }
+                b"MATCH" => parsed.pattern = Some(value.clone()),
+                b"TYPE" if typed => parsed.kind = Some(value.clone()),
+                _ => return Err(Reply::err(ERR_SYNTAX)),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
 pub fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     reply(scan_inner(ctx, args))
 }
 
 fn scan_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
-    let cursor = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
-    let mut count = 10usize;
-    let mut pattern = None;
-    let mut kind = None;
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return Err(Reply::err(ERR_SYNTAX));
-        }
-        match args[i].to_ascii_uppercase().as_slice() {
-            b"COUNT" => {
-                let n = int_arg(&args[i + 1])?;
-                if n < 1 {
-                    return Err(Reply::err(ERR_SYNTAX));
-                }
-                count = n.min(1 << 20) as usize;
-            }
-            b"MATCH" => pattern = Some(args[i + 1].clone()),
-            b"TYPE" => kind = Some(args[i + 1].clone()),
-            _ => return Err(Reply::err(ERR_SYNTAX)),
-        }
-        i += 2;
-    }
+    let ScanArgs {
+        cursor,
+        count,
+        pattern,
+        kind,
+    } = ScanArgs::parse(&args[1], &args[2..], true)?;
     let after = if cursor == 0 {
         None
     } else {
@@ -481,30 +503,12 @@ pub(super) fn scan_collection(
     args: &[Bytes],
     items: Vec<(Bytes, Option<Bytes>)>,
 ) -> Result<Reply, Reply> {
-    let cursor = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Reply::err("ERR invalid cursor"))?;
-    let mut count = 10usize;
-    let mut pattern = None;
-    let mut i = 3;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return Err(Reply::err(ERR_SYNTAX));
-        }
-        match args[i].to_ascii_uppercase().as_slice() {
-            b"COUNT" => {
-                let n = int_arg(&args[i + 1])?;
-                if n < 1 {
-                    return Err(Reply::err(ERR_SYNTAX));
-                }
-                count = n.min(1 << 20) as usize;
-            }
-            b"MATCH" => pattern = Some(args[i + 1].clone()),
-            _ => return Err(Reply::err(ERR_SYNTAX)),
-        }
-        i += 2;
-    }
+    let ScanArgs {
+        cursor,
+        count,
+        pattern,
+        ..
+    } = ScanArgs::parse(&args[2], &args[3..], false)?;
     let after = match cursor {
         0 => None,
         c => Some((ctx.state.cursors.resume(c)).ok_or_else(|| Reply::err("ERR invalid cursor"))?),

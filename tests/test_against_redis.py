@@ -261,3 +261,12 @@ def test_collection_scans_visit_every_member_once(node):
     assert dict(r.hscan_iter("bigh")) == {f"f{i}": str(i) for i in range(300)}
     r.sadd("small", "a", "b")
     assert r.sscan("small", 0, count=1) == (0, ["a", "b"]), "a small set comes whole"
+
+
+def test_config_set_of_encoding_parameters(pair):
+    same(pair, [
+        ("CONFIG", "SET", "hash-max-listpack-entries", "64"), ("CONFIG", "GET", "hash-max-listpack-entries"),
+        ("CONFIG", "SET", "set-max-intset-entries", "10", "lazyfree-lazy-user-del", "yes"),
+        ("CONFIG", "GET", "lazyfree-lazy-user-del"), ("CONFIG", "SET", "hz", "x"),
+        ("CONFIG", "SET", "activedefrag", "maybe"), ("CONFIG", "SET", "hz"),
+    ])

@@ -28,6 +28,8 @@ def test_connection_commands(r):
     assert abs(secs - time.time()) < 5 and 0 <= micros < 1_000_000
     assert r.config_get("save") == {"save": ""}
     assert "appendonly" in r.config_get("append*")
+    assert "not supported here" in err(r, "CONFIG", "SET", "maxmemory", "100mb")
+    assert r.info("stats")["total_commands_processed"] > 0 and r.info("memory")["used_memory"] > 0
     assert "called without any password configured" in err(r, "AUTH", "pw")
     assert r.execute_command("AUTH", "default", "anything") in (True, "OK")
     assert r.command_count() > 40

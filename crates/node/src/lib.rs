@@ -54,6 +54,11 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Parameters set with `CONFIG SET` that only tune Redis's own encodings: kept and
+    /// reported by `CONFIG GET`, with no effect here.
+    pub tuning: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// Commands run since start (`INFO stats`).
+    pub commands_total: AtomicU64,
 }
 
 /// Why a node could not start.
@@ -144,6 +149,8 @@ pub async fn run(
         connections_total: AtomicU64::new(0),
         next_client_id: AtomicU64::new(1),
         metrics,
+        tuning: Default::default(),
+        commands_total: AtomicU64::new(0),
     });
     ready(&shared);
 

@@ -324,10 +324,86 @@ fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Parameters that only tune how Redis encodes values in memory or runs its own background
+/// work: `CONFIG SET` takes them (clients and test suites set them) and `CONFIG GET` reports
+/// them, with no effect on Meridian. Numeric ones must be integers.
+const TUNING: &[(&str, bool)] = &[
+    ("hash-max-listpack-entries", true),
+    ("hash-max-listpack-value", true),
+    ("hash-max-ziplist-entries", true),
+    ("hash-max-ziplist-value", true),
+    ("set-max-intset-entries", true),
+    ("set-max-listpack-entries", true),
+    ("set-max-listpack-value", true),
+    ("zset-max-listpack-entries", true),
+    ("zset-max-listpack-value", true),
+    ("zset-max-ziplist-entries", true),
+    ("zset-max-ziplist-value", true),
+    ("list-max-listpack-size", true),
+    ("list-max-ziplist-size", true),
+    ("list-compress-depth", true),
+    ("stream-node-max-bytes", true),
+    ("stream-node-max-entries", true),
+    ("hz", true),
+    ("active-defrag-cycle-min", true),
+    ("active-defrag-cycle-max", true),
+    ("lfu-log-factor", true),
+    ("lfu-decay-time", true),
+    ("activedefrag", false),
+    ("dynamic-hz", false),
+    ("lazyfree-lazy-eviction", false),
+    ("lazyfree-lazy-expire", false),
+    ("lazyfree-lazy-server-del", false),
+    ("lazyfree-lazy-user-del", false),
+    ("lazyfree-lazy-user-flush", false),
+    ("activerehashing", false),
+];
+
+/// `CONFIG SET name value [name value ...]`: all or nothing, as in Redis 7.
+fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
+    if args.len() < 4 || !args.len().is_multiple_of(2) {
+        return Reply::wrong_arity("config|set");
+    }
+    let mut accepted = Vec::new();
+    for pair in args[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let Some(&(_, numeric)) = TUNING.iter().find(|(n, _)| *n == name) else {
+            return Reply::Error(format!(
+                "ERR CONFIG SET of '{name}' is not supported here: Meridian's settings are flags of `meridian server` (see --help); restart the node with them"
+            ));
+        };
+        let valid = if numeric {
+            value.parse::<i64>().is_ok()
+        } else {
+            matches!(value.to_ascii_lowercase().as_str(), "yes" | "no")
+        };
+        if !valid {
+            let why = if numeric {
+                "argument couldn't be parsed into an integer"
+            } else {
+                "argument must be 'yes' or 'no'"
+            };
+            return Reply::Error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ));
+        }
+        accepted.push((name, value));
+    }
+    shared.tuning.lock().expect("not poisoned").extend(accepted);
+    Reply::OK
+}
+
 fn config(shared: &Shared, args: &[Bytes]) -> Reply {
     match args[1].to_ascii_uppercase().as_slice() {
         b"GET" if args.len() >= 3 => {
-            let table = config_table(shared);
+            let mut table = config_table(shared);
+            let tuning = shared.tuning.lock().expect("not poisoned");
+            table.extend(tuning.iter().map(|(n, v)| {
+                let name = TUNING.iter().find(|(t, _)| t == n).map_or("", |(t, _)| *t);
+                (name, v.clone())
+            }));
+            drop(tuning);
             let mut pairs = Vec::new();
             for (name, value) in &table {
                 if args[2..]
@@ -340,7 +416,7 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
             Reply::Map(pairs)
         }
         b"GET" => Reply::wrong_arity("config|get"),
-        b"SET" => Reply::err("ERR CONFIG SET is not supported: restart the node with new flags"),
+        b"SET" => config_set(shared, args),
         b"RESETSTAT" => Reply::OK,
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
@@ -384,6 +460,13 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
             c.max_clients
         ));
     }
+    if show("memory") {
+        let rss = resident_bytes();
+        text.push_str(&format!(
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            rss as f64 / (1 << 20) as f64
+        ));
+    }
     if show("persistence") {
         text.push_str(&format!(
             "# Persistence\r\nloading:0\r\nfsync_policy:{:?}\r\ndisk_bytes:{}\r\n\r\n",
@@ -394,8 +477,9 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let stats = &shared.engine.stats;
     if show("stats") {
         text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\nexpired_keys:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
             shared.connections_total.load(Ordering::Relaxed),
+            shared.commands_total.load(Ordering::Relaxed),
             stats.expired.load(Ordering::Relaxed),
             stats.tombstones.load(Ordering::Relaxed),
             stats.collected.load(Ordering::Relaxed),
@@ -412,6 +496,18 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
         ));
     }
     Reply::Verbatim(text)
+}
+
+/// The process's resident memory in bytes (`/proc/self/statm`), 0 where unknown. Meridian
+/// has no allocator of its own to count: what it holds is what the process holds.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
 
 /// The operating system as `uname` names it with its release (`Linux 6.1.0`), as Redis

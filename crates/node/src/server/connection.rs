@@ -205,6 +205,9 @@ async fn run_commands(
     out: &mut BytesMut,
 ) -> Flow {
     let mut batch: Vec<Command> = Vec::new();
+    shared
+        .commands_total
+        .fetch_add(commands.len() as u64, Ordering::Relaxed);
     for args in commands {
         if let Some(reply) = multi::queue(session, &args) {
             flush(shared, session, &mut batch, out).await;

@@ -217,15 +217,14 @@ fn sintercard_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Repl
 /// `SMOVE source destination member`.
 pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
-    let src_exists = match typed(ctx, src, Kind::Set) {
-        Ok(s) => s.is_some(),
-        Err(e) => return e,
-    };
-    if let Err(e) = typed(ctx, dst, Kind::Set) {
-        return e;
-    }
-    if !src_exists {
+    // As Redis: a missing source answers 0 before either type is checked.
+    if ctx.txn.live(src).is_none() {
         return Reply::Int(0);
+    }
+    for key in [src, dst] {
+        if let Err(e) = typed(ctx, key, Kind::Set) {
+            return e;
+        }
     }
     let present = ctx.txn.member(src, member).filter(Member::present);
     let Some(current) = present else {

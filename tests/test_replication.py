@@ -513,3 +513,25 @@ def test_watch_is_aborted_by_a_write_from_another_region(cluster):
     with pytest.raises(redis.WatchError):
         pipe.execute()
     assert converged(cluster, ["balance"]) == {"balance": b"20"}
+
+
+def test_derived_writes_replicate(cluster):
+    """Commands that write through other keys' state (S*STORE, SMOVE, RENAME, COPY, SETRANGE,
+    GETEX) replicate what they wrote like any write."""
+    eu, us, ap = cluster
+    c = eu.client()
+    c.sadd("a", "1", "2", "3")
+    c.sadd("b", "2", "3", "4")
+    c.sinterstore("inter", ["a", "b"])
+    c.smove("a", "moved", "1")
+    c.set("s", "hello world", ex=1000)
+    c.setrange("s", 6, "there")
+    c.rename("s", "renamed")
+    c.hset("h", mapping={"f": "v"})
+    c.copy("h", "h2")
+    c.set("t", "x")
+    c.getex("t", persist=True)
+    view = converged(cluster, ["a", "inter", "moved", "renamed", "s", "h2"])
+    assert view == {"a": {b"2", b"3"}, "inter": {b"2", b"3"}, "moved": {b"1"}, "renamed": b"hello there",
+                    "s": None, "h2": {b"f": b"v"}}
+    assert 0 < ap.client().ttl("renamed") <= 1000

@@ -41,5 +41,6 @@ pub fn default_options(seed: u64) -> Options {
         wipes: true,
         deletes: true,
         repairs: true,
+        derived: true,
     }
 }

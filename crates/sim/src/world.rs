@@ -57,6 +57,11 @@ pub struct Options {
     /// is brought up to date by an anti-entropy repair. Forgetting draws from a third random
     /// stream.
     pub repairs: bool,
+    /// Whether clients also run the commands that write from other keys' state or replace a
+    /// key whole (`RENAME`, `COPY`, `SMOVE`, `S*STORE`, `SETRANGE`, `GETEX`, `HSETNX`,
+    /// `MSETNX`, `SETNX`, `RENAMENX`) on the keys of [`Options::deletes`], drawn from a
+    /// fourth random stream; checked by convergence.
+    pub derived: bool,
 }
 
 /// What a passing run reports.
@@ -210,6 +215,8 @@ pub struct World {
     extra: Rng,
     /// The third random stream (see [`Options::repairs`]).
     forgets: Rng,
+    /// The fourth random stream (see [`Options::derived`]).
+    derived: Rng,
     /// When the last stream message on each directed link arrives.
     stream_at: BTreeMap<(usize, usize), u64>,
     /// Per node, the peers it asked for digests and has not yet heard from.
@@ -267,6 +274,7 @@ impl World {
             workload_on: true,
             extra: Rng::new(opts_seed ^ 0x5eed_de1e_7e5a_11ed),
             forgets: Rng::new(opts_seed ^ 0xf0f0_6e75_0000_0003),
+            derived: Rng::new(opts_seed ^ 0xde71_7ed0_0000_0004),
             stream_at: BTreeMap::new(),
             repairing: vec![BTreeSet::new(); n],
             forgotten: vec![BTreeMap::new(); n],
@@ -1100,6 +1108,44 @@ impl World {
         });
     }
 
+    /// One command of the derived family on node `i` (see [`Options::derived`]), on the keys
+    /// of the delete family.
+    fn derived_op(&mut self, i: usize) {
+        let r = &mut self.derived;
+        let (a, b, c) = (r.below(3), r.below(3), r.below(3));
+        let member = format!("m{}", r.below(4));
+        let offset = r.below(6).to_string();
+        let pick = r.below(12);
+        let value = self.fresh("g");
+        let (xa, xb, za, zb) = (
+            format!("x{a}"),
+            format!("x{b}"),
+            format!("z{a}"),
+            format!("z{b}"),
+        );
+        let (wa, wb, wc) = (format!("w{a}"), format!("w{b}"), format!("w{c}"));
+        let words: Vec<&[u8]> = match pick {
+            0 => vec![b"RENAME", xa.as_bytes(), xb.as_bytes()],
+            1 => vec![b"COPY", za.as_bytes(), zb.as_bytes(), b"REPLACE"],
+            2 => vec![b"SMOVE", wa.as_bytes(), wb.as_bytes(), member.as_bytes()],
+            3 => vec![b"SINTERSTORE", wa.as_bytes(), wb.as_bytes(), wc.as_bytes()],
+            4 => vec![b"SUNIONSTORE", wa.as_bytes(), wb.as_bytes(), wc.as_bytes()],
+            5 => vec![b"SDIFFSTORE", wa.as_bytes(), wb.as_bytes(), wc.as_bytes()],
+            6 => vec![b"SETRANGE", xa.as_bytes(), offset.as_bytes(), &value],
+            7 => vec![b"GETEX", xa.as_bytes(), b"EX", b"1000"],
+            8 => vec![b"HSETNX", za.as_bytes(), member.as_bytes(), &value],
+            9 => vec![b"MSETNX", xa.as_bytes(), &value, xb.as_bytes(), &value],
+            10 => vec![b"RENAMENX", za.as_bytes(), zb.as_bytes()],
+            _ => vec![b"SETNX", xa.as_bytes(), &value],
+        };
+        let done = self.nodes[i].execute(self.now, &words);
+        let seq = self.nodes[i].vv.get(self.nodes[i].origin);
+        self.trace(|| {
+            let words: Vec<_> = words.iter().map(|w| String::from_utf8_lossy(w)).collect();
+            format!("n{i} {} -> {:?} (entry {seq})", words.join(" "), done.reply)
+        });
+    }
+
     /// One client command on a random node that is up.
     fn client_op(&mut self) {
         let up: Vec<usize> = (0..self.nodes.len())
@@ -1111,6 +1157,9 @@ impl World {
         let i = up[self.rng.below(up.len() as u64) as usize];
         if self.opts.deletes && self.extra.chance(0.3) {
             self.delete_op(i);
+        }
+        if self.opts.derived && self.derived.chance(0.15) {
+            self.derived_op(i);
         }
         let k = self.rng.below(4);
         match self.rng.below(100) {

@@ -432,7 +432,12 @@ def test_partition_with_namespaces_heals_and_a_bridge_relays(node_factory, hosts
     view = converged(nodes, ["n", "s"], timeout=30)
     assert view == {"n": b"2", "s": {b"from-eu", b"from-ap"}}
 
-    # A bridge: eu and ap cannot reach each other, us reaches both and relays.
+    # A bridge: eu and ap cannot reach each other, us reaches both and relays. Every session
+    # is open again first: a link still reported down from before the heal would otherwise
+    # satisfy the wait below while the session reopened just before the cut stays up for
+    # another 5 s (seen in CI: the last assertion then found it up).
+    for n in nodes:
+        wait_for(lambda n=n: connected_peers(n) == 2, what=f"{n.node_id} to reconnect to both peers")
     hosts.cut(0, 2)
     # A session opened just before the cut stays up until it has been silent for 5 s.
     wait_for(lambda: peer_link(ap, "eu-1") == "down", timeout=20, what="ap-1 to lose its link to eu-1")

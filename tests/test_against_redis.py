@@ -270,3 +270,11 @@ def test_config_set_of_encoding_parameters(pair):
         ("CONFIG", "GET", "lazyfree-lazy-user-del"), ("CONFIG", "SET", "hz", "x"),
         ("CONFIG", "SET", "activedefrag", "maybe"), ("CONFIG", "SET", "hz"),
     ])
+
+
+def test_one_database(pair):
+    same(pair, [
+        ("SET", "k", "v"), ("MOVE", "k", "0"), ("MOVE", "k", "1"), ("MOVE", "k", "x"), ("MOVE", "nope", "1"),
+        ("MOVE", "nope", "0"), ("SWAPDB", "0", "0"), ("SWAPDB", "0", "1"), ("SWAPDB", "x", "0"),
+        ("SWAPDB", "0", "x"), ("SWAPDB", "0", "-1"), ("SELECT", "0"), ("SELECT", "1"), ("GET", "k"),
+    ])

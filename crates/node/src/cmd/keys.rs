@@ -531,3 +531,25 @@ pub(super) fn scan_collection(
         Reply::Array(out),
     ]))
 }
+
+/// `MOVE key db`, as Redis answers with one database: the only index is 0, this one.
+pub fn move_(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match resp::args::parse_i64(&args[2]) {
+        None => Reply::err(resp::args::ERR_NOT_INTEGER),
+        Some(0) => Reply::err("ERR source and destination objects are the same"),
+        Some(_) => Reply::err("ERR DB index is out of range"),
+    }
+}
+
+/// `SWAPDB index1 index2`, as Redis answers with one database.
+pub fn swapdb(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    match (
+        resp::args::parse_i64(&args[1]),
+        resp::args::parse_i64(&args[2]),
+    ) {
+        (None, _) => Reply::err("ERR invalid first DB index"),
+        (_, None) => Reply::err("ERR invalid second DB index"),
+        (Some(0), Some(0)) => Reply::OK,
+        _ => Reply::err("ERR DB index is out of range"),
+    }
+}

@@ -127,6 +127,8 @@ pub static COMMANDS: &[Spec] = &[
     data("copy", -3, true, keys::copy),
     read("touch", -2, keys::touch),
     data("randomkey", 1, false, keys::randomkey),
+    read("move", 3, keys::move_),
+    read("swapdb", 3, keys::swapdb),
     data("flushdb", -1, true, keys::flushall),
     // hashes
     data("hset", -4, true, hashes::hset),

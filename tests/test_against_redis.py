@@ -278,3 +278,27 @@ def test_one_database(pair):
         ("MOVE", "nope", "0"), ("SWAPDB", "0", "0"), ("SWAPDB", "0", "1"), ("SWAPDB", "x", "0"),
         ("SWAPDB", "0", "x"), ("SWAPDB", "0", "-1"), ("SELECT", "0"), ("SELECT", "1"), ("GET", "k"),
     ])
+
+
+def test_bits(pair):
+    same(pair, [
+        ("SETBIT", "b", "7", "1"), ("GET", "b"), ("SETBIT", "b", "7", "0"), ("SETBIT", "b", "100", "1"),
+        ("STRLEN", "b"), ("GETBIT", "b", "100"), ("GETBIT", "b", "99"), ("GETBIT", "b", "100000"),
+        ("GETBIT", "nope", "3"), ("SETBIT", "b", "-1", "1"), ("SETBIT", "b", "1", "2"), ("SETBIT", "b", "x", "1"),
+        ("SETBIT", "b", "4294967296", "1"), ("GETBIT", "b", "-1"),
+        ("SET", "s", "foobar"), ("BITCOUNT", "s"), ("BITCOUNT", "s", "0", "0"), ("BITCOUNT", "s", "1", "1"),
+        ("BITCOUNT", "s", "-2", "-1"), ("BITCOUNT", "s", "5", "30", "BIT"), ("BITCOUNT", "s", "1"),
+        ("BITCOUNT", "s", "0", "-1", "BOGUS"), ("BITCOUNT", "s", "3", "1"), ("BITCOUNT", "nope"),
+        ("SADD", "set", "m"), ("BITCOUNT", "set"), ("GETBIT", "set", "1"), ("SETBIT", "set", "1", "1"),
+        ("SET", "p", "\xff\xf0\x00"), ("BITPOS", "p", "0"), ("BITPOS", "p", "1"), ("BITPOS", "p", "0", "2"),
+        ("BITPOS", "p", "1", "2"), ("BITPOS", "p", "1", "1", "-1"), ("BITPOS", "p", "0", "0", "0"),
+        ("BITPOS", "p", "1", "7", "15", "BIT"), ("BITPOS", "p", "0", "7", "15", "BIT"), ("BITPOS", "p", "2"),
+        ("SET", "ones", "\xff\xff"), ("BITPOS", "ones", "0"), ("BITPOS", "ones", "0", "0", "-1"),
+        ("BITPOS", "nope", "1"), ("BITPOS", "nope", "0"), ("BITPOS", "set", "1"), ("SET", "empty", ""),
+        ("BITPOS", "empty", "0"), ("BITPOS", "empty", "1"),
+        ("SET", "x", "abc"), ("SET", "y", "a"), ("BITOP", "AND", "d", "x", "y"), ("GET", "d"),
+        ("BITOP", "OR", "d", "x", "y", "nope"), ("GET", "d"), ("BITOP", "XOR", "d", "x", "x"), ("GET", "d"),
+        ("BITOP", "NOT", "d", "y"), ("GET", "d"), ("BITOP", "NOT", "d", "x", "y"), ("BITOP", "BOGUS", "d", "x"),
+        ("BITOP", "AND", "d", "nope", "nope2"), ("EXISTS", "d"), ("BITOP", "AND", "d", "x", "set"),
+        ("SET", "ttl", "v", "EX", "100"), ("SETBIT", "ttl", "1", "1"), ("TTL", "ttl"),
+    ])

@@ -41,6 +41,10 @@ def string_command(rng):
         ("MSET", k, value(rng), keys(rng), value(rng)), ("MSETNX", k, value(rng), keys(rng), value(rng)),
         ("GETRANGE", k, str(rng.randint(-5, 5)), str(rng.randint(-5, 5))),
         ("SETRANGE", k, str(rng.randint(0, 6)), value(rng)), ("SET", k, value(rng), rng.choice(["NX", "XX", "GET"])),
+        ("SETBIT", k, str(rng.randint(0, 40)), rng.choice(["0", "1"])), ("GETBIT", k, str(rng.randint(0, 40))),
+        ("BITCOUNT", k), ("BITCOUNT", k, str(rng.randint(-3, 3)), str(rng.randint(-3, 3)), rng.choice(["BYTE", "BIT"])),
+        ("BITPOS", k, rng.choice(["0", "1"])), ("BITPOS", k, rng.choice(["0", "1"]), str(rng.randint(-2, 2))),
+        ("BITOP", rng.choice(["AND", "OR", "XOR"]), keys(rng), k, keys(rng)), ("BITOP", "NOT", keys(rng), k),
     ])
 
 

@@ -103,6 +103,11 @@ pub static COMMANDS: &[Spec] = &[
     read("substr", 4, strings::getrange),
     data("setrange", 4, true, strings::setrange),
     data("getex", -2, true, strings::getex),
+    data("setbit", 4, true, strings::setbit),
+    read("getbit", 3, strings::getbit),
+    read("bitcount", -2, strings::bitcount),
+    read("bitpos", -3, strings::bitpos),
+    data("bitop", -4, true, strings::bitop),
     data("append", 3, true, strings::append),
     // keys
     data("del", -2, true, keys::del),

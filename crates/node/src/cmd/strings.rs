@@ -417,3 +417,208 @@ fn getex_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     }
     Ok(Reply::Bulk(value))
 }
+
+/// Bit offsets `SETBIT` takes: a string grows to at most 512 MB, as in Redis.
+const BIT_OFFSET_MAX: i64 = (512 << 20) * 8 - 1;
+
+/// `SETBIT key offset value`: the bit (most significant first in each byte) is set, the
+/// string growing with zero bytes; answers the bit's old value. The whole string stays one
+/// last-writer-wins value.
+pub fn setbit(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let Some(offset) = resp::args::parse_i64(&args[2]).filter(|o| (0..=BIT_OFFSET_MAX).contains(o))
+    else {
+        return Reply::err("ERR bit offset is not an integer or out of range");
+    };
+    let on = match args[3].as_ref() {
+        b"0" => false,
+        b"1" => true,
+        _ => return Reply::err("ERR bit is not an integer or out of range"),
+    };
+    let current = match typed_for_write(ctx, key, Kind::String) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let (byte, mask) = ((offset / 8) as usize, 0x80u8 >> (offset % 8));
+    if byte + 1 > ctx.state.max_value_len {
+        return Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let mut bytes = value_of(Some(&current))
+        .map(|v| v.to_vec())
+        .unwrap_or_default();
+    if bytes.len() <= byte {
+        bytes.resize(byte + 1, 0);
+    }
+    let old = bytes[byte] & mask != 0;
+    if on {
+        bytes[byte] |= mask;
+    } else {
+        bytes[byte] &= !mask;
+    }
+    write_string(ctx, key, Bytes::from(bytes), None);
+    Reply::Int(i64::from(old))
+}
+
+/// `GETBIT key offset`.
+pub fn getbit(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let Some(offset) = resp::args::parse_i64(&args[2]).filter(|o| (0..=BIT_OFFSET_MAX).contains(o))
+    else {
+        return Reply::err("ERR bit offset is not an integer or out of range");
+    };
+    let value = match typed(ctx, &args[1], Kind::String) {
+        Ok(r) => value_of(r).unwrap_or_default(),
+        Err(e) => return e,
+    };
+    let bit = value
+        .get((offset / 8) as usize)
+        .is_some_and(|b| b & (0x80 >> (offset % 8)) != 0);
+    Reply::Int(i64::from(bit))
+}
+
+/// The range `[start, end]` of `BITCOUNT`/`BITPOS` in bits, from arguments in bytes or bits
+/// (negative from the end), clamped to a value of `len` bytes; `None` when empty.
+fn bit_range(len: usize, start: i64, end: i64, in_bits: bool) -> Option<(u64, u64)> {
+    let total = if in_bits { len as i64 * 8 } else { len as i64 };
+    let at = |i: i64| if i < 0 { (total + i).max(0) } else { i };
+    let (start, end) = (at(start), at(end).min(total - 1));
+    if total == 0 || start > end {
+        return None;
+    }
+    Some(if in_bits {
+        (start as u64, end as u64)
+    } else {
+        (start as u64 * 8, end as u64 * 8 + 7)
+    })
+}
+
+/// Parses `[start end [BYTE|BIT]]` after `args[at]`; `end` may be left out when `optional_end`.
+fn range_args(
+    args: &[Bytes],
+    at: usize,
+    optional_end: bool,
+) -> Result<Option<(i64, Option<i64>, bool)>, Reply> {
+    let rest = &args[at..];
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    if rest.len() == 1 && !optional_end || rest.len() > 3 {
+        return Err(Reply::err(ERR_SYNTAX));
+    }
+    let start = int_arg(&rest[0])?;
+    let end = rest.get(1).map(|e| int_arg(e)).transpose()?;
+    let in_bits = match rest.get(2) {
+        None => false,
+        Some(u) if u.eq_ignore_ascii_case(b"BYTE") => false,
+        Some(u) if u.eq_ignore_ascii_case(b"BIT") => true,
+        Some(_) => return Err(Reply::err(ERR_SYNTAX)),
+    };
+    Ok(Some((start, end, in_bits)))
+}
+
+fn bit_at(value: &[u8], bit: u64) -> bool {
+    value[(bit / 8) as usize] & (0x80 >> (bit % 8)) != 0
+}
+
+/// `BITCOUNT key [start end [BYTE|BIT]]`.
+pub fn bitcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(bitcount_inner(ctx, args))
+}
+
+fn bitcount_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let range = range_args(args, 2, false)?;
+    let value = value_of(typed(ctx, &args[1], Kind::String)?).unwrap_or_default();
+    let (start, end, in_bits) = match range {
+        None => (0, -1, false),
+        Some((s, e, b)) => (s, e.unwrap_or(-1), b),
+    };
+    // As Redis: both from the end and crossed is empty, before clamping.
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::Int(0));
+    }
+    let Some((first, last)) = bit_range(value.len(), start, end, in_bits) else {
+        return Ok(Reply::Int(0));
+    };
+    Ok(Reply::Int(
+        (first..=last).filter(|&b| bit_at(&value, b)).count() as i64,
+    ))
+}
+
+/// `BITPOS key bit [start [end [BYTE|BIT]]]`: the first bit set to `bit` in the range. Looking
+/// for a 0 with no end given, the string counts as followed by zeros, as in Redis.
+pub fn bitpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(bitpos_inner(ctx, args))
+}
+
+fn bitpos_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let want = match int_arg(&args[2])? {
+        0 => false,
+        1 => true,
+        _ => return Err(Reply::err("ERR The bit argument must be 1 or 0.")),
+    };
+    let range = range_args(args, 3, true)?;
+    let Some(value) = value_of(typed(ctx, &args[1], Kind::String)?) else {
+        return Ok(Reply::Int(if want { -1 } else { 0 }));
+    };
+    let (start, end, in_bits, end_given) = match range {
+        None => (0, -1, false, false),
+        Some((s, e, b)) => (s, e.unwrap_or(-1), b, e.is_some()),
+    };
+    let Some((first, last)) = bit_range(value.len(), start, end, in_bits) else {
+        return Ok(Reply::Int(-1));
+    };
+    if let Some(pos) = (first..=last).find(|&b| bit_at(&value, b) == want) {
+        return Ok(Reply::Int(pos as i64));
+    }
+    Ok(Reply::Int(match want || end_given {
+        true => -1,
+        // No 0 in the range and no end given: the first bit past the string.
+        false => (last + 1) as i64,
+    }))
+}
+
+/// `BITOP AND|OR|XOR|NOT destkey key [key ...]`: the result (as long as the longest source,
+/// shorter ones counted as zero-padded) replaces `destkey`; an empty result deletes it.
+pub fn bitop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(bitop_inner(ctx, args))
+}
+
+fn bitop_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let op = args[1].to_ascii_uppercase();
+    if !matches!(op.as_slice(), b"AND" | b"OR" | b"XOR" | b"NOT") {
+        return Err(Reply::err(ERR_SYNTAX));
+    }
+    let sources = &args[3..];
+    if op == b"NOT" && sources.len() != 1 {
+        return Err(Reply::err(
+            "ERR BITOP NOT must be called with a single source key.",
+        ));
+    }
+    let mut values = Vec::with_capacity(sources.len());
+    for key in sources {
+        values.push(value_of(typed(ctx, key, Kind::String)?).unwrap_or_default());
+    }
+    let len = values.iter().map(Bytes::len).max().unwrap_or(0);
+    let byte = |v: &Bytes, i: usize| v.get(i).copied().unwrap_or(0);
+    let result: Vec<u8> = (0..len)
+        .map(|i| {
+            let mut bytes = values.iter().map(|v| byte(v, i));
+            let first = bytes.next().unwrap_or(0);
+            match op.as_slice() {
+                b"AND" => bytes.fold(first, |a, b| a & b),
+                b"OR" => bytes.fold(first, |a, b| a | b),
+                b"XOR" => bytes.fold(first, |a, b| a ^ b),
+                _ => !first,
+            }
+        })
+        .collect();
+    let dest = &args[2];
+    if result.is_empty() {
+        if ctx.txn.live(dest).is_some() {
+            let stamp = ctx.txn.stamp();
+            ctx.txn.delete(dest, stamp);
+        }
+    } else {
+        write_string(ctx, dest, Bytes::from(result), Some(None));
+    }
+    Ok(Reply::Int(len as i64))
+}

@@ -302,3 +302,16 @@ def test_bits(pair):
         ("BITOP", "AND", "d", "nope", "nope2"), ("EXISTS", "d"), ("BITOP", "AND", "d", "x", "set"),
         ("SET", "ttl", "v", "EX", "100"), ("SETBIT", "ttl", "1", "1"), ("TTL", "ttl"),
     ])
+
+
+def test_lcs(pair):
+    same(pair, [
+        ("MSET", "key1", "ohmytext", "key2", "mynewtext"), ("LCS", "key1", "key2"), ("LCS", "key1", "key2", "LEN"),
+        ("LCS", "key1", "key2", "IDX"), ("LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4"),
+        ("LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"), ("LCS", "key1", "key2", "LEN", "IDX"),
+        ("LCS", "key1", "nope"), ("LCS", "nope", "nope2", "IDX"), ("LCS", "key1", "key2", "BOGUS"),
+        ("LCS", "key1", "key2", "MINMATCHLEN"), ("LCS", "key1", "key2", "MINMATCHLEN", "x"),
+        ("SADD", "set", "m"), ("LCS", "key1", "set"), ("LCS", "set", "key1", "BOGUS"),
+        ("MSET", "a", "abcabcabcxyz", "b", "xyzabcabc"), ("LCS", "a", "b", "IDX", "WITHMATCHLEN"),
+        ("MSET", "c", "aaaa", "d", "aa"), ("LCS", "c", "d", "IDX"), ("LCS", "d", "c", "IDX", "WITHMATCHLEN"),
+    ])

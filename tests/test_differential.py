@@ -45,6 +45,8 @@ def string_command(rng):
         ("BITCOUNT", k), ("BITCOUNT", k, str(rng.randint(-3, 3)), str(rng.randint(-3, 3)), rng.choice(["BYTE", "BIT"])),
         ("BITPOS", k, rng.choice(["0", "1"])), ("BITPOS", k, rng.choice(["0", "1"]), str(rng.randint(-2, 2))),
         ("BITOP", rng.choice(["AND", "OR", "XOR"]), keys(rng), k, keys(rng)), ("BITOP", "NOT", keys(rng), k),
+        ("LCS", k, keys(rng)), ("LCS", k, keys(rng), "IDX", "WITHMATCHLEN"), ("LCS", k, keys(rng), "LEN"),
+        ("APPEND", k, rng.choice(["hello", "world", "lo wo", "xyz"])),
     ])
 
 

@@ -108,6 +108,7 @@ pub static COMMANDS: &[Spec] = &[
     read("bitcount", -2, strings::bitcount),
     read("bitpos", -3, strings::bitpos),
     data("bitop", -4, true, strings::bitop),
+    read("lcs", -3, strings::lcs),
     data("append", 3, true, strings::append),
     // keys
     data("del", -2, true, keys::del),

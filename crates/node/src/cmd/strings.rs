@@ -622,3 +622,124 @@ fn bitop_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     }
     Ok(Reply::Int(len as i64))
 }
+
+/// Most cells of the table `LCS` fills ((len1 + 1) × (len2 + 1), 4 bytes each): 64 MiB.
+const LCS_CELLS_MAX: usize = 1 << 24;
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`: the longest common subsequence
+/// of two strings (missing keys count as empty), its length, or the matching ranges, walked
+/// as Redis walks them.
+pub fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(lcs_inner(ctx, args))
+}
+
+fn lcs_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let mut strings = Vec::with_capacity(2);
+    for key in &args[1..3] {
+        match typed(ctx, key, Kind::String) {
+            Ok(r) => strings.push(value_of(r).unwrap_or_default()),
+            Err(_) => {
+                return Err(Reply::err(
+                    "ERR The specified keys must contain string values",
+                ));
+            }
+        }
+    }
+    let (mut len_only, mut idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut i = 3;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"LEN" => len_only = true,
+            b"IDX" => idx = true,
+            b"WITHMATCHLEN" => with_len = true,
+            b"MINMATCHLEN" if i + 1 < args.len() => {
+                min_len = int_arg(&args[i + 1])?.max(0);
+                i += 1;
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 1;
+    }
+    if len_only && idx {
+        return Err(Reply::err(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
+    }
+    let (a, b) = (&strings[0], &strings[1]);
+    let (n, m) = (a.len(), b.len());
+    if (n + 1).saturating_mul(m + 1) > LCS_CELLS_MAX {
+        return Err(Reply::Error(format!(
+            "ERR LCS of strings this long is refused here: at most {LCS_CELLS_MAX} table cells"
+        )));
+    }
+    // table[i][j]: the LCS length of a[..i] and b[..j].
+    let width = m + 1;
+    let mut table = vec![0u32; (n + 1) * width];
+    for i in 1..=n {
+        for j in 1..=m {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let total = table[n * width + m] as usize;
+    if len_only {
+        return Ok(Reply::Int(total as i64));
+    }
+    let mut common = vec![0u8; total];
+    let mut matches = Vec::new();
+    let (mut i, mut j, mut at) = (n, m, total);
+    // The range being tracked, in a and in b; `None` between ranges.
+    let mut range: Option<((usize, usize), (usize, usize))> = None;
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common[at - 1] = a[i - 1];
+            range = match range {
+                None => Some(((i - 1, i - 1), (j - 1, j - 1))),
+                Some(((a0, a1), (b0, b1))) if a0 == i && b0 == j => {
+                    Some(((a0 - 1, a1), (b0 - 1, b1)))
+                }
+                Some(r) => {
+                    emit = true;
+                    Some(r)
+                }
+            };
+            if range.is_some_and(|((a0, _), (b0, _))| a0 == 0 || b0 == 0) {
+                emit = true;
+            }
+            at -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = range.is_some();
+        }
+        if emit && let Some(((a0, a1), (b0, b1))) = range.take() {
+            let len = (a1 - a0 + 1) as i64;
+            if min_len == 0 || len >= min_len {
+                let pair = |x: usize, y: usize| {
+                    Reply::Array(vec![Reply::Int(x as i64), Reply::Int(y as i64)])
+                };
+                let mut item = vec![pair(a0, a1), pair(b0, b1)];
+                if with_len {
+                    item.push(Reply::Int(len));
+                }
+                matches.push(Reply::Array(item));
+            }
+        }
+    }
+    if !idx {
+        return Ok(Reply::Bulk(Bytes::from(common)));
+    }
+    Ok(Reply::Map(vec![
+        (Reply::bulk("matches"), Reply::Array(matches)),
+        (Reply::bulk("len"), Reply::Int(total as i64)),
+    ]))
+}

@@ -16,6 +16,10 @@ BIN = Path(os.environ.get("MERIDIAN_BIN", ROOT / "target" / "debug" / "meridian"
 
 
 _rng = random.Random()
+# Ports already handed out in this run: a port is free when checked but not yet bound by the
+# node it is for, so two calls in a row could hand out the same one (a node once got the same
+# port for RESP and HTTP and could not start).
+_handed_out = set()
 
 
 def free_port() -> int:
@@ -24,11 +28,14 @@ def free_port() -> int:
     nobody listens on can then connect to itself and read its own PING back."""
     while True:
         port = _rng.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
 
 

@@ -47,8 +47,9 @@ def plain(value):
     return value
 
 
-# Commands whose array replies come in no set order (random picks, hash order).
-UNORDERED = {"SPOP", "SRANDMEMBER", "HRANDFIELD", "KEYS"}
+# Commands whose array replies come in no set order (random picks, an order that depends on
+# each server's encoding).
+UNORDERED = {"SPOP", "SRANDMEMBER", "HRANDFIELD", "KEYS", "HKEYS", "HVALS"}
 
 
 def reply(client, command):

@@ -314,7 +314,6 @@ async fn repair(
 ) -> Result<(), String> {
     let from = from.node;
     let differ = vec![true; engine::DIGEST_BUCKETS];
-    let seen = covers.seen.clone();
     to.apply(engine::Remote::RepairBegin {
         from,
         differ,
@@ -329,7 +328,6 @@ async fn repair(
             after: after.clone(),
             last: last.clone(),
             changes,
-            seen: seen.clone(),
         };
         to.apply(part).await?;
         match last {
@@ -340,13 +338,9 @@ async fn repair(
     to.apply(engine::Remote::RepairEnd { from }).await
 }
 
-/// What `engine`'s state holds now.
+/// What `engine`'s state holds now, as its store records it.
 fn applied(engine: &EngineHandle) -> engine::Applied {
-    let progress = engine.progress.borrow();
-    engine::Applied {
-        vv: progress.applied.clone(),
-        seen: progress.seen.clone(),
-    }
+    engine::Applied::from_stored(engine.store().version_vector().unwrap()).unwrap()
 }
 
 /// What a client reads of each key.
@@ -416,7 +410,6 @@ async fn a_second_repair_waits_for_the_first() {
         after: None,
         last: None,
         changes: Vec::new(),
-        seen: crdt::Seen::default(),
     };
     assert!(
         eb.apply(part).await.is_err(),

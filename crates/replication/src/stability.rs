@@ -20,9 +20,9 @@
 //!
 //! A member that is down holds both phases back, as it holds back log truncation; removing it
 //! from the cluster (`CLUSTER FORGET`) releases them: checkpoints past phase 1 go through it
-//! again without it (its join may hold writes only it had, which are given up with it). Checkpoints are coalesced (a later
-//! barrier is always safe for earlier tombstones: vectors only grow), so their number is
-//! bounded however long a member stays away.
+//! again without it (its join may hold writes only it had, which are given up with it).
+//! Checkpoints are coalesced (a later barrier is always safe for earlier tombstones: vectors
+//! only grow), so their number is bounded however long a member stays away.
 
 use crate::VersionVector;
 use hlc::Timestamp;

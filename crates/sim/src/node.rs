@@ -167,14 +167,7 @@ impl SimNode {
         let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
         let spec = cmd::lookup(&args[0]).expect("the workload uses known commands");
         let physical = self.physical_ms(now_ms);
-        let mut txn = Txn::new(
-            &self.store,
-            None,
-            &mut self.clock,
-            self.origin,
-            physical,
-            false,
-        );
+        let mut txn = round(&self.store, &mut self.clock, self.origin, physical);
         let reply = cmd::execute(
             &mut Ctx {
                 txn: &mut txn,
@@ -198,14 +191,7 @@ impl SimNode {
     pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
         let physical = self.physical_ms(now_ms);
         let mut applied = self.applied();
-        let mut txn = Txn::new(
-            &self.store,
-            None,
-            &mut self.clock,
-            self.origin,
-            physical,
-            false,
-        );
+        let mut txn = round(&self.store, &mut self.clock, self.origin, physical);
         let (log_puts, problem) = apply_entries(&mut txn, &mut applied, entries);
         let mut finished = txn.finish();
         if !log_puts.is_empty() {
@@ -326,8 +312,7 @@ impl SimNode {
         Ok(())
     }
 
-    /// One part of `from`'s repair: its items with keys in `(after, last]`, read when it had
-    /// seen `seen`.
+    /// One part of `from`'s repair: its items with keys in `(after, last]`.
     pub fn repair_part(
         &mut self,
         now_ms: u64,
@@ -335,12 +320,11 @@ impl SimNode {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
-        seen: &crdt::Seen,
     ) -> Result<(), String> {
         let Some(repair) = self.repair.take_if(|r| r.from() == from) else {
             return Err("a repair part without its beginning".into());
         };
-        let result = self.replace_range(now_ms, &repair, after, last, changes, seen);
+        let result = self.replace_range(now_ms, &repair, after, last, changes);
         self.repair = Some(repair);
         result
     }
@@ -352,20 +336,12 @@ impl SimNode {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
-        seen: &crdt::Seen,
     ) -> Result<(), String> {
         let mine = repair.items_in(&self.store, after, last.as_ref())?;
         let own = Repair::own_state(&self.store, &mine)?;
         let physical = self.physical_ms(now_ms);
-        let txn = Txn::new(
-            &self.store,
-            None,
-            &mut self.clock,
-            self.origin,
-            physical,
-            false,
-        );
-        let finished = repair.replace(txn, &mine, own, changes, seen)?;
+        let txn = round(&self.store, &mut self.clock, self.origin, physical);
+        let finished = repair.replace(txn, &mine, own, changes)?;
         self.commit(now_ms, finished.batch, false);
         Ok(())
     }
@@ -442,10 +418,8 @@ impl SimNode {
         self.up = true;
         self.incarnation += 1;
         self.gossip = membership_core(&self.name, self.region, self.incarnation + 1, seed);
-        let Applied { vv, seen } = match self.store.version_vector().expect("memory") {
-            Some(bytes) => Applied::decode(&bytes).expect("the node wrote it"),
-            None => Applied::default(),
-        };
+        let stored = self.store.version_vector().expect("memory");
+        let Applied { vv, seen } = Applied::from_stored(stored).expect("the node wrote it");
         self.seen = seen;
         let last = self.store.last_hlc().expect("memory");
         self.clock = Clock::resume(MAX_OFFSET_MS, last);
@@ -502,6 +476,17 @@ impl SimNode {
             }
         }
     }
+}
+
+/// A round over `store` at `physical_ms`, as the engine begins one (no record cache, never
+/// dropping deleted state: the simulated nodes always have peers).
+fn round<'a>(
+    store: &'a MemStore,
+    clock: &'a mut Clock,
+    origin: NodeId,
+    physical_ms: u64,
+) -> Txn<'a> {
+    Txn::new(store, None, clock, origin, physical_ms, false)
 }
 
 /// The regions' names, by index into the delay matrix.

@@ -4,7 +4,7 @@
 use crate::node::{MAX_OFFSET_MS, SimNode};
 use crate::rng::Rng;
 use bytes::Bytes;
-use crdt::{NodeId, Seen, Stamp};
+use crdt::{NodeId, Stamp};
 use hlc::Timestamp;
 use node::engine::Applied;
 use replication::{Change, Effect, Entry, VersionVector};
@@ -102,9 +102,22 @@ enum Msg {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: Vec<Change>,
-        seen: Seen,
     },
     RepairEnd,
+}
+
+/// A repair being sent: node `from` sends `to`, on session `session`, the state of the buckets
+/// in `differ` held by `view` (as it was when the repair began, covering `covers`), from the
+/// key after `after` on.
+#[derive(Debug)]
+struct Sending {
+    from: usize,
+    to: usize,
+    session: u64,
+    differ: Vec<bool>,
+    view: Arc<MemStore>,
+    covers: Applied,
+    after: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -125,17 +138,8 @@ enum Event {
         stream: bool,
         msg: Msg,
     },
-    /// Node `from` reads and sends the next part of its repair of `to`.
-    RepairSend {
-        from: usize,
-        to: usize,
-        session: u64,
-        differ: Vec<bool>,
-        /// The state it sends, as it was when the repair began.
-        view: Arc<MemStore>,
-        covers: Applied,
-        after: Option<Bytes>,
-    },
+    /// A repair sends its next part.
+    RepairSend(Sending),
     Nemesis,
     Restart(usize),
     /// A gossip datagram arrives (at whichever process runs at `to` by then, as UDP does).
@@ -630,15 +634,7 @@ impl World {
                 stream,
                 msg,
             } => self.deliver(from, to, incarnation, session, stream, msg),
-            Event::RepairSend {
-                from,
-                to,
-                session,
-                differ,
-                view,
-                covers,
-                after,
-            } => self.repair_send(from, to, session, differ, view, covers, after),
+            Event::RepairSend(sending) => self.repair_send(sending),
             Event::Nemesis => {
                 if self.workload_on {
                     let next = self.rng.between(1000, 3000);
@@ -794,24 +790,15 @@ impl World {
     /// Node `from` sends `to` its state of the differing buckets after `after` (one part),
     /// read from the view the repair began with (as the runtime does while its engine goes
     /// on); after the last part, the end, and shipping goes on from what the view covers.
-    #[allow(clippy::too_many_arguments)]
-    fn repair_send(
-        &mut self,
-        from: usize,
-        to: usize,
-        session: u64,
-        differ: Vec<bool>,
-        view: Arc<MemStore>,
-        covers: Applied,
-        after: Option<Bytes>,
-    ) {
-        if self.epoch(from, to) != Some(session) || !self.nodes[from].up {
+    fn repair_send(&mut self, sending: Sending) {
+        let (from, to, after) = (sending.from, sending.to, sending.after.clone());
+        if self.epoch(from, to) != Some(sending.session) || !self.nodes[from].up {
             return;
         }
         let (mut changes, last) =
-            node::engine::snapshot_chunk(view.as_ref(), after.as_deref(), REPAIR_KEYS)
+            node::engine::snapshot_chunk(sending.view.as_ref(), after.as_deref(), REPAIR_KEYS)
                 .expect("the memory store does not fail");
-        changes.retain(|c| differ[node::engine::bucket_of(c.key())]);
+        changes.retain(|c| sending.differ[node::engine::bucket_of(c.key())]);
         self.trace(|| {
             let keys: Vec<_> = (changes.iter())
                 .filter(|c| matches!(c, Change::Header { .. }))
@@ -823,26 +810,22 @@ impl World {
             after,
             last: last.clone(),
             changes,
-            seen: covers.seen.clone(),
         };
         self.send_stream(from, to, part);
         match last {
             Some(last) => {
-                let next = Event::RepairSend {
-                    from,
-                    to,
-                    session,
-                    differ,
-                    view,
-                    covers,
+                let next = Sending {
                     after: Some(last),
+                    ..sending
                 };
-                self.schedule(REPAIR_PART_MS, next);
+                self.schedule(REPAIR_PART_MS, Event::RepairSend(next));
             }
             None => {
                 self.send_stream(from, to, Msg::RepairEnd);
                 let (now, id) = (self.now, self.nodes[to].id);
-                self.nodes[from].core.snapshot_sent(now, id, &covers.vv);
+                self.nodes[from]
+                    .core
+                    .snapshot_sent(now, id, &sending.covers.vv);
                 self.carry_out(from);
             }
         }
@@ -957,10 +940,8 @@ impl World {
                         self.acknowledge_synced(to);
                     }
                     let view = Arc::new(self.nodes[to].view());
-                    let covers = match view.version_vector().expect("memory") {
-                        Some(bytes) => Applied::decode(&bytes).expect("the node wrote it"),
-                        None => Applied::default(),
-                    };
+                    let stored = view.version_vector().expect("memory");
+                    let covers = Applied::from_stored(stored).expect("the node wrote it");
                     let vv = covers.vv.clone();
                     let ours = node::engine::digests(view.as_ref()).expect("memory");
                     let differ: Vec<bool> = ours.iter().zip(&theirs).map(|(a, b)| a != b).collect();
@@ -974,7 +955,7 @@ impl World {
                     );
                     let session = self.epoch(to, from).expect("the stream just passed");
                     self.trace(|| format!("n{to} repairs n{from} up to {vv:?}"));
-                    let first = Event::RepairSend {
+                    let first = Sending {
                         from: to,
                         to: from,
                         session,
@@ -983,7 +964,7 @@ impl World {
                         covers,
                         after: None,
                     };
-                    self.schedule(0, first);
+                    self.schedule(0, Event::RepairSend(first));
                 }
                 Ok(())
             }
@@ -994,8 +975,7 @@ impl World {
                 after,
                 last,
                 changes,
-                seen,
-            } => self.nodes[to].repair_part(now, from_id, after, last, &changes, &seen),
+            } => self.nodes[to].repair_part(now, from_id, after, last, &changes),
             Msg::RepairEnd => {
                 self.trace(|| format!("n{to} adopts n{from}'s repair"));
                 let node = &mut self.nodes[to];
@@ -1100,7 +1080,12 @@ impl World {
                 w.as_bytes(),
             ],
         };
-        let done = self.nodes[i].execute(self.now, &words);
+        self.execute_traced(i, &words);
+    }
+
+    /// Runs a client command on node `i` whose outcome only convergence checks, and traces it.
+    fn execute_traced(&mut self, i: usize, words: &[&[u8]]) {
+        let done = self.nodes[i].execute(self.now, words);
         let seq = self.nodes[i].vv.get(self.nodes[i].origin);
         self.trace(|| {
             let words: Vec<_> = words.iter().map(|w| String::from_utf8_lossy(w)).collect();
@@ -1138,12 +1123,7 @@ impl World {
             10 => vec![b"RENAMENX", za.as_bytes(), zb.as_bytes()],
             _ => vec![b"SETNX", xa.as_bytes(), &value],
         };
-        let done = self.nodes[i].execute(self.now, &words);
-        let seq = self.nodes[i].vv.get(self.nodes[i].origin);
-        self.trace(|| {
-            let words: Vec<_> = words.iter().map(|w| String::from_utf8_lossy(w)).collect();
-            format!("n{i} {} -> {:?} (entry {seq})", words.join(" "), done.reply)
-        });
+        self.execute_traced(i, &words);
     }
 
     /// One client command on a random node that is up.

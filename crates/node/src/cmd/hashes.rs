@@ -110,7 +110,7 @@ pub fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 /// Live fields and values of a live hash, in byte order of the field names.
-fn entries(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Vec<(Bytes, Bytes)>, Reply> {
+pub(super) fn entries(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Vec<(Bytes, Bytes)>, Reply> {
     if typed(ctx, key, Kind::Hash)?.is_none() {
         return Ok(Vec::new());
     }
@@ -215,11 +215,8 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Some(w) if w.eq_ignore_ascii_case(b"WITHVALUES") && args.len() == 4 => true,
         Some(_) => return Reply::err(resp::args::ERR_SYNTAX),
     };
-    let fields: Vec<(Bytes, Bytes)> = match typed(ctx, key, Kind::Hash) {
-        Ok(Some(_)) => (ctx.txn.all_fields(key).into_iter())
-            .filter_map(|(f, s)| s.value().map(|v| (f, v)))
-            .collect(),
-        Ok(None) => Vec::new(),
+    let fields = match entries(ctx, key) {
+        Ok(fields) => fields,
         Err(e) => return e,
     };
     let random = |n: usize| (super::sets::random() % n as u64) as usize;
@@ -249,12 +246,8 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`: fields with their values.
 pub fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    let key = &args[1];
-    let items = match typed(ctx, key, Kind::Hash) {
-        Ok(Some(_)) => (ctx.txn.all_fields(key).into_iter())
-            .filter_map(|(f, s)| s.value().map(|v| (f, Some(v))))
-            .collect(),
-        Ok(None) => Vec::new(),
+    let items = match entries(ctx, &args[1]) {
+        Ok(fields) => fields.into_iter().map(|(f, v)| (f, Some(v))).collect(),
         Err(e) => return e,
     };
     super::reply(super::keys::scan_collection(ctx, args, items))

@@ -317,9 +317,8 @@ fn flush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
                 .any(|m| mode.eq_ignore_ascii_case(m)) => {}
         _ => return Err(Reply::err(ERR_SYNTAX)),
     }
-    if let Reply::Int(live) = dbsize(ctx, args)
-        && live > FLUSH_KEYS_MAX
-    {
+    let live = live_keys(ctx);
+    if live > FLUSH_KEYS_MAX {
         return Err(Reply::Error(format!(
             "ERR {} of {live} keys is refused: at most {FLUSH_KEYS_MAX} at once here; delete in batches (SCAN and UNLINK)",
             String::from_utf8_lossy(&args[0]).to_uppercase()
@@ -333,9 +332,14 @@ fn flush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     Ok(Reply::OK)
 }
 
+/// Live keys as the round sees them: its own changes count too, so a pipeline's `DBSIZE`
+/// sees its earlier writes.
+fn live_keys(ctx: &Ctx<'_, '_>) -> i64 {
+    (ctx.state.live_keys as i64 + ctx.txn.live_delta()).max(0)
+}
+
 pub fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
-    // The round's own changes count too: a pipeline's DBSIZE sees its earlier writes.
-    Reply::Int((ctx.state.live_keys as i64 + ctx.txn.live_delta()).max(0))
+    Reply::Int(live_keys(ctx))
 }
 
 /// What a client reads of a key, to write it again under another name.
@@ -352,15 +356,11 @@ fn read_value(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<(Value, Option<u64>)
     let at = stored.record.expires_at_ms();
     let value = match stored.live_kind(now_ms)? {
         Kind::String => Value::String(stored.record.string.as_ref()?.value()?),
-        Kind::Hash => Value::Hash(
-            (ctx.txn.all_fields(key).into_iter())
-                .filter_map(|(f, s)| s.value().map(|v| (f, v)))
-                .collect(),
-        ),
+        Kind::Hash => Value::Hash(super::hashes::entries(ctx, key).ok()?),
         Kind::Set => Value::Set(
-            (ctx.txn.all_members(key).into_iter())
-                .filter(|(_, m)| m.present())
-                .map(|(name, _)| name)
+            super::sets::members_of(ctx, key)
+                .ok()?
+                .into_iter()
                 .collect(),
         ),
     };

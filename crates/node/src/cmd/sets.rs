@@ -44,20 +44,7 @@ pub fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 pub fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
-    let key = &args[1];
-    match typed(ctx, key, Kind::Set) {
-        Ok(Some(_)) => {}
-        Ok(None) => return Reply::Set(Vec::new()),
-        Err(e) => return e,
-    }
-    let members = ctx.txn.all_members(key);
-    Reply::Set(
-        members
-            .into_iter()
-            .filter(|(_, m)| m.present())
-            .map(|(k, _)| Reply::Bulk(k))
-            .collect(),
-    )
+    members_of(ctx, &args[1]).map_or_else(|e| e, set_reply)
 }
 
 pub fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
@@ -97,7 +84,7 @@ pub fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 /// The present members of the set at `key` (none when absent), or WRONGTYPE.
-fn members_of(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<BTreeSet<Bytes>, Reply> {
+pub(super) fn members_of(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<BTreeSet<Bytes>, Reply> {
     if typed(ctx, key, Kind::Set)?.is_none() {
         return Ok(BTreeSet::new());
     }

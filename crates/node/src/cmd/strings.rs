@@ -319,9 +319,9 @@ pub fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     Reply::Int(len)
 }
 
-/// The byte range `[start, end]` of a value `len` long, with negative indexes from the end,
-/// as `GETRANGE` takes it; `None` when it is empty.
-fn byte_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
+/// The range `[start, end]` of something `len` long (bytes or bits), with negative indexes
+/// from the end, clamped as `GETRANGE` and `BITCOUNT` clamp it; `None` when it is empty.
+fn clamp_range(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
     let len = len as i64;
     let index = |i: i64| if i < 0 { (len + i).max(0) } else { i };
     let (start, end) = (index(start), index(end).min(len - 1));
@@ -341,7 +341,7 @@ pub fn getrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     if start < 0 && end < 0 && start > end {
         return Reply::Bulk(Bytes::new());
     }
-    match byte_range(value.len(), start, end) {
+    match clamp_range(value.len(), start, end) {
         Some((s, e)) => Reply::Bulk(value.slice(s..=e)),
         None => Reply::Bulk(Bytes::new()),
     }
@@ -478,17 +478,11 @@ pub fn getbit(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 /// The range `[start, end]` of `BITCOUNT`/`BITPOS` in bits, from arguments in bytes or bits
 /// (negative from the end), clamped to a value of `len` bytes; `None` when empty.
 fn bit_range(len: usize, start: i64, end: i64, in_bits: bool) -> Option<(u64, u64)> {
-    let total = if in_bits { len as i64 * 8 } else { len as i64 };
-    let at = |i: i64| if i < 0 { (total + i).max(0) } else { i };
-    let (start, end) = (at(start), at(end).min(total - 1));
-    if total == 0 || start > end {
-        return None;
-    }
-    Some(if in_bits {
-        (start as u64, end as u64)
+    if in_bits {
+        clamp_range(len * 8, start, end).map(|(s, e)| (s as u64, e as u64))
     } else {
-        (start as u64 * 8, end as u64 * 8 + 7)
-    })
+        clamp_range(len, start, end).map(|(s, e)| (s as u64 * 8, e as u64 * 8 + 7))
+    }
 }
 
 /// Parses `[start end [BYTE|BIT]]` after `args[at]`; `end` may be left out when `optional_end`.

@@ -80,10 +80,22 @@ impl Applied {
         crdt::encode(self)
     }
 
+    /// What a store's version vector record (`StateRead::version_vector`) says: nothing
+    /// applied when there is none.
+    pub fn from_stored(stored: Option<Bytes>) -> Result<Applied, StorageError> {
+        let Some(bytes) = stored else {
+            return Ok(Applied::default());
+        };
+        Applied::decode(&bytes).map_err(|e| StorageError::Corrupt {
+            key: "(version vector)".into(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Reads the stored form. A directory written before `seen` was kept holds the version
     /// vector alone: its node saw nothing it can vouch for (a repair it sends then drops
     /// nothing the receiver holds).
-    pub fn decode(bytes: &[u8]) -> Result<Applied, postcard::Error> {
+    fn decode(bytes: &[u8]) -> Result<Applied, postcard::Error> {
         crdt::decode(bytes).or_else(|_| {
             Ok(Applied {
                 vv: crdt::decode(bytes)?,

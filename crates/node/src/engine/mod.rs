@@ -146,8 +146,6 @@ pub enum Remote {
         last: Option<Bytes>,
         /// Headers, fields and members, as full states.
         changes: Vec<Change>,
-        /// What the peer had seen when it read them.
-        seen: Seen,
     },
     /// The repair ended: this node now holds what the peer's state covered.
     RepairEnd {
@@ -190,8 +188,6 @@ pub struct Ran {
 pub struct Progress {
     /// Everything committed.
     pub applied: VersionVector,
-    /// Per origin, its latest write committed (what a repair this node sends had seen).
-    pub seen: Seen,
     /// Everything committed and fsynced.
     pub durable: VersionVector,
 }
@@ -507,18 +503,11 @@ pub fn spawn(
     check_format(store.as_ref(), fresh)?;
     let (live_keys, expires) = count_live(store.as_ref())?;
     let tombstones = store.count_graves()?;
-    let Applied { vv, seen } = match stored_vv {
-        None => Applied::default(),
-        Some(bytes) => Applied::decode(&bytes).map_err(|e| StorageError::Corrupt {
-            key: "(version vector)".into(),
-            reason: e.to_string(),
-        })?,
-    };
+    let Applied { vv, seen } = Applied::from_stored(stored_vv)?;
     // What was committed before a restart is on disk: the final sync saw to it, or the
     // crash lost what was not and the store holds what survived.
     let progress = Progress {
         applied: vv.clone(),
-        seen: seen.clone(),
         durable: vv.clone(),
     };
     let (progress_tx, progress_rx) = watch::channel(progress);
@@ -961,7 +950,6 @@ impl Engine {
         self.progress.send_if_modified(|p| {
             let before = p.clone();
             p.applied = self.vv.clone();
-            p.seen = self.seen.clone();
             if let Some(d) = durable {
                 p.durable = d;
             }
@@ -1049,8 +1037,7 @@ impl Engine {
                 after,
                 last,
                 changes,
-                seen,
-            } => return self.repair_part(from, after, last, changes, seen),
+            } => return self.repair_part(from, after, last, changes),
             Remote::RepairEnd { from } => {
                 // The log now has a gap before what follows the repair.
                 self.log_first.clear();

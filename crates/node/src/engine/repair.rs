@@ -8,8 +8,9 @@
 //! peer deleted and then forgot would stay here, alive (a resurrected delete), and an item
 //! deleted and written again there would merge with its old self here.
 //!
-//! So each part carries what the peer's state had *seen* when it was read ([`crdt::Seen`]:
-//! per writer, the clock of its latest write applied). Within the part's range of a
+//! The peer reads every part from one view of its store, and says at the beginning what that
+//! view had *seen* ([`crdt::Seen`]: per writer, the clock of its latest write applied) along
+//! with the vector it covers. Within each part's range of a
 //! differing bucket, this node's items are replaced by the peer's, and then its own state of
 //! those keys is merged back minus what the peer had seen and no longer holds (the
 //! `drop_seen` methods of the merge types): writes the peer never saw stay (this node's own
@@ -127,17 +128,17 @@ impl Repair {
     }
 
     /// One part: `mine` (from [`Repair::items_in`] over the part's range, whose full state
-    /// is `own`) is replaced by the peer's `changes`, read when the peer had seen `seen`, with
-    /// what it had not seen of `own` merged back, in `txn`. Answers the round to commit (in one
-    /// commit, so that a crash leaves the range whole either way).
+    /// is `own`) is replaced by the peer's `changes`, with what the peer had not seen of `own`
+    /// merged back, in `txn`. Answers the round to commit (in one commit, so that a crash
+    /// leaves the range whole either way).
     pub fn replace(
         &self,
         mut txn: Txn<'_>,
         mine: &[(Bytes, Stored)],
         own: Vec<Change>,
         changes: &[Change],
-        seen: &Seen,
     ) -> Result<Finished, String> {
+        let seen = &self.covers.seen;
         txn.replaying(changes.len() + own.len());
         for (key, stored) in mine {
             txn.forget(key, stored);
@@ -264,20 +265,19 @@ impl Engine {
     }
 
     /// One part of the repair: the peer's items with keys in `(after, last]` (to the end when
-    /// `last` is `None`), read when it had seen `seen`.
+    /// `last` is `None`).
     pub(super) fn repair_part(
         &mut self,
         from: NodeId,
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: Vec<Change>,
-        seen: Seen,
     ) -> Result<(), String> {
         let Some(mut repair) = self.repair.take_if(|r| r.from == from) else {
             return Err("a repair part without its beginning".into());
         };
         repair.heard(wall_ms());
-        let result = self.replace_range(&repair, after, last, &changes, &seen);
+        let result = self.replace_range(&repair, after, last, &changes);
         self.repair = Some(repair);
         result
     }
@@ -288,13 +288,12 @@ impl Engine {
         after: Option<Bytes>,
         last: Option<Bytes>,
         changes: &[Change],
-        seen: &Seen,
     ) -> Result<(), String> {
         let mine = repair.items_in(self.store.as_ref(), after, last.as_ref())?;
         let own = Repair::own_state(self.store.as_ref(), &mine)?;
         let applied = self.applied();
         let (txn, _) = self.begin(wall_ms());
-        let finished = repair.replace(txn, &mine, own, changes, seen)?;
+        let finished = repair.replace(txn, &mine, own, changes)?;
         self.commit_with(finished, applied, Writer::Peers)
             .map_err(|e| e.to_string())
     }

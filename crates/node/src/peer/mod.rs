@@ -1076,7 +1076,6 @@ impl Runtime {
                         after: part.after,
                         last: part.last,
                         changes: part.changes,
-                        seen: part.seen,
                     };
                     let _ = self.apply_tx.send(part).await;
                 }

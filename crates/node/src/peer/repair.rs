@@ -108,7 +108,6 @@ impl Runtime {
                     after: after.clone(),
                     last: last.clone(),
                     changes,
-                    seen: covers.seen.clone(),
                 };
                 let part = Message::Snapshot(Bytes::from(crdt::encode(&part)));
                 if tx.send((Instant::now(), part)).await.is_err() {
@@ -140,13 +139,7 @@ type Prepared = (Arc<dyn StateRead>, Applied, Vec<u64>);
 fn prepare(store: &dyn Store) -> Result<Prepared, StorageError> {
     let view: Arc<dyn StateRead> = Arc::from(store.view());
     store.sync()?;
-    let covers = match view.version_vector()? {
-        None => Applied::default(),
-        Some(bytes) => Applied::decode(&bytes).map_err(|e| StorageError::Corrupt {
-            key: "(version vector)".into(),
-            reason: e.to_string(),
-        })?,
-    };
+    let covers = Applied::from_stored(view.version_vector()?)?;
     let digests = crate::engine::digests(view.as_ref())?;
     Ok((view, covers, digests))
 }

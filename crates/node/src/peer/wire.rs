@@ -46,9 +46,6 @@ pub struct SnapshotPart {
     pub last: Option<Bytes>,
     /// Headers, fields and members as full states.
     pub changes: Vec<replication::Change>,
-    /// What the sender had seen when it read them: the receiver drops what it holds of
-    /// those writes that the sender no longer does (see `engine/repair.rs`).
-    pub seen: crdt::Seen,
 }
 
 /// What peers say to each other.
@@ -85,7 +82,8 @@ pub enum Message {
         differ: Vec<bool>,
         /// What the sender's state covers.
         vv: VersionVector,
-        /// Per origin, the sender's latest write that `vv` covers.
+        /// Per origin, the sender's latest write that `vv` covers: the receiver drops what it
+        /// holds of those writes that the sender no longer does (see `engine/repair.rs`).
         seen: crdt::Seen,
     },
     /// Part of a repair: an encoded [`SnapshotPart`].

@@ -39,8 +39,7 @@ pub fn run(
     out: &mut BytesMut,
 ) -> Flow {
     let reply = match name {
-        "ping" => ping(session, args),
-        "echo" => Reply::Bulk(args[1].clone()),
+        "ping" | "echo" | "time" => answer(session, name, args),
         "hello" => hello(shared, session, args),
         "auth" => auth(args),
         "select" => match parse_i64(&args[1]) {
@@ -58,7 +57,6 @@ pub fn run(
         "config" => config(shared, args),
         "info" => info(shared, args),
         "cluster" => cluster(shared, args),
-        "time" => time(),
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
         "publish" => {
             shared.cluster.publish(&args[1], &args[2]);
@@ -78,8 +76,19 @@ pub fn run(
     Flow::Continue
 }
 
+/// The answer to `PING`, `ECHO` or `TIME`: connection commands that touch nothing, and so
+/// may also be queued in a transaction.
+pub fn answer(session: &Session, name: &str, args: &[Bytes]) -> Reply {
+    match name {
+        "ping" => ping(session, args),
+        "echo" => Reply::Bulk(args[1].clone()),
+        "time" => time(),
+        other => unreachable!("{other} is not answered without the node"),
+    }
+}
+
 /// `TIME`: seconds and microseconds of the wall clock.
-pub fn time() -> Reply {
+fn time() -> Reply {
     let micros = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());

@@ -316,3 +316,49 @@ def test_lcs(pair):
         ("MSET", "a", "abcabcabcxyz", "b", "xyzabcabc"), ("LCS", "a", "b", "IDX", "WITHMATCHLEN"),
         ("MSET", "c", "aaaa", "d", "aa"), ("LCS", "c", "d", "IDX"), ("LCS", "d", "c", "IDX", "WITHMATCHLEN"),
     ])
+
+
+def test_lists(pair):
+    same(pair, [
+        ("RPUSH", "l", "a", "b", "c"), ("LPUSH", "l", "x", "y"), ("LRANGE", "l", "0", "-1"),
+        ("LLEN", "l"), ("LINDEX", "l", "0"), ("LINDEX", "l", "-1"), ("LINDEX", "l", "9"),
+        ("LINDEX", "l", "x"), ("LSET", "l", "1", "X"), ("LSET", "l", "99", "v"),
+        ("LSET", "nokey", "0", "v"), ("LINSERT", "l", "BEFORE", "a", "pre"),
+        ("LINSERT", "l", "AFTER", "c", "post"), ("LINSERT", "l", "AFTER", "zz", "v"),
+        ("LINSERT", "nokey", "AFTER", "a", "v"), ("LINSERT", "l", "MIDDLE", "a", "v"),
+        ("LRANGE", "l", "0", "-1"), ("LRANGE", "l", "-3", "100"), ("LRANGE", "l", "5", "2"),
+        ("RPUSH", "l", "a", "a"), ("LPOS", "l", "a"), ("LPOS", "l", "a", "RANK", "-1"),
+        ("LPOS", "l", "a", "COUNT", "0"), ("LPOS", "l", "a", "RANK", "2", "COUNT", "5", "MAXLEN", "6"),
+        ("LPOS", "l", "a", "RANK", "0"), ("LPOS", "l", "a", "COUNT", "-1"), ("LPOS", "l", "a", "BOGUS", "1"),
+        ("LPOS", "nokey", "a"), ("LPOS", "nokey", "a", "COUNT", "2"),
+        ("LREM", "l", "-1", "a"), ("LREM", "l", "0", "a"), ("LRANGE", "l", "0", "-1"),
+        ("LTRIM", "l", "1", "-2"), ("LRANGE", "l", "0", "-1"), ("LTRIM", "l", "5", "1"), ("EXISTS", "l"),
+        ("LPUSHX", "l", "v"), ("RPUSHX", "nokey", "v"), ("RPUSH", "l", "1", "2", "3", "4"),
+        ("LPUSHX", "l", "0"), ("LPOP", "l"), ("RPOP", "l", "2"), ("LPOP", "l", "0"), ("LPOP", "l", "-1"),
+        ("LPOP", "nokey"), ("LPOP", "nokey", "2"), ("LPOP", "l", "1", "2"), ("LPOP", "l", "10"),
+        ("EXISTS", "l"), ("SET", "s", "v"), ("LPUSH", "s", "v"), ("LRANGE", "s", "0", "-1"),
+        ("LPOP", "s"), ("LLEN", "s"),
+    ])
+
+
+def test_list_moves_and_multi_pops(pair):
+    same(pair, [
+        ("RPUSH", "a", "1", "2", "3"), ("LMOVE", "a", "b", "LEFT", "RIGHT"),
+        ("LMOVE", "a", "b", "RIGHT", "LEFT"), ("LRANGE", "b", "0", "-1"), ("LMOVE", "a", "a", "LEFT", "RIGHT"),
+        ("LMOVE", "a", "b", "UP", "LEFT"), ("LMOVE", "none", "b", "LEFT", "LEFT"), ("RPOPLPUSH", "b", "b"),
+        ("LRANGE", "b", "0", "-1"), ("SET", "s", "x"), ("LMOVE", "a", "s", "LEFT", "LEFT"),
+        ("LMOVE", "none", "s", "LEFT", "LEFT"), ("LRANGE", "a", "0", "-1"),
+        ("LMPOP", "2", "none", "b", "LEFT"), ("LMPOP", "2", "none", "b", "RIGHT", "COUNT", "10"),
+        ("LMPOP", "1", "none", "LEFT"), ("LMPOP", "0", "a", "LEFT"), ("LMPOP", "3", "a", "LEFT"),
+        ("LMPOP", "1", "a", "LEFT", "COUNT", "0"), ("LMPOP", "1", "a", "SIDEWAYS"), ("LMPOP", "2", "s", "a", "LEFT"),
+        ("RPUSH", "q", "x"), ("BLPOP", "none", "q", "0"), ("BRPOP", "q", "0.01"), ("BLPOP", "q", "-1"),
+        ("BLPOP", "q", "x"), ("RPUSH", "q", "y", "z"), ("BLMOVE", "q", "r", "LEFT", "LEFT", "0"),
+        ("BRPOPLPUSH", "q", "r", "0"), ("LRANGE", "r", "0", "-1"), ("BLMPOP", "0", "1", "r", "RIGHT", "COUNT", "5"),
+        ("BLPOP", "s", "0"),
+    ])
+
+
+def test_blocking_inside_a_transaction_does_not_wait(pair):
+    same(pair, [
+        ("MULTI",), ("BLPOP", "empty", "0"), ("BLMOVE", "empty", "x", "LEFT", "LEFT", "0"), ("EXEC",),
+    ])

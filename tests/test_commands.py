@@ -266,3 +266,50 @@ def test_large_hash_and_set(r):
     assert r.sadd("bigset", "only") == 1
     assert r.smembers("bigset") == {"only"}
     assert r.dbsize() == 2
+
+
+def test_blocking_pops_wait_time_out_and_leave_with_their_client(node):
+    c = node.client()
+    started = time.monotonic()
+    assert c.blpop(["nothing"], timeout=0.3) is None
+    assert time.monotonic() - started >= 0.29
+    # A client blocked for ever that goes away takes nothing afterwards.
+    ghost = node.client(single_connection_client=True)
+    ghost.connection.send_command("BLPOP", "work", "0")
+    time.sleep(0.2)
+    ghost.close()
+    time.sleep(0.2)
+    c.rpush("work", "kept")
+    time.sleep(0.3)
+    assert c.lrange("work", 0, -1) == [b"kept"]
+    # Clients blocked on one list each get one element; the others keep waiting.
+    results = []
+
+    def block():
+        results.append(node.client().brpop(["shared"], timeout=10))
+
+    import threading
+    threads = [threading.Thread(target=block) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    c.rpush("shared", "a", "b")
+    time.sleep(0.5)
+    assert sorted(r[1] for r in results) == [b"a", b"b"]
+    c.rpush("shared", "c")
+    for t in threads:
+        t.join(timeout=10)
+    assert sorted(r[1] for r in results) == [b"a", b"b", b"c"]
+
+
+def test_a_long_list_is_read_from_the_nearer_end(r):
+    r.rpush("long", *[str(i) for i in range(5000)])
+    assert r.llen("long") == 5000
+    assert r.lindex("long", 4998) == "4998"
+    assert r.lrange("long", -3, -1) == ["4997", "4998", "4999"]
+    assert r.lrange("long", 1023, 1025) == ["1023", "1024", "1025"]
+    r.ltrim("long", 10, -11)
+    assert r.llen("long") == 4980 and r.lindex("long", 0) == "10" and r.lindex("long", -1) == "4989"
+    assert r.lpop("long", 3) == ["10", "11", "12"]
+    assert r.linsert("long", "AFTER", "2000", "x") == 4978
+    assert r.lrange("long", 1987, 1989) == ["2000", "x", "2001"]

@@ -80,13 +80,39 @@ def set_command(rng):
     ])
 
 
+def index(rng):
+    return str(rng.randint(-6, 6))
+
+
+def list_command(rng):
+    k = rng.choice(["l1", "l2", "l1", "a"])
+    v = rng.choice(["x", "y", "z", "1", ""])
+    side = rng.choice(["LEFT", "RIGHT"])
+    return rng.choice([
+        ("LPUSH", k, v), ("RPUSH", k, v, rng.choice(["x", "y", "w"])), ("LPUSH", k, v, "p", "q"),
+        ("LPUSHX", k, v), ("RPUSHX", k, v, "r"), ("LPOP", k), ("RPOP", k),
+        ("LPOP", k, str(rng.randint(0, 3))), ("RPOP", k, rng.choice(["1", "2", "-1", "x"])),
+        ("LLEN", k), ("LRANGE", k, index(rng), index(rng)), ("LRANGE", k, "0", "-1"),
+        ("LINDEX", k, index(rng)), ("LSET", k, index(rng), v),
+        ("LINSERT", k, rng.choice(["BEFORE", "AFTER"]), v, "ins"), ("LREM", k, str(rng.randint(-2, 2)), v),
+        ("LTRIM", k, index(rng), index(rng)), ("LPOS", k, v), ("LPOS", k, v, "RANK", rng.choice(["1", "-1", "2", "-2", "0"])),
+        ("LPOS", k, v, "COUNT", rng.choice(["0", "1", "2"]), "MAXLEN", rng.choice(["0", "2", "5"])),
+        ("LMOVE", k, rng.choice(["l1", "l2", "a"]), side, rng.choice(["LEFT", "RIGHT"])),
+        ("RPOPLPUSH", k, rng.choice(["l1", "l2"])),
+        ("LMPOP", "2", k, rng.choice(["l1", "l2", "a"]), side),
+        ("LMPOP", "1", k, side, "COUNT", rng.choice(["1", "3", "0"])),
+        ("SET", "a", v), ("DEL", k), ("TYPE", k),
+    ])
+
+
 def mixed_command(rng):
-    return rng.choice([string_command, key_command, hash_command, set_command])(rng)
+    return rng.choice([string_command, key_command, hash_command, set_command, list_command])(rng)
 
 
 FAMILIES = {
     "strings": string_command,
-    "keys": lambda rng: rng.choice([string_command, key_command, hash_command, set_command])(rng),
+    "keys": mixed_command,
+    "lists": lambda rng: rng.choice([list_command, list_command, list_command, key_command])(rng),
     "hashes": lambda rng: rng.choice([hash_command, hash_command, key_command])(rng),
     "sets": lambda rng: rng.choice([set_command, set_command, key_command])(rng),
 }

@@ -68,6 +68,8 @@ def snapshot(node, keys):
             out[k] = c.hgetall(k)
         elif t == b"set":
             out[k] = c.smembers(k)
+        elif t == b"list":
+            out[k] = c.lrange(k, 0, -1)
         else:
             out[k] = None
     return out
@@ -540,3 +542,44 @@ def test_derived_writes_replicate(cluster):
     assert view == {"a": {b"2", b"3"}, "inter": {b"2", b"3"}, "moved": {b"1"}, "renamed": b"hello there",
                     "s": None, "h2": {b"f": b"v"}}
     assert 0 < ap.client().ttl("renamed") <= 1000
+
+
+def test_concurrent_pushes_are_all_kept_in_one_order(slow_cluster):
+    """Pushes made in three regions within the WAN delay (so none sees the others) are all
+    kept, each push's elements together, in the same order everywhere; a pop takes what it
+    saw and a concurrent LSET of another element survives."""
+    eu, us, ap = slow_cluster
+    eu.client().rpush("q", "start")
+    converged(slow_cluster, ["q"])
+    eu.client().rpush("q", "e1", "e2")
+    us.client().rpush("q", "u1", "u2")
+    ap.client().lpush("q", "a1")
+    view = converged(slow_cluster, ["q"])["q"]
+    assert sorted(view) == sorted([b"start", b"e1", b"e2", b"u1", b"u2", b"a1"])
+    assert view[0] == b"a1" and view[1] == b"start"
+    tail = view[2:]
+    assert tail in ([b"e1", b"e2", b"u1", b"u2"], [b"u1", b"u2", b"e1", b"e2"])
+    # Concurrently: eu pops the head, us rewrites the last element.
+    eu.client().lpop("q")
+    us.client().lset("q", -1, "changed")
+    view = converged(slow_cluster, ["q"])["q"]
+    assert view[0] == b"start" and view[-1] == b"changed" and len(view) == 5
+
+
+def test_a_blocked_pop_is_woken_by_a_push_in_another_region(cluster):
+    eu, us, ap = cluster
+    got = {}
+
+    def block():
+        got["reply"] = eu.client().blpop(["jobs"], timeout=20)
+
+    t = threading.Thread(target=block)
+    t.start()
+    time.sleep(0.5)
+    assert t.is_alive(), "BLPOP returned before anything was pushed"
+    us.client().rpush("jobs", "job-1")
+    t.join(timeout=15)
+    assert not t.is_alive(), "BLPOP was not woken by the replicated push"
+    assert list(got["reply"]) == [b"jobs", b"job-1"]
+    # The pop replicates: the list is empty everywhere.
+    assert converged(cluster, ["jobs"])["jobs"] is None

@@ -28,6 +28,7 @@ impl Key {
         Lens {
             hash: self.fields.values().filter(|f| f.exists()).count() as u64,
             set: self.members.values().filter(|m| m.present()).count() as u64,
+            ..Lens::default()
         }
     }
 

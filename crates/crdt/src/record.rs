@@ -27,6 +27,10 @@ pub struct Lens {
     pub hash: u64,
     /// Present set members.
     pub set: u64,
+    /// Elements in the list.
+    pub list: u64,
+    /// Present sorted set members.
+    pub zset: u64,
 }
 
 /// The type a key shows to clients.
@@ -38,6 +42,10 @@ pub enum Kind {
     Hash,
     /// A set.
     Set,
+    /// A list.
+    List,
+    /// A sorted set.
+    ZSet,
 }
 
 impl Kind {
@@ -47,6 +55,8 @@ impl Kind {
             Kind::String => "string",
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::List => "list",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -60,6 +70,10 @@ pub struct Record {
     pub hash: Option<Collection>,
     /// The set part's header; the members are stored apart.
     pub set: Option<Collection>,
+    /// The list part's header; the elements are stored apart.
+    pub list: Option<Collection>,
+    /// The sorted set part's header; the members are stored apart.
+    pub zset: Option<Collection>,
     /// When the key expires: last writer wins.
     pub expiry: Option<(Stamp, Option<u64>)>,
 }
@@ -69,6 +83,8 @@ impl Merge for Record {
         self.string.merge(&other.string);
         self.hash.merge(&other.hash);
         self.set.merge(&other.set);
+        self.list.merge(&other.list);
+        self.zset.merge(&other.zset);
         keep_later(&mut self.expiry, &other.expiry);
     }
 }
@@ -83,6 +99,8 @@ impl Record {
             (Kind::String, self.string.as_ref().and_then(StrState::top)),
             (Kind::Hash, collection(&self.hash, lens.hash)),
             (Kind::Set, collection(&self.set, lens.set)),
+            (Kind::List, collection(&self.list, lens.list)),
+            (Kind::ZSet, collection(&self.zset, lens.zset)),
         ];
         candidates
             .into_iter()
@@ -120,26 +138,23 @@ impl Record {
                 .as_ref()
                 .filter(|s| s.exists())
                 .map(|s| s.delete_delta(stamp)),
-            hash: None,
-            set: None,
             expiry: Some((stamp, None)),
+            ..Record::default()
         }
     }
 
-    /// A header delta recording a write at `stamp` to a field (`Hash`) or a member (`Set`).
+    /// A header delta recording a write at `stamp` to a field, member or element of `kind`.
     pub fn touch_delta(stamp: Stamp, kind: Kind) -> Record {
-        let c = Some(Collection { top: stamp });
-        match kind {
-            Kind::Hash => Record {
-                hash: c,
-                ..Record::default()
-            },
-            Kind::Set => Record {
-                set: c,
-                ..Record::default()
-            },
+        let mut record = Record::default();
+        let part = match kind {
+            Kind::Hash => &mut record.hash,
+            Kind::Set => &mut record.set,
+            Kind::List => &mut record.list,
+            Kind::ZSet => &mut record.zset,
             Kind::String => unreachable!("strings have no members"),
-        }
+        };
+        *part = Some(Collection { top: stamp });
+        record
     }
 
     /// Drops what a replica holding `theirs` had seen (`seen` says which) and no longer holds:
@@ -152,17 +167,16 @@ impl Record {
             }
         }
         let gone = |mine: Stamp, theirs: Option<Stamp>| theirs < Some(mine) && seen.covers(mine);
-        if self
-            .hash
-            .is_some_and(|c| gone(c.top, theirs.and_then(|t| t.hash).map(|c| c.top)))
-        {
-            self.hash = None;
-        }
-        if self
-            .set
-            .is_some_and(|c| gone(c.top, theirs.and_then(|t| t.set).map(|c| c.top)))
-        {
-            self.set = None;
+        let parts = [
+            (&mut self.hash, theirs.and_then(|t| t.hash)),
+            (&mut self.set, theirs.and_then(|t| t.set)),
+            (&mut self.list, theirs.and_then(|t| t.list)),
+            (&mut self.zset, theirs.and_then(|t| t.zset)),
+        ];
+        for (mine, theirs) in parts {
+            if mine.is_some_and(|c| gone(c.top, theirs.map(|c| c.top))) {
+                *mine = None;
+            }
         }
         if self
             .expiry

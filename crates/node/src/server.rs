@@ -1,5 +1,6 @@
 //! The Redis-protocol listener and its connections.
 
+mod blocking;
 mod commands;
 mod connection;
 mod multi;

@@ -56,6 +56,15 @@ impl Store for FlakyStore {
     ) -> Result<Option<Bytes>, StorageError> {
         self.inner.get_member(kind, key, member)
     }
+    fn scan_members_back(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        self.inner.scan_members_back(kind, key, before, limit)
+    }
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError::Corrupt {

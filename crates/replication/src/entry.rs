@@ -2,7 +2,7 @@
 
 use crate::VersionVector;
 use bytes::Bytes;
-use crdt::{Member, NodeId, Record, Stamp, StrState};
+use crdt::{Elem, Member, NodeId, Record, Stamp, StrState};
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -39,15 +39,27 @@ pub enum Change {
         /// The adding write's stamp; `None` for a remove.
         stamp: Option<Stamp>,
     },
+    /// A delta of one list element; `stamp` is the write's stamp when it inserts or sets.
+    Elem {
+        /// The key.
+        key: Bytes,
+        /// The element's position (a `crdt::Position`'s encoding).
+        pos: Bytes,
+        /// The delta.
+        delta: Elem,
+        /// The writing stamp; `None` for a remove.
+        stamp: Option<Stamp>,
+    },
 }
 
 impl Change {
     /// The key the change is to.
     pub fn key(&self) -> &Bytes {
         match self {
-            Change::Header { key, .. } | Change::Field { key, .. } | Change::Member { key, .. } => {
-                key
-            }
+            Change::Header { key, .. }
+            | Change::Field { key, .. }
+            | Change::Member { key, .. }
+            | Change::Elem { key, .. } => key,
         }
     }
 }

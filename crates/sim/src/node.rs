@@ -465,13 +465,15 @@ impl SimNode {
             };
             after = Some(last.clone());
             for (key, stored) in chunk {
-                let read: &[u8] = match stored.kind() {
+                let read: &[&[u8]] = match stored.kind() {
                     None => continue,
-                    Some(crdt::Kind::String) => b"GET",
-                    Some(crdt::Kind::Hash) => b"HGETALL",
-                    Some(crdt::Kind::Set) => b"SMEMBERS",
+                    Some(crdt::Kind::String) => &[b"GET", &key],
+                    Some(crdt::Kind::Hash) => &[b"HGETALL", &key],
+                    Some(crdt::Kind::Set) => &[b"SMEMBERS", &key],
+                    Some(crdt::Kind::List) => &[b"LRANGE", &key, b"0", b"-1"],
+                    Some(crdt::Kind::ZSet) => &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"],
                 };
-                let reply = self.read(now_ms, &[read, &key]);
+                let reply = self.read(now_ms, read);
                 out.push((key, format!("{reply:?}")));
             }
         }

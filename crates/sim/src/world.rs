@@ -59,8 +59,9 @@ pub struct Options {
     pub repairs: bool,
     /// Whether clients also run the commands that write from other keys' state or replace a
     /// key whole (`RENAME`, `COPY`, `SMOVE`, `S*STORE`, `SETRANGE`, `GETEX`, `HSETNX`,
-    /// `MSETNX`, `SETNX`, `RENAMENX`) on the keys of [`Options::deletes`], drawn from a
-    /// fourth random stream; checked by convergence.
+    /// `MSETNX`, `SETNX`, `RENAMENX`) on the keys of [`Options::deletes`], and the list
+    /// commands (pushes, pops, `LINSERT`, `LSET`, `LREM`, `LTRIM`, `LMOVE`) on lists of
+    /// their own, drawn from a fourth random stream; checked by convergence.
     pub derived: bool,
 }
 
@@ -1100,7 +1101,8 @@ impl World {
         let (a, b, c) = (r.below(3), r.below(3), r.below(3));
         let member = format!("m{}", r.below(4));
         let offset = r.below(6).to_string();
-        let pick = r.below(12);
+        let pick = r.below(24);
+        let index = (r.below(7) as i64 - 3).to_string();
         let value = self.fresh("g");
         let (xa, xb, za, zb) = (
             format!("x{a}"),
@@ -1109,6 +1111,14 @@ impl World {
             format!("z{b}"),
         );
         let (wa, wb, wc) = (format!("w{a}"), format!("w{b}"), format!("w{c}"));
+        let (la, lb) = (format!("l{a}"), format!("l{b}"));
+        let side = |n: u64| {
+            if n.is_multiple_of(2) {
+                &b"LEFT"[..]
+            } else {
+                b"RIGHT"
+            }
+        };
         let words: Vec<&[u8]> = match pick {
             0 => vec![b"RENAME", xa.as_bytes(), xb.as_bytes()],
             1 => vec![b"COPY", za.as_bytes(), zb.as_bytes(), b"REPLACE"],
@@ -1121,7 +1131,18 @@ impl World {
             8 => vec![b"HSETNX", za.as_bytes(), member.as_bytes(), &value],
             9 => vec![b"MSETNX", xa.as_bytes(), &value, xb.as_bytes(), &value],
             10 => vec![b"RENAMENX", za.as_bytes(), zb.as_bytes()],
-            _ => vec![b"SETNX", xa.as_bytes(), &value],
+            11 => vec![b"SETNX", xa.as_bytes(), &value],
+            12 | 13 => vec![b"RPUSH", la.as_bytes(), &value, b"t"],
+            14 => vec![b"LPUSH", la.as_bytes(), &value],
+            15 => vec![b"LPOP", la.as_bytes()],
+            16 => vec![b"RPOP", la.as_bytes(), b"2"],
+            17 => vec![b"LINSERT", la.as_bytes(), b"BEFORE", b"t", &value],
+            18 => vec![b"LSET", la.as_bytes(), index.as_bytes(), &value],
+            19 => vec![b"LREM", la.as_bytes(), index.as_bytes(), b"t"],
+            20 => vec![b"LTRIM", la.as_bytes(), b"0", index.as_bytes()],
+            21 => vec![b"LMOVE", la.as_bytes(), lb.as_bytes(), side(a), side(b)],
+            22 => vec![b"RENAME", la.as_bytes(), lb.as_bytes()],
+            _ => vec![b"DEL", la.as_bytes()],
         };
         self.execute_traced(i, &words);
     }

@@ -95,7 +95,7 @@ fn collect_headers(iter: fjall::Iter, limit: usize) -> Result<Vec<(Bytes, Stored
 
 /// Up to `limit` members from `iter`, as long as their keys start with `prefix`.
 fn collect_members(
-    iter: fjall::Iter,
+    iter: impl Iterator<Item = fjall::Guard>,
     prefix: &[u8],
     limit: usize,
 ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
@@ -215,6 +215,24 @@ impl Store for FjallStore {
             .members
             .get(member_key(kind, key, member))?
             .map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan_members_back(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match before {
+            None => self.members.prefix(&prefix),
+            Some(b) => self.members.range::<Vec<u8>, _>((
+                Bound::Included(prefix.clone()),
+                Bound::Excluded(member_key(kind, key, b)),
+            )),
+        };
+        collect_members(iter.rev(), &prefix, limit)
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {

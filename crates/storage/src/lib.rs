@@ -11,7 +11,8 @@
 //! against both.
 //!
 //! Layout: keyspace `data` maps a user key to its [`Stored`] header (its record and how many
-//! hash fields and set members are live); `members` holds each hash field and set member
+//! hash fields, set members and list elements are live); `members` holds each hash field, set
+//! member and list element (named by its position, so a list's elements are in list order)
 //! under `kind (1 byte) ++ key length (4 bytes, big-endian) ++ key ++ member`, so a key's
 //! members are one prefix and a write to one of them touches only it; `expiry` holds an index
 //! entry `sweep_ms (8 bytes, big-endian) ++ key` for every key with a deadline (the time the
@@ -70,6 +71,8 @@ pub enum MemberKind {
     Field,
     /// A set member (its state is a `crdt::Member`).
     SetMember,
+    /// A list element, named by its `crdt::Position` (its state is a `crdt::Elem`).
+    ListElem,
 }
 
 impl MemberKind {
@@ -77,6 +80,7 @@ impl MemberKind {
         match self {
             MemberKind::Field => b'h',
             MemberKind::SetMember => b's',
+            MemberKind::ListElem => b'l',
         }
     }
 }
@@ -109,6 +113,7 @@ impl Item {
             b'k' => return Some(Item::Header(Bytes::copy_from_slice(rest))),
             b'h' => MemberKind::Field,
             b's' => MemberKind::SetMember,
+            b'l' => MemberKind::ListElem,
             _ => return None,
         };
         let (len, rest) = rest.split_at_checked(4)?;
@@ -152,10 +157,10 @@ fn split_grave(k: &[u8], v: &[u8]) -> Option<Grave> {
     })
 }
 
-/// The version of the stored format this build writes and reads. Format 2 added counter
-/// generations (`crdt::Contribution::since`) and the grave index; format 1 (no marker) cannot
-/// be decoded by this build.
-pub const FORMAT: u32 = 2;
+/// The version of the stored format this build writes and reads. Format 3 added lists and
+/// sorted sets to headers; format 2 added counter generations (`crdt::Contribution::since`)
+/// and the grave index; format 1 (no marker). Older formats cannot be decoded by this build.
+pub const FORMAT: u32 = 3;
 
 /// The storage key prefix of all members of `kind` under `key`.
 fn member_prefix(kind: MemberKind, key: &[u8]) -> Vec<u8> {
@@ -294,6 +299,16 @@ pub trait Store: StateRead {
         key: &[u8],
         member: &[u8],
     ) -> Result<Option<Bytes>, StorageError>;
+
+    /// Up to `limit` members of `key` before `before` (from the last when `None`), in
+    /// descending byte order: a list read from its tail.
+    fn scan_members_back(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
 
     /// Applies `batch` atomically: after a crash either all of it is there or none.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;

@@ -116,6 +116,29 @@ impl Store for MemStore {
             .cloned())
     }
 
+    fn scan_members_back(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let end = match before {
+            None => past(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+            Some(b) => Bound::Excluded(member_key(kind, key, b)),
+        };
+        let inner = self.lock();
+        Ok(inner
+            .members
+            .range((Bound::Included(prefix.clone()), end))
+            .rev()
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .take(limit)
+            .map(|(k, v)| (Bytes::copy_from_slice(&k[prefix.len()..]), v.clone()))
+            .collect())
+    }
+
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), StorageError> {
         let mut guard = self.lock();
         let this = &mut *guard;
@@ -240,4 +263,16 @@ impl Store for MemStore {
     fn disk_bytes(&self) -> u64 {
         0
     }
+}
+
+/// The first key after every key that starts with `prefix` (`None`: there is none).
+fn past(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }

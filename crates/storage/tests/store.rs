@@ -351,3 +351,58 @@ fn fjall_store_survives_reopen() {
     assert_eq!(s.due(0, 200, 10).unwrap(), vec![(123, Bytes::from("k"))]);
     assert_eq!(s.last_hlc().unwrap(), Timestamp(9));
 }
+
+/// Members read from either end: a list's elements from its head or its tail, in pages,
+/// never straying into another key's members or another kind.
+fn members_both_ways(store: &dyn Store) {
+    let put = |kind, key: &str, m: &str| {
+        (
+            kind,
+            Bytes::from(key.to_string()),
+            Bytes::from(m.to_string()),
+            vec![1],
+        )
+    };
+    let batch = Batch {
+        member_puts: vec![
+            put(MemberKind::ListElem, "l", "a"),
+            put(MemberKind::ListElem, "l", "b"),
+            put(MemberKind::ListElem, "l", "c"),
+            put(MemberKind::ListElem, "l2", "z"),
+            put(MemberKind::ListElem, "k", "y"),
+            put(MemberKind::SetMember, "l", "s"),
+        ],
+        ..Batch::default()
+    };
+    store.commit(&batch, Durability::Sync).unwrap();
+    let names = |page: Vec<(Bytes, Bytes)>| page.into_iter().map(|(m, _)| m).collect::<Vec<_>>();
+    let back = store
+        .scan_members_back(MemberKind::ListElem, b"l", None, 2)
+        .unwrap();
+    assert_eq!(names(back), ["c", "b"]);
+    let back = store
+        .scan_members_back(MemberKind::ListElem, b"l", Some(b"b"), 10)
+        .unwrap();
+    assert_eq!(names(back), ["a"]);
+    let fwd = store
+        .scan_members(MemberKind::ListElem, b"l", Some(b"a"), 10)
+        .unwrap();
+    assert_eq!(names(fwd), ["b", "c"]);
+    assert!(
+        store
+            .scan_members_back(MemberKind::ListElem, b"none", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn members_both_ways_mem_store() {
+    members_both_ways(&MemStore::new());
+}
+
+#[test]
+fn members_both_ways_fjall_store() {
+    let dir = tempfile::tempdir().unwrap();
+    members_both_ways(&FjallStore::open(dir.path(), 8 << 20).unwrap());
+}

@@ -347,6 +347,7 @@ enum Value {
     String(Bytes),
     Hash(Vec<(Bytes, Bytes)>),
     Set(Vec<Bytes>),
+    List(Vec<Bytes>),
 }
 
 /// The value and deadline of the live key `key`.
@@ -363,6 +364,8 @@ fn read_value(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<(Value, Option<u64>)
                 .into_iter()
                 .collect(),
         ),
+        Kind::List => Value::List(super::lists::all_values(ctx, key)),
+        Kind::ZSet => return None,
     };
     Some((value, at))
 }
@@ -385,6 +388,11 @@ fn write_value(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Value, at: Option<u64>
                 ctx.txn
                     .apply_member(key, &m, &Member::add_delta(stamp), Some(stamp));
             }
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+        Value::List(values) => {
+            super::lists::push_values(ctx, key, super::lists::End::Right, &values);
+            let stamp = ctx.txn.stamp();
             ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
         }
     }

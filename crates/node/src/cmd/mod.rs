@@ -7,6 +7,7 @@
 
 mod hashes;
 mod keys;
+mod lists;
 mod sets;
 mod strings;
 
@@ -51,6 +52,11 @@ pub struct Spec {
     pub write: bool,
     /// Where it runs.
     pub runs: Runs,
+    /// Whether a client waits when it finds nothing (`BLPOP` and kin): the handler answers
+    /// at once, with a null when there is nothing to take, and the connection retries it as
+    /// the keys change, until the command's timeout (`server::blocking`). Inside `MULTI` the
+    /// null answer stands, as in Redis.
+    pub blocking: bool,
 }
 
 const fn data(name: &'static str, arity: i32, write: bool, f: Handler) -> Spec {
@@ -59,6 +65,17 @@ const fn data(name: &'static str, arity: i32, write: bool, f: Handler) -> Spec {
         arity,
         write,
         runs: Runs::Engine(f),
+        blocking: false,
+    }
+}
+
+const fn blocking(name: &'static str, arity: i32, f: Handler) -> Spec {
+    Spec {
+        name,
+        arity,
+        write: true,
+        runs: Runs::Engine(f),
+        blocking: true,
     }
 }
 
@@ -68,6 +85,7 @@ const fn read(name: &'static str, arity: i32, f: Handler) -> Spec {
         arity,
         write: false,
         runs: Runs::Read(f),
+        blocking: false,
     }
 }
 
@@ -77,6 +95,7 @@ const fn conn(name: &'static str, arity: i32) -> Spec {
         arity,
         write: false,
         runs: Runs::Connection,
+        blocking: false,
     }
 }
 
@@ -171,6 +190,29 @@ pub static COMMANDS: &[Spec] = &[
     data("spop", -2, true, sets::spop),
     read("srandmember", -2, sets::srandmember),
     data("sscan", -3, false, sets::sscan),
+    // lists
+    data("lpush", -3, true, lists::lpush),
+    data("rpush", -3, true, lists::rpush),
+    data("lpushx", -3, true, lists::lpushx),
+    data("rpushx", -3, true, lists::rpushx),
+    data("lpop", -2, true, lists::lpop),
+    data("rpop", -2, true, lists::rpop),
+    read("llen", 2, lists::llen),
+    read("lrange", 4, lists::lrange),
+    read("lindex", 3, lists::lindex),
+    data("lset", 4, true, lists::lset),
+    data("linsert", 5, true, lists::linsert),
+    data("lrem", 4, true, lists::lrem),
+    data("ltrim", 4, true, lists::ltrim),
+    read("lpos", -3, lists::lpos),
+    data("lmove", 5, true, lists::lmove),
+    data("rpoplpush", 3, true, lists::rpoplpush),
+    data("lmpop", -4, true, lists::lmpop),
+    blocking("blpop", -3, lists::blpop),
+    blocking("brpop", -3, lists::brpop),
+    blocking("blmove", 6, lists::blmove),
+    blocking("brpoplpush", 4, lists::brpoplpush),
+    blocking("blmpop", -5, lists::blmpop),
     // connection and server
     conn("ping", -1),
     conn("echo", 2),
@@ -263,6 +305,35 @@ fn typed_for_write(ctx: &mut Ctx<'_, '_>, key: &Bytes, kind: Kind) -> Result<Sto
 /// Parses an integer argument with Redis's error text.
 fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
     resp::args::parse_i64(arg).ok_or_else(|| Reply::err(resp::args::ERR_NOT_INTEGER))
+}
+
+/// A blocking command's timeout in seconds (0: none), with Redis's error texts.
+fn timeout_arg(arg: &[u8]) -> Result<f64, Reply> {
+    let t = resp::args::parse_f64(arg)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
+    if t < 0.0 {
+        return Err(Reply::err("ERR timeout is negative"));
+    }
+    Ok(t)
+}
+
+/// The keys a blocking command waits on and its timeout (`None`: for ever), for a command
+/// its handler has already accepted.
+pub fn blocking_wait(name: &str, args: &[Bytes]) -> (Vec<Bytes>, Option<std::time::Duration>) {
+    let n = args.len();
+    let (keys, timeout) = match name {
+        "blmove" | "brpoplpush" => (vec![args[1].clone()], &args[n - 1]),
+        "blmpop" | "bzmpop" => {
+            let numkeys = resp::args::parse_i64(&args[2]).unwrap_or(0).max(0) as usize;
+            let end = (3 + numkeys).min(n);
+            (args[3..end].to_vec(), &args[1])
+        }
+        _ => (args[1..n - 1].to_vec(), &args[n - 1]),
+    };
+    let secs = timeout_arg(timeout).unwrap_or(0.0);
+    let timeout = (secs > 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(1e9)));
+    (keys, timeout)
 }
 
 /// Unwraps a `Result<Reply, Reply>` into the reply to send.

@@ -236,11 +236,16 @@ pub fn key_state<S: StateRead + ?Sized>(
     let record = stored.record;
     let hash_top = record.hash.map_or(zero, |c| c.top);
     let set_top = record.set.map(|c| c.top);
+    let list_top = record.list.map(|c| c.top);
     out.push(Change::Header {
         key: key.clone(),
         delta: record,
     });
-    for kind in [MemberKind::Field, MemberKind::SetMember] {
+    for kind in [
+        MemberKind::Field,
+        MemberKind::SetMember,
+        MemberKind::ListElem,
+    ] {
         let mut from: Option<Bytes> = None;
         loop {
             let page = store.scan_members(kind, &key, from.as_deref(), 1024)?;
@@ -263,6 +268,12 @@ pub fn key_state<S: StateRead + ?Sized>(
                         member: name,
                         delta: crdt::decode(&bytes).map_err(corrupt)?,
                         stamp: set_top,
+                    },
+                    MemberKind::ListElem => Change::Elem {
+                        key: key.clone(),
+                        pos: name,
+                        delta: crdt::decode(&bytes).map_err(corrupt)?,
+                        stamp: list_top,
                     },
                 });
             }

@@ -96,18 +96,32 @@ const TOUCH_SLOTS: usize = 1 << 16;
 
 /// What `WATCH` compares: per slot of keys, how many commits wrote a key of it (clients'
 /// writes, peers' entries, expiry, repairs). Counted after the commit is visible.
+/// Blocked clients (`BLPOP` and kin) wait on [`Touches::changed`] and compare their keys'
+/// counts.
 #[derive(Debug)]
-pub struct Touches(Box<[AtomicU64]>);
+pub struct Touches {
+    slots: Box<[AtomicU64]>,
+    changed: tokio::sync::Notify,
+}
 
 impl Default for Touches {
     fn default() -> Touches {
-        Touches((0..TOUCH_SLOTS).map(|_| AtomicU64::new(0)).collect())
+        Touches {
+            slots: (0..TOUCH_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            changed: tokio::sync::Notify::new(),
+        }
     }
 }
 
 impl Touches {
     fn slot(&self, key: &[u8]) -> &AtomicU64 {
-        &self.0[crc32fast::hash(key) as usize % TOUCH_SLOTS]
+        &self.slots[crc32fast::hash(key) as usize % TOUCH_SLOTS]
+    }
+
+    /// Completes after the next commit that writes any key (register it with `enable` before
+    /// reading the counts it is to be compared with, so that no commit slips between).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// The count of `key`'s slot now.
@@ -917,8 +931,9 @@ impl Engine {
         // Taken or not, these keys may differ now from what a read-ahead found.
         let keys = finished.batch.puts.iter().map(|(k, _)| k);
         let keys: Vec<Bytes> = keys.chain(&finished.batch.removes).cloned().collect();
-        if result.is_ok() {
+        if result.is_ok() && !keys.is_empty() {
             keys.iter().for_each(|k| self.touches.touch(k));
+            self.touches.changed.notify_waiters();
         }
         self.written.committed(keys);
         result?;

@@ -180,6 +180,7 @@ fn identity(change: &Change) -> (&Bytes, u8, &Bytes) {
         Change::Header { key, .. } => (key, 0, &NONE),
         Change::Field { key, field, .. } => (key, 1, field),
         Change::Member { key, member, .. } => (key, 2, member),
+        Change::Elem { key, pos, .. } => (key, 3, pos),
     }
 }
 
@@ -229,6 +230,25 @@ fn unseen(mine: Change, theirs: Option<&Change>, seen: &Seen) -> Option<Change> 
             (delta != crdt::Member::default()).then_some(Change::Member {
                 key,
                 member,
+                delta,
+                stamp,
+            })
+        }
+        Change::Elem {
+            key,
+            pos,
+            mut delta,
+            ..
+        } => {
+            let theirs = match theirs {
+                Some(Change::Elem { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            let stamp = delta.top();
+            (delta != crdt::Elem::default()).then_some(Change::Elem {
+                key,
+                pos,
                 delta,
                 stamp,
             })

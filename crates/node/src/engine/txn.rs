@@ -6,7 +6,7 @@
 
 use super::RecordCache;
 use bytes::Bytes;
-use crdt::{Kind, Member, Merge, NodeId, Record, Stamp, StrState};
+use crdt::{Elem, Kind, Lens, Member, Merge, NodeId, Record, Stamp, StrState};
 use hlc::Clock;
 use replication::Change;
 use std::collections::BTreeMap;
@@ -79,9 +79,95 @@ impl Touched {
 }
 
 /// A field or member as the round left it.
-struct TouchedMember<T> {
+pub struct TouchedMember<T> {
     state: Option<T>,
     dirty: bool,
+}
+
+type Parts<T> = HashMap<(Bytes, Bytes), TouchedMember<T>>;
+
+/// The state of one stored part of a collection key: a hash field, a set member, a list
+/// element. What differs between them is here; the round handles them all alike.
+pub trait Part: Merge + Clone + Default + serde::Serialize + serde::de::DeserializeOwned {
+    /// Where parts of this kind are stored.
+    const STORED: MemberKind;
+    /// The type of key they belong to.
+    const TYPE: Kind;
+    /// Whether the part counts (a live field, a present member or element).
+    fn live(&self) -> bool;
+    /// The header's live count of parts of this kind.
+    fn len(lens: &mut Lens) -> &mut u64;
+    /// The round's parts of this kind.
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self>;
+    /// The change the log records for `delta`.
+    fn change(key: Bytes, name: Bytes, delta: Self, stamp: Option<Stamp>) -> Change;
+}
+
+impl Part for StrState {
+    const STORED: MemberKind = MemberKind::Field;
+    const TYPE: Kind = Kind::Hash;
+    fn live(&self) -> bool {
+        self.exists()
+    }
+    fn len(lens: &mut Lens) -> &mut u64 {
+        &mut lens.hash
+    }
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
+        &mut txn.fields
+    }
+    fn change(key: Bytes, field: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
+        let stamp = stamp.expect("a field write has a stamp");
+        Change::Field {
+            key,
+            field,
+            delta,
+            stamp,
+        }
+    }
+}
+
+impl Part for Member {
+    const STORED: MemberKind = MemberKind::SetMember;
+    const TYPE: Kind = Kind::Set;
+    fn live(&self) -> bool {
+        self.present()
+    }
+    fn len(lens: &mut Lens) -> &mut u64 {
+        &mut lens.set
+    }
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
+        &mut txn.members
+    }
+    fn change(key: Bytes, member: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
+        Change::Member {
+            key,
+            member,
+            delta,
+            stamp,
+        }
+    }
+}
+
+impl Part for Elem {
+    const STORED: MemberKind = MemberKind::ListElem;
+    const TYPE: Kind = Kind::List;
+    fn live(&self) -> bool {
+        self.present()
+    }
+    fn len(lens: &mut Lens) -> &mut u64 {
+        &mut lens.list
+    }
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
+        &mut txn.elems
+    }
+    fn change(key: Bytes, pos: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
+        Change::Elem {
+            key,
+            pos,
+            delta,
+            stamp,
+        }
+    }
 }
 
 /// The stored members of `key` with the round's versions of them on top, in byte order.
@@ -99,6 +185,14 @@ fn with_overlay<T: Clone>(
         }
     }
     all.into_iter().collect()
+}
+
+/// The parts a round wrote, as `(kind, key, name, live, encoded state)`.
+fn drain<T: Part>(parts: Parts<T>, out: &mut Vec<(MemberKind, Bytes, Bytes, bool, Vec<u8>)>) {
+    out.extend(parts.into_iter().filter_map(|((key, name), t)| {
+        let state = t.state.filter(|_| t.dirty)?;
+        Some((T::STORED, key, name, state.live(), crdt::encode(&state)))
+    }));
 }
 
 /// What a finished round hands back to the engine.
@@ -127,8 +221,9 @@ pub struct Txn<'a> {
     node: NodeId,
     now_ms: u64,
     touched: HashMap<Bytes, Touched>,
-    fields: HashMap<(Bytes, Bytes), TouchedMember<StrState>>,
-    members: HashMap<(Bytes, Bytes), TouchedMember<Member>>,
+    fields: Parts<StrState>,
+    members: Parts<Member>,
+    elems: Parts<Elem>,
     expiry_removes: Vec<(u64, Bytes)>,
     /// Whether state with nothing live is removed from storage. True for a cluster of one,
     /// where no peer can send a concurrent write that the tombstone would have to judge.
@@ -168,6 +263,7 @@ impl<'a> Txn<'a> {
             touched: HashMap::default(),
             fields: HashMap::default(),
             members: HashMap::default(),
+            elems: HashMap::default(),
             expiry_removes: Vec::new(),
             drop_tombstones,
             writes: 0,
@@ -182,7 +278,11 @@ impl<'a> Txn<'a> {
     /// Replaces what is stored under `key` (its header `stored`) with nothing: the round
     /// starts the key afresh, and whatever it does not write again is removed at commit.
     pub fn forget(&mut self, key: &Bytes, stored: &Stored) {
-        for kind in [MemberKind::Field, MemberKind::SetMember] {
+        for kind in [
+            MemberKind::Field,
+            MemberKind::SetMember,
+            MemberKind::ListElem,
+        ] {
             let mut after: Option<Bytes> = None;
             loop {
                 let page =
@@ -201,6 +301,7 @@ impl<'a> Txn<'a> {
         }
         self.fields.retain(|(k, _), _| k != key);
         self.members.retain(|(k, _), _| k != key);
+        self.elems.retain(|(k, _), _| k != key);
         self.writes += 1;
         self.touched.insert(
             key.clone(),
@@ -333,34 +434,33 @@ impl<'a> Txn<'a> {
                 delta,
                 stamp,
             } => self.apply_member(key, member, delta, *stamp),
+            Change::Elem {
+                key,
+                pos,
+                delta,
+                stamp,
+            } => self.apply_part(key, pos, delta, *stamp),
         }
     }
 
     /// A hash field's state, live or not.
     pub fn field(&mut self, key: &Bytes, name: &Bytes) -> Option<StrState> {
-        let id = (key.clone(), name.clone());
-        if let Some(t) = self.fields.get(&id) {
-            return t.state.clone();
-        }
-        let state = self.load_member(MemberKind::Field, key, name);
-        self.fields.insert(
-            id,
-            TouchedMember {
-                state: state.clone(),
-                dirty: false,
-            },
-        );
-        state
+        self.part(key, name)
     }
 
     /// A set member's state, present or not.
     pub fn member(&mut self, key: &Bytes, name: &Bytes) -> Option<Member> {
+        self.part(key, name)
+    }
+
+    /// A part's state (field, member, element), live or not.
+    pub fn part<T: Part>(&mut self, key: &Bytes, name: &Bytes) -> Option<T> {
         let id = (key.clone(), name.clone());
-        if let Some(t) = self.members.get(&id) {
+        if let Some(t) = T::parts(self).get(&id) {
             return t.state.clone();
         }
-        let state = self.load_member(MemberKind::SetMember, key, name);
-        self.members.insert(
+        let state = self.load_member(T::STORED, key, name);
+        T::parts(self).insert(
             id,
             TouchedMember {
                 state: state.clone(),
@@ -401,26 +501,7 @@ impl<'a> Txn<'a> {
 
     /// Merges `delta` into a hash field written at `stamp`, keeping the header in step.
     pub fn apply_field(&mut self, key: &Bytes, name: &Bytes, delta: &StrState, stamp: Stamp) {
-        let mut state = self.field(key, name).unwrap_or_default();
-        let before = state.exists();
-        state.merge(delta);
-        let after = state.exists();
-        self.fields.insert(
-            (key.clone(), name.clone()),
-            TouchedMember {
-                state: Some(state),
-                dirty: true,
-            },
-        );
-        let header = self.header_mut(key);
-        header.record.merge(&Record::touch_delta(stamp, Kind::Hash));
-        header.lens.hash = header.lens.hash + u64::from(after) - u64::from(before);
-        self.record(|| Change::Field {
-            key: key.clone(),
-            field: name.clone(),
-            delta: delta.clone(),
-            stamp,
-        });
+        self.apply_part(key, name, delta, Some(stamp));
     }
 
     /// Merges `delta` into a set member, keeping the header in step. `stamp` is the write's
@@ -432,11 +513,23 @@ impl<'a> Txn<'a> {
         delta: &Member,
         stamp: Option<Stamp>,
     ) {
-        let mut state = self.member(key, name).unwrap_or_default();
-        let before = state.present();
+        self.apply_part(key, name, delta, stamp);
+    }
+
+    /// Merges `delta` into a part of `key` (a field, member or element), keeping the header
+    /// in step: its live count, and its latest write when `stamp` (the write's) is given.
+    pub fn apply_part<T: Part>(
+        &mut self,
+        key: &Bytes,
+        name: &Bytes,
+        delta: &T,
+        stamp: Option<Stamp>,
+    ) {
+        let mut state: T = self.part(key, name).unwrap_or_default();
+        let before = state.live();
         state.merge(delta);
-        let after = state.present();
-        self.members.insert(
+        let after = state.live();
+        T::parts(self).insert(
             (key.clone(), name.clone()),
             TouchedMember {
                 state: Some(state),
@@ -445,27 +538,97 @@ impl<'a> Txn<'a> {
         );
         let header = self.header_mut(key);
         if let Some(stamp) = stamp {
-            header.record.merge(&Record::touch_delta(stamp, Kind::Set));
+            header.record.merge(&Record::touch_delta(stamp, T::TYPE));
         }
-        header.lens.set = header.lens.set + u64::from(after) - u64::from(before);
-        self.record(|| Change::Member {
-            key: key.clone(),
-            member: name.clone(),
-            delta: delta.clone(),
-            stamp,
-        });
+        let len = T::len(&mut header.lens);
+        *len = *len + u64::from(after) - u64::from(before);
+        self.record(|| T::change(key.clone(), name.clone(), delta.clone(), stamp));
     }
 
     /// Every field of a hash (live or not), in byte order, as this round sees them.
     pub fn all_fields(&mut self, key: &Bytes) -> Vec<(Bytes, StrState)> {
-        let stored = self.scan_all_members(MemberKind::Field, key);
-        with_overlay(stored, &self.fields, key)
+        self.all_parts(key)
     }
 
     /// Every member of a set (present or not), in byte order, as this round sees them.
     pub fn all_members(&mut self, key: &Bytes) -> Vec<(Bytes, Member)> {
-        let stored = self.scan_all_members(MemberKind::SetMember, key);
-        with_overlay(stored, &self.members, key)
+        self.all_parts(key)
+    }
+
+    /// Every part of `key` of one kind (live or not), in byte order, as this round sees them.
+    pub fn all_parts<T: Part>(&mut self, key: &Bytes) -> Vec<(Bytes, T)> {
+        let stored = self.scan_all_members(T::STORED, key);
+        with_overlay(stored, T::parts(self), key)
+    }
+
+    /// Walks the parts of `key` of one kind in byte order (from the last when `backwards`),
+    /// live or not, as this round sees them, until `visit` returns false. The store is read a
+    /// chunk at a time, so a walk that stops early reads little of a long list.
+    pub fn walk_parts<T: Part>(
+        &mut self,
+        key: &Bytes,
+        backwards: bool,
+        mut visit: impl FnMut(&Bytes, &T) -> bool,
+    ) {
+        let overlay: BTreeMap<Bytes, T> = (T::parts(self).iter())
+            .filter(|((k, _), _)| k == key)
+            .filter_map(|((_, name), t)| Some((name.clone(), t.state.clone()?)))
+            .collect();
+        let from_store = !self.forgotten.contains(key);
+        let mut cursor: Option<Bytes> = None;
+        loop {
+            let read = if !from_store {
+                Ok(Vec::new())
+            } else if backwards {
+                (self.store).scan_members_back(T::STORED, key, cursor.as_deref(), MEMBER_CHUNK)
+            } else {
+                (self.store).scan_members(T::STORED, key, cursor.as_deref(), MEMBER_CHUNK)
+            };
+            let chunk = match read {
+                Ok(chunk) => chunk,
+                Err(e) => return self.fail(e),
+            };
+            // The chunk covers the names from the cursor to its last (to the end when the
+            // store ran out): the round's parts in that span go in too, on top.
+            let edge = (chunk.len() == MEMBER_CHUNK).then(|| chunk[chunk.len() - 1].0.clone());
+            let mut span: BTreeMap<Bytes, T> = BTreeMap::new();
+            for (name, bytes) in chunk {
+                match crdt::decode(&bytes) {
+                    Ok(state) => span.insert(name, state),
+                    Err(e) => {
+                        let key = String::from_utf8_lossy(key).into_owned();
+                        let reason = e.to_string();
+                        return self.fail(StorageError::Corrupt { key, reason });
+                    }
+                };
+            }
+            let inside = |name: &Bytes| {
+                let (near, far) = if backwards {
+                    (
+                        cursor.as_ref().is_none_or(|c| name < c),
+                        edge.as_ref().is_none_or(|e| name >= e),
+                    )
+                } else {
+                    (
+                        cursor.as_ref().is_none_or(|c| name > c),
+                        edge.as_ref().is_none_or(|e| name <= e),
+                    )
+                };
+                near && far
+            };
+            for (name, state) in overlay.iter().filter(|(n, _)| inside(n)) {
+                span.insert(name.clone(), state.clone());
+            }
+            let go_on = if backwards {
+                span.iter().rev().all(|(n, s)| visit(n, s))
+            } else {
+                span.iter().all(|(n, s)| visit(n, s))
+            };
+            if !go_on || edge.is_none() {
+                return;
+            }
+            cursor = edge;
+        }
     }
 
     fn scan_all_members<T: serde::de::DeserializeOwned>(
@@ -524,6 +687,13 @@ impl<'a> Txn<'a> {
             for (name, member) in self.all_members(key) {
                 if member.present() {
                     self.apply_member(key, &name, &member.remove_delta(), None);
+                }
+            }
+        }
+        if lens.list > 0 {
+            for (pos, elem) in self.all_parts::<Elem>(key) {
+                if elem.present() {
+                    self.apply_part(key, &pos, &elem.remove_delta(), None);
                 }
             }
         }
@@ -644,42 +814,18 @@ impl<'a> Txn<'a> {
                 batch.puts.push((key, stored));
             }
         }
-        let written: std::collections::HashSet<(MemberKind, &Bytes, &Bytes)> = (self.fields.iter())
-            .filter(|(_, t)| t.dirty && t.state.is_some())
-            .map(|((k, m), _)| (MemberKind::Field, k, m))
-            .chain(
-                (self.members.iter())
-                    .filter(|(_, t)| t.dirty && t.state.is_some())
-                    .map(|((k, m), _)| (MemberKind::SetMember, k, m)),
-            )
+        let mut members = Vec::new();
+        drain(self.fields, &mut members);
+        drain(self.members, &mut members);
+        drain(self.elems, &mut members);
+        let written: std::collections::HashSet<(MemberKind, &Bytes, &Bytes)> = (members.iter())
+            .map(|(kind, k, m, _, _)| (*kind, k, m))
             .collect();
         let gone: Vec<_> = (self.forgotten_members.into_iter())
             .filter(|(kind, k, m)| !written.contains(&(*kind, k, m)))
             .collect();
         drop(written);
         batch.member_removes.extend(gone);
-        let members = (self.fields.into_iter())
-            .filter_map(|((key, name), t)| {
-                let state = t.state.filter(|_| t.dirty)?;
-                Some((
-                    MemberKind::Field,
-                    key,
-                    name,
-                    state.exists(),
-                    crdt::encode(&state),
-                ))
-            })
-            .chain(self.members.into_iter().filter_map(|((key, name), t)| {
-                let state = t.state.filter(|_| t.dirty)?;
-                let present = state.present();
-                Some((
-                    MemberKind::SetMember,
-                    key,
-                    name,
-                    present,
-                    crdt::encode(&state),
-                ))
-            }));
         for (kind, key, name, live, bytes) in members {
             if live {
                 batch.member_puts.push((kind, key, name, bytes));

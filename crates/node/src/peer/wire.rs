@@ -18,9 +18,9 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 6: repairs carry what the sender had
-/// seen (`crdt::Seen`).
-pub const VERSION: u8 = 6;
+/// The frame format version this node speaks. Version 7: lists (`Change::Elem`, list and
+/// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
+pub const VERSION: u8 = 7;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 

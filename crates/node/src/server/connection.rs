@@ -1,14 +1,14 @@
 //! One client connection: read, split into commands, run, answer, in order.
 
 use super::commands::{self, Flow};
-use super::multi;
+use super::{blocking, multi};
 use crate::Shared;
 use crate::cmd::{self, Runs};
 use crate::engine::Command;
 use crate::pubsub::{Delivery, Subscriber};
 use bytes::{Bytes, BytesMut};
 use resp::{Protocol, Reply, parse_command};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -81,12 +81,12 @@ async fn serve_session(
     let limits = shared.config.limits;
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut commands = VecDeque::new();
     loop {
-        let mut commands = Vec::new();
         let mut broken = None;
         loop {
             match parse_command(&mut input, &limits) {
-                Ok(Some(args)) => commands.push(args),
+                Ok(Some(args)) => commands.push_back(args),
                 Ok(None) => break,
                 Err(e) => {
                     broken = Some(e);
@@ -94,12 +94,34 @@ async fn serve_session(
                 }
             }
         }
-        if !commands.is_empty() {
-            let flow = run_commands(shared, session, commands, &mut output).await;
+        while !commands.is_empty() {
+            let next = run_commands(shared, session, &mut commands, &mut output).await;
             socket.write_all(&output).await?;
             output.clear();
-            if flow == Flow::Close {
-                return Ok(());
+            match next {
+                Next::Continue => {}
+                Next::Close => return Ok(()),
+                Next::Block(spec, args) => {
+                    // Blocked: the client's later commands wait; a client that goes away
+                    // ends the wait.
+                    let protocol = session.protocol;
+                    let wait = blocking::wait(shared, session, spec, args);
+                    tokio::pin!(wait);
+                    let reply = loop {
+                        tokio::select! {
+                            reply = &mut wait => break reply,
+                            read = socket.read_buf(&mut input) => {
+                                if read? == 0 || input.len() > shared.config.max_query_buffer {
+                                    return Ok(());
+                                }
+                            }
+                            _ = stop.changed() => return Ok(()),
+                        }
+                    };
+                    reply.encode(protocol, &mut output);
+                    socket.write_all(&output).await?;
+                    output.clear();
+                }
             }
         }
         if let Some(e) = broken {
@@ -196,19 +218,28 @@ fn push(protocol: Protocol, delivery: Delivery, out: &mut BytesMut) {
     Reply::Push(items).encode(protocol, out);
 }
 
-/// Runs a pipeline of commands in order, writing each reply to `out`. Consecutive data
-/// commands go to the engine as one request.
+/// What the connection does after a pipeline ran.
+enum Next {
+    /// Read more.
+    Continue,
+    /// Close after writing the replies so far.
+    Close,
+    /// Wait in a blocking command (`server::blocking`) before the rest of the pipeline.
+    Block(&'static cmd::Spec, Vec<Bytes>),
+}
+
+/// Runs a pipeline of commands in order, writing each reply to `out`, up to a blocking
+/// command (which the caller runs before the commands after it). Consecutive data commands go
+/// to the engine as one request.
 async fn run_commands(
     shared: &Shared,
     session: &mut Session,
-    commands: Vec<Vec<Bytes>>,
+    commands: &mut VecDeque<Vec<Bytes>>,
     out: &mut BytesMut,
-) -> Flow {
+) -> Next {
     let mut batch: Vec<Command> = Vec::new();
-    shared
-        .commands_total
-        .fetch_add(commands.len() as u64, Ordering::Relaxed);
-    for args in commands {
+    while let Some(args) = commands.pop_front() {
+        shared.commands_total.fetch_add(1, Ordering::Relaxed);
         if let Some(reply) = multi::queue(session, &args) {
             flush(shared, session, &mut batch, out).await;
             reply.encode(session.protocol, out);
@@ -240,6 +271,10 @@ async fn run_commands(
             continue;
         }
         match spec.runs {
+            Runs::Engine(_) if spec.blocking => {
+                flush(shared, session, &mut batch, out).await;
+                return Next::Block(spec, args);
+            }
             Runs::Engine(_) => batch.push((spec, args)),
             Runs::Read(_) => {
                 // After the writes before it, so the client reads its own writes.
@@ -264,13 +299,13 @@ async fn run_commands(
             Runs::Connection => {
                 flush(shared, session, &mut batch, out).await;
                 if commands::run(shared, session, spec.name, &args, out) == Flow::Close {
-                    return Flow::Close;
+                    return Next::Close;
                 }
             }
         }
     }
     flush(shared, session, &mut batch, out).await;
-    Flow::Continue
+    Next::Continue
 }
 
 /// Sends the waiting data commands to the engine and writes their replies.

@@ -12,12 +12,15 @@ compared sorted."""
 
 import os
 import random
+import time
 
 import pytest
 
 from test_against_redis import pair, reply  # noqa: F401 (pair is a fixture)
 
 SEEDS = int(os.environ.get("DIFF_SEEDS", "12"))
+# A deadline an hour from now, in whole seconds.
+DEADLINE = int(time.time()) + 3600
 STEPS = 150
 
 
@@ -51,7 +54,8 @@ def key_command(rng):
     k = keys(rng)
     return rng.choice([
         ("DEL", k, keys(rng)), ("EXISTS", k, keys(rng)), ("TYPE", k), ("EXPIRE", k, "1000"),
-        ("EXPIRE", k, "1000", rng.choice(["NX", "XX", "GT", "LT"])), ("PERSIST", k),
+        # Absolute deadlines, so that GT and LT compare the same numbers on both servers.
+        ("EXPIREAT", k, str(DEADLINE + rng.choice([0, 1000])), rng.choice(["NX", "XX", "GT", "LT"])), ("PERSIST", k),
         ("RENAME", k, keys(rng)), ("RENAMENX", k, keys(rng)), ("COPY", k, keys(rng)),
         ("COPY", k, keys(rng), "REPLACE"), ("TOUCH", k), ("DBSIZE",), ("KEYS", "*"), ("KEYS", "s*"),
     ])
@@ -105,14 +109,43 @@ def list_command(rng):
     ])
 
 
+def zset_command(rng):
+    k = rng.choice(["z1", "z2", "z1", "s1", "a"])
+    m = rng.choice(["a", "b", "c", "d"])
+    score = rng.choice(["1", "2", "2.5", "-1", "0", "inf", "-inf", "1e3", "x"])
+    bound = lambda: rng.choice(["-inf", "+inf", "1", "(1", "2", "(2.5", "0", "x"])  # noqa: E731
+    lex = lambda: rng.choice(["-", "+", "[a", "(b", "[c", "d"])  # noqa: E731
+    other = rng.choice(["z1", "z2", "s1"])
+    return rng.choice([
+        ("ZADD", k, score, m), ("ZADD", k, score, m, rng.choice(["1", "3"]), "e"),
+        ("ZADD", k, rng.choice(["NX", "XX", "GT", "LT", "CH"]), score, m), ("ZADD", k, "INCR", score, m),
+        ("ZADD", "lx", "0", m), ("ZINCRBY", k, score, m), ("ZREM", k, m, "e"), ("ZCARD", k), ("ZSCORE", k, m),
+        ("ZMSCORE", k, m, "e"), ("ZRANK", k, m), ("ZREVRANK", k, m),
+        ("ZRANGE", k, str(rng.randint(-4, 4)), str(rng.randint(-4, 4)), "WITHSCORES"),
+        ("ZRANGE", k, bound(), bound(), "BYSCORE", "LIMIT", str(rng.randint(0, 2)), str(rng.randint(-1, 3))),
+        ("ZRANGE", k, bound(), bound(), "BYSCORE", "REV", "WITHSCORES"), ("ZRANGE", "lx", lex(), lex(), "BYLEX"),
+        ("ZREVRANGEBYLEX", "lx", lex(), lex()), ("ZLEXCOUNT", "lx", lex(), lex()), ("ZREMRANGEBYLEX", "lx", lex(), lex()),
+        ("ZRANGEBYSCORE", k, bound(), bound()), ("ZREVRANGE", k, "0", str(rng.randint(-2, 3))),
+        ("ZCOUNT", k, bound(), bound()), ("ZPOPMIN", k), ("ZPOPMAX", k, str(rng.randint(0, 3))),
+        ("ZREMRANGEBYRANK", k, str(rng.randint(-3, 3)), str(rng.randint(-3, 3))),
+        ("ZREMRANGEBYSCORE", k, bound(), bound()),
+        ("ZUNION", "2", k, other, "WITHSCORES"), ("ZINTER", "2", k, other, "AGGREGATE", rng.choice(["MIN", "MAX", "SUM"]), "WITHSCORES"),
+        ("ZDIFF", "2", k, other), ("ZUNIONSTORE", rng.choice(["z1", "z2", "u"]), "2", k, other, "WEIGHTS", "2", "1"),
+        ("ZINTERSTORE", "u", "2", k, other), ("ZDIFFSTORE", "u", "2", k, other), ("ZINTERCARD", "2", k, other),
+        ("ZRANGESTORE", rng.choice(["z2", "u"]), k, "0", "-1"), ("ZMPOP", "2", k, other, rng.choice(["MIN", "MAX"])),
+        ("SADD", "s1", m), ("DEL", k), ("TYPE", k), ("ZRANGE", "u", "0", "-1", "WITHSCORES"),
+    ])
+
+
 def mixed_command(rng):
-    return rng.choice([string_command, key_command, hash_command, set_command, list_command])(rng)
+    return rng.choice([string_command, key_command, hash_command, set_command, list_command, zset_command])(rng)
 
 
 FAMILIES = {
     "strings": string_command,
     "keys": mixed_command,
     "lists": lambda rng: rng.choice([list_command, list_command, list_command, key_command])(rng),
+    "zsets": lambda rng: rng.choice([zset_command, zset_command, zset_command, key_command])(rng),
     "hashes": lambda rng: rng.choice([hash_command, hash_command, key_command])(rng),
     "sets": lambda rng: rng.choice([set_command, set_command, key_command])(rng),
 }

@@ -70,6 +70,8 @@ def snapshot(node, keys):
             out[k] = c.smembers(k)
         elif t == b"list":
             out[k] = c.lrange(k, 0, -1)
+        elif t == b"zset":
+            out[k] = c.zrange(k, 0, -1, withscores=True)
         else:
             out[k] = None
     return out
@@ -583,3 +585,23 @@ def test_a_blocked_pop_is_woken_by_a_push_in_another_region(cluster):
     assert list(got["reply"]) == [b"jobs", b"job-1"]
     # The pop replicates: the list is empty everywhere.
     assert converged(cluster, ["jobs"])["jobs"] is None
+
+
+def test_sorted_sets_merge_adds_and_increments_across_regions(slow_cluster):
+    """Concurrent ZINCRBYs in three regions all count; a ZADD concurrent with a ZREM of the same
+    member keeps it (add wins); ranges read the merged order everywhere."""
+    eu, us, ap = slow_cluster
+    eu.client().zadd("board", {"alice": 10, "bob": 20, "carol": 5})
+    converged(slow_cluster, ["board"])
+    eu.client().zincrby("board", 1, "alice")
+    us.client().zincrby("board", 2.5, "alice")
+    ap.client().zincrby("board", 100, "carol")
+    eu.client().zrem("board", "bob")
+    us.client().zadd("board", {"bob": 21})
+    view = converged(slow_cluster, ["board"])["board"]
+    assert view == [(b"alice", 13.5), (b"bob", 21.0), (b"carol", 105.0)]
+    for n in slow_cluster:
+        c = n.client()
+        assert c.zrevrange("board", 0, 0) == [b"carol"]
+        assert c.zrangebyscore("board", 14, 200) == [b"bob", b"carol"]
+        assert c.zrank("board", "bob") == 1

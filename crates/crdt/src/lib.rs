@@ -14,8 +14,10 @@
 //!   increments it had not observed are added on top.
 //! - A hash is a [`StrState`] per field; a set a [`Member`] per member (add wins: a remove
 //!   takes away only the adds it observed); a list an [`Elem`] per element, stored under its
-//!   [`Position`] (a sequence CRDT: concurrent pushes are all kept, in one order). Fields,
-//!   members and elements are separate states, stored and replicated one by one.
+//!   [`Position`] (a sequence CRDT: concurrent pushes are all kept, in one order); a sorted
+//!   set a [`ZMember`] per member (add wins; the score is last-writer-wins with concurrent
+//!   increments summed on top). Fields, members and elements are separate states, stored and
+//!   replicated one by one.
 //! - [`Record`]: one key's header: its string part, the [`Collection`] headers of its hash and
 //!   set parts, and its expiry. When concurrent writes gave one key two types, the type with
 //!   the latest write is the one clients see; the other stays merged underneath, so the rule
@@ -25,15 +27,19 @@
 //! concurrent write can be judged; tombstones are collected once every replica has seen them.
 #![deny(missing_docs)]
 
+mod counter;
 mod list;
 mod record;
 mod set;
 mod string;
+mod zset;
 
+pub use counter::{Contribution, Counter, Float, Number, Reset};
 pub use list::{Elem, Position};
 pub use record::{Collection, Kind, Lens, Record};
 pub use set::Member;
-pub use string::{Contribution, NotInteger, Reset, StrState};
+pub use string::{NotInteger, StrState};
+pub use zset::{ZMember, order_entry, score_key, split_order_entry};
 
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};

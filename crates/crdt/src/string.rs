@@ -1,60 +1,9 @@
 //! A string that is also a counter.
 
-use crate::{Merge, NodeId, Stamp, keep_later};
+use crate::counter::Counter;
+use crate::{Merge, Stamp, keep_later};
 use bytes::Bytes;
-use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-/// One node's running total of increments on one counter. Only that node writes it, so the
-/// version (the HLC of its latest increment) orders its values.
-///
-/// A total runs within a *generation*, named by the HLC of the increment that opened it. A
-/// node opens a new generation when it increments a counter whose total a reset (`SET`,
-/// `DEL`) has observed in full, or that it holds no total for. This is what lets a deleted
-/// counter be forgotten (its tombstone collected): a node that no longer holds its old total
-/// starts a new generation at zero, and a replica that still holds the tombstone counts the
-/// new generation in full instead of subtracting the old total's baseline from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contribution {
-    /// HLC of the node's latest increment.
-    pub version: Timestamp,
-    /// Sum of the node's increments in this generation (wrapping; see [`StrState::counter`]).
-    pub sum: i64,
-    /// The generation: the HLC of the increment that opened it.
-    pub since: Timestamp,
-}
-
-impl Contribution {
-    /// What a reset that saw `base` of this node observed of this total: `None` when it
-    /// observed all of it, else the part to subtract (zero for a generation it never saw).
-    fn observed_part(&self, base: Option<&Contribution>) -> Option<i64> {
-        match base {
-            None => Some(0),
-            Some(b) if (self.since, self.version) <= (b.since, b.version) => None,
-            Some(b) if self.since == b.since => Some(b.sum),
-            Some(_) => Some(0),
-        }
-    }
-}
-
-impl Merge for Contribution {
-    fn merge(&mut self, other: &Self) {
-        if other.version > self.version {
-            *self = *other;
-        }
-    }
-}
-
-/// What the `SET`s and `DEL`s of a value observed of the counter contributions, so that views
-/// subtract them: increments none of them observed stay on top.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reset {
-    /// The resetting write.
-    pub stamp: Stamp,
-    /// Each node's contribution as the resetting write saw it.
-    pub baseline: BTreeMap<NodeId, Contribution>,
-}
 
 /// The value of a string key or a hash field.
 ///
@@ -62,14 +11,13 @@ pub struct Reset {
 /// observed. Components, each a lattice:
 /// - `written`: the latest `SET`/`APPEND` (last writer wins);
 /// - `cleared`: the latest write a `DEL` observed; a written value at or below it is gone;
-/// - `contributions`: per node, its running increment total;
-/// - `reset`: the latest `SET`/`DEL` stamp with the contributions any of them observed.
+/// - `counter`: per node, its running increment total, and what `SET`s and `DEL`s observed
+///   of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StrState {
     written: Option<(Stamp, Bytes)>,
     cleared: Option<Stamp>,
-    contributions: BTreeMap<NodeId, Contribution>,
-    reset: Option<Reset>,
+    counter: Counter,
 }
 
 /// The value is not an integer, so it cannot be incremented.
@@ -81,20 +29,7 @@ impl Merge for StrState {
     fn merge(&mut self, other: &Self) {
         keep_later(&mut self.written, &other.written);
         self.cleared = self.cleared.max(other.cleared);
-        crate::merge_map(&mut self.contributions, &other.contributions);
-        self.reset.merge(&other.reset);
-    }
-}
-
-/// Resets join: what any of them observed stays observed (per node the latest total seen).
-/// Were the latest reset to replace the others, a reset made by a node that had forgotten a
-/// collected tombstone (and so observed nothing of the totals it held) would make the totals
-/// that tombstone's reset had observed count again at every replica still holding them
-/// (found by the simulator once tombstones were collected).
-impl Merge for Reset {
-    fn merge(&mut self, other: &Self) {
-        self.stamp = self.stamp.max(other.stamp);
-        crate::merge_map(&mut self.baseline, &other.baseline);
+        self.counter.merge(&other.counter);
     }
 }
 
@@ -105,41 +40,15 @@ impl StrState {
             .filter(|(s, _)| Some(*s) > self.cleared)
     }
 
-    fn baseline(&self, node: &NodeId) -> Option<&Contribution> {
-        self.reset.as_ref().and_then(|r| r.baseline.get(node))
-    }
-
-    /// Contributions with increments no reset has observed, as (node, contribution, baseline sum).
-    fn unobserved(&self) -> impl Iterator<Item = (&NodeId, &Contribution, i64)> {
-        self.contributions.iter().filter_map(|(node, c)| {
-            c.observed_part(self.baseline(node))
-                .map(|base| (node, c, base))
-        })
-    }
-
     /// Whether the value exists (a visible `SET`, or increments since the last reset).
     pub fn exists(&self) -> bool {
-        self.written_visible().is_some() || self.unobserved().next().is_some()
+        self.written_visible().is_some() || self.counter.counting()
     }
 
     /// The latest live write, which decides the key's type when types clash.
     pub fn top(&self) -> Option<Stamp> {
         let written = self.written_visible().map(|(s, _)| *s);
-        let counted = self
-            .unobserved()
-            .map(|(n, c, _)| Stamp::new(c.version, *n))
-            .max();
-        written.max(counted)
-    }
-
-    /// Sum of the increments no reset observed. Computed wide and clamped: replicas that each
-    /// stayed in range may together overflow, and every replica clamps alike.
-    fn delta(&self) -> i64 {
-        let total: i128 = self
-            .unobserved()
-            .map(|(_, c, base)| i128::from(c.sum) - i128::from(base))
-            .sum();
-        total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        written.max(self.counter.top())
     }
 
     /// What `GET` answers, or `None` when the value does not exist.
@@ -148,8 +57,7 @@ impl StrState {
     /// made elsewhere arrive, the string wins and those increments are not shown: there is
     /// no number to add them to. Every replica decides the same way.
     pub fn value(&self) -> Option<Bytes> {
-        let has_delta = self.unobserved().next().is_some();
-        match (self.written_visible(), has_delta) {
+        match (self.written_visible(), self.counter.counting()) {
             (None, false) => None,
             (Some((_, v)), false) => Some(v.clone()),
             (written, true) => {
@@ -160,7 +68,9 @@ impl StrState {
                         None => return Some(v.clone()),
                     },
                 };
-                Some(Bytes::from(base.saturating_add(self.delta()).to_string()))
+                Some(Bytes::from(
+                    base.saturating_add(self.counter.total()).to_string(),
+                ))
             }
         }
     }
@@ -183,12 +93,7 @@ impl StrState {
                 self.written = None;
             }
         }
-        self.contributions.retain(|node, c| {
-            let held = theirs
-                .and_then(|t| t.contributions.get(node))
-                .is_some_and(|t| t.version >= c.version);
-            held || !seen.covers(Stamp::new(c.version, *node))
-        });
+        self.counter.drop_seen(theirs.map(|t| &t.counter), seen);
     }
 
     /// The delta of `SET value` at `stamp`: a new written value that resets every contribution
@@ -197,11 +102,7 @@ impl StrState {
         StrState {
             written: Some((stamp, value)),
             cleared: None,
-            contributions: BTreeMap::new(),
-            reset: Some(Reset {
-                stamp,
-                baseline: self.contributions.clone(),
-            }),
+            counter: self.counter.reset_delta(stamp),
         }
     }
 
@@ -211,41 +112,17 @@ impl StrState {
         StrState {
             written: None,
             cleared: self.written.as_ref().map(|(s, _)| *s),
-            contributions: BTreeMap::new(),
-            reset: Some(Reset {
-                stamp,
-                baseline: self.contributions.clone(),
-            }),
+            counter: self.counter.reset_delta(stamp),
         }
     }
 
-    /// The delta of adding `by` (which the caller checked for overflow) at `stamp`: the node's
-    /// total goes on while some of it is unobserved; otherwise a new generation opens (see
-    /// [`Contribution`]).
+    /// The delta of adding `by` (which the caller checked for overflow) at `stamp` (see
+    /// [`crate::Contribution`] for when a new generation opens).
     pub fn incr_delta(&self, stamp: Stamp, by: i64) -> StrState {
-        let open = self
-            .contributions
-            .get(&stamp.node)
-            .filter(|c| c.observed_part(self.baseline(&stamp.node)).is_some());
-        let contribution = match open {
-            Some(c) => Contribution {
-                version: stamp.hlc,
-                sum: c.sum.wrapping_add(by),
-                since: c.since,
-            },
-            None => Contribution {
-                version: stamp.hlc,
-                sum: by,
-                since: stamp.hlc,
-            },
-        };
-        let mut contributions = BTreeMap::new();
-        contributions.insert(stamp.node, contribution);
         StrState {
             written: None,
             cleared: None,
-            contributions,
-            reset: None,
+            counter: self.counter.incr_delta(stamp, by),
         }
     }
 }
@@ -253,6 +130,8 @@ impl StrState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NodeId;
+    use hlc::Timestamp;
 
     fn st(hlc: u64, node: u64) -> Stamp {
         Stamp::new(Timestamp(hlc), NodeId(node))
@@ -377,12 +256,12 @@ mod tests {
         let set = a.set_delta(st(2, 1), Bytes::from("5"));
         apply(&mut a, set);
         let inc = a.incr_delta(st(3, 1), 2);
-        assert_eq!(inc.contributions[&NodeId(1)].since, Timestamp(3));
+        assert_eq!(inc.counter.contributions[&NodeId(1)].since, Timestamp(3));
         apply(&mut a, inc);
         assert_eq!(a.counter(), Ok(7));
         // An increment while some of the total is unobserved continues the generation.
         let more = a.incr_delta(st(4, 1), 1);
-        assert_eq!(more.contributions[&NodeId(1)].since, Timestamp(3));
+        assert_eq!(more.counter.contributions[&NodeId(1)].since, Timestamp(3));
         apply(&mut a, more);
         assert_eq!(a.counter(), Ok(8));
     }

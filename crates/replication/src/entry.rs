@@ -2,7 +2,7 @@
 
 use crate::VersionVector;
 use bytes::Bytes;
-use crdt::{Elem, Member, NodeId, Record, Stamp, StrState};
+use crdt::{Elem, Member, NodeId, Record, Stamp, StrState, ZMember};
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,17 @@ pub enum Change {
         /// The writing stamp; `None` for a remove.
         stamp: Option<Stamp>,
     },
+    /// A delta of one sorted set member; `stamp` is the write's stamp when it adds.
+    ZMember {
+        /// The key.
+        key: Bytes,
+        /// The member.
+        member: Bytes,
+        /// The delta.
+        delta: ZMember,
+        /// The adding write's stamp; `None` for a remove.
+        stamp: Option<Stamp>,
+    },
 }
 
 impl Change {
@@ -59,7 +70,8 @@ impl Change {
             Change::Header { key, .. }
             | Change::Field { key, .. }
             | Change::Member { key, .. }
-            | Change::Elem { key, .. } => key,
+            | Change::Elem { key, .. }
+            | Change::ZMember { key, .. } => key,
         }
     }
 }

@@ -79,9 +79,59 @@ pub fn format_f64(value: f64) -> String {
     }
 }
 
+/// Formats a float as Redis 7.0 replies with a double (`%.17g`): sorted set scores.
+pub fn format_score(value: f64) -> String {
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // The exponent %g decides by: that of the value rounded to 17 significant digits.
+    let sci = format!("{value:.16e}");
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("an exponent");
+    let trim = |t: &str| -> String {
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    if (-4..17).contains(&exp) {
+        trim(&format!("{value:.*}", (16 - exp) as usize))
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_as_redis_7_0() {
+        for (v, text) in [
+            (1.1, "1.1000000000000001"),
+            (1e20, "1e+20"),
+            (0.1, "0.10000000000000001"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.30000000000000004, "0.30000000000000004"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (0.0001, "0.0001"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(format_score(v), text);
+        }
+    }
 
     #[test]
     fn integers_as_redis() {

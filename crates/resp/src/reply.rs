@@ -42,7 +42,7 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// `~n` items in RESP3; an array in RESP2.
     Set(Vec<Reply>),
-    /// `,x` in RESP3; a bulk string in RESP2.
+    /// `,x` in RESP3; a bulk string in RESP2; formatted as Redis 7.0 formats doubles (`%.17g`).
     Double(f64),
     /// `>n` items in RESP3 (out-of-band pushes such as pub/sub messages); an array in RESP2.
     Push(Vec<Reply>),
@@ -119,7 +119,7 @@ impl Reply {
                 }
             }
             Reply::Double(d) => {
-                let text = crate::args::format_f64(*d);
+                let text = crate::args::format_score(*d);
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {

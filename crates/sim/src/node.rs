@@ -474,6 +474,18 @@ impl SimNode {
                     Some(crdt::Kind::ZSet) => &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"],
                 };
                 let reply = self.read(now_ms, read);
+                if stored.kind() == Some(crdt::Kind::ZSet) {
+                    // The order the node keeps beside the members must hold every member.
+                    let card = self.read(now_ms, &[b"ZCARD", &key]);
+                    let Reply::Pairs(items) = &reply else {
+                        panic!("ZRANGE answered {reply:?}")
+                    };
+                    assert_eq!(
+                        card,
+                        Reply::Int(items.len() as i64),
+                        "{key:?}'s order is out of step"
+                    );
+                }
                 out.push((key, format!("{reply:?}")));
             }
         }

@@ -59,9 +59,10 @@ pub struct Options {
     pub repairs: bool,
     /// Whether clients also run the commands that write from other keys' state or replace a
     /// key whole (`RENAME`, `COPY`, `SMOVE`, `S*STORE`, `SETRANGE`, `GETEX`, `HSETNX`,
-    /// `MSETNX`, `SETNX`, `RENAMENX`) on the keys of [`Options::deletes`], and the list
-    /// commands (pushes, pops, `LINSERT`, `LSET`, `LREM`, `LTRIM`, `LMOVE`) on lists of
-    /// their own, drawn from a fourth random stream; checked by convergence.
+    /// `MSETNX`, `SETNX`, `RENAMENX`) on the keys of [`Options::deletes`], the list commands
+    /// (pushes, pops, `LINSERT`, `LSET`, `LREM`, `LTRIM`, `LMOVE`) on lists and the sorted set
+    /// commands (`ZADD`, `ZINCRBY`, `ZREM`, pops, range removals, `ZUNIONSTORE`) on sorted sets
+    /// of their own, drawn from a fourth random stream; checked by convergence.
     pub derived: bool,
 }
 
@@ -226,6 +227,9 @@ pub struct World {
     stream_at: BTreeMap<(usize, usize), u64>,
     /// Per node, the peers it asked for digests and has not yet heard from.
     repairing: Vec<BTreeSet<usize>>,
+    /// Per node, the members it is to repair after a member was forgotten (the runtime's
+    /// `reconcile`).
+    reconcile: Vec<BTreeSet<usize>>,
     /// Acknowledged writes (indices into `acked`) that only a forgotten member held when it
     /// was wiped to return: given up by `CLUSTER FORGET`.
     given_up: BTreeSet<usize>,
@@ -282,6 +286,7 @@ impl World {
             derived: Rng::new(opts_seed ^ 0xde71_7ed0_0000_0004),
             stream_at: BTreeMap::new(),
             repairing: vec![BTreeSet::new(); n],
+            reconcile: vec![BTreeSet::new(); n],
             forgotten: vec![BTreeMap::new(); n],
             given_up: BTreeSet::new(),
             trace: Vec::new(),
@@ -465,12 +470,15 @@ impl World {
     /// its saved member table).
     /// Every node's replication core knows every other member (as `members.json` tells a
     /// restarted node).
-    /// Members a node forgot are left out until it accepts them back.
+    /// Members a node forgot are left out while they write under the id they were forgotten
+    /// with; back wiped (under a new one), they are members again, as the runtime learns
+    /// them from its peers' member lists.
     fn add_members(&mut self) {
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let origins: Vec<NodeId> = self.nodes.iter().map(|n| n.origin).collect();
         for (b, node) in self.nodes.iter_mut().enumerate() {
             for (a, &id) in ids.iter().enumerate() {
-                if a != b && !self.forgotten[b].contains_key(&a) {
+                if a != b && self.forgotten[b].get(&a) != Some(&origins[a]) {
                     node.core.add_peer(id);
                 }
             }
@@ -503,6 +511,9 @@ impl World {
         }
         let salt = self.forgets.below(u64::MAX);
         self.nodes[a].wipe(salt);
+        // Whom it had forgotten was in its data directory too.
+        self.forgotten[a].clear();
+        self.reconcile[a].clear();
         self.last_acked_hlc[a] = Timestamp::ZERO;
         self.faults.push(format!(
             "t={} {} wiped, as a forgotten member must be to return",
@@ -577,8 +588,8 @@ impl World {
         self.now = until;
     }
 
-    /// Traces each change of `SISMEMBER key member` (`SIM_WATCH=key:member`) or of `GET key`
-    /// (`SIM_WATCH=key`) on every node.
+    /// Traces each change of `SISMEMBER key member` (`SIM_WATCH=key:member`), of `HGET key
+    /// field` (`SIM_WATCH=key#field`) or of `GET key` (`SIM_WATCH=key`) on every node.
     fn watch(&mut self, watch: &str) {
         let now = self.now;
         self.watched.resize(self.nodes.len(), String::new());
@@ -586,11 +597,14 @@ impl World {
             if !self.nodes[i].up {
                 continue;
             }
-            let reply = match watch.split_once(':') {
-                Some((key, member)) => {
+            let reply = match (watch.split_once(':'), watch.split_once('#')) {
+                (Some((key, member)), _) => {
                     self.nodes[i].read(now, &[b"SISMEMBER", key.as_bytes(), member.as_bytes()])
                 }
-                None => self.nodes[i].read(now, &[b"GET", watch.as_bytes()]),
+                (_, Some((key, field))) => {
+                    self.nodes[i].read(now, &[b"HGET", key.as_bytes(), field.as_bytes()])
+                }
+                _ => self.nodes[i].read(now, &[b"GET", watch.as_bytes()]),
             };
             let shown = format!("{reply:?}");
             if self.watched[i] != shown {
@@ -727,6 +741,19 @@ impl World {
                 } else if !can && open {
                     self.close_session(a, b);
                 }
+            }
+        }
+        self.reconcile_open();
+    }
+
+    /// Starts the repairs a forget left to do on the sessions that are open.
+    fn reconcile_open(&mut self) {
+        for i in 0..self.nodes.len() {
+            let due: Vec<usize> = (self.reconcile[i].iter().copied())
+                .filter(|&p| self.epoch(i, p).is_some())
+                .collect();
+            for p in due {
+                self.start_repair(i, p);
             }
         }
     }
@@ -934,6 +961,7 @@ impl World {
             }
             Msg::Digests(theirs) => {
                 if self.repairing[to].remove(&from) {
+                    self.reconcile[to].remove(&from);
                     // One view for the digests, the parts and the vector (as the runtime's
                     // `prepare`), on disk before any of it leaves: a crash must not take
                     // back what a peer adopts.
@@ -1101,8 +1129,9 @@ impl World {
         let (a, b, c) = (r.below(3), r.below(3), r.below(3));
         let member = format!("m{}", r.below(4));
         let offset = r.below(6).to_string();
-        let pick = r.below(24);
+        let pick = r.below(32);
         let index = (r.below(7) as i64 - 3).to_string();
+        let score = (r.below(9) as i64 - 4).to_string();
         let value = self.fresh("g");
         let (xa, xb, za, zb) = (
             format!("x{a}"),
@@ -1112,6 +1141,7 @@ impl World {
         );
         let (wa, wb, wc) = (format!("w{a}"), format!("w{b}"), format!("w{c}"));
         let (la, lb) = (format!("l{a}"), format!("l{b}"));
+        let (ka, kb) = (format!("k{a}"), format!("k{b}"));
         let side = |n: u64| {
             if n.is_multiple_of(2) {
                 &b"LEFT"[..]
@@ -1142,7 +1172,36 @@ impl World {
             20 => vec![b"LTRIM", la.as_bytes(), b"0", index.as_bytes()],
             21 => vec![b"LMOVE", la.as_bytes(), lb.as_bytes(), side(a), side(b)],
             22 => vec![b"RENAME", la.as_bytes(), lb.as_bytes()],
-            _ => vec![b"DEL", la.as_bytes()],
+            23 => vec![b"DEL", la.as_bytes()],
+            24 | 25 => vec![b"ZADD", ka.as_bytes(), score.as_bytes(), member.as_bytes()],
+            26 => vec![
+                b"ZINCRBY",
+                ka.as_bytes(),
+                score.as_bytes(),
+                member.as_bytes(),
+            ],
+            27 => vec![b"ZREM", ka.as_bytes(), member.as_bytes()],
+            28 => vec![b"ZPOPMIN", ka.as_bytes()],
+            29 => vec![
+                b"ZREMRANGEBYSCORE",
+                ka.as_bytes(),
+                b"-inf",
+                score.as_bytes(),
+            ],
+            30 => vec![
+                b"ZUNIONSTORE",
+                kb.as_bytes(),
+                b"2",
+                ka.as_bytes(),
+                kb.as_bytes(),
+            ],
+            _ => vec![
+                b"ZADD",
+                ka.as_bytes(),
+                b"GT",
+                score.as_bytes(),
+                member.as_bytes(),
+            ],
         };
         self.execute_traced(i, &words);
     }
@@ -1324,7 +1383,14 @@ impl World {
                         for b in (0..n).filter(|&b| b != a) {
                             self.forgotten[b].insert(a, origin);
                             self.nodes[b].forget(id);
+                            // What the forgotten member had spread may sit on some members
+                            // and not others, outside every log (a repair it did not finish):
+                            // the members left repair each other.
+                            self.reconcile[b].extend((0..n).filter(|&c| c != a && c != b));
+                            self.reconcile[b].remove(&a);
                         }
+                        self.reconcile[a].clear();
+                        self.reconcile_open();
                         self.faults
                             .push(format!("t={} forget {}", self.t(), self.nodes[a].name));
                     }

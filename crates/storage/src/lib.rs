@@ -73,6 +73,12 @@ pub enum MemberKind {
     SetMember,
     /// A list element, named by its `crdt::Position` (its state is a `crdt::Elem`).
     ListElem,
+    /// A sorted set member (its state is a `crdt::ZMember`).
+    ZMember,
+    /// A sorted set member's place in the set's order, named by `crdt::order_entry` (score,
+    /// then member). Derived by the node from the members' states as it changes them; never
+    /// replicated, never a tombstone.
+    ZOrder,
 }
 
 impl MemberKind {
@@ -81,6 +87,8 @@ impl MemberKind {
             MemberKind::Field => b'h',
             MemberKind::SetMember => b's',
             MemberKind::ListElem => b'l',
+            MemberKind::ZMember => b'z',
+            MemberKind::ZOrder => b'o',
         }
     }
 }
@@ -114,6 +122,8 @@ impl Item {
             b'h' => MemberKind::Field,
             b's' => MemberKind::SetMember,
             b'l' => MemberKind::ListElem,
+            b'z' => MemberKind::ZMember,
+            b'o' => MemberKind::ZOrder,
             _ => return None,
         };
         let (len, rest) = rest.split_at_checked(4)?;

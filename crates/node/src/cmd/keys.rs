@@ -348,6 +348,7 @@ enum Value {
     Hash(Vec<(Bytes, Bytes)>),
     Set(Vec<Bytes>),
     List(Vec<Bytes>),
+    ZSet(Vec<(Bytes, f64)>),
 }
 
 /// The value and deadline of the live key `key`.
@@ -365,7 +366,7 @@ fn read_value(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<(Value, Option<u64>)
                 .collect(),
         ),
         Kind::List => Value::List(super::lists::all_values(ctx, key)),
-        Kind::ZSet => return None,
+        Kind::ZSet => Value::ZSet(super::zsets::all(ctx, key)),
     };
     Some((value, at))
 }
@@ -392,6 +393,11 @@ fn write_value(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Value, at: Option<u64>
         }
         Value::List(values) => {
             super::lists::push_values(ctx, key, super::lists::End::Right, &values);
+            let stamp = ctx.txn.stamp();
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+        Value::ZSet(items) => {
+            super::zsets::write_all(ctx, key, items);
             let stamp = ctx.txn.stamp();
             ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
         }

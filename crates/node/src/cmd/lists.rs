@@ -95,8 +95,9 @@ fn index_in(len: u64, index: i64) -> Option<u64> {
     (0..i128::from(len)).contains(&i).then_some(i as u64)
 }
 
-/// Redis's range rule (LRANGE, LTRIM): the indexes kept, or `None` when the range is empty.
-fn range_in(len: u64, start: i64, stop: i64) -> Option<(u64, u64)> {
+/// Redis's range rule (LRANGE, LTRIM, ZRANGE): the indexes kept, or `None` when the range is
+/// empty.
+pub(super) fn range_in(len: u64, start: i64, stop: i64) -> Option<(u64, u64)> {
     let len = i128::from(len);
     let norm = |i: i64| {
         if i < 0 {

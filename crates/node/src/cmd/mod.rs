@@ -10,6 +10,7 @@ mod keys;
 mod lists;
 mod sets;
 mod strings;
+mod zsets;
 
 use crate::engine::{EngineState, Txn};
 use bytes::Bytes;
@@ -213,6 +214,42 @@ pub static COMMANDS: &[Spec] = &[
     blocking("blmove", 6, lists::blmove),
     blocking("brpoplpush", 4, lists::brpoplpush),
     blocking("blmpop", -5, lists::blmpop),
+    // sorted sets
+    data("zadd", -4, true, zsets::zadd),
+    data("zincrby", 4, true, zsets::zincrby),
+    data("zrem", -3, true, zsets::zrem),
+    read("zcard", 2, zsets::zcard),
+    read("zscore", 3, zsets::zscore),
+    read("zmscore", -3, zsets::zmscore),
+    read("zrank", 3, zsets::zrank),
+    read("zrevrank", 3, zsets::zrevrank),
+    read("zrange", -4, zsets::zrange),
+    read("zrevrange", -4, zsets::zrevrange),
+    read("zrangebyscore", -4, zsets::zrangebyscore),
+    read("zrevrangebyscore", -4, zsets::zrevrangebyscore),
+    read("zrangebylex", -4, zsets::zrangebylex),
+    read("zrevrangebylex", -4, zsets::zrevrangebylex),
+    read("zcount", 4, zsets::zcount),
+    read("zlexcount", 4, zsets::zlexcount),
+    data("zremrangebyrank", 4, true, zsets::zremrangebyrank),
+    data("zremrangebyscore", 4, true, zsets::zremrangebyscore),
+    data("zremrangebylex", 4, true, zsets::zremrangebylex),
+    data("zpopmin", -2, true, zsets::zpopmin),
+    data("zpopmax", -2, true, zsets::zpopmax),
+    data("zmpop", -4, true, zsets::zmpop),
+    blocking("bzpopmin", -3, zsets::bzpopmin),
+    blocking("bzpopmax", -3, zsets::bzpopmax),
+    blocking("bzmpop", -5, zsets::bzmpop),
+    read("zunion", -3, zsets::zunion),
+    read("zinter", -3, zsets::zinter),
+    read("zdiff", -3, zsets::zdiff),
+    data("zunionstore", -4, true, zsets::zunionstore),
+    data("zinterstore", -4, true, zsets::zinterstore),
+    data("zdiffstore", -4, true, zsets::zdiffstore),
+    read("zintercard", -3, zsets::zintercard),
+    data("zrangestore", -5, true, zsets::zrangestore),
+    read("zrandmember", -2, zsets::zrandmember),
+    data("zscan", -3, false, zsets::zscan),
     // connection and server
     conn("ping", -1),
     conn("echo", 2),

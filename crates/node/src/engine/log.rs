@@ -237,6 +237,7 @@ pub fn key_state<S: StateRead + ?Sized>(
     let hash_top = record.hash.map_or(zero, |c| c.top);
     let set_top = record.set.map(|c| c.top);
     let list_top = record.list.map(|c| c.top);
+    let zset_top = record.zset.map(|c| c.top);
     out.push(Change::Header {
         key: key.clone(),
         delta: record,
@@ -245,6 +246,7 @@ pub fn key_state<S: StateRead + ?Sized>(
         MemberKind::Field,
         MemberKind::SetMember,
         MemberKind::ListElem,
+        MemberKind::ZMember,
     ] {
         let mut from: Option<Bytes> = None;
         loop {
@@ -275,6 +277,13 @@ pub fn key_state<S: StateRead + ?Sized>(
                         delta: crdt::decode(&bytes).map_err(corrupt)?,
                         stamp: list_top,
                     },
+                    MemberKind::ZMember => Change::ZMember {
+                        key: key.clone(),
+                        member: name,
+                        delta: crdt::decode(&bytes).map_err(corrupt)?,
+                        stamp: zset_top,
+                    },
+                    MemberKind::ZOrder => unreachable!("the order is not state"),
                 });
             }
             if done {

@@ -17,7 +17,7 @@
 
 use super::{Engine, fingerprint, wall_ms};
 use crate::engine::Writer;
-use crdt::{Elem, Member, StrState};
+use crdt::{Elem, Member, StrState, ZMember};
 use hlc::Timestamp;
 use replication::{Stability, VersionVector};
 use std::sync::Arc;
@@ -423,5 +423,7 @@ fn member_live(kind: MemberKind, bytes: &[u8]) -> bool {
         MemberKind::Field => crdt::decode::<StrState>(bytes).map_or(true, |s| s.exists()),
         MemberKind::SetMember => crdt::decode::<Member>(bytes).map_or(true, |m| m.present()),
         MemberKind::ListElem => crdt::decode::<Elem>(bytes).map_or(true, |e| e.present()),
+        MemberKind::ZMember => crdt::decode::<ZMember>(bytes).map_or(true, |m| m.present()),
+        MemberKind::ZOrder => true,
     }
 }

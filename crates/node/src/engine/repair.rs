@@ -181,6 +181,7 @@ fn identity(change: &Change) -> (&Bytes, u8, &Bytes) {
         Change::Field { key, field, .. } => (key, 1, field),
         Change::Member { key, member, .. } => (key, 2, member),
         Change::Elem { key, pos, .. } => (key, 3, pos),
+        Change::ZMember { key, member, .. } => (key, 4, member),
     }
 }
 
@@ -249,6 +250,25 @@ fn unseen(mine: Change, theirs: Option<&Change>, seen: &Seen) -> Option<Change> 
             (delta != crdt::Elem::default()).then_some(Change::Elem {
                 key,
                 pos,
+                delta,
+                stamp,
+            })
+        }
+        Change::ZMember {
+            key,
+            member,
+            mut delta,
+            ..
+        } => {
+            let theirs = match theirs {
+                Some(Change::ZMember { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            let stamp = delta.top();
+            (delta != crdt::ZMember::default()).then_some(Change::ZMember {
+                key,
+                member,
                 delta,
                 stamp,
             })

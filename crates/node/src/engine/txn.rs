@@ -6,7 +6,7 @@
 
 use super::RecordCache;
 use bytes::Bytes;
-use crdt::{Elem, Kind, Lens, Member, Merge, NodeId, Record, Stamp, StrState};
+use crdt::{Elem, Kind, Lens, Member, Merge, NodeId, Record, Stamp, StrState, ZMember};
 use hlc::Clock;
 use replication::Change;
 use std::collections::BTreeMap;
@@ -101,6 +101,11 @@ pub trait Part: Merge + Clone + Default + serde::Serialize + serde::de::Deserial
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self>;
     /// The change the log records for `delta`.
     fn change(key: Bytes, name: Bytes, delta: Self, stamp: Option<Stamp>) -> Change;
+    /// The part's place in its key's order, when the key keeps one (a sorted set member's
+    /// score, while it is in the set).
+    fn order(&self) -> Option<f64> {
+        None
+    }
 }
 
 impl Part for StrState {
@@ -170,6 +175,31 @@ impl Part for Elem {
     }
 }
 
+impl Part for ZMember {
+    const STORED: MemberKind = MemberKind::ZMember;
+    const TYPE: Kind = Kind::ZSet;
+    fn live(&self) -> bool {
+        self.present()
+    }
+    fn len(lens: &mut Lens) -> &mut u64 {
+        &mut lens.zset
+    }
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
+        &mut txn.zmembers
+    }
+    fn change(key: Bytes, member: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
+        Change::ZMember {
+            key,
+            member,
+            delta,
+            stamp,
+        }
+    }
+    fn order(&self) -> Option<f64> {
+        self.score()
+    }
+}
+
 /// The stored members of `key` with the round's versions of them on top, in byte order.
 fn with_overlay<T: Clone>(
     stored: Vec<(Bytes, T)>,
@@ -224,6 +254,9 @@ pub struct Txn<'a> {
     fields: Parts<StrState>,
     members: Parts<Member>,
     elems: Parts<Elem>,
+    zmembers: Parts<ZMember>,
+    /// Sorted set order entries (`crdt::order_entry`) the round added (true) or removed.
+    order: HashMap<(Bytes, Bytes), TouchedMember<bool>>,
     expiry_removes: Vec<(u64, Bytes)>,
     /// Whether state with nothing live is removed from storage. True for a cluster of one,
     /// where no peer can send a concurrent write that the tombstone would have to judge.
@@ -264,6 +297,8 @@ impl<'a> Txn<'a> {
             fields: HashMap::default(),
             members: HashMap::default(),
             elems: HashMap::default(),
+            zmembers: HashMap::default(),
+            order: HashMap::default(),
             expiry_removes: Vec::new(),
             drop_tombstones,
             writes: 0,
@@ -282,6 +317,8 @@ impl<'a> Txn<'a> {
             MemberKind::Field,
             MemberKind::SetMember,
             MemberKind::ListElem,
+            MemberKind::ZMember,
+            MemberKind::ZOrder,
         ] {
             let mut after: Option<Bytes> = None;
             loop {
@@ -302,6 +339,8 @@ impl<'a> Txn<'a> {
         self.fields.retain(|(k, _), _| k != key);
         self.members.retain(|(k, _), _| k != key);
         self.elems.retain(|(k, _), _| k != key);
+        self.zmembers.retain(|(k, _), _| k != key);
+        self.order.retain(|(k, _), _| k != key);
         self.writes += 1;
         self.touched.insert(
             key.clone(),
@@ -440,6 +479,12 @@ impl<'a> Txn<'a> {
                 delta,
                 stamp,
             } => self.apply_part(key, pos, delta, *stamp),
+            Change::ZMember {
+                key,
+                member,
+                delta,
+                stamp,
+            } => self.apply_part(key, member, delta, *stamp),
         }
     }
 
@@ -527,8 +572,13 @@ impl<'a> Txn<'a> {
     ) {
         let mut state: T = self.part(key, name).unwrap_or_default();
         let before = state.live();
+        let placed = state.order();
         state.merge(delta);
         let after = state.live();
+        let place = state.order();
+        if placed != place {
+            self.reorder(key, name, placed, place);
+        }
         T::parts(self).insert(
             (key.clone(), name.clone()),
             TouchedMember {
@@ -543,6 +593,46 @@ impl<'a> Txn<'a> {
         let len = T::len(&mut header.lens);
         *len = *len + u64::from(after) - u64::from(before);
         self.record(|| T::change(key.clone(), name.clone(), delta.clone(), stamp));
+    }
+
+    /// Moves a sorted set member in its key's order, from `placed` to `place`.
+    fn reorder(&mut self, key: &Bytes, name: &Bytes, placed: Option<f64>, place: Option<f64>) {
+        let moves = [(placed, false), (place, true)];
+        for (score, live) in moves {
+            if let Some(score) = score {
+                let entry = Bytes::from(crdt::order_entry(score, name));
+                let state = Some(live);
+                (self.order).insert((key.clone(), entry), TouchedMember { state, dirty: true });
+            }
+        }
+    }
+
+    /// Walks the sorted set at `key` in order (from the highest when `backwards`), from just
+    /// past the order entry prefix `from` (`crdt::order_entry`, or a score's
+    /// `crdt::score_key`), as this round sees it, visiting `(score, member)` until `visit`
+    /// returns false.
+    pub fn walk_order(
+        &mut self,
+        key: &Bytes,
+        from: Option<Bytes>,
+        backwards: bool,
+        mut visit: impl FnMut(f64, &[u8]) -> bool,
+    ) {
+        let overlay: BTreeMap<Bytes, bool> = (self.order.iter())
+            .filter(|((k, _), _)| k == key)
+            .filter_map(|((_, name), t)| Some((name.clone(), t.state?)))
+            .collect();
+        self.walk_stored(
+            MemberKind::ZOrder,
+            key,
+            overlay,
+            from,
+            backwards,
+            |entry, live| match crdt::split_order_entry(entry) {
+                Some((score, member)) if *live => visit(score, member),
+                _ => true,
+            },
+        );
     }
 
     /// Every field of a hash (live or not), in byte order, as this round sees them.
@@ -568,21 +658,35 @@ impl<'a> Txn<'a> {
         &mut self,
         key: &Bytes,
         backwards: bool,
-        mut visit: impl FnMut(&Bytes, &T) -> bool,
+        visit: impl FnMut(&Bytes, &T) -> bool,
     ) {
         let overlay: BTreeMap<Bytes, T> = (T::parts(self).iter())
             .filter(|((k, _), _)| k == key)
             .filter_map(|((_, name), t)| Some((name.clone(), t.state.clone()?)))
             .collect();
+        self.walk_stored(T::STORED, key, overlay, None, backwards, visit);
+    }
+
+    /// Walks the stored members of `key` of one kind, with `overlay` (the round's) on top, from
+    /// just past `from` (from the first or last when `None`).
+    fn walk_stored<T: serde::de::DeserializeOwned + Clone>(
+        &mut self,
+        kind: MemberKind,
+        key: &Bytes,
+        overlay: BTreeMap<Bytes, T>,
+        from: Option<Bytes>,
+        backwards: bool,
+        mut visit: impl FnMut(&Bytes, &T) -> bool,
+    ) {
         let from_store = !self.forgotten.contains(key);
-        let mut cursor: Option<Bytes> = None;
+        let mut cursor: Option<Bytes> = from;
         loop {
             let read = if !from_store {
                 Ok(Vec::new())
             } else if backwards {
-                (self.store).scan_members_back(T::STORED, key, cursor.as_deref(), MEMBER_CHUNK)
+                (self.store).scan_members_back(kind, key, cursor.as_deref(), MEMBER_CHUNK)
             } else {
-                (self.store).scan_members(T::STORED, key, cursor.as_deref(), MEMBER_CHUNK)
+                (self.store).scan_members(kind, key, cursor.as_deref(), MEMBER_CHUNK)
             };
             let chunk = match read {
                 Ok(chunk) => chunk,
@@ -694,6 +798,13 @@ impl<'a> Txn<'a> {
             for (pos, elem) in self.all_parts::<Elem>(key) {
                 if elem.present() {
                     self.apply_part(key, &pos, &elem.remove_delta(), None);
+                }
+            }
+        }
+        if lens.zset > 0 {
+            for (name, member) in self.all_parts::<ZMember>(key) {
+                if member.present() {
+                    self.apply_part(key, &name, &member.remove_delta(stamp), None);
                 }
             }
         }
@@ -818,14 +929,29 @@ impl<'a> Txn<'a> {
         drain(self.fields, &mut members);
         drain(self.members, &mut members);
         drain(self.elems, &mut members);
+        drain(self.zmembers, &mut members);
+        // Order entries are derived: stored while live, removed otherwise, never tombstones.
+        let (placed, unplaced): (Vec<_>, Vec<_>) = (self.order.into_iter())
+            .filter(|(_, t)| t.dirty)
+            .partition(|(_, t)| t.state == Some(true));
+        let placed: Vec<_> = (placed.into_iter())
+            .map(|((key, entry), _)| (MemberKind::ZOrder, key, entry, crdt::encode(&true)))
+            .collect();
+        (batch.member_removes).extend(
+            unplaced
+                .into_iter()
+                .map(|((key, entry), _)| (MemberKind::ZOrder, key, entry)),
+        );
         let written: std::collections::HashSet<(MemberKind, &Bytes, &Bytes)> = (members.iter())
             .map(|(kind, k, m, _, _)| (*kind, k, m))
+            .chain(placed.iter().map(|(kind, k, m, _)| (*kind, k, m)))
             .collect();
         let gone: Vec<_> = (self.forgotten_members.into_iter())
             .filter(|(kind, k, m)| !written.contains(&(*kind, k, m)))
             .collect();
         drop(written);
         batch.member_removes.extend(gone);
+        batch.member_puts.extend(placed);
         for (kind, key, name, live, bytes) in members {
             if live {
                 batch.member_puts.push((kind, key, name, bytes));

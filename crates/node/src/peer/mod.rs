@@ -327,6 +327,15 @@ struct Runtime {
     truncated: VersionVector,
     /// Peers the log cannot serve, asked for their digests: a repair starts on the answer.
     repairing: std::collections::BTreeSet<NodeId>,
+    /// Members to repair because a member was forgotten (`CLUSTER FORGET`): what it had
+    /// spread may sit on some members and not others outside every log (the ranges of a
+    /// repair it began and did not finish), so the members left repair each other once.
+    /// Kept in memory: a restart before they ran drops them.
+    reconcile: std::collections::BTreeSet<NodeId>,
+    /// Those of `reconcile` being repaired now: back to `reconcile` if the session closes
+    /// before the repair was sent (a peer receiving another member's repair refuses it and
+    /// closes), done once it was.
+    reconciling: std::collections::BTreeSet<NodeId>,
     /// Peers whose digests are being computed: one computation per peer at a time (a peer
     /// asking again meanwhile gets the answer already coming), two at a time in all.
     digesting: Arc<std::sync::Mutex<std::collections::BTreeSet<NodeId>>>,
@@ -410,6 +419,8 @@ pub async fn run(
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
         truncated: VersionVector::new(),
         repairing: Default::default(),
+        reconcile: Default::default(),
+        reconciling: Default::default(),
         digesting: Default::default(),
         digest_slots: Arc::new(Semaphore::new(2)),
         sync_wanted: Arc::new(tokio::sync::Notify::new()),
@@ -724,6 +735,7 @@ impl Runtime {
                 self.close(peer, false);
             }
             Event::SnapshotSent { peer, vv } => {
+                self.reconciling.remove(&peer);
                 let now = self.now_ms();
                 self.core.snapshot_sent(now, peer, &vv);
             }
@@ -749,6 +761,14 @@ impl Runtime {
                     self.truncated = VersionVector::new();
                     self.save_members();
                     tracing::info!(peer = %name, "member forgotten");
+                    self.reconcile = self.members.keys().copied().collect();
+                    let open: Vec<NodeId> = (self.members.iter())
+                        .filter(|(_, k)| k.session.is_some())
+                        .map(|(n, _)| *n)
+                        .collect();
+                    for peer in open {
+                        self.start_snapshot(peer);
+                    }
                 }
             }
         }
@@ -833,6 +853,9 @@ impl Runtime {
         );
         let now = self.now_ms();
         self.core.connected(now, node, origin, vv);
+        if self.reconcile.contains(&node) {
+            self.start_snapshot(node);
+        }
         self.learn(members);
         if newcomer {
             self.save_members();
@@ -867,6 +890,9 @@ impl Runtime {
             }
             known.left |= left;
             self.repairing.remove(&node);
+            if self.reconciling.remove(&node) {
+                self.reconcile.insert(node);
+            }
             self.core.disconnected(node);
             // A repair it was sending stops here (best effort: a full queue leaves the
             // engine to notice the silence, see `engine/repair.rs`).
@@ -1121,6 +1147,9 @@ impl Runtime {
                     );
                     self.close(node, false);
                 } else if self.repairing.remove(&node) {
+                    if self.reconcile.remove(&node) {
+                        self.reconciling.insert(node);
+                    }
                     self.repair(node, theirs);
                 }
             }

@@ -438,3 +438,19 @@ def test_sorted_set_algebra_and_pops(pair):
         ("BZPOPMIN", "str", "0"), ("ZADD", "c", "1", "m"), ("COPY", "c", "c2"), ("RENAME", "c2", "c3"),
         ("ZRANGE", "c3", "0", "-1", "WITHSCORES"), ("TYPE", "c3"),
     ])
+
+
+def test_sort(pair):
+    same(pair, [
+        ("RPUSH", "l", "3", "1", "2", "10"), ("SORT", "l"), ("SORT", "l", "DESC"), ("SORT", "l", "ALPHA"),
+        ("SORT", "l", "LIMIT", "1", "2"), ("SORT", "l", "LIMIT", "-1", "-1"), ("SORT", "l", "LIMIT", "9", "1"),
+        ("MSET", "w_1", "30", "w_2", "20", "w_3", "10", "o_1", "one", "o_3", "three"),
+        ("HSET", "h_10", "f", "hv"), ("SORT", "l", "BY", "w_*"), ("SORT", "l", "BY", "w_*", "GET", "o_*", "GET", "#"),
+        ("SORT", "l", "BY", "nosort", "GET", "h_*->f"), ("SORT", "l", "BY", "nosort", "DESC"),
+        ("SORT", "l", "BY", "w_*", "ALPHA", "DESC"), ("SORT", "l", "GET", "o_*", "STORE", "dst"), ("LRANGE", "dst", "0", "-1"),
+        ("SORT", "nokey", "STORE", "dst"), ("EXISTS", "dst"), ("RPUSH", "bad", "a", "1"), ("SORT", "bad"),
+        ("SORT", "bad", "ALPHA"), ("SADD", "s", "5", "3", "4"), ("SORT", "s"), ("ZADD", "z", "1", "b", "2", "a"),
+        ("SORT", "z", "ALPHA"), ("SORT", "z", "BY", "nosort"), ("SORT", "z", "BY", "nosort", "DESC", "LIMIT", "0", "1"),
+        ("SORT", "w_1"), ("SORT", "l", "LIMIT", "1"), ("SORT", "l", "WHAT"), ("SORT_RO", "l", "DESC"),
+        ("SORT_RO", "l", "STORE", "x"),
+    ])

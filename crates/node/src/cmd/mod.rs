@@ -9,6 +9,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod sets;
+mod sort;
 mod strings;
 mod zsets;
 
@@ -156,6 +157,8 @@ pub static COMMANDS: &[Spec] = &[
     read("move", 3, keys::move_),
     read("swapdb", 3, keys::swapdb),
     data("flushdb", -1, true, keys::flushall),
+    data("sort", -2, true, sort::sort),
+    read("sort_ro", -2, sort::sort_ro),
     // hashes
     data("hset", -4, true, hashes::hset),
     data("hmset", -4, true, hashes::hmset),
@@ -265,6 +268,8 @@ pub static COMMANDS: &[Spec] = &[
     conn("time", 1),
     conn("wait", 3),
     conn("cluster", -2),
+    conn("function", -2),
+    conn("script", -2),
     conn("multi", 1),
     conn("exec", 1),
     conn("discard", 1),

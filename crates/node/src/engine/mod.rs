@@ -9,6 +9,7 @@
 //! Storage calls block, which is why this is an OS thread and not an async task.
 
 mod ahead;
+mod blocked;
 mod cache;
 mod cursors;
 mod log;
@@ -87,6 +88,26 @@ pub enum Request {
     Tick,
     /// Make everything committed so far durable, then answer (`WAIT`).
     Sync(oneshot::Sender<Result<(), String>>),
+    /// Run a blocking command (`BLPOP` and kin); when it finds nothing to take, park the
+    /// client until something comes (`blocked.rs`).
+    Block {
+        /// The connection's name for this wait, for [`Request::Unblock`].
+        id: u64,
+        /// The command.
+        command: Command,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Ran>,
+    },
+    /// The wait `id` timed out (or `CLIENT UNBLOCK`): answer it with its empty reply, or
+    /// with `error` the `UNBLOCKED` error, if it is still parked.
+    Unblock {
+        /// As given in [`Request::Block`].
+        id: u64,
+        /// Answer an error instead of the empty reply.
+        error: bool,
+        /// Told whether it was parked.
+        reply: Option<oneshot::Sender<bool>>,
+    },
 }
 
 /// Slots of [`Touches`]: keys share a slot by hash, so a write to one aborts a transaction
@@ -96,32 +117,18 @@ const TOUCH_SLOTS: usize = 1 << 16;
 
 /// What `WATCH` compares: per slot of keys, how many commits wrote a key of it (clients'
 /// writes, peers' entries, expiry, repairs). Counted after the commit is visible.
-/// Blocked clients (`BLPOP` and kin) wait on [`Touches::changed`] and compare their keys'
-/// counts.
 #[derive(Debug)]
-pub struct Touches {
-    slots: Box<[AtomicU64]>,
-    changed: tokio::sync::Notify,
-}
+pub struct Touches(Box<[AtomicU64]>);
 
 impl Default for Touches {
     fn default() -> Touches {
-        Touches {
-            slots: (0..TOUCH_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            changed: tokio::sync::Notify::new(),
-        }
+        Touches((0..TOUCH_SLOTS).map(|_| AtomicU64::new(0)).collect())
     }
 }
 
 impl Touches {
     fn slot(&self, key: &[u8]) -> &AtomicU64 {
-        &self.slots[crc32fast::hash(key) as usize % TOUCH_SLOTS]
-    }
-
-    /// Completes after the next commit that writes any key (register it with `enable` before
-    /// reading the counts it is to be compared with, so that no commit slips between).
-    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.changed.notified()
+        &self.0[crc32fast::hash(key) as usize % TOUCH_SLOTS]
     }
 
     /// The count of `key`'s slot now.
@@ -273,6 +280,8 @@ pub struct EngineHandle {
     members_removed: Arc<AtomicU64>,
     /// The engine's commit count, for reading ahead.
     commits: Arc<AtomicU64>,
+    /// Clients parked in a blocking command.
+    pub blocked: Arc<AtomicU64>,
     /// What `WATCH` compares (see [`Touches`]).
     pub touches: Arc<Touches>,
     /// When this node acknowledged its latest own log entries.
@@ -308,6 +317,46 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineGone)?;
         rx.await.map_err(|_| EngineGone)
+    }
+
+    /// Runs a blocking command: the answer comes when it took something, or, after
+    /// [`EngineHandle::unblock`], its empty reply.
+    pub async fn block(
+        &self,
+        id: u64,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Ran>, EngineGone> {
+        let (reply, rx) = oneshot::channel();
+        (self.tx)
+            .send(Request::Block { id, command, reply })
+            .await
+            .map_err(|_| EngineGone)?;
+        Ok(rx)
+    }
+
+    /// The blocking command `id` timed out.
+    pub async fn unblock(&self, id: u64) {
+        let request = Request::Unblock {
+            id,
+            error: false,
+            reply: None,
+        };
+        let _ = self.tx.send(request).await;
+    }
+
+    /// `CLIENT UNBLOCK`: unparks the blocking command `id`, with the `UNBLOCKED` error when
+    /// `error`. Whether it was parked.
+    pub async fn unblock_client(&self, id: u64, error: bool) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let request = Request::Unblock {
+            id,
+            error,
+            reply: Some(reply),
+        };
+        if self.tx.send(request).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Applies what peers sent through the engine.
@@ -540,7 +589,9 @@ pub fn spawn(
     let writes_refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let members_removed = Arc::new(AtomicU64::new(0));
     let pace = Arc::new(Pace::default());
+    let parking = blocked::Parking::default();
     let handle = EngineHandle {
+        blocked: parking.count.clone(),
         pace: pace.clone(),
         writes_refused: writes_refused.clone(),
         members_removed: members_removed.clone(),
@@ -562,6 +613,7 @@ pub fn spawn(
         reclaim.checkpoints.graves_written(0, clock.last(), &vv);
     }
     let engine = Engine {
+        parking,
         repair: None,
         pace,
         reclaim,
@@ -632,6 +684,8 @@ fn count_live(store: &dyn Store) -> Result<(u64, u64), StorageError> {
 }
 
 struct Engine {
+    /// Clients parked in blocking commands (`blocked.rs`).
+    parking: blocked::Parking,
     /// An anti-entropy repair being received (`repair.rs`).
     repair: Option<repair::Repair>,
     /// Whether the ticker should tick fast.
@@ -736,6 +790,9 @@ enum Writer {
     Peers,
 }
 
+/// A blocking command taken into a round: the wait's id, the command, where its answer goes.
+type Block = (u64, Command, oneshot::Sender<Ran>);
+
 /// One request taken into a round, with its replies once run.
 struct Pending {
     commands: Vec<Command>,
@@ -750,6 +807,8 @@ impl Engine {
     fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.blocking_recv() {
             let mut round = Vec::new();
+            let mut blocks = Vec::new();
+            let mut unblocks = Vec::new();
             let mut tick = false;
             let mut syncs = Vec::new();
             let mut next = Some(first);
@@ -772,7 +831,12 @@ impl Engine {
                         // nothing in the round depends on them.
                         let result = self.apply_remote(work, ahead);
                         let _ = reply.send(result);
+                        if !self.parking.is_empty() {
+                            self.serve_parked();
+                        }
                     }
+                    Request::Block { id, command, reply } => blocks.push((id, command, reply)),
+                    Request::Unblock { id, error, reply } => unblocks.push((id, error, reply)),
                     Request::Stable { meet, join } => {
                         self.truncate(&meet);
                         self.observe_stable(&meet, &join);
@@ -780,12 +844,19 @@ impl Engine {
                     Request::Tick => tick = true,
                     Request::Sync(reply) => syncs.push(reply),
                 }
-                if round.len() < ROUND_REQUESTS_MAX {
+                if round.len() + blocks.len() < ROUND_REQUESTS_MAX {
                     next = rx.try_recv().ok();
                 }
             }
-            if !round.is_empty() {
-                self.run_round(round);
+            if !round.is_empty() || !blocks.is_empty() {
+                self.run_round(round, blocks);
+            }
+            // After the round: a wait that timed out may have been parked by it.
+            for (id, error, reply) in unblocks {
+                let found = self.parking.unpark(id, error);
+                if let Some(reply) = reply {
+                    let _ = reply.send(found);
+                }
             }
             if !syncs.is_empty() {
                 // After the round, so a WAIT covers the writes sent before it.
@@ -830,14 +901,18 @@ impl Engine {
         (txn, &mut self.state)
     }
 
-    fn run_round(&mut self, mut round: Vec<Pending>) {
+    fn run_round(&mut self, mut round: Vec<Pending>, blocks: Vec<Block>) {
         for pending in &round {
             for (spec, _) in &pending.commands {
                 *self.command_counts.entry(spec.name).or_default() += 1;
             }
         }
+        for (_, (spec, _), _) in &blocks {
+            *self.command_counts.entry(spec.name).or_default() += 1;
+        }
         let refused = self.writes_refused.load(Ordering::Relaxed);
         let touches = self.touches.clone();
+        let mut parking = std::mem::take(&mut self.parking);
         let (mut txn, state) = self.begin(wall_ms());
         for pending in &mut round {
             if refused && pending.commands.iter().any(|(spec, _)| spec.write) {
@@ -862,8 +937,30 @@ impl Engine {
             }
             pending.wrote = ctx.txn.writes() != writes_before;
         }
+        // Blocking commands, then the parked clients this round fed (see `blocked.rs`).
+        let mut ctx = Ctx {
+            txn: &mut txn,
+            state: &mut *state,
+        };
+        let mut served = Vec::new();
+        for (id, (spec, args), reply) in blocks {
+            let answer = if refused {
+                Reply::Error(WRITES_REFUSED.into())
+            } else {
+                cmd::execute(&mut ctx, spec, &args)
+            };
+            if blocked::found_nothing(&answer) {
+                parking.park(id, (spec, args), answer, reply);
+            } else {
+                served.push(blocked::Served::new(reply, answer));
+            }
+        }
+        if !refused && !parking.is_empty() {
+            served.extend(parking.serve(&mut ctx, true));
+        }
         let failed = txn.failed.take();
         let mut finished = txn.finish();
+        self.parking = parking;
         for (key, record) in std::mem::take(&mut finished.read) {
             self.cache.insert(key, record);
         }
@@ -882,10 +979,39 @@ impl Engine {
                         seq,
                     });
                 }
+                served.into_iter().for_each(|s| s.send(seq));
             }
-            Err(e) => self.fail_round(round, &e),
+            Err(e) => {
+                let message = format!("ERR storage failure, write not applied: {e}");
+                served.into_iter().for_each(|s| s.fail(&message));
+                self.fail_round(round, &e);
+            }
         }
         self.flush_command_counts();
+    }
+
+    /// Serves the parked clients whose keys peers' entries just fed, in a round of their own.
+    fn serve_parked(&mut self) {
+        let mut parking = std::mem::take(&mut self.parking);
+        let (mut txn, state) = self.begin(wall_ms());
+        let mut ctx = Ctx {
+            txn: &mut txn,
+            state,
+        };
+        let served = parking.serve(&mut ctx, false);
+        let failed = txn.failed.take();
+        let finished = txn.finish();
+        self.parking = parking;
+        if served.is_empty() {
+            return;
+        }
+        match failed.map_or_else(|| self.commit_local(finished), Err) {
+            Ok(seq) => served.into_iter().for_each(|s| s.send(seq)),
+            Err(e) => {
+                let message = format!("ERR storage failure, write not applied: {e}");
+                served.into_iter().for_each(|s| s.fail(&message));
+            }
+        }
     }
 
     /// Commits a finished round of local writes with its change log entry. Answers the
@@ -931,9 +1057,8 @@ impl Engine {
         // Taken or not, these keys may differ now from what a read-ahead found.
         let keys = finished.batch.puts.iter().map(|(k, _)| k);
         let keys: Vec<Bytes> = keys.chain(&finished.batch.removes).cloned().collect();
-        if result.is_ok() && !keys.is_empty() {
+        if result.is_ok() {
             keys.iter().for_each(|k| self.touches.touch(k));
-            self.touches.changed.notify_waiters();
         }
         self.written.committed(keys);
         result?;

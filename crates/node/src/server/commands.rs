@@ -57,6 +57,7 @@ pub fn run(
         "config" => config(shared, args),
         "info" => info(shared, args),
         "cluster" => cluster(shared, args),
+        "function" | "script" => scripting(name, args),
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
         "publish" => {
             shared.cluster.publish(&args[1], &args[2]);
@@ -214,6 +215,30 @@ fn check_client_name(name: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
+/// Whether a `CLIENT` command is `CLIENT UNBLOCK` (which waits for the engine).
+pub fn is_unblock(args: &[Bytes]) -> bool {
+    args.get(1)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"unblock"))
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: 1 if the client was blocked, 0 otherwise.
+pub async fn client_unblock(shared: &Shared, args: &[Bytes]) -> Reply {
+    let error = match args.get(3).map(|a| a.to_ascii_uppercase()) {
+        None => false,
+        Some(m) if m == b"TIMEOUT" => false,
+        Some(m) if m == b"ERROR" => true,
+        Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    if !(3..=4).contains(&args.len()) {
+        return Reply::wrong_arity("client|unblock");
+    }
+    let Some(id) = parse_i64(&args[2]) else {
+        return Reply::err(ERR_NOT_INTEGER);
+    };
+    let found = id >= 0 && shared.engine.unblock_client(id as u64, error).await;
+    Reply::Int(i64::from(found))
+}
+
 fn client(session: &mut Session, args: &[Bytes]) -> Reply {
     let sub = args[1].to_ascii_uppercase();
     match (sub.as_slice(), args.len()) {
@@ -311,6 +336,30 @@ fn command(args: &[Bytes]) -> Reply {
 
 /// Configuration as `CONFIG GET` reports it: Redis's names for what Meridian has, so that
 /// tools such as redis-benchmark find what they ask for.
+/// `FUNCTION` and `SCRIPT`: Meridian runs no server-side code, so there is never anything to
+/// flush, list or find; loading or running code is refused with a clear error.
+fn scripting(name: &str, args: &[Bytes]) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (name, sub.as_str()) {
+        (_, "flush") => match args.get(2).map(|a| a.to_ascii_lowercase()) {
+            None if args.len() == 2 => Reply::OK,
+            Some(m) if args.len() == 3 && (m == b"async" || m == b"sync") => Reply::OK,
+            _ => Reply::err(ERR_SYNTAX),
+        },
+        ("function", "list") => Reply::Array(Vec::new()),
+        ("function", "stats") => Reply::Map(vec![
+            (Reply::bulk("running_script"), Reply::Null),
+            (Reply::bulk("engines"), Reply::Map(Vec::new())),
+        ]),
+        ("script", "exists") => Reply::Array(vec![Reply::Int(0); args.len() - 2]),
+        _ => Reply::Error(format!(
+            "ERR {} {} is not supported: Meridian runs no server-side scripts or functions",
+            name.to_ascii_uppercase(),
+            sub.to_ascii_uppercase()
+        )),
+    }
+}
+
 fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
     let c = &shared.config;
     let appendfsync = match c.fsync {
@@ -377,6 +426,14 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        // Setting a parameter to what it already is changes nothing: accepted (test suites
+        // set `save ""` as a matter of course).
+        if config_table(shared)
+            .iter()
+            .any(|(n, v)| *n == name && *v == value)
+        {
+            continue;
+        }
         let Some(&(_, numeric)) = TUNING.iter().find(|(n, _)| *n == name) else {
             return Reply::Error(format!(
                 "ERR CONFIG SET of '{name}' is not supported here: Meridian's settings are flags of `meridian server` (see --help); restart the node with them"
@@ -464,9 +521,10 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("clients") {
         text.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
             shared.connections.load(Ordering::Relaxed),
-            c.max_clients
+            c.max_clients,
+            shared.engine.blocked.load(Ordering::Relaxed),
         ));
     }
     if show("memory") {

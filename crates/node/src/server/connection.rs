@@ -290,6 +290,12 @@ async fn run_commands(
                     .await
                     .encode(session.protocol, out);
             }
+            Runs::Connection if spec.name == "client" && commands::is_unblock(&args) => {
+                flush(shared, session, &mut batch, out).await;
+                commands::client_unblock(shared, &args)
+                    .await
+                    .encode(session.protocol, out);
+            }
             Runs::Connection if spec.name == "wait" => {
                 flush(shared, session, &mut batch, out).await;
                 commands::wait(shared, session.last_write, &args)

@@ -454,3 +454,15 @@ def test_sort(pair):
         ("SORT", "w_1"), ("SORT", "l", "LIMIT", "1"), ("SORT", "l", "WHAT"), ("SORT_RO", "l", "DESC"),
         ("SORT_RO", "l", "STORE", "x"),
     ])
+
+
+def test_object(pair):
+    same(pair, [
+        ("SET", "i", "123"), ("SET", "e", "hello"), ("SET", "r", "x" * 50), ("RPUSH", "l", "a"), ("HSET", "h", "f", "v"),
+        ("SADD", "si", "1", "2"), ("SADD", "ss", "a"), ("ZADD", "z", "1", "a"),
+        ("OBJECT", "ENCODING", "i"), ("OBJECT", "ENCODING", "e"), ("OBJECT", "ENCODING", "r"),
+        ("OBJECT", "ENCODING", "l"), ("OBJECT", "ENCODING", "h"), ("OBJECT", "ENCODING", "si"),
+        ("OBJECT", "ENCODING", "ss"), ("OBJECT", "ENCODING", "z"), ("OBJECT", "ENCODING", "none"),
+        ("OBJECT", "REFCOUNT", "e"), ("OBJECT", "FREQ", "e"), ("OBJECT", "IDLETIME", "e"), ("OBJECT", "IDLETIME", "none"),
+        ("OBJECT", "BOGUS", "e"), ("OBJECT", "ENCODING"),
+    ])

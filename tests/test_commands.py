@@ -313,3 +313,29 @@ def test_a_long_list_is_read_from_the_nearer_end(r):
     assert r.lpop("long", 3) == ["10", "11", "12"]
     assert r.linsert("long", "AFTER", "2000", "x") == 4978
     assert r.lrange("long", 1987, 1989) == ["2000", "x", "2001"]
+
+
+def test_client_list_kill_and_reply(node):
+    a = node.client(single_connection_client=True)
+    b = node.client(single_connection_client=True)
+    a.client_setname("alpha")
+    b.client_setname("beta")
+    b_id = b.client_id()
+    listed = a.client_list()
+    names = {c["name"] for c in listed}
+    assert {"alpha", "beta"} <= names
+    mine = a.client_info()
+    assert mine["name"] == "alpha" and mine["cmd"] == "client|info"
+    assert a.execute_command("CLIENT", "KILL", "ID", str(b_id)) == 1
+    time.sleep(0.2)
+    assert b_id not in {int(c["id"]) for c in a.client_list()}, "the killed connection is closed"
+    assert a.execute_command("CLIENT", "KILL", "ID", str(b_id)) == 0
+    assert "No such client" in err(a, "CLIENT", "KILL", "127.0.0.1:1")
+    # CLIENT REPLY OFF: commands run, nothing answers, until ON.
+    import socket
+    with socket.create_connection(("127.0.0.1", node.port)) as s:
+        s.sendall(b"CLIENT REPLY OFF\r\nSET quiet 1\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nGET quiet\r\n")
+        time.sleep(0.3)
+        got = s.recv(1024)
+        # As in Redis: SKIP means nothing while replies are off, ON is answered.
+        assert got == b"+OK\r\n$1\r\n1\r\n", got

@@ -109,6 +109,18 @@ impl Record {
             .map(|(_, k)| k)
     }
 
+    /// The latest write to the key's header or to any of its parts (expiry included).
+    pub fn last_write(&self) -> Option<Stamp> {
+        let parts = [self.hash, self.set, self.list, self.zset].map(|c| c.map(|c| c.top));
+        (parts.into_iter())
+            .chain([
+                self.string.as_ref().and_then(StrState::top),
+                self.expiry.map(|(s, _)| s),
+            ])
+            .flatten()
+            .max()
+    }
+
     /// When the key expires, if it does.
     pub fn expires_at_ms(&self) -> Option<u64> {
         self.expiry.and_then(|(_, at)| at)

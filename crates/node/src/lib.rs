@@ -59,6 +59,8 @@ pub struct Shared {
     pub tuning: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     /// Commands run since start (`INFO stats`).
     pub commands_total: AtomicU64,
+    /// Open client connections, for `CLIENT LIST` and `CLIENT KILL`.
+    pub clients: server::clients::Clients,
 }
 
 /// Why a node could not start.
@@ -151,6 +153,7 @@ pub async fn run(
         metrics,
         tuning: Default::default(),
         commands_total: AtomicU64::new(0),
+        clients: Default::default(),
     });
     ready(&shared);
 

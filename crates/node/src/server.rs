@@ -1,6 +1,7 @@
 //! The Redis-protocol listener and its connections.
 
 mod blocking;
+pub mod clients;
 mod commands;
 mod connection;
 mod multi;

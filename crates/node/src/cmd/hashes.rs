@@ -183,6 +183,9 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let Some(by) = resp::args::parse_f64(&args[3]) else {
         return Reply::err(resp::args::ERR_NOT_FLOAT);
     };
+    if by.is_infinite() {
+        return Reply::err("ERR value is NaN or Infinity");
+    }
     if let Err(e) = typed_for_write(ctx, key, Kind::Hash) {
         return e;
     }

@@ -114,9 +114,6 @@ fn expire_generic(
         .checked_mul(unit_ms)
         .and_then(|ms| ms.checked_add(base))
         .ok_or_else(invalid)?;
-    if at >= 1 << 52 {
-        return Err(invalid());
-    }
     let Some(record) = ctx.txn.live(key) else {
         return Ok(Reply::Int(0));
     };
@@ -565,5 +562,163 @@ pub fn swapdb(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         (_, None) => Reply::err("ERR invalid second DB index"),
         (Some(0), Some(0)) => Reply::OK,
         _ => Reply::err("ERR DB index is out of range"),
+    }
+}
+
+/// `MEMORY USAGE key [SAMPLES count]`: about how many bytes the key takes in storage (its
+/// name, header, and every part's name and state, as stored); `MEMORY HELP`. Walks the
+/// whole key: O(parts).
+pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"USAGE"
+            if args.len() == 3 || (args.len() == 5 && args[3].eq_ignore_ascii_case(b"samples")) =>
+        {
+            let key = &args[2];
+            let now_ms = ctx.txn.now_ms();
+            let Some(stored) = ctx.txn.live(key).cloned() else {
+                return Reply::Null;
+            };
+            let mut bytes = key.len() + stored.encode().len();
+            let parts =
+                |v: Vec<(Bytes, Vec<u8>)>| v.iter().map(|(n, s)| n.len() + s.len()).sum::<usize>();
+            bytes += match stored.live_kind(now_ms) {
+                Some(Kind::Hash) => parts(encoded(ctx.txn.all_fields(key))),
+                Some(Kind::Set) => parts(encoded(ctx.txn.all_members(key))),
+                Some(Kind::List) => parts(encoded(ctx.txn.all_parts::<crdt::Elem>(key))),
+                Some(Kind::ZSet) => parts(encoded(ctx.txn.all_parts::<crdt::ZMember>(key))),
+                _ => 0,
+            };
+            Reply::Int(bytes as i64)
+        }
+        b"HELP" if args.len() == 2 => Reply::Array(
+            [
+                "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value, as stored.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
+        ),
+        b"USAGE" | b"HELP" => Reply::Error(format!(
+            "ERR wrong number of arguments for 'memory|{}' command",
+            String::from_utf8_lossy(&sub).to_lowercase()
+        )),
+        _ => unknown_subcommand("MEMORY", &args[1]),
+    }
+}
+
+/// Redis's reply to an unknown subcommand of `command`.
+fn unknown_subcommand(command: &str, sub: &[u8]) -> Reply {
+    Reply::Error(format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+fn encoded<T: serde::Serialize>(parts: Vec<(Bytes, T)>) -> Vec<(Bytes, Vec<u8>)> {
+    parts
+        .into_iter()
+        .map(|(n, s)| (n, crdt::encode(&s)))
+        .collect()
+}
+
+/// `OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key`, `OBJECT HELP`. Meridian stores every value
+/// one way; `ENCODING` names the encoding Redis would use for a value of this type and size
+/// (by its element count against the `*-max-listpack-entries` defaults, not by value sizes);
+/// `IDLETIME` counts from the key's latest write (reads are not tracked); `REFCOUNT` is 1;
+/// `FREQ` answers as Redis does without an LFU eviction policy.
+pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_uppercase();
+    if sub.as_slice() == b"HELP" && args.len() == 2 {
+        return Reply::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "    Return the kind of internal representation Redis would use for <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of <key> (LFU eviction only).",
+                "IDLETIME <key>",
+                "    Return the seconds since <key> was last written.",
+                "REFCOUNT <key>",
+                "    Return the reference count of <key> (always 1).",
+                "HELP",
+                "    Print this help.",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
+        );
+    }
+    if !matches!(
+        sub.as_slice(),
+        b"ENCODING" | b"FREQ" | b"IDLETIME" | b"REFCOUNT" | b"HELP"
+    ) {
+        return unknown_subcommand("OBJECT", &args[1]);
+    }
+    if args.len() != 3 {
+        let name = format!("object|{}", String::from_utf8_lossy(&sub).to_lowercase());
+        return Reply::Error(format!(
+            "ERR wrong number of arguments for '{name}' command"
+        ));
+    }
+    let now_ms = ctx.txn.now_ms();
+    let Some(stored) = ctx.txn.live(&args[2]).cloned() else {
+        return Reply::Null;
+    };
+    match sub.as_slice() {
+        b"REFCOUNT" => Reply::Int(1),
+        b"FREQ" => Reply::err(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        ),
+        b"IDLETIME" => {
+            let last = stored
+                .record
+                .last_write()
+                .map_or(now_ms, |s| s.hlc.physical_ms());
+            Reply::Int((now_ms.saturating_sub(last) / 1000) as i64)
+        }
+        _ => {
+            let small = |n: u64| n <= 128;
+            let lens = stored.lens;
+            let name = match stored.live_kind(now_ms) {
+                Some(Kind::String) => {
+                    let value = stored
+                        .record
+                        .string
+                        .as_ref()
+                        .and_then(|s| s.value())
+                        .unwrap_or_default();
+                    if value.len() <= 20 && resp::args::parse_i64(&value).is_some() {
+                        "int"
+                    } else if value.len() <= 44 {
+                        "embstr"
+                    } else {
+                        "raw"
+                    }
+                }
+                Some(Kind::Hash) if small(lens.hash) => "listpack",
+                Some(Kind::Hash) => "hashtable",
+                Some(Kind::Set) if lens.set <= 512 => "intset_or_hashtable",
+                Some(Kind::Set) => "hashtable",
+                // Redis 7.0 keeps every list as a quicklist.
+                Some(Kind::List) => "quicklist",
+                Some(Kind::ZSet) if small(lens.zset) => "listpack",
+                Some(Kind::ZSet) => "skiplist",
+                None => return Reply::Null,
+            };
+            let name = if name == "intset_or_hashtable" {
+                let all_ints = super::sets::members_of(ctx, &args[2])
+                    .map(|m| m.iter().all(|m| resp::args::parse_i64(m).is_some()))
+                    .unwrap_or(false);
+                if all_ints { "intset" } else { "hashtable" }
+            } else {
+                name
+            };
+            Reply::bulk(name)
+        }
     }
 }

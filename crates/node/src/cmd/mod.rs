@@ -158,6 +158,8 @@ pub static COMMANDS: &[Spec] = &[
     read("swapdb", 3, keys::swapdb),
     data("flushdb", -1, true, keys::flushall),
     data("sort", -2, true, sort::sort),
+    read("memory", -2, keys::memory),
+    read("object", -2, keys::object),
     read("sort_ro", -2, sort::sort_ro),
     // hashes
     data("hset", -4, true, hashes::hset),

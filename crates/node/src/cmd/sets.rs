@@ -277,7 +277,12 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 pub(super) fn random_count(arg: Option<&Bytes>) -> Result<Option<i64>, Reply> {
     match arg.map(|c| resp::args::parse_i64(c)) {
         None => Ok(None),
+        Some(Some(i64::MIN)) => Err(Reply::err(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )),
         Some(Some(n)) if n > -(1 << 40) => Ok(Some(n)),
+        // Redis refuses counts whose reply would overflow; Meridian bounds them lower.
+        Some(Some(_)) => Err(Reply::err("ERR value is out of range")),
         Some(_) => Err(Reply::err(resp::args::ERR_NOT_INTEGER)),
     }
 }

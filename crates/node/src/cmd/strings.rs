@@ -133,8 +133,8 @@ pub(super) fn deadline(now_ms: u64, unit: &[u8], n: i64) -> Option<u64> {
         b"EXAT" => n.checked_mul(1000)?,
         _ => n,
     };
-    // Deadlines are kept in 48-bit-safe milliseconds, like HLC physical time.
-    (at < 1 << 52).then_some(at)
+    // Any deadline Redis takes: milliseconds that fit a signed 64-bit integer.
+    (at <= i64::MAX as u64).then_some(at)
 }
 
 pub fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {

@@ -916,8 +916,7 @@ pub fn zintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
             [] => 0,
             [name, n] if name.eq_ignore_ascii_case(b"limit") => match resp::args::parse_i64(n) {
                 Some(l) if l >= 0 => l as usize,
-                Some(_) => return Err(Reply::err("ERR LIMIT can't be negative")),
-                None => return Err(Reply::err(resp::args::ERR_NOT_INTEGER)),
+                _ => return Err(Reply::err("ERR LIMIT can't be negative")),
             },
             _ => return Err(Reply::err(ERR_SYNTAX)),
         };

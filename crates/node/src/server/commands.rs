@@ -1,5 +1,6 @@
 //! Commands a connection answers itself: connection state, server information, pub/sub.
 
+use super::clients::{Filter, Shown};
 use super::connection::Session;
 use crate::Shared;
 use crate::cmd::{COMMANDS, Runs};
@@ -52,7 +53,7 @@ pub fn run(
             return Flow::Close;
         }
         "reset" => reset(shared, session),
-        "client" => client(session, args),
+        "client" => client(shared, session, args),
         "command" => command(args),
         "config" => config(shared, args),
         "info" => info(shared, args),
@@ -239,7 +240,7 @@ pub async fn client_unblock(shared: &Shared, args: &[Bytes]) -> Reply {
     Reply::Int(i64::from(found))
 }
 
-fn client(session: &mut Session, args: &[Bytes]) -> Reply {
+fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     let sub = args[1].to_ascii_uppercase();
     match (sub.as_slice(), args.len()) {
         (b"ID", 2) => Reply::Int(session.id as i64),
@@ -256,33 +257,159 @@ fn client(session: &mut Session, args: &[Bytes]) -> Reply {
             Err(e) => e,
         },
         (b"SETINFO", 4) => Reply::OK,
-        (b"INFO", 2) | (b"LIST", _) => {
-            let name = session
-                .name
-                .as_ref()
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .unwrap_or_default();
-            let proto = if session.protocol == Protocol::Resp3 {
-                3
-            } else {
-                2
+        (b"INFO", 2) => Reply::Verbatim(format!("{}\n", session.client.line())),
+        (b"LIST", _) => match client_filter(session, &args[2..], true) {
+            Ok(filter) => {
+                let lines: String = (shared.clients.list(&filter).iter())
+                    .map(|c| c.line() + "\n")
+                    .collect();
+                Reply::Verbatim(lines)
+            }
+            Err(e) => e,
+        },
+        (b"KILL", 3) => {
+            // The old form: one address, OK or an error.
+            let filter = Filter {
+                addr: Some(String::from_utf8_lossy(&args[2]).into_owned()),
+                ..Filter::default()
             };
-            Reply::Verbatim(format!(
-                "id={} name={} db=0 resp={}\n",
-                session.id, name, proto
-            ))
+            match shared.clients.kill(&filter) {
+                0 => Reply::err("ERR No such client"),
+                _ => Reply::OK,
+            }
         }
+        (b"KILL", _) => match client_filter(session, &args[2..], false) {
+            Ok(filter) => Reply::Int(shared.clients.kill(&filter) as i64),
+            Err(e) => e,
+        },
+        (b"REPLY", 3) => match args[2].to_ascii_uppercase().as_slice() {
+            b"ON" => {
+                session.reply_off = false;
+                Reply::OK
+            }
+            b"OFF" => {
+                session.reply_off = true;
+                Reply::OK
+            }
+            b"SKIP" => {
+                // As in Redis, SKIP means nothing while replies are off.
+                session.skip_next = !session.reply_off;
+                Reply::OK
+            }
+            _ => Reply::err(ERR_SYNTAX),
+        },
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
-        (b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH", _) => {
-            Reply::Error(format!(
-                "ERR wrong number of arguments for 'client|{}' command",
-                String::from_utf8_lossy(&sub).to_lowercase()
-            ))
-        }
+        (b"GETREDIR", 2) => Reply::Int(-1),
+        (
+            b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH"
+            | b"REPLY" | b"GETREDIR",
+            _,
+        ) => Reply::Error(format!(
+            "ERR wrong number of arguments for 'client|{}' command",
+            String::from_utf8_lossy(&sub).to_lowercase()
+        )),
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&args[1])
         )),
+    }
+}
+
+/// The filters of `CLIENT LIST [TYPE t] [ID id ...]` (`list`) or `CLIENT KILL <filter value>
+/// ...`, with Redis's errors.
+fn client_filter(session: &Session, args: &[Bytes], list: bool) -> Result<Filter, Reply> {
+    let mut filter = Filter::default();
+    if !list {
+        filter.skip = Some(session.id);
+    }
+    let mut i = 0;
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        let value = args.get(i + 1).ok_or_else(|| Reply::err(ERR_SYNTAX))?;
+        match opt.as_slice() {
+            b"ID" if list => {
+                for id in &args[i + 1..] {
+                    match parse_i64(id) {
+                        Some(n) if n > 0 => filter.ids.push(n as u64),
+                        _ => return Err(Reply::err("ERR Invalid client ID")),
+                    }
+                }
+                i = args.len();
+                continue;
+            }
+            b"ID" => match parse_i64(value) {
+                Some(n) if n > 0 => filter.ids.push(n as u64),
+                _ => return Err(Reply::err("ERR client-id should be greater than 0")),
+            },
+            b"TYPE" => match value.to_ascii_lowercase().as_slice() {
+                b"normal" => filter.pubsub = Some(false),
+                b"pubsub" => filter.pubsub = Some(true),
+                b"master" | b"replica" | b"slave" => filter.none = true,
+                _ => {
+                    return Err(Reply::Error(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(value)
+                    )));
+                }
+            },
+            b"ADDR" if !list => filter.addr = Some(String::from_utf8_lossy(value).into_owned()),
+            b"LADDR" if !list => filter.laddr = Some(String::from_utf8_lossy(value).into_owned()),
+            b"SKIPME" if !list => match value.to_ascii_lowercase().as_slice() {
+                b"yes" => filter.skip = Some(session.id),
+                b"no" => filter.skip = None,
+                _ => return Err(Reply::err(ERR_SYNTAX)),
+            },
+            b"USER" if !list => {
+                if value.as_ref() != b"default" {
+                    filter.none = true;
+                }
+            }
+            _ => return Err(Reply::err(ERR_SYNTAX)),
+        }
+        i += 2;
+    }
+    Ok(filter)
+}
+
+/// Whether the command is `CLIENT REPLY ON`, which is answered though replies were off.
+pub fn restores_replies(args: &[Bytes]) -> bool {
+    args.len() == 3
+        && args[0].eq_ignore_ascii_case(b"client")
+        && args[1].eq_ignore_ascii_case(b"reply")
+        && args[2].eq_ignore_ascii_case(b"on")
+}
+
+/// Whether the command is `CLIENT REPLY OFF` or `SKIP`, whose own replies are not sent.
+pub fn silences(args: &[Bytes]) -> bool {
+    args.len() == 3
+        && args[0].eq_ignore_ascii_case(b"client")
+        && args[1].eq_ignore_ascii_case(b"reply")
+        && (args[2].eq_ignore_ascii_case(b"off") || args[2].eq_ignore_ascii_case(b"skip"))
+}
+
+/// What `CLIENT LIST` shows of the connection as it runs `args`.
+pub fn shown(session: &Session, args: &[Bytes]) -> Shown {
+    let name = String::from_utf8_lossy(&args[0]).to_lowercase();
+    let container = matches!(
+        name.as_str(),
+        "client" | "config" | "object" | "memory" | "cluster" | "command" | "function" | "script"
+    );
+    let cmd = match args.get(1) {
+        Some(sub) if container => format!("{name}|{}", String::from_utf8_lossy(sub).to_lowercase()),
+        _ => name,
+    };
+    Shown {
+        name: session.name.clone(),
+        cmd,
+        resp: if session.protocol == Protocol::Resp3 {
+            3
+        } else {
+            2
+        },
+        sub: session.channels.len(),
+        psub: session.patterns.len(),
+        multi: session.multi.as_ref().map_or(-1, |q| q.queued() as i64),
+        blocked: false,
     }
 }
 
@@ -352,6 +479,7 @@ fn scripting(name: &str, args: &[Bytes]) -> Reply {
             (Reply::bulk("engines"), Reply::Map(Vec::new())),
         ]),
         ("script", "exists") => Reply::Array(vec![Reply::Int(0); args.len() - 2]),
+        (_, "kill") => Reply::err("NOTBUSY No scripts in execution right now."),
         _ => Reply::Error(format!(
             "ERR {} {} is not supported: Meridian runs no server-side scripts or functions",
             name.to_ascii_uppercase(),
@@ -384,37 +512,40 @@ fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
 
 /// Parameters that only tune how Redis encodes values in memory or runs its own background
 /// work: `CONFIG SET` takes them (clients and test suites set them) and `CONFIG GET` reports
-/// them, with no effect on Meridian. Numeric ones must be integers.
-const TUNING: &[(&str, bool)] = &[
-    ("hash-max-listpack-entries", true),
-    ("hash-max-listpack-value", true),
-    ("hash-max-ziplist-entries", true),
-    ("hash-max-ziplist-value", true),
-    ("set-max-intset-entries", true),
-    ("set-max-listpack-entries", true),
-    ("set-max-listpack-value", true),
-    ("zset-max-listpack-entries", true),
-    ("zset-max-listpack-value", true),
-    ("zset-max-ziplist-entries", true),
-    ("zset-max-ziplist-value", true),
-    ("list-max-listpack-size", true),
-    ("list-max-ziplist-size", true),
-    ("list-compress-depth", true),
-    ("stream-node-max-bytes", true),
-    ("stream-node-max-entries", true),
-    ("hz", true),
-    ("active-defrag-cycle-min", true),
-    ("active-defrag-cycle-max", true),
-    ("lfu-log-factor", true),
-    ("lfu-decay-time", true),
-    ("activedefrag", false),
-    ("dynamic-hz", false),
-    ("lazyfree-lazy-eviction", false),
-    ("lazyfree-lazy-expire", false),
-    ("lazyfree-lazy-server-del", false),
-    ("lazyfree-lazy-user-del", false),
-    ("lazyfree-lazy-user-flush", false),
-    ("activerehashing", false),
+/// them, with no effect on Meridian, and Redis's defaults until set. Numeric ones (those whose
+/// default is a number) must be integers; the others `yes` or `no`.
+const TUNING: &[(&str, &str)] = &[
+    ("hash-max-listpack-entries", "128"),
+    ("hash-max-listpack-value", "64"),
+    ("hash-max-ziplist-entries", "128"),
+    ("hash-max-ziplist-value", "64"),
+    ("set-max-intset-entries", "512"),
+    ("set-max-listpack-entries", "128"),
+    ("set-max-listpack-value", "64"),
+    ("zset-max-listpack-entries", "128"),
+    ("zset-max-listpack-value", "64"),
+    ("zset-max-ziplist-entries", "128"),
+    ("zset-max-ziplist-value", "64"),
+    ("list-max-listpack-size", "-2"),
+    ("list-max-ziplist-size", "-2"),
+    ("list-compress-depth", "0"),
+    ("stream-node-max-bytes", "4096"),
+    ("stream-node-max-entries", "100"),
+    ("hz", "10"),
+    ("active-defrag-cycle-min", "1"),
+    ("active-defrag-cycle-max", "25"),
+    ("lfu-log-factor", "10"),
+    ("lfu-decay-time", "1"),
+    ("activedefrag", "no"),
+    ("dynamic-hz", "yes"),
+    ("lazyfree-lazy-eviction", "no"),
+    ("lazyfree-lazy-expire", "no"),
+    ("lazyfree-lazy-server-del", "no"),
+    ("lazyfree-lazy-user-del", "no"),
+    ("lazyfree-lazy-user-flush", "no"),
+    ("activerehashing", "yes"),
+    ("lua-time-limit", "5000"),
+    ("busy-reply-threshold", "5000"),
 ];
 
 /// `CONFIG SET name value [name value ...]`: all or nothing, as in Redis 7.
@@ -434,7 +565,9 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
         {
             continue;
         }
-        let Some(&(_, numeric)) = TUNING.iter().find(|(n, _)| *n == name) else {
+        let Some(numeric) = (TUNING.iter().find(|(n, _)| *n == name))
+            .map(|(_, default)| default.parse::<i64>().is_ok())
+        else {
             return Reply::Error(format!(
                 "ERR CONFIG SET of '{name}' is not supported here: Meridian's settings are flags of `meridian server` (see --help); restart the node with them"
             ));
@@ -465,9 +598,9 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
         b"GET" if args.len() >= 3 => {
             let mut table = config_table(shared);
             let tuning = shared.tuning.lock().expect("not poisoned");
-            table.extend(tuning.iter().map(|(n, v)| {
-                let name = TUNING.iter().find(|(t, _)| t == n).map_or("", |(t, _)| *t);
-                (name, v.clone())
+            table.extend(TUNING.iter().map(|(name, default)| {
+                let value = tuning.get(*name).map_or(*default, String::as_str);
+                (*name, value.to_string())
             }));
             drop(tuning);
             let mut pairs = Vec::new();
@@ -530,7 +663,7 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     if show("memory") {
         let rss = resident_bytes();
         text.push_str(&format!(
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
             rss as f64 / (1 << 20) as f64
         ));
     }

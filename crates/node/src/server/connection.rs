@@ -36,6 +36,12 @@ pub struct Session {
     pub multi: Option<super::multi::Queued>,
     /// Keys watched (`WATCH`), with their write counts then.
     pub watched: Vec<(Bytes, u64)>,
+    /// `CLIENT REPLY OFF`: no replies until `CLIENT REPLY ON`.
+    pub reply_off: bool,
+    /// `CLIENT REPLY SKIP`: no reply to the next command.
+    pub skip_next: bool,
+    /// How `CLIENT LIST` sees this connection.
+    pub client: Arc<super::clients::Client>,
 }
 
 impl Session {
@@ -54,8 +60,15 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let addr = socket.peer_addr()?;
+    let laddr = socket.local_addr()?;
+    let client = shared.clients.register(id, addr, laddr);
     let mut session = Session {
-        id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+        id,
+        reply_off: false,
+        skip_next: false,
+        client,
         name: None,
         protocol: Protocol::Resp2,
         subscriber: None,
@@ -69,6 +82,7 @@ pub async fn serve(
     if let Some(sub) = session.subscriber.take() {
         shared.hub.unregister(sub.id);
     }
+    shared.clients.remove(session.id);
     result
 }
 
@@ -98,6 +112,9 @@ async fn serve_session(
             let next = run_commands(shared, session, &mut commands, &mut output).await;
             socket.write_all(&output).await?;
             output.clear();
+            if session.client.is_killed() {
+                return Ok(());
+            }
             match next {
                 Next::Continue => {}
                 Next::Close => return Ok(()),
@@ -105,6 +122,7 @@ async fn serve_session(
                     // Blocked: the client's later commands wait; a client that goes away
                     // ends the wait.
                     let protocol = session.protocol;
+                    let client = session.client.clone();
                     let wait = blocking::wait(shared, session, spec, args);
                     tokio::pin!(wait);
                     let reply = loop {
@@ -116,6 +134,7 @@ async fn serve_session(
                                 }
                             }
                             _ = stop.changed() => return Ok(()),
+                            _ = client.killed() => return Ok(()),
                         }
                     };
                     reply.encode(protocol, &mut output);
@@ -146,6 +165,7 @@ async fn serve_session(
             read = socket.read_buf(&mut input) => Event::Read(read?),
             delivery = recv(session.subscriber.as_mut()) => Event::Delivery(delivery),
             _ = stop.changed() => return Ok(()),
+            _ = session.client.killed() => return Ok(()),
         };
         match event {
             Event::Read(0) => return Ok(()),
@@ -240,74 +260,90 @@ async fn run_commands(
     let mut batch: Vec<Command> = Vec::new();
     while let Some(args) = commands.pop_front() {
         shared.commands_total.fetch_add(1, Ordering::Relaxed);
-        if let Some(reply) = multi::queue(session, &args) {
+        // `CLIENT REPLY OFF|SKIP`: the command runs, its reply is dropped (so is that of the
+        // `CLIENT REPLY OFF|SKIP` itself). The replies before it go out first.
+        let silent = (session.reply_off && !commands::restores_replies(&args))
+            || std::mem::take(&mut session.skip_next);
+        let silences = commands::silences(&args);
+        if silent || silences {
             flush(shared, session, &mut batch, out).await;
-            reply.encode(session.protocol, out);
-            continue;
         }
-        let spec = match cmd::lookup(&args[0]) {
-            Some(spec) if cmd::arity_ok(spec, args.len()) => spec,
-            Some(spec) => {
+        let mark = out.len();
+        session.client.update(commands::shown(session, &args));
+        'command: {
+            if let Some(reply) = multi::queue(session, &args) {
                 flush(shared, session, &mut batch, out).await;
-                Reply::wrong_arity(spec.name).encode(session.protocol, out);
-                continue;
+                reply.encode(session.protocol, out);
+                break 'command;
             }
-            None => {
+            let spec = match cmd::lookup(&args[0]) {
+                Some(spec) if cmd::arity_ok(spec, args.len()) => spec,
+                Some(spec) => {
+                    flush(shared, session, &mut batch, out).await;
+                    Reply::wrong_arity(spec.name).encode(session.protocol, out);
+                    break 'command;
+                }
+                None => {
+                    flush(shared, session, &mut batch, out).await;
+                    cmd::unknown_command(&args).encode(session.protocol, out);
+                    break 'command;
+                }
+            };
+            if session.subscribed()
+                && session.protocol == Protocol::Resp2
+                && !commands::allowed_when_subscribed(spec.name)
+            {
                 flush(shared, session, &mut batch, out).await;
-                cmd::unknown_command(&args).encode(session.protocol, out);
-                continue;
+                Reply::Error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                ))
+                .encode(session.protocol, out);
+                break 'command;
             }
-        };
-        if session.subscribed()
-            && session.protocol == Protocol::Resp2
-            && !commands::allowed_when_subscribed(spec.name)
-        {
-            flush(shared, session, &mut batch, out).await;
-            Reply::Error(format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
-            ))
-            .encode(session.protocol, out);
-            continue;
-        }
-        match spec.runs {
-            Runs::Engine(_) if spec.blocking => {
-                flush(shared, session, &mut batch, out).await;
-                return Next::Block(spec, args);
-            }
-            Runs::Engine(_) => batch.push((spec, args)),
-            Runs::Read(_) => {
-                // After the writes before it, so the client reads its own writes.
-                flush(shared, session, &mut batch, out).await;
-                shared
-                    .engine
-                    .read(spec, &args)
-                    .encode(session.protocol, out);
-            }
-            Runs::Connection if multi::is_control(spec.name) => {
-                flush(shared, session, &mut batch, out).await;
-                multi::control(shared, session, spec.name, &args)
-                    .await
-                    .encode(session.protocol, out);
-            }
-            Runs::Connection if spec.name == "client" && commands::is_unblock(&args) => {
-                flush(shared, session, &mut batch, out).await;
-                commands::client_unblock(shared, &args)
-                    .await
-                    .encode(session.protocol, out);
-            }
-            Runs::Connection if spec.name == "wait" => {
-                flush(shared, session, &mut batch, out).await;
-                commands::wait(shared, session.last_write, &args)
-                    .await
-                    .encode(session.protocol, out);
-            }
-            Runs::Connection => {
-                flush(shared, session, &mut batch, out).await;
-                if commands::run(shared, session, spec.name, &args, out) == Flow::Close {
-                    return Next::Close;
+            match spec.runs {
+                Runs::Engine(_) if spec.blocking => {
+                    flush(shared, session, &mut batch, out).await;
+                    return Next::Block(spec, args);
+                }
+                Runs::Engine(_) => batch.push((spec, args)),
+                Runs::Read(_) => {
+                    // After the writes before it, so the client reads its own writes.
+                    flush(shared, session, &mut batch, out).await;
+                    shared
+                        .engine
+                        .read(spec, &args)
+                        .encode(session.protocol, out);
+                }
+                Runs::Connection if multi::is_control(spec.name) => {
+                    flush(shared, session, &mut batch, out).await;
+                    multi::control(shared, session, spec.name, &args)
+                        .await
+                        .encode(session.protocol, out);
+                }
+                Runs::Connection if spec.name == "client" && commands::is_unblock(&args) => {
+                    flush(shared, session, &mut batch, out).await;
+                    commands::client_unblock(shared, &args)
+                        .await
+                        .encode(session.protocol, out);
+                }
+                Runs::Connection if spec.name == "wait" => {
+                    flush(shared, session, &mut batch, out).await;
+                    commands::wait(shared, session.last_write, &args)
+                        .await
+                        .encode(session.protocol, out);
+                }
+                Runs::Connection => {
+                    flush(shared, session, &mut batch, out).await;
+                    if commands::run(shared, session, spec.name, &args, out) == Flow::Close {
+                        return Next::Close;
+                    }
                 }
             }
+        }
+        if silent || silences {
+            flush(shared, session, &mut batch, out).await;
+            out.truncate(mark);
         }
     }
     flush(shared, session, &mut batch, out).await;

@@ -28,6 +28,13 @@ pub struct Queued {
     failed: bool,
 }
 
+impl Queued {
+    /// How many commands are queued (`CLIENT LIST`'s `multi`).
+    pub fn queued(&self) -> usize {
+        self.commands.len()
+    }
+}
+
 /// The commands that act on the transaction itself rather than being queued.
 pub fn is_control(name: &str) -> bool {
     matches!(name, "multi" | "exec" | "discard" | "watch" | "unwatch")

@@ -1,0 +1,208 @@
+//! The node's client connections, as `CLIENT LIST`, `CLIENT INFO` and `CLIENT KILL` see them.
+//!
+//! Each connection registers when it opens and leaves when it ends; it refreshes what it
+//! shows (name, protocol, subscriptions, last command) at each command, under a lock only it
+//! and a `CLIENT LIST` take. `CLIENT KILL` marks a client and wakes its task, which closes the
+//! connection after writing the replies it has.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a client shows, as of its latest command.
+#[derive(Clone, Debug, Default)]
+pub struct Shown {
+    /// `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+    /// The latest command (`client|list` for subcommands).
+    pub cmd: String,
+    /// 2 or 3.
+    pub resp: u8,
+    /// Channels and patterns subscribed.
+    pub sub: usize,
+    /// Patterns subscribed.
+    pub psub: usize,
+    /// Commands queued in `MULTI`, or -1 outside one.
+    pub multi: i64,
+    /// Waiting in a blocking command.
+    pub blocked: bool,
+}
+
+/// One client connection.
+pub struct Client {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The node's address it connected to.
+    pub laddr: SocketAddr,
+    created: Instant,
+    last: Mutex<(Instant, Shown)>,
+    killed: AtomicBool,
+    wake: Notify,
+}
+
+impl Client {
+    /// Records the command about to run and what the client shows now.
+    pub fn update(&self, shown: Shown) {
+        *self.last.lock().expect("not poisoned") = (Instant::now(), shown);
+    }
+
+    /// Whether `CLIENT KILL` named this client.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Completes once the client is killed.
+    pub async fn killed(&self) {
+        loop {
+            let woken = self.wake.notified();
+            if self.is_killed() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.wake.notify_waiters();
+    }
+
+    /// Its `CLIENT LIST` line (without the newline), in Redis 7.0's fields; the buffer
+    /// figures Meridian does not keep read 0.
+    pub fn line(&self) -> String {
+        let (last, shown) = self.last.lock().expect("not poisoned").clone();
+        let now = Instant::now();
+        let mut flags = String::new();
+        if shown.sub + shown.psub > 0 {
+            flags.push('P');
+        }
+        if shown.multi >= 0 {
+            flags.push('x');
+        }
+        if shown.blocked {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let name = shown
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned());
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub=0 \
+             multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+             events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            name.unwrap_or_default(),
+            now.duration_since(self.created).as_secs(),
+            now.duration_since(last).as_secs(),
+            shown.sub,
+            shown.psub,
+            shown.multi,
+            shown.cmd,
+            shown.resp,
+        )
+    }
+
+    fn pubsub(&self) -> bool {
+        let shown = &self.last.lock().expect("not poisoned").1;
+        shown.sub + shown.psub > 0
+    }
+}
+
+/// Every open client connection.
+#[derive(Default)]
+pub struct Clients(Mutex<BTreeMap<u64, Arc<Client>>>);
+
+/// Which clients a `CLIENT KILL` or `CLIENT LIST` names.
+#[derive(Default)]
+pub struct Filter {
+    /// `ID`.
+    pub ids: Vec<u64>,
+    /// `TYPE normal|pubsub` (`Some(true)`: pub/sub clients).
+    pub pubsub: Option<bool>,
+    /// `ADDR ip:port`.
+    pub addr: Option<String>,
+    /// `LADDR ip:port`.
+    pub laddr: Option<String>,
+    /// `SKIPME yes`: the asking client is left out.
+    pub skip: Option<u64>,
+    /// `TYPE master|replica`: no client is one.
+    pub none: bool,
+}
+
+impl Filter {
+    fn matches(&self, c: &Client) -> bool {
+        !self.none
+            && (self.ids.is_empty() || self.ids.contains(&c.id))
+            && self.pubsub.is_none_or(|p| c.pubsub() == p)
+            && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && self
+                .laddr
+                .as_ref()
+                .is_none_or(|a| *a == c.laddr.to_string())
+            && self.skip != Some(c.id)
+    }
+}
+
+impl Clients {
+    /// A connection opened.
+    pub fn register(&self, id: u64, addr: SocketAddr, laddr: SocketAddr) -> Arc<Client> {
+        let now = Instant::now();
+        let client = Arc::new(Client {
+            id,
+            addr,
+            laddr,
+            created: now,
+            last: Mutex::new((
+                now,
+                Shown {
+                    resp: 2,
+                    multi: -1,
+                    cmd: "NULL".into(),
+                    ..Shown::default()
+                },
+            )),
+            killed: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .insert(id, client.clone());
+        client
+    }
+
+    /// A connection ended.
+    pub fn remove(&self, id: u64) {
+        self.0.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// The clients `filter` names, by id.
+    pub fn list(&self, filter: &Filter) -> Vec<Arc<Client>> {
+        let all: Vec<Arc<Client>> = self
+            .0
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect();
+        all.into_iter().filter(|c| filter.matches(c)).collect()
+    }
+
+    /// Kills the clients `filter` names; how many.
+    pub fn kill(&self, filter: &Filter) -> usize {
+        let named = self.list(filter);
+        named.iter().for_each(|c| c.kill());
+        named.len()
+    }
+}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["set", "get", "incr", "hset", "sadd"]
+# The families of issue 13 (`--families`): lists, sorted sets, SPOP, MSET.
+FAMILIES = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "lrange_600", "zadd", "zpopmin", "spop", "mset"]
 
 
 def free_port():
@@ -110,6 +112,8 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "meridian"))
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--only-memory", action="store_true")
+    ap.add_argument("--families", action="store_true",
+                    help="the list, sorted set, SPOP and MSET rows, under --fsync batch, into bench/FAMILIES.md")
     args = ap.parse_args()
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     lines = [
@@ -125,9 +129,16 @@ def main():
         "|---|---|---|---|---|---|---|---|",
     ]
     pairs = [] if args.only_memory else [("batch", "everysec"), ("always", "always")]
+    tests = TESTS
+    if args.families:
+        pairs, tests, args.skip_memory = [("batch", "everysec")], FAMILIES, True
+        if args.out == str(ROOT / "bench" / "RESULTS.md"):
+            args.out = str(ROOT / "bench" / "FAMILIES.md")
+        lines[0] = "# Benchmark: Meridian against redis-server, lists, sorted sets and more"
+        lines[5] = "Reproduce: `cargo build --release -p meridian && python3 bench/run.py --families`"
     for m_fsync, r_fsync in pairs:
         for pipeline in (1, 16):
-            for test in TESTS:
+            for test in tests:
                 results = {}
                 for name in ("redis", "meridian"):
                     with tempfile.TemporaryDirectory() as work:

@@ -31,7 +31,7 @@ UNITS = [
 ]
 TAGS = ("-needs:repl -needs:debug -needs:save -needs:config-maxmemory -needs:reset -needs:pfdebug "
         "-needs:config-resetstat")
-UNIT_TIMEOUT_S = 600
+UNIT_TIMEOUT_S = 180
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

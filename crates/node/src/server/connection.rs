@@ -262,8 +262,8 @@ async fn run_commands(
         shared.commands_total.fetch_add(1, Ordering::Relaxed);
         // `CLIENT REPLY OFF|SKIP`: the command runs, its reply is dropped (so is that of the
         // `CLIENT REPLY OFF|SKIP` itself). The replies before it go out first.
-        let silent = (session.reply_off && !commands::restores_replies(&args))
-            || std::mem::take(&mut session.skip_next);
+        let skipped = std::mem::take(&mut session.skip_next);
+        let silent = (session.reply_off || skipped) && !commands::restores_replies(&args);
         let silences = commands::silences(&args);
         if silent || silences {
             flush(shared, session, &mut batch, out).await;

@@ -680,13 +680,16 @@ impl<'a> Txn<'a> {
     ) {
         let from_store = !self.forgotten.contains(key);
         let mut cursor: Option<Bytes> = from;
+        // Most walks stop within a few parts (a push or pop at an end): read a few first and
+        // more as the walk goes on (reading 1024 per push made LPUSH 50x slower).
+        let mut want = 8;
         loop {
             let read = if !from_store {
                 Ok(Vec::new())
             } else if backwards {
-                (self.store).scan_members_back(kind, key, cursor.as_deref(), MEMBER_CHUNK)
+                (self.store).scan_members_back(kind, key, cursor.as_deref(), want)
             } else {
-                (self.store).scan_members(kind, key, cursor.as_deref(), MEMBER_CHUNK)
+                (self.store).scan_members(kind, key, cursor.as_deref(), want)
             };
             let chunk = match read {
                 Ok(chunk) => chunk,
@@ -694,7 +697,8 @@ impl<'a> Txn<'a> {
             };
             // The chunk covers the names from the cursor to its last (to the end when the
             // store ran out): the round's parts in that span go in too, on top.
-            let edge = (chunk.len() == MEMBER_CHUNK).then(|| chunk[chunk.len() - 1].0.clone());
+            let edge = (chunk.len() == want).then(|| chunk[chunk.len() - 1].0.clone());
+            want = (want * 4).min(MEMBER_CHUNK);
             let mut span: BTreeMap<Bytes, T> = BTreeMap::new();
             for (name, bytes) in chunk {
                 match crdt::decode(&bytes) {

@@ -111,16 +111,12 @@ pub(super) fn range_in(len: u64, start: i64, stop: i64) -> Option<(u64, u64)> {
     (start <= stop && start < len).then_some((start as u64, stop as u64))
 }
 
-fn decode(pos: &Bytes) -> Option<Position> {
-    Position::decode(pos)
-}
-
 /// Pushes `values` at `end` of the list at `key` (which the caller checked is a list or
 /// absent), in argument order: each `LPUSH`ed value goes before the previous one.
 pub(super) fn push_values(ctx: &mut Ctx<'_, '_>, key: &Bytes, end: End, values: &[Bytes]) -> u64 {
     let neighbour = walk(ctx, key, end, 0, 1)
         .pop()
-        .and_then(|(p, _)| decode(&p));
+        .and_then(|(p, _)| Position::decode(&p));
     let stamp = ctx.txn.stamp();
     let positions = match end {
         End::Left => Position::prepend(neighbour.as_ref(), stamp, values.len()),
@@ -312,8 +308,8 @@ pub fn linsert(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
             (Some(at), next)
         };
         let (low, high) = (
-            low.as_ref().and_then(decode),
-            high.as_ref().and_then(decode),
+            low.as_ref().and_then(|p| Position::decode(p)),
+            high.as_ref().and_then(|p| Position::decode(p)),
         );
         let stamp = ctx.txn.stamp();
         let pos = Position::between(low.as_ref(), high.as_ref(), stamp);

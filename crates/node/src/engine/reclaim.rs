@@ -15,6 +15,7 @@
 //!   every write concurrent with their deletes); graves up to there are collected: the item
 //!   is removed if it is still the tombstone the grave names.
 
+use super::txn::Part;
 use super::{Engine, fingerprint, wall_ms};
 use crate::engine::Writer;
 use crdt::{Elem, Member, StrState, ZMember};
@@ -419,11 +420,14 @@ fn still_the_tombstone(store: &dyn Store, grave: &storage::Grave) -> Result<bool
 /// Whether a stored member state has anything live. One that does not decode counts as live,
 /// so it is never collected for being unreadable.
 fn member_live(kind: MemberKind, bytes: &[u8]) -> bool {
+    fn live<T: Part>(bytes: &[u8]) -> bool {
+        crdt::decode::<T>(bytes).map_or(true, |s| s.live())
+    }
     match kind {
-        MemberKind::Field => crdt::decode::<StrState>(bytes).map_or(true, |s| s.exists()),
-        MemberKind::SetMember => crdt::decode::<Member>(bytes).map_or(true, |m| m.present()),
-        MemberKind::ListElem => crdt::decode::<Elem>(bytes).map_or(true, |e| e.present()),
-        MemberKind::ZMember => crdt::decode::<ZMember>(bytes).map_or(true, |m| m.present()),
+        MemberKind::Field => live::<StrState>(bytes),
+        MemberKind::SetMember => live::<Member>(bytes),
+        MemberKind::ListElem => live::<Elem>(bytes),
+        MemberKind::ZMember => live::<ZMember>(bytes),
         MemberKind::ZOrder => true,
     }
 }

@@ -6,7 +6,9 @@ use crdt::NodeId;
 use hlc::{Clock, Timestamp};
 use membership::{MemberInfo, Membership};
 use node::cmd::{self, Ctx};
-use node::engine::{Applied, Checkpoints, Cursors, EngineState, Repair, Txn, apply_entries, seal};
+use node::engine::{
+    Applied, Checkpoints, Cursors, Ends, EngineState, Learned, Repair, Txn, apply_entries, seal,
+};
 use replication::{Change, Config, Entry, Replicator, VersionVector};
 use resp::Reply;
 use std::collections::HashMap;
@@ -37,6 +39,8 @@ pub struct SimNode {
     pub skew_ms: u64,
     /// What the running process sees.
     store: MemStore,
+    /// Where lists' and sorted sets' live parts begin and end; in memory only.
+    ends: Ends,
     /// What survives a crash.
     disk: MemStore,
     /// Committed and not yet synced, in order.
@@ -104,6 +108,7 @@ impl SimNode {
             always,
             skew_ms,
             store: MemStore::new(),
+            ends: Ends::default(),
             disk: MemStore::new(),
             unsynced: Vec::new(),
             clock: Clock::new(MAX_OFFSET_MS),
@@ -136,9 +141,17 @@ impl SimNode {
     /// journal), as the engine commits clients' writes under `--fsync always`. Peers' entries
     /// never wait for the disk (the engine's `Writer::Peers`).
     fn commit(&mut self, now_ms: u64, batch: Batch, sync: bool) {
+        self.commit_learned(now_ms, batch, sync, Vec::new());
+    }
+
+    /// [`SimNode::commit`] of a round's batch, with what its walks learned of where lists'
+    /// and sorted sets' live parts begin and end (as the engine keeps them).
+    fn commit_learned(&mut self, now_ms: u64, batch: Batch, sync: bool, learned: Vec<Learned>) {
+        self.ends.before_commit(&batch);
         self.store
             .commit(&batch, Durability::Sync)
             .expect("the memory store does not fail");
+        self.ends.after_commit(learned);
         if !batch.graves.is_empty() {
             self.checkpoints.graves_written(now_ms, batch.hlc, &self.vv);
         }
@@ -167,7 +180,13 @@ impl SimNode {
         let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
         let spec = cmd::lookup(&args[0]).expect("the workload uses known commands");
         let physical = self.physical_ms(now_ms);
-        let mut txn = round(&self.store, &mut self.clock, self.origin, physical);
+        let mut txn = round(
+            &self.store,
+            &self.ends,
+            &mut self.clock,
+            self.origin,
+            physical,
+        );
         let reply = cmd::execute(
             &mut Ctx {
                 txn: &mut txn,
@@ -182,7 +201,7 @@ impl SimNode {
         let wrote = seal(&mut finished, self.origin, hlc, &mut applied).is_some();
         if wrote {
             (self.vv, self.seen) = (applied.vv, applied.seen);
-            self.commit(now_ms, finished.batch, self.always);
+            self.commit_learned(now_ms, finished.batch, self.always, finished.learned);
         }
         Executed { reply, hlc, wrote }
     }
@@ -191,14 +210,20 @@ impl SimNode {
     pub fn apply(&mut self, now_ms: u64, entries: &[Entry]) {
         let physical = self.physical_ms(now_ms);
         let mut applied = self.applied();
-        let mut txn = round(&self.store, &mut self.clock, self.origin, physical);
+        let mut txn = round(
+            &self.store,
+            &self.ends,
+            &mut self.clock,
+            self.origin,
+            physical,
+        );
         let (log_puts, problem) = apply_entries(&mut txn, &mut applied, entries);
         let mut finished = txn.finish();
         if !log_puts.is_empty() {
             finished.batch.log_puts = log_puts;
             finished.batch.version_vector = Some(applied.encode());
             (self.vv, self.seen) = (applied.vv, applied.seen);
-            self.commit(now_ms, finished.batch, false);
+            self.commit_learned(now_ms, finished.batch, false, finished.learned);
         }
         if let Some(problem) = problem {
             if problem.contains("does not follow") {
@@ -340,9 +365,15 @@ impl SimNode {
         let mine = repair.items_in(&self.store, after, last.as_ref())?;
         let own = Repair::own_state(&self.store, &mine)?;
         let physical = self.physical_ms(now_ms);
-        let txn = round(&self.store, &mut self.clock, self.origin, physical);
+        let txn = round(
+            &self.store,
+            &self.ends,
+            &mut self.clock,
+            self.origin,
+            physical,
+        );
         let finished = repair.replace(txn, &mine, own, changes)?;
-        self.commit(now_ms, finished.batch, false);
+        self.commit_learned(now_ms, finished.batch, false, finished.learned);
         Ok(())
     }
 
@@ -393,6 +424,7 @@ impl SimNode {
         self.up = false;
         self.repair = None;
         self.store = self.disk.snapshot();
+        self.ends = Ends::default();
         self.unsynced.clear();
     }
 
@@ -402,6 +434,7 @@ impl SimNode {
         assert!(!self.up, "only a stopped node's disk is wiped");
         self.disk = MemStore::new();
         self.store = MemStore::new();
+        self.ends = Ends::default();
         self.vv = VersionVector::new();
         self.durable = VersionVector::new();
         self.seen = crdt::Seen::default();
@@ -474,17 +507,20 @@ impl SimNode {
                     Some(crdt::Kind::ZSet) => &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"],
                 };
                 let reply = self.read(now_ms, read);
-                if stored.kind() == Some(crdt::Kind::ZSet) {
-                    // The order the node keeps beside the members must hold every member.
-                    let card = self.read(now_ms, &[b"ZCARD", &key]);
-                    let Reply::Pairs(items) = &reply else {
-                        panic!("ZRANGE answered {reply:?}")
-                    };
-                    assert_eq!(
-                        card,
-                        Reply::Int(items.len() as i64),
-                        "{key:?}'s order is out of step"
-                    );
+                // A sorted set's walk reads the order the node keeps beside the members; walks
+                // of both start where the node believes the live parts begin and end
+                // (`engine/ends.rs`). The count in the key's header must match what they find.
+                let (counter, found): (&[u8], _) = match &reply {
+                    Reply::Pairs(items) => (b"ZCARD", items.len()),
+                    Reply::Array(items) if stored.kind() == Some(crdt::Kind::List) => {
+                        (b"LLEN", items.len())
+                    }
+                    _ => (b"", 0),
+                };
+                if !counter.is_empty() {
+                    let count = self.read(now_ms, &[counter, &key]);
+                    let found = Reply::Int(found as i64);
+                    assert_eq!(count, found, "{key:?}: the walk found {found:?}");
                 }
                 out.push((key, format!("{reply:?}")));
             }
@@ -496,11 +532,12 @@ impl SimNode {
 /// dropping deleted state: the simulated nodes always have peers).
 fn round<'a>(
     store: &'a MemStore,
+    ends: &'a Ends,
     clock: &'a mut Clock,
     origin: NodeId,
     physical_ms: u64,
 ) -> Txn<'a> {
-    Txn::new(store, None, clock, origin, physical_ms, false)
+    Txn::new(store, None, clock, origin, physical_ms, false).with_ends(ends)
 }
 
 /// The regions' names, by index into the delay matrix.

@@ -12,6 +12,7 @@ mod ahead;
 mod blocked;
 mod cache;
 mod cursors;
+mod ends;
 mod log;
 mod reclaim;
 mod repair;
@@ -20,6 +21,7 @@ mod txn;
 pub use ahead::ReadAhead;
 pub use cache::RecordCache;
 pub use cursors::Cursors;
+pub use ends::{Ends, Learned};
 pub use log::{
     AckTimes, Applied, DIGEST_BUCKETS, apply_entries, bucket_of, digests, key_state, seal,
     snapshot_chunk, truncation,
@@ -287,6 +289,8 @@ pub struct EngineHandle {
     /// When this node acknowledged its latest own log entries.
     pub acked: Arc<AckTimes>,
     pace: Arc<Pace>,
+    /// Where the live parts of lists and sorted sets begin and end (`ends.rs`).
+    ends: Arc<ends::Ends>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -433,7 +437,8 @@ impl EngineHandle {
             NodeId(0),
             wall_ms(),
             false,
-        );
+        )
+        .with_ends(&self.ends);
         let mut state = EngineState {
             live_keys: 0,
             cursors: Cursors::default(),
@@ -590,7 +595,9 @@ pub fn spawn(
     let members_removed = Arc::new(AtomicU64::new(0));
     let pace = Arc::new(Pace::default());
     let parking = blocked::Parking::default();
+    let ends = Arc::new(ends::Ends::default());
     let handle = EngineHandle {
+        ends: ends.clone(),
         blocked: parking.count.clone(),
         pace: pace.clone(),
         writes_refused: writes_refused.clone(),
@@ -633,6 +640,7 @@ pub fn spawn(
         unsynced: Unsynced::default(),
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
+        ends,
         written,
         touches,
         acked,
@@ -707,6 +715,8 @@ struct Engine {
     unsynced: Unsynced,
     command_counts: HashMap<&'static str, u64>,
     cache: RecordCache,
+    /// Where the live parts of lists and sorted sets begin and end (`ends.rs`).
+    ends: Arc<ends::Ends>,
     /// Which keys recent commits wrote: tells which read-ahead values still hold.
     written: ahead::Written,
     /// Writes per slot of keys, for `WATCH`.
@@ -897,7 +907,8 @@ impl Engine {
             self.node,
             now_ms,
             self.config.drop_tombstones.load(Ordering::Relaxed),
-        );
+        )
+        .with_ends(&self.ends);
         (txn, &mut self.state)
     }
 
@@ -1053,7 +1064,13 @@ impl Engine {
             Writer::Peers => Durability::Buffer,
         };
         let started = Instant::now();
+        // Bounds widen before the writes land, so no reader skips a stored part; what the
+        // round learned replaces them once it has committed (`ends.rs`).
+        self.ends.before_commit(&finished.batch);
         let result = self.store.commit(&finished.batch, durability);
+        if result.is_ok() {
+            self.ends.after_commit(finished.learned);
+        }
         // Taken or not, these keys may differ now from what a read-ahead found.
         let keys = finished.batch.puts.iter().map(|(k, _)| k);
         let keys: Vec<Bytes> = keys.chain(&finished.batch.removes).cloned().collect();
@@ -1110,6 +1127,7 @@ impl Engine {
             expires_delta: 0,
             changes: Vec::new(),
             read: Vec::new(),
+            learned: Vec::new(),
         }
     }
 

@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["set", "get", "incr", "hset", "sadd"]
 # The families of issue 13 (`--families`): lists, sorted sets, SPOP, MSET.
-FAMILIES = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "lrange_600", "zadd", "zpopmin", "spop", "mset"]
+FAMILIES = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "lrange_600", "zadd", "zpopmin", "spop", "mset",
+            "multi"]
 
 
 def free_port():
@@ -68,7 +69,18 @@ def start_meridian(fsync, workdir, binary):
     return proc, port
 
 
+# Rows that read or take what another row writes: the key is filled by that row first (not
+# measured), with members drawn over 1M so that the pops find most of what they ask for.
+PREFILL = {"lpop": "lpush", "rpop": "lpush", "zpopmin": "zadd", "spop": "sadd"}
+
+
 def bench(port, test, requests, pipeline):
+    if test == "multi":
+        return bench_multi(port, requests // 10)
+    if test in PREFILL:
+        subprocess.run(
+            ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-r", "1000000", "-d", "100",
+             "-P", "16", "-t", PREFILL[test], "--csv"], capture_output=True, check=True)
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-r", "100000", "-d", "100",
          "-P", str(pipeline), "-t", test, "--csv"],
@@ -76,6 +88,26 @@ def bench(port, test, requests, pipeline):
     rows = list(csv.DictReader(io.StringIO(out)))
     row = rows[0]
     return float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"])
+
+
+def bench_multi(port, transactions):
+    """`MULTI`, five `SET`s of random keys over 100k, `EXEC`, `transactions` times on one
+    connection through `redis-cli --pipe` (redis-benchmark sends one command per request).
+    Answers transactions per second; no latencies (the pipe waits only for the last reply)."""
+    import random
+    rng = random.Random(1)
+    value = b"v" * 100
+    proto = bytearray()
+    for _ in range(transactions):
+        proto += b"*1\r\n$5\r\nMULTI\r\n"
+        for _ in range(5):
+            key = b"key:%06d" % rng.randrange(100000)
+            proto += b"*3\r\n$3\r\nSET\r\n$10\r\n" + key + b"\r\n$100\r\n" + value + b"\r\n"
+        proto += b"*1\r\n$4\r\nEXEC\r\n"
+    started = time.perf_counter()
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=bytes(proto), capture_output=True, check=True)
+    elapsed = time.perf_counter() - started
+    return transactions / elapsed, float("nan"), float("nan")
 
 
 def rss_mib(pid):
@@ -139,6 +171,8 @@ def main():
     for m_fsync, r_fsync in pairs:
         for pipeline in (1, 16):
             for test in tests:
+                if test == "multi" and pipeline != 1:
+                    continue  # one row: the pipe is as deep as the whole run
                 results = {}
                 for name in ("redis", "meridian"):
                     with tempfile.TemporaryDirectory() as work:
@@ -151,7 +185,8 @@ def main():
                         finally:
                             stop(proc)
                 (r_rps, r50, r99), (m_rps, m50, m99) = results["redis"], results["meridian"]
-                row = (f"| meridian {m_fsync} / redis {r_fsync} | {test.upper()} | {pipeline} | {r_rps:,.0f} | "
+                name = "MULTI/EXEC of 5 SET (one connection, redis-cli --pipe)" if test == "multi" else test.upper()
+                row = (f"| meridian {m_fsync} / redis {r_fsync} | {name} | {pipeline} | {r_rps:,.0f} | "
                        f"{m_rps:,.0f} | {m_rps / r_rps:.2f}x | {r50:.2f} / {r99:.2f} | {m50:.2f} / {m99:.2f} |")
                 print(row, flush=True)
                 lines.append(row)

@@ -32,6 +32,30 @@ UNITS = [
 TAGS = ("-needs:repl -needs:debug -needs:save -needs:config-maxmemory -needs:reset -needs:pfdebug "
         "-needs:config-resetstat")
 UNIT_TIMEOUT_S = 180
+# Tests Meridian is not run for, because they need what it does not have on purpose or not
+# yet; an error there would end the whole unit (a unit stops at its first exception). They
+# still count as not passed. Only the Meridian run skips them.
+SKIP = {
+    # Meridian runs no server-side scripts or functions (EVAL, FCALL, FUNCTION LOAD).
+    "MONITOR can log commands issued by the scripting engine": "scripting",
+    "MONITOR can log commands issued by functions": "scripting",
+    "MULTI and script timeout": "scripting",
+    "EXEC and script timeout": "scripting",
+    "MULTI-EXEC body and script timeout": "scripting",
+    "just EXEC and script timeout": "scripting",
+    "COMMAND GETKEYS EVAL with keys": "scripting",
+    "COMMAND GETKEYS EVAL without keys": "scripting",
+    # Redis's server parameters (maxmemory, maxmemory-clients, ...) are flags of `meridian
+    # server` here: CONFIG SET refuses them.
+    "CONFIG SET with multiple args": "server parameters",
+    "CONFIG SET rollback on set error": "server parameters",
+    "CONFIG SET rollback on apply error": "server parameters",
+    # Streams are not built.
+    "COMMAND GETKEYS XGROUP": "streams",
+    # ACL categories and key flags come with users (issue 14).
+    "COMMAND LIST FILTERBY ACLCAT - list all commands/subcommands": "ACL categories",
+    "COMMAND GETKEYSANDFLAGS": "key flags",
+}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -84,11 +108,13 @@ def start_meridian(port: int, data: str):
                             stdout=subprocess.DEVNULL, stderr=open(Path(data).parent / "meridian.log", "ab"))
 
 
-def run_unit(suite: Path, unit: str, port: int) -> dict:
-    """Runs one unit against the server on `port`: the names of the tests that passed and
-    failed, and the exception that stopped it, if one did."""
+def run_unit(suite: Path, unit: str, port: int, skip=()) -> dict:
+    """Runs one unit against the server on `port`, without the tests named in `skip`: the
+    names of the tests that passed and failed, and the exception that stopped it, if one did."""
     cmd = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port), "--singledb",
            "--ignore-encoding", "--ignore-digest", "--clients", "1", "--tags", TAGS, "--single", f"unit/{unit}"]
+    for name in skip:
+        cmd += ["--skiptest", name]
     try:
         out = subprocess.run(cmd, cwd=suite, capture_output=True, text=True, timeout=UNIT_TIMEOUT_S,
                              errors="replace").stdout
@@ -130,7 +156,7 @@ def main():
         node = start_meridian(port, os.path.join(tmp, "data"))
         try:
             wait_port(port)
-            ours = run_unit(suite, unit, port)
+            ours = run_unit(suite, unit, port, SKIP)
         finally:
             node.kill()
             node.wait()
@@ -141,7 +167,10 @@ def main():
         share = 100 * len(both) / max(1, len(baseline["passed"]))
         print(f"{unit}: redis-server {len(baseline['passed'])}, Meridian {len(both)} ({share:.0f}%)"
               + (f"; stopped: {ours['exception']}" if ours["exception"] else ""), flush=True)
-    write_table(rows)
+    if units == UNITS:
+        write_table(rows)
+    else:
+        print("(some units only: tests/TCL_SUITE.md is written by a run of every unit)")
 
 
 def write_table(rows):
@@ -165,6 +194,8 @@ def write_table(rows):
         lines.append(f"| {unit} | {theirs} | {ours} | {share} | {stop} |")
     lines.append(f"| **all** | **{total_redis}** | **{total_ours}** | "
                  f"**{100 * total_ours / max(1, total_redis):.0f}%** | |")
+    lines += ["", "Not run against Meridian (an error there would end the unit), counted as not passed: "
+              + "; ".join(f"{name} ({why})" for name, why in SKIP.items()) + "."]
     lines += ["", "## Tests redis-server passes and Meridian does not", ""]
     for unit, _, _, missing, _ in rows:
         if missing:

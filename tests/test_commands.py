@@ -339,3 +339,49 @@ def test_client_list_kill_and_reply(node):
         got = s.recv(1024)
         # As in Redis: SKIP means nothing while replies are off, ON is answered.
         assert got == b"+OK\r\n$1\r\n1\r\n", got
+
+
+def test_monitor_shows_every_command_in_order_and_hides_passwords(node):
+    r = node.client()
+    other = node.client(single_connection_client=True)
+    other.ping()  # its handshake (HELLO, CLIENT SETINFO) before the monitor starts
+    with r.monitor() as m:
+        other.set("greeting", 'say "hi"\n')
+        other.get("greeting")
+        other.execute_command("MULTI")
+        other.execute_command("INCR", "n")
+        other.execute_command("LPUSH", "l", "x")
+        other.execute_command("EXEC")
+        assert "invalid username-password pair" in err(other, "AUTH", "someone", "secret")
+        seen = [m.next_command()["command"] for _ in range(7)]
+    assert seen == [
+        'SET greeting say "hi"\\n',  # redis-py reads the quotes back, not the escapes
+        "GET greeting",
+        "MULTI",
+        "INCR n",
+        "LPUSH l x",
+        "exec",
+        "AUTH (redacted) (redacted)",
+    ], seen
+    # Queued commands show when EXEC runs them, after anything sent meanwhile.
+    assert node.client().client_info()["flags"] == "N"
+
+
+def test_command_getkeys_finds_keys_where_redis_does(r):
+    # "COMMAND GETKEYS" as one word: redis-py then does not parse the reply as COMMAND's.
+    assert r.execute_command("COMMAND GETKEYS", "GET", "k") == ["k"]
+    assert r.execute_command("COMMAND GETKEYS", "MSET", "a", "1", "b", "2") == ["a", "b"]
+    assert r.execute_command("COMMAND GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2") == [
+        "d", "a", "b"]
+    assert r.execute_command("COMMAND GETKEYS", "SORT", "k", "BY", "w", "STORE", "dest") == ["k", "dest"]
+    assert r.execute_command("COMMAND GETKEYS", "BLMPOP", "0", "2", "a", "b", "LEFT") == ["a", "b"]
+    assert err(r, "COMMAND GETKEYS", "PING") == "The command has no key arguments"
+    assert err(r, "COMMAND GETKEYS", "NOPE", "k") == "Invalid command specified"
+    assert err(r, "COMMAND GETKEYS", "GET") == "Invalid number of arguments specified for command"
+    assert err(r, "COMMAND GETKEYS", "ZUNIONSTORE", "d", "5", "a") == "Invalid arguments specified for command"
+    info = r.execute_command("COMMAND INFO", "ZUNIONSTORE", "LMOVE")
+    flags = [set(i[2]) for i in info]
+    assert "movablekeys" in flags[0] and "movablekeys" not in flags[1]
+    assert info[1][3:6] == [1, 2, 1]
+    assert r.execute_command("COMMAND LIST", "FILTERBY", "PATTERN", "zunion*") == ["zunion", "zunionstore"]
+    assert "syntax error" in err(r, "COMMAND LIST", "FILTERBY", "nope", "x")

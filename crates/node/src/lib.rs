@@ -61,6 +61,8 @@ pub struct Shared {
     pub commands_total: AtomicU64,
     /// Open client connections, for `CLIENT LIST` and `CLIENT KILL`.
     pub clients: server::clients::Clients,
+    /// Connections in `MONITOR`.
+    pub monitors: server::Monitors,
 }
 
 /// Why a node could not start.
@@ -154,6 +156,7 @@ pub async fn run(
         tuning: Default::default(),
         commands_total: AtomicU64::new(0),
         clients: Default::default(),
+        monitors: Default::default(),
     });
     ready(&shared);
 

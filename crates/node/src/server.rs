@@ -2,8 +2,10 @@
 
 mod blocking;
 pub mod clients;
+pub use monitor::Monitors;
 mod commands;
 mod connection;
+mod monitor;
 mod multi;
 
 use crate::Shared;

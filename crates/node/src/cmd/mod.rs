@@ -7,6 +7,7 @@
 
 mod hashes;
 mod keys;
+pub mod keyspec;
 mod lists;
 mod sets;
 mod sort;
@@ -256,6 +257,7 @@ pub static COMMANDS: &[Spec] = &[
     read("zrandmember", -2, zsets::zrandmember),
     data("zscan", -3, false, zsets::zscan),
     // connection and server
+    conn("monitor", 1),
     conn("ping", -1),
     conn("echo", 2),
     conn("hello", -1),

@@ -30,6 +30,8 @@ pub struct Shown {
     pub multi: i64,
     /// Waiting in a blocking command.
     pub blocked: bool,
+    /// In `MONITOR`.
+    pub monitor: bool,
 }
 
 /// One client connection.
@@ -74,8 +76,9 @@ impl Client {
     }
 
     /// Its `CLIENT LIST` line (without the newline), in Redis 7.0's fields; the buffer
-    /// figures Meridian does not keep read 0.
-    pub fn line(&self) -> String {
+    /// figures Meridian does not keep read 0. `running` is the size of the command the client
+    /// is running, when the client asks about itself: its query buffer holds that command.
+    pub fn line(&self, running: Option<usize>) -> String {
         let (last, shown) = self.last.lock().expect("not poisoned").clone();
         let now = Instant::now();
         let mut flags = String::new();
@@ -88,6 +91,9 @@ impl Client {
         if shown.blocked {
             flags.push('b');
         }
+        if shown.monitor {
+            flags.push('O');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -97,7 +103,7 @@ impl Client {
             .map(|n| String::from_utf8_lossy(n).into_owned());
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub=0 \
-             multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+             multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
              events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
@@ -108,6 +114,7 @@ impl Client {
             shown.sub,
             shown.psub,
             shown.multi,
+            running.unwrap_or(0),
             shown.cmd,
             shown.resp,
         )

@@ -3,7 +3,7 @@
 use super::clients::{Filter, Shown};
 use super::connection::Session;
 use crate::Shared;
-use crate::cmd::{COMMANDS, Runs};
+use crate::cmd::{COMMANDS, Runs, keyspec};
 use crate::engine::FsyncPolicy;
 use crate::glob::glob_match;
 use bytes::{Bytes, BytesMut};
@@ -53,6 +53,10 @@ pub fn run(
             return Flow::Close;
         }
         "reset" => reset(shared, session),
+        "monitor" => {
+            session.monitor = Some(shared.monitors.subscribe());
+            Reply::OK
+        }
         "client" => client(shared, session, args),
         "command" => command(args),
         "config" => config(shared, args),
@@ -204,6 +208,7 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
     session.name = None;
     session.multi = None;
     session.watched.clear();
+    session.monitor = None;
     Reply::Simple("RESET")
 }
 
@@ -257,16 +262,19 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
             Err(e) => e,
         },
         (b"SETINFO", 4) => Reply::OK,
-        (b"INFO", 2) => Reply::Verbatim(format!("{}\n", session.client.line())),
+        (b"INFO", 2) => {
+            Reply::Verbatim(format!("{}\n", session.client.line(Some(frame_len(args)))))
+        }
         (b"LIST", _) => match client_filter(session, &args[2..], true) {
             Ok(filter) => {
                 let lines: String = (shared.clients.list(&filter).iter())
-                    .map(|c| c.line() + "\n")
+                    .map(|c| c.line((c.id == session.id).then(|| frame_len(args))) + "\n")
                     .collect();
                 Reply::Verbatim(lines)
             }
             Err(e) => e,
         },
+        (b"KILL", 2) => Reply::err("ERR wrong number of arguments for 'client|kill' command"),
         (b"KILL", 3) => {
             // The old form: one address, OK or an error.
             let filter = Filter {
@@ -359,11 +367,14 @@ fn client_filter(session: &Session, args: &[Bytes], list: bool) -> Result<Filter
                 b"no" => filter.skip = None,
                 _ => return Err(Reply::err(ERR_SYNTAX)),
             },
-            b"USER" if !list => {
-                if value.as_ref() != b"default" {
-                    filter.none = true;
-                }
+            // Every client is the default user's until there are others.
+            b"USER" if !list && value.as_ref() != b"default" => {
+                return Err(Reply::Error(format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(value)
+                )));
             }
+            b"USER" if !list => {}
             _ => return Err(Reply::err(ERR_SYNTAX)),
         }
         i += 2;
@@ -385,6 +396,16 @@ pub fn silences(args: &[Bytes]) -> bool {
         && args[0].eq_ignore_ascii_case(b"client")
         && args[1].eq_ignore_ascii_case(b"reply")
         && (args[2].eq_ignore_ascii_case(b"off") || args[2].eq_ignore_ascii_case(b"skip"))
+}
+
+/// The size of `args` as a RESP request.
+fn frame_len(args: &[Bytes]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    let words: usize = args
+        .iter()
+        .map(|a| 1 + digits(a.len()) + 2 + a.len() + 2)
+        .sum();
+    1 + digits(args.len()) + 2 + words
 }
 
 /// What `CLIENT LIST` shows of the connection as it runs `args`.
@@ -410,25 +431,19 @@ pub fn shown(session: &Session, args: &[Bytes]) -> Shown {
         psub: session.patterns.len(),
         multi: session.multi.as_ref().map_or(-1, |q| q.queued() as i64),
         blocked: false,
+        monitor: session.monitor.is_some(),
     }
 }
 
 fn command_info(spec: &crate::cmd::Spec) -> Reply {
+    let (first, last, step, movable) = keyspec::legacy(keyspec::keys_of(spec));
     let mut flags = vec![Reply::Simple(if spec.write { "write" } else { "readonly" })];
     if matches!(spec.runs, Runs::Connection) {
         flags = vec![Reply::Simple("fast")];
     }
-    let (first, last) = match (spec.runs, spec.name) {
-        (Runs::Connection, _) | (_, "keys" | "scan" | "dbsize") => (0, 0),
-        (_, "mget" | "del" | "unlink" | "exists") => (1, -1),
-        (_, "mset") => (1, -1),
-        _ => (1, 1),
-    };
-    let step = if spec.name == "mset" {
-        2
-    } else {
-        i64::from(first != 0)
-    };
+    if movable {
+        flags.push(Reply::Simple("movablekeys"));
+    }
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(i64::from(spec.arity)),
@@ -443,23 +458,106 @@ fn command(args: &[Bytes]) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(COMMANDS.iter().map(command_info).collect());
     };
-    match sub.to_ascii_uppercase().as_slice() {
+    let sub = sub.to_ascii_uppercase();
+    let arity = |min: usize| {
+        (args.len() < min).then(|| {
+            let sub = String::from_utf8_lossy(&sub).to_lowercase();
+            Reply::Error(format!(
+                "ERR wrong number of arguments for 'command|{sub}' command"
+            ))
+        })
+    };
+    match sub.as_slice() {
         b"COUNT" => Reply::Int(COMMANDS.len() as i64),
-        b"LIST" => Reply::Array(COMMANDS.iter().map(|s| Reply::bulk(s.name)).collect()),
+        b"LIST" => command_list(&args[2..]),
         b"INFO" => Reply::Array(
             args[2..]
                 .iter()
                 .map(|n| crate::cmd::lookup(n).map_or(Reply::NullArray, command_info))
                 .collect(),
         ),
+        b"GETKEYS" => arity(3).unwrap_or_else(|| command_getkeys(&args[2..])),
         // No documentation is served; redis-cli then simply shows no hints.
         b"DOCS" => Reply::Map(vec![]),
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
+            String::from_utf8_lossy(&args[1])
         )),
     }
 }
+
+/// `COMMAND GETKEYS cmd args...`: the keys of that call, found as the node finds them.
+fn command_getkeys(call: &[Bytes]) -> Reply {
+    let Some(spec) = crate::cmd::lookup(&call[0]) else {
+        return Reply::err("ERR Invalid command specified");
+    };
+    if !crate::cmd::arity_ok(spec, call.len()) {
+        return Reply::err("ERR Invalid number of arguments specified for command");
+    }
+    match keyspec::positions(spec, call) {
+        Ok(at) => Reply::Array(
+            at.into_iter()
+                .map(|i| Reply::Bulk(call[i].clone()))
+                .collect(),
+        ),
+        Err(keyspec::NoKeys::None) => Reply::err("ERR The command has no key arguments"),
+        Err(keyspec::NoKeys::Invalid) => Reply::err("ERR Invalid arguments specified for command"),
+    }
+}
+
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]`. No modules
+/// are loaded; ACL categories come with users (not yet): a category Redis has is refused
+/// with a clear error rather than answered wrongly, any other name has no commands.
+fn command_list(filter: &[Bytes]) -> Reply {
+    let names = |keep: &dyn Fn(&str) -> bool| {
+        let kept = COMMANDS.iter().filter(|s| keep(s.name));
+        Reply::Array(kept.map(|s| Reply::bulk(s.name)).collect())
+    };
+    match filter {
+        [] => names(&|_| true),
+        [by, kind, value] if by.eq_ignore_ascii_case(b"filterby") => {
+            match kind.to_ascii_lowercase().as_slice() {
+                b"module" => Reply::Array(Vec::new()),
+                b"pattern" => names(&|n| glob_match(value, n.as_bytes(), true)),
+                b"aclcat"
+                    if ACL_CATEGORIES
+                        .iter()
+                        .any(|c| value.eq_ignore_ascii_case(c.as_bytes())) =>
+                {
+                    Reply::err("ERR ACL categories are not supported yet")
+                }
+                b"aclcat" => Reply::Array(Vec::new()),
+                _ => Reply::err(ERR_SYNTAX),
+            }
+        }
+        _ => Reply::err(ERR_SYNTAX),
+    }
+}
+
+/// Redis's ACL categories.
+const ACL_CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
 
 /// Configuration as `CONFIG GET` reports it: Redis's names for what Meridian has, so that
 /// tools such as redis-benchmark find what they ask for.

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// What a connection remembers between commands.
 pub struct Session {
@@ -42,6 +42,8 @@ pub struct Session {
     pub skip_next: bool,
     /// How `CLIENT LIST` sees this connection.
     pub client: Arc<super::clients::Client>,
+    /// Set once the connection runs `MONITOR`: the lines to show it.
+    pub monitor: Option<broadcast::Receiver<Bytes>>,
 }
 
 impl Session {
@@ -77,6 +79,7 @@ pub async fn serve(
         last_write: 0,
         multi: None,
         watched: Vec::new(),
+        monitor: None,
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
     if let Some(sub) = session.subscriber.take() {
@@ -164,12 +167,31 @@ async fn serve_session(
         let event = tokio::select! {
             read = socket.read_buf(&mut input) => Event::Read(read?),
             delivery = recv(session.subscriber.as_mut()) => Event::Delivery(delivery),
+            line = monitored(session.monitor.as_mut()) => Event::Monitored(line),
             _ = stop.changed() => return Ok(()),
             _ = session.client.killed() => return Ok(()),
         };
         match event {
             Event::Read(0) => return Ok(()),
             Event::Read(_) => {}
+            Event::Monitored(Ok(line)) => {
+                output.extend_from_slice(&line);
+                // Drain what else is waiting, so a busy node is shown in few syscalls.
+                while output.len() < 1 << 20
+                    && let Some(Ok(line)) = session.monitor.as_mut().map(|m| m.try_recv())
+                {
+                    output.extend_from_slice(&line);
+                }
+                socket.write_all(&output).await?;
+                output.clear();
+            }
+            Event::Monitored(Err(_)) => {
+                tracing::warn!(
+                    client = session.id,
+                    "closing a monitor that fell too far behind"
+                );
+                return Ok(());
+            }
             Event::Delivery(delivery) => {
                 if let Some(d) = delivery {
                     push(session.protocol, d, &mut output);
@@ -204,6 +226,16 @@ async fn serve_session(
 enum Event {
     Read(usize),
     Delivery(Option<Delivery>),
+    Monitored(Result<Bytes, broadcast::error::RecvError>),
+}
+
+async fn monitored(
+    monitor: Option<&mut broadcast::Receiver<Bytes>>,
+) -> Result<Bytes, broadcast::error::RecvError> {
+    match monitor {
+        Some(m) => m.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv(subscriber: Option<&mut Subscriber>) -> Option<Delivery> {
@@ -289,6 +321,11 @@ async fn run_commands(
                     break 'command;
                 }
             };
+            // Shown to monitors as it runs; `EXEC` shows the commands it runs first
+            // (`multi::exec`).
+            if !matches!(spec.name, "exec" | "monitor") {
+                shared.monitors.feed(session.client.addr, &args);
+            }
             if session.subscribed()
                 && session.protocol == Protocol::Resp2
                 && !commands::allowed_when_subscribed(spec.name)

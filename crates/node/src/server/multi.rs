@@ -105,6 +105,14 @@ async fn exec(shared: &Shared, session: &mut Session) -> Reply {
         return Reply::err("ERR EXEC without MULTI");
     };
     let watched = std::mem::take(&mut session.watched);
+    if !queued.failed {
+        for (_, args) in &queued.commands {
+            shared.monitors.feed(session.client.addr, args);
+        }
+    }
+    shared
+        .monitors
+        .feed(session.client.addr, &[Bytes::from_static(b"exec")]);
     if queued.failed {
         return Reply::err("EXECABORT Transaction discarded because of previous errors.");
     }

@@ -605,3 +605,18 @@ def test_sorted_sets_merge_adds_and_increments_across_regions(slow_cluster):
         assert c.zrevrange("board", 0, 0) == [b"carol"]
         assert c.zrangebyscore("board", 14, 200) == [b"bob", b"carol"]
         assert c.zrank("board", "bob") == 1
+
+
+def test_keyspace_events_fire_in_every_region_for_writes_made_elsewhere(cluster):
+    eu, us, ap = cluster
+    subs = []
+    for n in (us, ap):
+        n.client().config_set("notify-keyspace-events", "Kl")
+        p = n.client().pubsub()
+        p.psubscribe("__keyspace@0__:*")
+        assert p.get_message(timeout=5)["type"] == "psubscribe"
+        subs.append(p)
+    eu.client().lpush("jobs", "j1")
+    for p in subs:
+        msg = p.get_message(timeout=10)
+        assert msg and (msg["channel"], msg["data"]) == (b"__keyspace@0__:jobs", b"lpush")

@@ -41,7 +41,9 @@ pub struct Shared {
     /// The way to the engine thread.
     pub engine: engine::EngineHandle,
     /// Pub/sub subscriptions.
-    pub hub: pubsub::Hub,
+    pub hub: Arc<pubsub::Hub>,
+    /// Keyspace notifications: which are on (`notify-keyspace-events`).
+    pub notifier: engine::notify::Notifier,
     /// The peer runtime: cluster view, cross-region publish.
     pub cluster: peer::Handle,
     /// When the node started.
@@ -111,7 +113,16 @@ pub async fn run(
             source,
         }
     })?;
+    // Keyspace events are published by the engine thread, to this node's subscribers.
+    let hub = Arc::new(pubsub::Hub::default());
+    let notifier = engine::notify::Notifier::new({
+        let hub = hub.clone();
+        Arc::new(move |channel, message| {
+            hub.publish(channel, message);
+        })
+    });
     let engine_config = EngineConfig {
+        notifier: notifier.clone(),
         node_name: config.node_id.clone(),
         fsync: config.fsync,
         max_offset_ms: config.max_offset_ms,
@@ -146,7 +157,8 @@ pub async fn run(
     let shared = Arc::new(Shared {
         config,
         engine,
-        hub: pubsub::Hub::default(),
+        hub,
+        notifier,
         cluster,
         started: Instant::now(),
         connections: Default::default(),

@@ -15,6 +15,18 @@ use tokio::sync::mpsc;
 /// Messages one subscriber may have waiting before it is cut off.
 pub const SUBSCRIBER_QUEUE_MAX: usize = 16 * 1024;
 
+/// How a subscription names what it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A channel, by name (`SUBSCRIBE`).
+    Channel,
+    /// Channels matching a glob pattern (`PSUBSCRIBE`).
+    Pattern,
+    /// A shard channel, by name (`SSUBSCRIBE`): a namespace of its own, published to with
+    /// `SPUBLISH`.
+    Shard,
+}
+
 /// A message for a subscriber.
 #[derive(Debug, Clone)]
 pub enum Delivery {
@@ -30,6 +42,13 @@ pub enum Delivery {
         /// The pattern.
         pattern: Bytes,
         /// The channel.
+        channel: Bytes,
+        /// The payload.
+        payload: Bytes,
+    },
+    /// On a shard channel it subscribed to.
+    SMessage {
+        /// The shard channel.
         channel: Bytes,
         /// The payload.
         payload: Bytes,
@@ -55,6 +74,17 @@ struct Inner {
     senders: HashMap<SubscriberId, (mpsc::Sender<Delivery>, Arc<AtomicBool>)>,
     channels: HashMap<Bytes, BTreeSet<SubscriberId>>,
     patterns: HashMap<Bytes, BTreeSet<SubscriberId>>,
+    shards: HashMap<Bytes, BTreeSet<SubscriberId>>,
+}
+
+impl Inner {
+    fn map(&mut self, kind: Kind) -> &mut HashMap<Bytes, BTreeSet<SubscriberId>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
+        }
+    }
 }
 
 /// All subscriptions of this node.
@@ -79,35 +109,24 @@ impl Hub {
     pub fn unregister(&self, id: SubscriberId) {
         let mut inner = self.inner.lock().expect("pubsub lock");
         inner.senders.remove(&id);
-        inner.channels.retain(|_, subs| {
-            subs.remove(&id);
-            !subs.is_empty()
-        });
-        inner.patterns.retain(|_, subs| {
-            subs.remove(&id);
-            !subs.is_empty()
-        });
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            inner.map(kind).retain(|_, subs| {
+                subs.remove(&id);
+                !subs.is_empty()
+            });
+        }
     }
 
-    /// Subscribes `id` to a channel (`pattern == false`) or a pattern.
-    pub fn subscribe(&self, id: SubscriberId, name: Bytes, pattern: bool) {
+    /// Subscribes `id` to `name`, a channel, pattern or shard channel as `kind` says.
+    pub fn subscribe(&self, id: SubscriberId, name: Bytes, kind: Kind) {
         let mut inner = self.inner.lock().expect("pubsub lock");
-        let map = if pattern {
-            &mut inner.patterns
-        } else {
-            &mut inner.channels
-        };
-        map.entry(name).or_default().insert(id);
+        inner.map(kind).entry(name).or_default().insert(id);
     }
 
-    /// Unsubscribes `id` from a channel or a pattern.
-    pub fn unsubscribe(&self, id: SubscriberId, name: &Bytes, pattern: bool) {
+    /// Unsubscribes `id` from `name`.
+    pub fn unsubscribe(&self, id: SubscriberId, name: &Bytes, kind: Kind) {
         let mut inner = self.inner.lock().expect("pubsub lock");
-        let map = if pattern {
-            &mut inner.patterns
-        } else {
-            &mut inner.channels
-        };
+        let map = inner.map(kind);
         if let Some(subs) = map.get_mut(name) {
             subs.remove(&id);
             if subs.is_empty() {
@@ -116,8 +135,33 @@ impl Hub {
         }
     }
 
-    /// Delivers a message; returns how many subscriptions received it.
-    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> i64 {
+    /// The channels (or shard channels) with subscribers whose names match `pattern` (all
+    /// when `None`), in byte order: `PUBSUB CHANNELS`, `PUBSUB SHARDCHANNELS`.
+    pub fn active(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let mut inner = self.inner.lock().expect("pubsub lock");
+        let names = inner.map(kind).keys();
+        let mut out: Vec<Bytes> = names
+            .filter(|n| pattern.is_none_or(|p| glob_match(p, n, false)))
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// How many subscribers `name` has: `PUBSUB NUMSUB`, `PUBSUB SHARDNUMSUB`.
+    pub fn count(&self, kind: Kind, name: &Bytes) -> usize {
+        let mut inner = self.inner.lock().expect("pubsub lock");
+        inner.map(kind).get(name).map_or(0, BTreeSet::len)
+    }
+
+    /// How many patterns have subscribers: `PUBSUB NUMPAT`.
+    pub fn patterns(&self) -> usize {
+        self.inner.lock().expect("pubsub lock").patterns.len()
+    }
+
+    /// Delivers a message on a channel (`PUBLISH`: to its subscribers and those of matching
+    /// patterns) or a shard channel (`SPUBLISH`); returns how many subscriptions received it.
+    pub fn publish_to(&self, kind: Kind, channel: &Bytes, payload: &Bytes) -> i64 {
         let inner = self.inner.lock().expect("pubsub lock");
         let mut receivers = 0;
         let mut deliver = |id: &SubscriberId, d: Delivery| {
@@ -130,6 +174,13 @@ impl Hub {
                 }
             }
         };
+        if kind == Kind::Shard {
+            for id in inner.shards.get(channel).into_iter().flatten() {
+                let (channel, payload) = (channel.clone(), payload.clone());
+                deliver(id, Delivery::SMessage { channel, payload });
+            }
+            return receivers;
+        }
         if let Some(subs) = inner.channels.get(channel) {
             for id in subs {
                 deliver(
@@ -156,5 +207,10 @@ impl Hub {
             }
         }
         receivers
+    }
+
+    /// Delivers a message on a channel (`PUBLISH`).
+    pub fn publish(&self, channel: &Bytes, payload: &Bytes) -> i64 {
+        self.publish_to(Kind::Channel, channel, payload)
     }
 }

@@ -178,6 +178,7 @@ fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
         max_offset_ms: 500,
         max_value_len: 1 << 20,
         drop_tombstones: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        notifier: Default::default(),
     };
     engine::spawn(store, config).expect("engine starts").0
 }

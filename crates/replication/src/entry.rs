@@ -61,6 +61,15 @@ pub enum Change {
         /// The adding write's stamp; `None` for a remove.
         stamp: Option<Stamp>,
     },
+    /// A keyspace event the origin's command raised on `key` (its code in
+    /// `node::engine::notify::EVENTS`). Changes no state: every replica that applies the
+    /// entry publishes it to its own subscribers.
+    Event {
+        /// The key.
+        key: Bytes,
+        /// The event's code.
+        event: u8,
+    },
 }
 
 impl Change {
@@ -71,7 +80,8 @@ impl Change {
             | Change::Field { key, .. }
             | Change::Member { key, .. }
             | Change::Elem { key, .. }
-            | Change::ZMember { key, .. } => key,
+            | Change::ZMember { key, .. }
+            | Change::Event { key, .. } => key,
         }
     }
 }

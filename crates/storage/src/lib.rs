@@ -167,10 +167,11 @@ fn split_grave(k: &[u8], v: &[u8]) -> Option<Grave> {
     })
 }
 
-/// The version of the stored format this build writes and reads. Format 3 added lists and
+/// The version of the stored format this build writes and reads. Format 4 added keyspace
+/// events to log entries (`Change::Event`; format 3 directories are read as they are). Format 3 added lists and
 /// sorted sets to headers; format 2 added counter generations (`crdt::Contribution::since`)
 /// and the grave index; format 1 (no marker). Older formats cannot be decoded by this build.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// The storage key prefix of all members of `kind` under `key`.
 fn member_prefix(kind: MemberKind, key: &[u8]) -> Vec<u8> {

@@ -280,6 +280,10 @@ pub static COMMANDS: &[Spec] = &[
     conn("watch", -2),
     conn("unwatch", 1),
     conn("publish", 3),
+    conn("spublish", 3),
+    conn("pubsub", -2),
+    conn("ssubscribe", -2),
+    conn("sunsubscribe", -1),
     conn("subscribe", -2),
     conn("unsubscribe", -1),
     conn("psubscribe", -2),
@@ -322,9 +326,38 @@ fn truncate(s: &str) -> String {
 
 /// Runs a data command whose name and arity the caller already checked.
 pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
-    match spec.runs {
-        Runs::Engine(handler) | Runs::Read(handler) => handler(ctx, args),
+    let handler = match spec.runs {
+        Runs::Engine(handler) | Runs::Read(handler) => handler,
         Runs::Connection => unreachable!("connection command {} sent to the engine", spec.name),
+    };
+    ctx.txn.begin_command();
+    let reply = handler(ctx, args);
+    let written = ctx.txn.command_writes();
+    if !written.is_empty() {
+        notify_written(ctx, spec, args, written);
+    }
+    reply
+}
+
+/// Raises the keyspace events of a command that wrote `written` (`engine::notify`).
+fn notify_written(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes], written: Vec<(Bytes, bool)>) {
+    use crate::engine::notify;
+    let roles = keyspec::positions(spec, args).unwrap_or_default();
+    let now_ms = ctx.txn.now_ms();
+    let written: Vec<notify::Written> = (written.into_iter())
+        .map(|(key, live_before)| {
+            let role = roles.iter().position(|&at| args[at] == key);
+            let live_after = (ctx.txn.raw(&key)).is_some_and(|s| s.live_kind(now_ms).is_some());
+            notify::Written {
+                key,
+                role,
+                live_before,
+                live_after,
+            }
+        })
+        .collect();
+    for (key, event) in notify::events(spec.name, args, &written) {
+        ctx.txn.event(&key, event);
     }
 }
 

@@ -14,6 +14,7 @@ mod cache;
 mod cursors;
 mod ends;
 mod log;
+pub mod notify;
 mod reclaim;
 mod repair;
 mod txn;
@@ -260,6 +261,8 @@ pub struct EngineConfig {
     /// has never had a peer; turned off for good once it has one, because a tombstone judges a
     /// peer's late concurrent write (see [`EngineHandle::keep_tombstones`]).
     pub drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
+    /// Where keyspace events are published, and which (`notify.rs`).
+    pub notifier: notify::Notifier,
 }
 
 /// How a connection reaches the engine.
@@ -661,6 +664,9 @@ pub fn spawn(
 fn check_format(store: &dyn Store, fresh: bool) -> Result<(), StorageError> {
     match store.format()? {
         Some(storage::FORMAT) => Ok(()),
+        // Format 4 only adds keyspace events to the log: a format 3 directory reads as it
+        // is, and is marked 4 so that older builds, which cannot read the events, refuse it.
+        Some(3) => store.set_format(storage::FORMAT),
         None if fresh => store.set_format(storage::FORMAT),
         found => Err(StorageError::Corrupt {
             key: "(format)".into(),
@@ -1070,6 +1076,7 @@ impl Engine {
         let result = self.store.commit(&finished.batch, durability);
         if result.is_ok() {
             self.ends.after_commit(finished.learned);
+            self.config.notifier.fire(&finished.events);
         }
         // Taken or not, these keys may differ now from what a read-ahead found.
         let keys = finished.batch.puts.iter().map(|(k, _)| k);
@@ -1128,6 +1135,7 @@ impl Engine {
             changes: Vec::new(),
             read: Vec::new(),
             learned: Vec::new(),
+            events: Vec::new(),
         }
     }
 

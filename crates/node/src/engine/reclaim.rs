@@ -285,6 +285,7 @@ impl Engine {
             if due {
                 let stamp = txn.stamp();
                 txn.delete(&key, stamp);
+                txn.event(&key, super::notify::code("expired"));
                 expired += 1;
             }
             txn.remove_expiry_entry(at_ms, key);

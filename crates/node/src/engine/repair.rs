@@ -182,6 +182,7 @@ fn identity(change: &Change) -> (&Bytes, u8, &Bytes) {
         Change::Member { key, member, .. } => (key, 2, member),
         Change::Elem { key, pos, .. } => (key, 3, pos),
         Change::ZMember { key, member, .. } => (key, 4, member),
+        Change::Event { key, .. } => (key, 5, &NONE),
     }
 }
 
@@ -273,6 +274,8 @@ fn unseen(mine: Change, theirs: Option<&Change>, seen: &Seen) -> Option<Change> 
                 stamp,
             })
         }
+        // Events are not state: a repair carries none.
+        Change::Event { .. } => None,
     }
 }
 

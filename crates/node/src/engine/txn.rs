@@ -291,6 +291,8 @@ pub struct Finished {
     pub read: Vec<(Bytes, Option<Stored>)>,
     /// What the round's walks learned of where keys' live parts begin and end.
     pub learned: Vec<Learned>,
+    /// Keyspace events to publish once the batch commits.
+    pub events: Vec<(Bytes, u8)>,
 }
 
 /// The first and last names of a round's parts of a key.
@@ -490,6 +492,11 @@ pub struct Txn<'a> {
     pub failed: Option<StorageError>,
     /// Where the live parts of walked keys begin and end, when the round may use them.
     ends: Option<&'a Ends>,
+    /// The keys the running command wrote so far, with whether each was live before it.
+    command_writes: Vec<(Bytes, bool)>,
+    command_keys: std::collections::HashSet<Bytes>,
+    /// Keyspace events raised or applied this round: published if it commits.
+    events: Vec<(Bytes, u8)>,
     /// Those bounds as this round knows them: learned by its walks, or taken from `ends`
     /// (widened over the round's parts), and widened by every part it makes live since.
     bounds: HashMap<(MemberKind, Bytes), Bounds>,
@@ -527,6 +534,9 @@ impl<'a> Txn<'a> {
             failed: None,
             ends: None,
             bounds: HashMap::default(),
+            command_writes: Vec::new(),
+            command_keys: Default::default(),
+            events: Vec::new(),
         }
     }
 
@@ -604,6 +614,29 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// A command starts: [`Txn::command_writes`] tells what it writes.
+    pub fn begin_command(&mut self) {
+        self.command_keys.clear();
+        self.command_writes.clear();
+    }
+
+    /// The keys the command since [`Txn::begin_command`] wrote, in the order it first wrote
+    /// them, each with whether it was live before.
+    pub fn command_writes(&mut self) -> Vec<(Bytes, bool)> {
+        self.command_keys.clear();
+        std::mem::take(&mut self.command_writes)
+    }
+
+    /// A keyspace event on `key` (`notify.rs`): logged with the round's changes, published
+    /// once the round commits.
+    pub fn event(&mut self, key: &Bytes, event: u8) {
+        self.record(|| Change::Event {
+            key: key.clone(),
+            event,
+        });
+        self.events.push((key.clone(), event));
+    }
+
     fn record(&mut self, change: impl FnOnce() -> Change) {
         if self.record_changes {
             self.changes.push(change());
@@ -668,7 +701,11 @@ impl<'a> Txn<'a> {
     }
 
     fn header_mut(&mut self, key: &Bytes) -> &mut Stored {
-        self.raw(key);
+        let now_ms = self.now_ms;
+        let live = self.raw(key).is_some_and(|s| s.live_kind(now_ms).is_some());
+        if self.command_keys.insert(key.clone()) {
+            self.command_writes.push((key.clone(), live));
+        }
         self.writes += 1;
         let entry = self.touched.get_mut(key).expect("raw() inserted the key");
         entry.dirty = true;
@@ -712,6 +749,7 @@ impl<'a> Txn<'a> {
                 delta,
                 stamp,
             } => self.apply_part(key, member, delta, *stamp),
+            Change::Event { key, event } => self.event(key, *event),
         }
     }
 
@@ -1202,6 +1240,7 @@ impl<'a> Txn<'a> {
             expires_delta,
             changes: self.changes,
             read,
+            events: self.events,
             learned: if failed || self.ends.is_none() {
                 Vec::new()
             } else {

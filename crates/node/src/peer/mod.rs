@@ -151,8 +151,9 @@ impl Handle {
     }
 
     /// Sends a published message to every connected peer (best effort, as pub/sub is).
-    pub fn publish(&self, channel: &Bytes, message: &Bytes) {
+    pub fn publish(&self, kind: crate::pubsub::Kind, channel: &Bytes, message: &Bytes) {
         let _ = self.events.try_send(Event::Publish {
+            shard: kind == crate::pubsub::Kind::Shard,
             channel: channel.clone(),
             message: message.clone(),
         });
@@ -245,6 +246,8 @@ pub enum Event {
     },
     /// A client published a message here.
     Publish {
+        /// On a shard channel (`SPUBLISH`).
+        shard: bool,
         /// The channel.
         channel: Bytes,
         /// The message.
@@ -704,11 +707,16 @@ impl Runtime {
                     seed.reached = Some(name);
                 }
             }
-            Event::Publish { channel, message } => {
+            Event::Publish {
+                shard,
+                channel,
+                message,
+            } => {
                 let now = Instant::now();
                 for known in self.members.values() {
                     if let Some(s) = &known.session {
                         let msg = Message::Publish {
+                            shard,
                             channel: channel.clone(),
                             message: message.clone(),
                         };
@@ -1084,8 +1092,16 @@ impl Runtime {
                 // One sync at a time; requests meanwhile make one more.
                 self.sync_wanted.notify_one();
             }
-            Message::Publish { channel, message } => {
-                self.shared.hub.publish(&channel, &message);
+            Message::Publish {
+                shard,
+                channel,
+                message,
+            } => {
+                let kind = match shard {
+                    true => crate::pubsub::Kind::Shard,
+                    false => crate::pubsub::Kind::Channel,
+                };
+                self.shared.hub.publish_to(kind, &channel, &message);
             }
             Message::SnapshotBegin { differ, vv, seen } => {
                 let begin = Remote::RepairBegin {

@@ -18,9 +18,10 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 7: lists (`Change::Elem`, list and
+/// The frame format version this node speaks. Version 8: keyspace events in log entries
+/// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
 /// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
-pub const VERSION: u8 = 7;
+pub const VERSION: u8 = 8;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -70,6 +71,8 @@ pub enum Message {
     Ack(VersionVector),
     /// A message published on the sender's node, for subscribers here.
     Publish {
+        /// On a shard channel (`SPUBLISH`).
+        shard: bool,
         /// The channel.
         channel: Bytes,
         /// The message.

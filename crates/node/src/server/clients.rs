@@ -26,6 +26,8 @@ pub struct Shown {
     pub sub: usize,
     /// Patterns subscribed.
     pub psub: usize,
+    /// Shard channels subscribed.
+    pub ssub: usize,
     /// Commands queued in `MULTI`, or -1 outside one.
     pub multi: i64,
     /// Waiting in a blocking command.
@@ -82,7 +84,7 @@ impl Client {
         let (last, shown) = self.last.lock().expect("not poisoned").clone();
         let now = Instant::now();
         let mut flags = String::new();
-        if shown.sub + shown.psub > 0 {
+        if shown.sub + shown.psub + shown.ssub > 0 {
             flags.push('P');
         }
         if shown.multi >= 0 {
@@ -102,7 +104,7 @@ impl Client {
             .as_ref()
             .map(|n| String::from_utf8_lossy(n).into_owned());
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub=0 \
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} \
              multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
              events=r cmd={} user=default redir=-1 resp={}",
             self.id,
@@ -113,6 +115,7 @@ impl Client {
             now.duration_since(last).as_secs(),
             shown.sub,
             shown.psub,
+            shown.ssub,
             shown.multi,
             running.unwrap_or(0),
             shown.cmd,
@@ -122,7 +125,7 @@ impl Client {
 
     fn pubsub(&self) -> bool {
         let shown = &self.last.lock().expect("not poisoned").1;
-        shown.sub + shown.psub > 0
+        shown.sub + shown.psub + shown.ssub > 0
     }
 }
 

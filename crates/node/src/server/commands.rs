@@ -4,11 +4,13 @@ use super::clients::{Filter, Shown};
 use super::connection::Session;
 use crate::Shared;
 use crate::cmd::{COMMANDS, Runs, keyspec};
-use crate::engine::FsyncPolicy;
+use crate::engine::{FsyncPolicy, notify};
 use crate::glob::glob_match;
+use crate::pubsub::Kind;
 use bytes::{Bytes, BytesMut};
 use resp::args::{ERR_NOT_INTEGER, ERR_SYNTAX, parse_i64};
 use resp::{Protocol, Reply};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 /// Whether the connection goes on after a command.
@@ -27,7 +29,30 @@ pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 pub fn allowed_when_subscribed(name: &str) -> bool {
     matches!(
         name,
-        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// Whether `args` (un)subscribes: its confirmations are pushes, which `CLIENT REPLY OFF` and
+/// `SKIP` do not silence (as in Redis 7).
+pub fn pushes(args: &[Bytes]) -> bool {
+    let name = args[0].to_ascii_lowercase();
+    matches!(
+        name.as_slice(),
+        b"subscribe"
+            | b"unsubscribe"
+            | b"psubscribe"
+            | b"punsubscribe"
+            | b"ssubscribe"
+            | b"sunsubscribe"
     )
 }
 
@@ -64,16 +89,22 @@ pub fn run(
         "cluster" => cluster(shared, args),
         "function" | "script" => scripting(name, args),
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
-        "publish" => {
-            shared.cluster.publish(&args[1], &args[2]);
-            Reply::Int(shared.hub.publish(&args[1], &args[2]))
+        "publish" | "spublish" => {
+            let kind = if name == "spublish" {
+                Kind::Shard
+            } else {
+                Kind::Channel
+            };
+            shared.cluster.publish(kind, &args[1], &args[2]);
+            Reply::Int(shared.hub.publish_to(kind, &args[1], &args[2]))
         }
-        "subscribe" | "psubscribe" => {
-            subscribe(shared, session, &args[1..], name == "psubscribe", out);
+        "pubsub" => pubsub(shared, args),
+        "subscribe" | "psubscribe" | "ssubscribe" => {
+            subscribe(shared, session, &args[1..], name, out);
             return Flow::Continue;
         }
-        "unsubscribe" | "punsubscribe" => {
-            unsubscribe(shared, session, &args[1..], name == "punsubscribe", out);
+        "unsubscribe" | "punsubscribe" | "sunsubscribe" => {
+            unsubscribe(shared, session, &args[1..], name, out);
             return Flow::Continue;
         }
         other => unreachable!("{other} is not a connection command"),
@@ -204,6 +235,7 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
     }
     session.channels.clear();
     session.patterns.clear();
+    session.shard_channels.clear();
     session.protocol = Protocol::Resp2;
     session.name = None;
     session.multi = None;
@@ -429,6 +461,7 @@ pub fn shown(session: &Session, args: &[Bytes]) -> Shown {
         },
         sub: session.channels.len(),
         psub: session.patterns.len(),
+        ssub: session.shard_channels.len(),
         multi: session.multi.as_ref().map_or(-1, |q| q.queued() as i64),
         blocked: false,
         monitor: session.monitor.is_some(),
@@ -605,6 +638,10 @@ fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
         ("bind", c.resp_addr.ip().to_string()),
         ("dir", c.data_dir.display().to_string()),
         ("timeout", "0".into()),
+        (
+            "notify-keyspace-events",
+            notify::format(shared.notifier.flags.load(Ordering::Relaxed)),
+        ),
     ]
 }
 
@@ -652,9 +689,21 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
         return Reply::wrong_arity("config|set");
     }
     let mut accepted = Vec::new();
+    let mut events = None;
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if name == "notify-keyspace-events" {
+            match notify::parse(&pair[1]) {
+                Some(flags) => events = Some(flags),
+                None => {
+                    return Reply::err(
+                        "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                    );
+                }
+            }
+            continue;
+        }
         // Setting a parameter to what it already is changes nothing: accepted (test suites
         // set `save ""` as a matter of course).
         if config_table(shared)
@@ -688,6 +737,9 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
         accepted.push((name, value));
     }
     shared.tuning.lock().expect("not poisoned").extend(accepted);
+    if let Some(flags) = events {
+        shared.notifier.flags.store(flags, Ordering::Relaxed);
+    }
     Reply::OK
 }
 
@@ -930,11 +982,41 @@ pub async fn wait(shared: &Shared, last_write: u64, args: &[Bytes]) -> Reply {
     }
 }
 
+/// What a subscription command is: its kind of names, and how it calls itself in replies.
+fn subscription(name: &str) -> (Kind, &'static str) {
+    match name {
+        "subscribe" => (Kind::Channel, "subscribe"),
+        "psubscribe" => (Kind::Pattern, "psubscribe"),
+        "ssubscribe" => (Kind::Shard, "ssubscribe"),
+        "unsubscribe" => (Kind::Channel, "unsubscribe"),
+        "punsubscribe" => (Kind::Pattern, "punsubscribe"),
+        _ => (Kind::Shard, "sunsubscribe"),
+    }
+}
+
+/// The session's subscriptions of `kind`.
+fn subscribed_to(session: &mut Session, kind: Kind) -> &mut BTreeSet<Bytes> {
+    match kind {
+        Kind::Channel => &mut session.channels,
+        Kind::Pattern => &mut session.patterns,
+        Kind::Shard => &mut session.shard_channels,
+    }
+}
+
+/// The count a (un)subscription reply carries: channels and patterns together, shard
+/// channels apart, as in Redis 7.
+fn subscription_count(session: &Session, kind: Kind) -> i64 {
+    match kind {
+        Kind::Shard => session.shard_channels.len() as i64,
+        _ => (session.channels.len() + session.patterns.len()) as i64,
+    }
+}
+
 fn subscribe(
     shared: &Shared,
     session: &mut Session,
     names: &[Bytes],
-    pattern: bool,
+    name: &str,
     out: &mut BytesMut,
 ) {
     let id = match &session.subscriber {
@@ -946,19 +1028,14 @@ fn subscribe(
             id
         }
     };
-    let kind = if pattern { "psubscribe" } else { "subscribe" };
+    let (kind, reply) = subscription(name);
     for name in names {
-        let set = if pattern {
-            &mut session.patterns
-        } else {
-            &mut session.channels
-        };
-        if set.insert(name.clone()) {
-            shared.hub.subscribe(id, name.clone(), pattern);
+        if subscribed_to(session, kind).insert(name.clone()) {
+            shared.hub.subscribe(id, name.clone(), kind);
         }
-        let count = (session.channels.len() + session.patterns.len()) as i64;
+        let count = subscription_count(session, kind);
         Reply::Push(vec![
-            Reply::bulk(kind),
+            Reply::bulk(reply),
             Reply::Bulk(name.clone()),
             Reply::Int(count),
         ])
@@ -970,47 +1047,89 @@ fn unsubscribe(
     shared: &Shared,
     session: &mut Session,
     names: &[Bytes],
-    pattern: bool,
+    name: &str,
     out: &mut BytesMut,
 ) {
-    let kind = if pattern {
-        "punsubscribe"
-    } else {
-        "unsubscribe"
-    };
-    let current = if pattern {
-        &session.patterns
-    } else {
-        &session.channels
-    };
+    let (kind, reply) = subscription(name);
     let names: Vec<Bytes> = if names.is_empty() {
-        current.iter().cloned().collect()
+        subscribed_to(session, kind).iter().cloned().collect()
     } else {
         names.to_vec()
     };
     if names.is_empty() {
-        let count = (session.channels.len() + session.patterns.len()) as i64;
-        Reply::Push(vec![Reply::bulk(kind), Reply::Null, Reply::Int(count)])
+        let count = subscription_count(session, kind);
+        Reply::Push(vec![Reply::bulk(reply), Reply::Null, Reply::Int(count)])
             .encode(session.protocol, out);
         return;
     }
     for name in names {
-        let set = if pattern {
-            &mut session.patterns
-        } else {
-            &mut session.channels
-        };
-        if set.remove(&name)
+        if subscribed_to(session, kind).remove(&name)
             && let Some(s) = &session.subscriber
         {
-            shared.hub.unsubscribe(s.id, &name, pattern);
+            shared.hub.unsubscribe(s.id, &name, kind);
         }
-        let count = (session.channels.len() + session.patterns.len()) as i64;
+        let count = subscription_count(session, kind);
         Reply::Push(vec![
-            Reply::bulk(kind),
+            Reply::bulk(reply),
             Reply::Bulk(name),
             Reply::Int(count),
         ])
         .encode(session.protocol, out);
+    }
+}
+
+/// `PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB`: this node's subscriptions.
+fn pubsub(shared: &Shared, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_uppercase();
+    let names = |kind| match args.len() {
+        2 | 3 => {
+            let active = shared.hub.active(kind, args.get(2).map(|p| p.as_ref()));
+            Reply::Array(active.into_iter().map(Reply::Bulk).collect())
+        }
+        _ => Reply::wrong_arity(&format!(
+            "pubsub|{}",
+            String::from_utf8_lossy(&sub).to_lowercase()
+        )),
+    };
+    // A flat array of channel, count (not a map, in RESP3 too, as Redis 7.0 answers).
+    let counts = |kind| {
+        let count = |c: &Bytes| Reply::Int(shared.hub.count(kind, c) as i64);
+        let pairs = args[2..]
+            .iter()
+            .flat_map(|c| [Reply::Bulk(c.clone()), count(c)]);
+        Reply::Array(pairs.collect())
+    };
+    match sub.as_slice() {
+        b"CHANNELS" => names(Kind::Channel),
+        b"SHARDCHANNELS" => names(Kind::Shard),
+        b"NUMSUB" => counts(Kind::Channel),
+        b"SHARDNUMSUB" => counts(Kind::Shard),
+        b"NUMPAT" if args.len() == 2 => Reply::Int(shared.hub.patterns() as i64),
+        b"NUMPAT" => Reply::wrong_arity("pubsub|numpat"),
+        b"HELP" => Reply::Array(
+            [
+                "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CHANNELS [<pattern>]",
+                "    Return the currently active channels matching a <pattern> (default: '*').",
+                "NUMPAT",
+                "    Return number of subscriptions to patterns.",
+                "NUMSUB [<channel> ...]",
+                "    Return the number of subscribers for the specified channels, excluding",
+                "    pattern subscriptions(default: no channels).",
+                "SHARDCHANNELS [<pattern>]",
+                "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                "SHARDNUMSUB [<shardchannel> ...]",
+                "    Return the number of subscribers for the specified shard level channel(s)",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
+        ),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }

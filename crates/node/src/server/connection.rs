@@ -30,6 +30,8 @@ pub struct Session {
     pub channels: BTreeSet<Bytes>,
     /// Patterns subscribed.
     pub patterns: BTreeSet<Bytes>,
+    /// Shard channels subscribed (`SSUBSCRIBE`).
+    pub shard_channels: BTreeSet<Bytes>,
     /// The change log sequence number of this connection's last write (`WAIT`).
     pub last_write: u64,
     /// A transaction being queued (`MULTI`).
@@ -49,7 +51,7 @@ pub struct Session {
 impl Session {
     /// Whether the connection is in subscribed state.
     pub fn subscribed(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
     }
 }
 
@@ -76,6 +78,7 @@ pub async fn serve(
         subscriber: None,
         channels: BTreeSet::new(),
         patterns: BTreeSet::new(),
+        shard_channels: BTreeSet::new(),
         last_write: 0,
         multi: None,
         watched: Vec::new(),
@@ -266,6 +269,13 @@ fn push(protocol: Protocol, delivery: Delivery, out: &mut BytesMut) {
                 Reply::Bulk(payload),
             ]
         }
+        Delivery::SMessage { channel, payload } => {
+            vec![
+                Reply::bulk("smessage"),
+                Reply::Bulk(channel),
+                Reply::Bulk(payload),
+            ]
+        }
     };
     Reply::Push(items).encode(protocol, out);
 }
@@ -295,7 +305,9 @@ async fn run_commands(
         // `CLIENT REPLY OFF|SKIP`: the command runs, its reply is dropped (so is that of the
         // `CLIENT REPLY OFF|SKIP` itself). The replies before it go out first.
         let skipped = std::mem::take(&mut session.skip_next);
-        let silent = (session.reply_off || skipped) && !commands::restores_replies(&args);
+        let silent = (session.reply_off || skipped)
+            && !commands::restores_replies(&args)
+            && !commands::pushes(&args);
         let silences = commands::silences(&args);
         if silent || silences {
             flush(shared, session, &mut batch, out).await;

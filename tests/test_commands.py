@@ -385,3 +385,51 @@ def test_command_getkeys_finds_keys_where_redis_does(r):
     assert info[1][3:6] == [1, 2, 1]
     assert r.execute_command("COMMAND LIST", "FILTERBY", "PATTERN", "zunion*") == ["zunion", "zunionstore"]
     assert "syntax error" in err(r, "COMMAND LIST", "FILTERBY", "nope", "x")
+
+
+def resp3_tracking_client(port):
+    """A raw RESP3 connection with CLIENT TRACKING on, and a reader of what arrives."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def send(*words):
+        s.sendall(b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+
+    def received(wait=0.3):
+        time.sleep(wait)
+        s.settimeout(0.2)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except OSError:
+            pass
+        return out
+
+    send(b"HELLO", b"3")
+    send(b"CLIENT", b"TRACKING", b"on")
+    received()
+    return send, received
+
+
+def test_client_tracking_invalidates_what_a_client_read(node):
+    send, received = resp3_tracking_client(node.port)
+    other = node.client()
+    other.set("cached", "1")
+    other.set("unread", "1")
+    send(b"GET", b"cached")
+    assert received().endswith(b"$1\r\n1\r\n")
+    other.set("unread", "2")
+    assert received() == b"", "no invalidation for a key the client did not read"
+    other.set("cached", "2")
+    assert received() == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ncached\r\n"
+    other.set("cached", "3")
+    assert received() == b"", "a key is invalidated once, until read again"
+    # FLUSHALL invalidates everything at once: a null key list.
+    send(b"GET", b"cached")
+    received()
+    other.flushall()
+    assert received() == b">2\r\n$10\r\ninvalidate\r\n_\r\n"
+    # Errors as Redis gives them.
+    assert "PREFIX option requires BCAST" in err(other, "CLIENT", "TRACKING", "on", "PREFIX", "a")
+    assert "does not exist" in err(other, "CLIENT", "TRACKING", "on", "REDIRECT", "999999")

@@ -620,3 +620,15 @@ def test_keyspace_events_fire_in_every_region_for_writes_made_elsewhere(cluster)
     for p in subs:
         msg = p.get_message(timeout=10)
         assert msg and (msg["channel"], msg["data"]) == (b"__keyspace@0__:jobs", b"lpush")
+
+
+def test_a_cached_key_is_invalidated_by_a_write_in_another_region(cluster):
+    from test_commands import resp3_tracking_client
+    eu, us, ap = cluster
+    us.client().set("price", "10")
+    assert converged(cluster, ["price"])["price"] == b"10"
+    send, received = resp3_tracking_client(eu.port)
+    send(b"GET", b"price")
+    assert received().endswith(b"$2\r\n10\r\n")
+    us.client().set("price", "11")
+    assert received(wait=3) == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$5\r\nprice\r\n"

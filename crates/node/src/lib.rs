@@ -62,7 +62,9 @@ pub struct Shared {
     /// Commands run since start (`INFO stats`).
     pub commands_total: AtomicU64,
     /// Open client connections, for `CLIENT LIST` and `CLIENT KILL`.
-    pub clients: server::clients::Clients,
+    pub clients: Arc<server::clients::Clients>,
+    /// Client-side caching: who is told when which keys change.
+    pub tracking: Arc<server::tracking::Tracking>,
     /// Connections in `MONITOR`.
     pub monitors: server::Monitors,
 }
@@ -121,7 +123,15 @@ pub async fn run(
             hub.publish(channel, message);
         })
     });
+    // Client-side caching: every commit's keys go to the tracking table.
+    let clients = Arc::new(server::clients::Clients::default());
+    let tracking = Arc::new(server::tracking::Tracking::new(clients.clone()));
+    let invalidate: engine::Invalidate = {
+        let tracking = tracking.clone();
+        Arc::new(move |keys, written_by| tracking.invalidate(keys, written_by))
+    };
     let engine_config = EngineConfig {
+        invalidate: Some(invalidate),
         notifier: notifier.clone(),
         node_name: config.node_id.clone(),
         fsync: config.fsync,
@@ -167,7 +177,8 @@ pub async fn run(
         metrics,
         tuning: Default::default(),
         commands_total: AtomicU64::new(0),
-        clients: Default::default(),
+        clients,
+        tracking,
         monitors: Default::default(),
     });
     ready(&shared);

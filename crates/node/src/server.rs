@@ -7,6 +7,7 @@ mod commands;
 mod connection;
 mod monitor;
 mod multi;
+pub mod tracking;
 
 use crate::Shared;
 use std::sync::Arc;

@@ -179,6 +179,7 @@ fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
         max_value_len: 1 << 20,
         drop_tombstones: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         notifier: Default::default(),
+        invalidate: None,
     };
     engine::spawn(store, config).expect("engine starts").0
 }

@@ -332,6 +332,9 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
     };
     ctx.txn.begin_command();
     let reply = handler(ctx, args);
+    if matches!(spec.name, "flushall" | "flushdb") {
+        ctx.txn.flushed();
+    }
     let written = ctx.txn.command_writes();
     if !written.is_empty() {
         notify_written(ctx, spec, args, written);

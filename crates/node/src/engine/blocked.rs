@@ -142,6 +142,7 @@ impl Parking {
                     i += 1;
                     continue;
                 }
+                ctx.txn.set_writer(parked.id);
                 let answer = cmd::execute(ctx, parked.spec, &parked.args);
                 if found_nothing(&answer) {
                     i += 1;

@@ -62,6 +62,8 @@ pub type Command = (&'static Spec, Vec<Bytes>);
 pub enum Request {
     /// Run these commands in order and answer with one reply each.
     Commands {
+        /// The asking connection's client id (0 when none): what it writes, it wrote.
+        client: u64,
         /// The commands.
         commands: Vec<Command>,
         /// Keys watched (`WATCH`) with their [`Touches`] count then: if a key was written
@@ -247,7 +249,7 @@ pub struct EngineState {
 }
 
 /// Settings of the engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// This node's name.
     pub node_name: String,
@@ -263,6 +265,22 @@ pub struct EngineConfig {
     pub drop_tombstones: Arc<std::sync::atomic::AtomicBool>,
     /// Where keyspace events are published, and which (`notify.rs`).
     pub notifier: notify::Notifier,
+    /// Told the keys of every commit (`server::tracking`: client-side caching).
+    pub invalidate: Option<Invalidate>,
+}
+
+/// Told the keys a commit wrote (`None` after a flush: every key), and which of them each
+/// client wrote (`Finished::written_by`).
+pub type Invalidate = Arc<dyn Fn(Option<&[Bytes]>, &[(Bytes, u64)]) + Send + Sync>;
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("node_name", &self.node_name)
+            .field("fsync", &self.fsync)
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a connection reaches the engine.
@@ -304,19 +322,21 @@ pub struct EngineGone;
 impl EngineHandle {
     /// Runs `commands` on the engine and waits for their replies.
     pub async fn run(&self, commands: Vec<Command>) -> Result<Ran, EngineGone> {
-        self.run_watched(commands, Vec::new()).await
+        self.run_watched(0, commands, Vec::new()).await
     }
 
     /// Runs `commands` in one round (their writes are one log entry), unless one of the
     /// `watch`ed keys was written since its count was taken ([`Touches`]).
     pub async fn run_watched(
         &self,
+        client: u64,
         commands: Vec<Command>,
         watch: Vec<(Bytes, u64)>,
     ) -> Result<Ran, EngineGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::Commands {
+                client,
                 commands,
                 watch,
                 reply,
@@ -811,6 +831,8 @@ type Block = (u64, Command, oneshot::Sender<Ran>);
 
 /// One request taken into a round, with its replies once run.
 struct Pending {
+    /// The connection's client id (0 when none).
+    client: u64,
     commands: Vec<Command>,
     watch: Vec<(Bytes, u64)>,
     reply: oneshot::Sender<Ran>,
@@ -831,10 +853,12 @@ impl Engine {
             while let Some(request) = next.take() {
                 match request {
                     Request::Commands {
+                        client,
                         commands,
                         watch,
                         reply,
                     } => round.push(Pending {
+                        client,
                         commands,
                         watch,
                         reply,
@@ -949,6 +973,7 @@ impl Engine {
                 state: &mut *state,
             };
             let writes_before = ctx.txn.writes();
+            ctx.txn.set_writer(pending.client);
             for (spec, args) in &pending.commands {
                 pending.replies.push(cmd::execute(&mut ctx, spec, args));
             }
@@ -964,6 +989,7 @@ impl Engine {
             let answer = if refused {
                 Reply::Error(WRITES_REFUSED.into())
             } else {
+                ctx.txn.set_writer(id);
                 cmd::execute(&mut ctx, spec, &args)
             };
             if blocked::found_nothing(&answer) {
@@ -1035,6 +1061,9 @@ impl Engine {
     /// entry's sequence number, if the round wrote.
     fn commit_local(&mut self, mut finished: Finished) -> Result<Option<u64>, StorageError> {
         if finished.changes.is_empty() && finished.batch.is_empty() {
+            if let Some(invalidate) = self.config.invalidate.as_ref().filter(|_| finished.flushed) {
+                invalidate(None, &[]); // an empty keyspace flushed: caches go all the same
+            }
             return Ok(None);
         }
         let mut applied = self.applied();
@@ -1083,6 +1112,11 @@ impl Engine {
         let keys: Vec<Bytes> = keys.chain(&finished.batch.removes).cloned().collect();
         if result.is_ok() {
             keys.iter().for_each(|k| self.touches.touch(k));
+            if let Some(invalidate) = &self.config.invalidate {
+                // After a flush, every cached key goes: one invalidation, not one per key.
+                let keys = (!finished.flushed).then_some(keys.as_slice());
+                invalidate(keys, &finished.written_by);
+            }
         }
         self.written.committed(keys);
         result?;
@@ -1136,6 +1170,8 @@ impl Engine {
             read: Vec::new(),
             learned: Vec::new(),
             events: Vec::new(),
+            written_by: Vec::new(),
+            flushed: false,
         }
     }
 

@@ -293,6 +293,10 @@ pub struct Finished {
     pub learned: Vec<Learned>,
     /// Keyspace events to publish once the batch commits.
     pub events: Vec<(Bytes, u8)>,
+    /// Keys written by clients' commands, with the client's id (`CLIENT TRACKING NOLOOP`).
+    pub written_by: Vec<(Bytes, u64)>,
+    /// A client's command emptied the keyspace.
+    pub flushed: bool,
 }
 
 /// The first and last names of a round's parts of a key.
@@ -497,6 +501,10 @@ pub struct Txn<'a> {
     command_keys: std::collections::HashSet<Bytes>,
     /// Keyspace events raised or applied this round: published if it commits.
     events: Vec<(Bytes, u8)>,
+    /// Whose commands run now (a client id, 0 for none), and the keys each client wrote.
+    writer: u64,
+    written_by: Vec<(Bytes, u64)>,
+    flushed: bool,
     /// Those bounds as this round knows them: learned by its walks, or taken from `ends`
     /// (widened over the round's parts), and widened by every part it makes live since.
     bounds: HashMap<(MemberKind, Bytes), Bounds>,
@@ -537,6 +545,9 @@ impl<'a> Txn<'a> {
             command_writes: Vec::new(),
             command_keys: Default::default(),
             events: Vec::new(),
+            writer: 0,
+            written_by: Vec::new(),
+            flushed: false,
         }
     }
 
@@ -624,7 +635,21 @@ impl<'a> Txn<'a> {
     /// them, each with whether it was live before.
     pub fn command_writes(&mut self) -> Vec<(Bytes, bool)> {
         self.command_keys.clear();
+        if self.writer != 0 {
+            let writer = self.writer;
+            (self.written_by).extend(self.command_writes.iter().map(|(k, _)| (k.clone(), writer)));
+        }
         std::mem::take(&mut self.command_writes)
+    }
+
+    /// A client's command emptied the keyspace (`FLUSHALL`, `FLUSHDB`).
+    pub fn flushed(&mut self) {
+        self.flushed = true;
+    }
+
+    /// The commands from here on are client `writer`'s (0: no client's).
+    pub fn set_writer(&mut self, writer: u64) {
+        self.writer = writer;
     }
 
     /// A keyspace event on `key` (`notify.rs`): logged with the round's changes, published
@@ -1241,6 +1266,8 @@ impl<'a> Txn<'a> {
             changes: self.changes,
             read,
             events: self.events,
+            written_by: self.written_by,
+            flushed: self.flushed,
             learned: if failed || self.ends.is_none() {
                 Vec::new()
             } else {

@@ -36,6 +36,18 @@ pub struct Shown {
     pub monitor: bool,
 }
 
+/// Something a connection is told without asking (client-side caching, `tracking.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// Keys it (or a client redirecting to it) read changed; `None`: every key.
+    Invalidate(Option<Vec<Bytes>>),
+    /// The client it redirected invalidations to, by id, is gone.
+    RedirectBroken(u64),
+}
+
+/// Pushes one connection may have waiting before it is cut off (it lost invalidations).
+const PUSHES_MAX: usize = 16 * 1024;
+
 /// One client connection.
 pub struct Client {
     /// `CLIENT ID`.
@@ -48,9 +60,43 @@ pub struct Client {
     last: Mutex<(Instant, Shown)>,
     killed: AtomicBool,
     wake: Notify,
+    pushes: Mutex<std::collections::VecDeque<Push>>,
+    pushed: Notify,
 }
 
 impl Client {
+    /// Queues `push` for the connection; one that falls too far behind is killed.
+    fn push(&self, push: Push) {
+        let mut pushes = self.pushes.lock().expect("not poisoned");
+        if pushes.len() >= PUSHES_MAX {
+            drop(pushes);
+            tracing::warn!(
+                client = self.id,
+                "closing a client that fell too far behind its invalidations"
+            );
+            self.kill();
+            return;
+        }
+        pushes.push_back(push);
+        self.pushed.notify_one();
+    }
+
+    /// Completes once something is pushed, with everything waiting.
+    pub async fn pushed(&self) -> Vec<Push> {
+        loop {
+            let pushes: Vec<Push> = self
+                .pushes
+                .lock()
+                .expect("not poisoned")
+                .drain(..)
+                .collect();
+            if !pushes.is_empty() {
+                return pushes;
+            }
+            self.pushed.notified().await;
+        }
+    }
+
     /// Records the command about to run and what the client shows now.
     pub fn update(&self, shown: Shown) {
         *self.last.lock().expect("not poisoned") = (Instant::now(), shown);
@@ -184,12 +230,31 @@ impl Clients {
             )),
             killed: AtomicBool::new(false),
             wake: Notify::new(),
+            pushes: Mutex::new(Default::default()),
+            pushed: Notify::new(),
         });
         self.0
             .lock()
             .expect("not poisoned")
             .insert(id, client.clone());
         client
+    }
+
+    /// Queues `push` for the connection of client `id`; false when there is none.
+    pub fn push(&self, id: u64, push: Push) -> bool {
+        let client = self.0.lock().expect("not poisoned").get(&id).cloned();
+        match client {
+            Some(c) => {
+                c.push(push);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether client `id` is connected.
+    pub fn exists(&self, id: u64) -> bool {
+        self.0.lock().expect("not poisoned").contains_key(&id)
     }
 
     /// A connection ended.

@@ -2,6 +2,7 @@
 
 use super::clients::{Filter, Shown};
 use super::connection::Session;
+use super::tracking;
 use crate::Shared;
 use crate::cmd::{COMMANDS, Runs, keyspec};
 use crate::engine::{FsyncPolicy, notify};
@@ -241,6 +242,9 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
     session.multi = None;
     session.watched.clear();
     session.monitor = None;
+    session.tracking = false;
+    session.caching = None;
+    shared.tracking.disable(session.id);
     Reply::Simple("RESET")
 }
 
@@ -339,10 +343,16 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
             _ => Reply::err(ERR_SYNTAX),
         },
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
-        (b"GETREDIR", 2) => Reply::Int(-1),
+        (b"GETREDIR", 2) => match shared.tracking.mode(session.id) {
+            None => Reply::Int(-1),
+            Some(mode) => Reply::Int(mode.redirect.map_or(0, |r| r as i64)),
+        },
+        (b"TRACKING", n) if n >= 3 => client_tracking(shared, session, &args[2..]),
+        (b"CACHING", 3) => client_caching(shared, session, &args[2]),
+        (b"TRACKINGINFO", 2) => client_trackinginfo(shared, session),
         (
             b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH"
-            | b"REPLY" | b"GETREDIR",
+            | b"REPLY" | b"GETREDIR" | b"TRACKING" | b"CACHING" | b"TRACKINGINFO",
             _,
         ) => Reply::Error(format!(
             "ERR wrong number of arguments for 'client|{}' command",
@@ -353,6 +363,182 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
             String::from_utf8_lossy(&args[1])
         )),
     }
+}
+
+/// `CLIENT TRACKING on|off [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT] [NOLOOP]`,
+/// with Redis's errors.
+fn client_tracking(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let on = match args[0].to_ascii_lowercase().as_slice() {
+        b"on" => true,
+        b"off" => false,
+        _ => return Reply::err(ERR_SYNTAX),
+    };
+    let mut mode = tracking::Mode::default();
+    let mut prefixes = Vec::new();
+    let mut bcast = false;
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].to_ascii_lowercase().as_slice() {
+            b"redirect" if i + 1 < args.len() => {
+                if mode.redirect.is_some() {
+                    return Reply::err("ERR A client can only redirect to a single other client");
+                }
+                match parse_i64(&args[i + 1]) {
+                    Some(id) if id > 0 => mode.redirect = Some(id as u64),
+                    _ => return Reply::err("ERR Invalid client ID"),
+                }
+                i += 1;
+            }
+            b"bcast" => bcast = true,
+            b"optin" => mode.optin = true,
+            b"optout" => mode.optout = true,
+            b"noloop" => mode.noloop = true,
+            b"prefix" if i + 1 < args.len() => {
+                prefixes.push(args[i + 1].clone());
+                i += 1;
+            }
+            _ => return Reply::err(ERR_SYNTAX),
+        }
+        i += 1;
+    }
+    if !on {
+        session.tracking = false;
+        shared.tracking.disable(session.id);
+        return Reply::OK;
+    }
+    let had = shared.tracking.mode(session.id);
+    if had.as_ref().is_some_and(|h| h.bcast.is_some() != bcast) {
+        return Reply::err(
+            "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        );
+    }
+    if !bcast && !prefixes.is_empty() {
+        return Reply::err("ERR PREFIX option requires BCAST mode to be enabled");
+    }
+    if bcast && (mode.optin || mode.optout) {
+        return Reply::err("ERR OPTIN and OPTOUT are not compatible with BCAST");
+    }
+    if mode.optin && mode.optout {
+        return Reply::err("ERR You can't use both OPTIN and OPTOUT");
+    }
+    if let Some(h) = &had
+        && (h.optin && mode.optout || h.optout && mode.optin)
+    {
+        return Reply::err(
+            "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        );
+    }
+    if let Some(r) = mode.redirect
+        && r != session.id
+        && !shared.clients.exists(r)
+    {
+        return Reply::err("ERR The client ID you want redirect to does not exist");
+    }
+    if bcast {
+        if prefixes.is_empty() {
+            prefixes.push(Bytes::new());
+        }
+        // Prefixes may not overlap, with each other or with those the client has.
+        let mut all: Vec<Bytes> = had.and_then(|h| h.bcast).unwrap_or_default();
+        for p in &prefixes {
+            let overlaps = |q: &&Bytes| *q != p && (q.starts_with(p) || p.starts_with(q));
+            if let Some(other) = all.iter().chain(prefixes.iter()).find(overlaps) {
+                return Reply::Error(format!(
+                    "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                    String::from_utf8_lossy(p),
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        }
+        for p in prefixes {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        mode.bcast = Some(all);
+    }
+    session.caching = None;
+    session.tracking = true;
+    shared.tracking.enable(session.id, mode);
+    Reply::OK
+}
+
+/// `CLIENT CACHING yes|no`: whether the next command's keys are tracked (OPTIN, OPTOUT).
+fn client_caching(shared: &Shared, session: &mut Session, arg: &[u8]) -> Reply {
+    let Some(mode) = shared
+        .tracking
+        .mode(session.id)
+        .filter(|m| m.optin || m.optout)
+    else {
+        return Reply::err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        );
+    };
+    match arg.to_ascii_lowercase().as_slice() {
+        b"yes" if mode.optin => session.caching = Some(true),
+        b"no" if mode.optout => session.caching = Some(false),
+        b"yes" => {
+            return Reply::err(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
+        }
+        b"no" => {
+            return Reply::err(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
+        }
+        _ => return Reply::err(ERR_SYNTAX),
+    }
+    Reply::OK
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect and prefixes, as Redis answers.
+fn client_trackinginfo(shared: &Shared, session: &Session) -> Reply {
+    let mode = shared.tracking.mode(session.id);
+    let mut flags = Vec::new();
+    let (redirect, prefixes) = match &mode {
+        None => {
+            flags.push("off");
+            (-1, Vec::new())
+        }
+        Some(m) => {
+            flags.push("on");
+            if m.bcast.is_some() {
+                flags.push("bcast");
+            }
+            if m.optin {
+                flags.push("optin");
+                if session.caching == Some(true) {
+                    flags.push("caching-yes");
+                }
+            }
+            if m.optout {
+                flags.push("optout");
+                if session.caching == Some(false) {
+                    flags.push("caching-no");
+                }
+            }
+            if m.noloop {
+                flags.push("noloop");
+            }
+            if shared.tracking.broken(session.id) {
+                flags.push("broken_redirect");
+            }
+            let prefixes = m.bcast.clone().unwrap_or_default();
+            (m.redirect.map_or(0, |r| r as i64), prefixes)
+        }
+    };
+    Reply::Map(vec![
+        (
+            Reply::bulk("flags"),
+            Reply::Set(flags.into_iter().map(Reply::bulk).collect()),
+        ),
+        (Reply::bulk("redirect"), Reply::Int(redirect)),
+        (
+            Reply::bulk("prefixes"),
+            Reply::Array(prefixes.into_iter().map(Reply::Bulk).collect()),
+        ),
+    ])
 }
 
 /// The filters of `CLIENT LIST [TYPE t] [ID id ...]` (`list`) or `CLIENT KILL <filter value>
@@ -642,6 +828,10 @@ fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
             "notify-keyspace-events",
             notify::format(shared.notifier.flags.load(Ordering::Relaxed)),
         ),
+        (
+            "tracking-table-max-keys",
+            shared.tracking.max_keys().to_string(),
+        ),
     ]
 }
 
@@ -690,9 +880,21 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     let mut accepted = Vec::new();
     let mut events = None;
+    let mut table_max = None;
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        if name == "tracking-table-max-keys" {
+            match value.parse::<usize>() {
+                Ok(max) => table_max = Some(max),
+                Err(_) => {
+                    return Reply::err(
+                        "ERR CONFIG SET failed (possibly related to argument 'tracking-table-max-keys') - argument couldn't be parsed into an integer",
+                    );
+                }
+            }
+            continue;
+        }
         if name == "notify-keyspace-events" {
             match notify::parse(&pair[1]) {
                 Some(flags) => events = Some(flags),
@@ -739,6 +941,9 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
     shared.tuning.lock().expect("not poisoned").extend(accepted);
     if let Some(flags) = events {
         shared.notifier.flags.store(flags, Ordering::Relaxed);
+    }
+    if let Some(max) = table_max {
+        shared.tracking.set_max_keys(max);
     }
     Reply::OK
 }
@@ -804,10 +1009,11 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("clients") {
         text.push_str(&format!(
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n\r\n",
             shared.connections.load(Ordering::Relaxed),
             c.max_clients,
             shared.engine.blocked.load(Ordering::Relaxed),
+            shared.tracking.counts().clients,
         ));
     }
     if show("memory") {
@@ -825,12 +1031,16 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
         ));
     }
     let stats = &shared.engine.stats;
+    let tracked = shared.tracking.counts();
     if show("stats") {
         text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
             shared.connections_total.load(Ordering::Relaxed),
             shared.commands_total.load(Ordering::Relaxed),
             stats.expired.load(Ordering::Relaxed),
+            tracked.keys,
+            tracked.items,
+            tracked.prefixes,
             stats.tombstones.load(Ordering::Relaxed),
             stats.collected.load(Ordering::Relaxed),
             shared.cluster.collection_held_by().join(","),

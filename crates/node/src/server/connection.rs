@@ -1,5 +1,6 @@
 //! One client connection: read, split into commands, run, answer, in order.
 
+use super::clients::Push;
 use super::commands::{self, Flow};
 use super::{blocking, multi};
 use crate::Shared;
@@ -44,6 +45,10 @@ pub struct Session {
     pub skip_next: bool,
     /// How `CLIENT LIST` sees this connection.
     pub client: Arc<super::clients::Client>,
+    /// `CLIENT CACHING yes|no`, for the next command (tracking OPTIN, OPTOUT).
+    pub caching: Option<bool>,
+    /// `CLIENT TRACKING on` (its mode is in `server::tracking`).
+    pub tracking: bool,
     /// Set once the connection runs `MONITOR`: the lines to show it.
     pub monitor: Option<broadcast::Receiver<Bytes>>,
 }
@@ -83,12 +88,15 @@ pub async fn serve(
         multi: None,
         watched: Vec::new(),
         monitor: None,
+        caching: None,
+        tracking: false,
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
     if let Some(sub) = session.subscriber.take() {
         shared.hub.unregister(sub.id);
     }
     shared.clients.remove(session.id);
+    shared.tracking.disable(session.id);
     result
 }
 
@@ -171,6 +179,7 @@ async fn serve_session(
             read = socket.read_buf(&mut input) => Event::Read(read?),
             delivery = recv(session.subscriber.as_mut()) => Event::Delivery(delivery),
             line = monitored(session.monitor.as_mut()) => Event::Monitored(line),
+            pushes = session.client.pushed() => Event::Pushed(pushes),
             _ = stop.changed() => return Ok(()),
             _ = session.client.killed() => return Ok(()),
         };
@@ -184,6 +193,13 @@ async fn serve_session(
                     && let Some(Ok(line)) = session.monitor.as_mut().map(|m| m.try_recv())
                 {
                     output.extend_from_slice(&line);
+                }
+                socket.write_all(&output).await?;
+                output.clear();
+            }
+            Event::Pushed(pushes) => {
+                for p in pushes {
+                    encode_push(session, p, &mut output);
                 }
                 socket.write_all(&output).await?;
                 output.clear();
@@ -230,7 +246,40 @@ enum Event {
     Read(usize),
     Delivery(Option<Delivery>),
     Monitored(Result<Bytes, broadcast::error::RecvError>),
+    Pushed(Vec<Push>),
 }
+
+/// A push as the connection's protocol carries it: RESP3 pushes, or for a RESP2 client (a
+/// redirect target) a message on `__redis__:invalidate`.
+fn encode_push(session: &Session, push: Push, out: &mut BytesMut) {
+    let reply = match push {
+        Push::Invalidate(keys) => {
+            let keys = keys.map_or(Reply::NullArray, |k| {
+                Reply::Array(k.into_iter().map(Reply::Bulk).collect())
+            });
+            if session.protocol == Protocol::Resp3 {
+                Reply::Push(vec![Reply::bulk("invalidate"), keys])
+            } else if session.channels.contains(INVALIDATE_CHANNEL) {
+                Reply::Push(vec![
+                    Reply::bulk("message"),
+                    Reply::bulk("__redis__:invalidate"),
+                    keys,
+                ])
+            } else {
+                return;
+            }
+        }
+        Push::RedirectBroken(to) if session.protocol == Protocol::Resp3 => Reply::Push(vec![
+            Reply::bulk("tracking-redir-broken"),
+            Reply::Int(to as i64),
+        ]),
+        Push::RedirectBroken(_) => return,
+    };
+    reply.encode(session.protocol, out);
+}
+
+/// Where a RESP2 redirect target hears of invalidations.
+const INVALIDATE_CHANNEL: &[u8] = b"__redis__:invalidate";
 
 async fn monitored(
     monitor: Option<&mut broadcast::Receiver<Bytes>>,
@@ -350,6 +399,9 @@ async fn run_commands(
                 .encode(session.protocol, out);
                 break 'command;
             }
+            if session.tracking {
+                remember_reads(shared, session, spec, &args);
+            }
             match spec.runs {
                 Runs::Engine(_) if spec.blocking => {
                     flush(shared, session, &mut batch, out).await;
@@ -399,6 +451,29 @@ async fn run_commands(
     Next::Continue
 }
 
+/// A tracking client is about to read: the keys it reads are remembered first, so that a
+/// write after the read invalidates them (`server::tracking`).
+fn remember_reads(shared: &Shared, session: &mut Session, spec: &cmd::Spec, args: &[Bytes]) {
+    let caching = session.caching.take();
+    if spec.write || matches!(spec.runs, Runs::Connection) {
+        if spec.name == "client" {
+            session.caching = caching; // CLIENT CACHING sets it for the next command
+        }
+        return;
+    }
+    let Some(mode) = shared.tracking.mode(session.id) else {
+        return;
+    };
+    let tracked = mode.bcast.is_none()
+        && (!mode.optin || caching == Some(true))
+        && (!mode.optout || caching != Some(false));
+    if tracked && let Ok(at) = cmd::keyspec::positions(spec, args) {
+        shared
+            .tracking
+            .remember(session.id, at.into_iter().map(|i| args[i].clone()));
+    }
+}
+
 /// Sends the waiting data commands to the engine and writes their replies.
 async fn flush(
     shared: &Shared,
@@ -411,7 +486,10 @@ async fn flush(
     }
     let count = batch.len();
     let started = Instant::now();
-    match shared.engine.run(std::mem::take(batch)).await {
+    match (shared.engine)
+        .run_watched(session.id, std::mem::take(batch), Vec::new())
+        .await
+    {
         Ok(ran) => {
             if let Some(seq) = ran.seq {
                 session.last_write = seq;

@@ -122,7 +122,7 @@ async fn exec(shared: &Shared, session: &mut Session) -> Reply {
         .collect();
     let mut data_replies = Vec::new().into_iter();
     if !data.is_empty() || !watched.is_empty() {
-        match shared.engine.run_watched(data, watched).await {
+        match shared.engine.run_watched(session.id, data, watched).await {
             Ok(ran) if ran.aborted => return Reply::NullArray,
             Ok(ran) => {
                 if let Some(seq) = ran.seq {

@@ -220,9 +220,14 @@ pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     if src != dst {
         ctx.txn
             .apply_member(src, member, &current.remove_delta(), None);
-        let stamp = ctx.txn.stamp();
-        ctx.txn
-            .apply_member(dst, member, &Member::add_delta(stamp), Some(stamp));
+        // As Redis, a member already in the destination leaves it untouched (a `WATCH` on it
+        // holds, and no `sadd` event fires).
+        let there = ctx.txn.member(dst, member).is_some_and(|m| m.present());
+        if !there {
+            let stamp = ctx.txn.stamp();
+            ctx.txn
+                .apply_member(dst, member, &Member::add_delta(stamp), Some(stamp));
+        }
     }
     Reply::Int(1)
 }

@@ -165,9 +165,11 @@ pub fn events(name: &str, args: &[Bytes], written: &[Written]) -> Vec<(Bytes, u8
             .map(|a| a.to_ascii_lowercase())
             .unwrap_or_default()
     };
+    if matches!(name, "flushall" | "flushdb") {
+        return out; // as Redis: a flush names no key
+    }
     for w in written {
         let own: &[&str] = match (name, w.role) {
-            ("flushall" | "flushdb", _) => &[],
             ("set", _)
                 if args[3..].iter().any(|a| {
                     matches!(

@@ -144,17 +144,16 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
     ))
 }
 
-/// Redis names the byte it found instead of '$'.
+/// Redis names the byte it found instead of '$' (`expected '$', got 'f'`).
 fn expected_dollar(found: u8) -> &'static str {
-    // The text must be 'static; the common cases are spelled out and the rest generalised.
-    match found {
-        b'*' => "expected '$', got '*'",
-        b':' => "expected '$', got ':'",
-        b'+' => "expected '$', got '+'",
-        b'-' => "expected '$', got '-'",
-        b'\r' => "expected '$', got '\r'",
-        _ => "expected '$'",
-    }
+    // One text per byte, made once: the error type holds a `&'static str`.
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        (0..=255u8)
+            .map(|b| format!("expected '$', got '{}'", b as char))
+            .collect()
+    });
+    &texts[usize::from(found)]
 }
 
 fn parse_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, ProtocolError> {
@@ -338,6 +337,11 @@ mod tests {
         assert_eq!(
             parse_all(b"*1\r\n:1\r\n"),
             Err(ProtocolError("expected '$', got ':'"))
+        );
+        // Whatever byte stands where '$' should, as Redis names it.
+        assert_eq!(
+            parse_all(b"*1\r\nfoo\r\n"),
+            Err(ProtocolError("expected '$', got 'f'"))
         );
         assert_eq!(
             parse_all(b"set \"a\r\n"),

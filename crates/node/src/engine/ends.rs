@@ -136,21 +136,6 @@ impl Ends {
             }
         }
     }
-
-    /// Forgets every bound (after state arrived that no round walked).
-    pub fn clear(&self) {
-        self.map.lock().expect("ends lock").clear();
-    }
-
-    /// Number of keys with bounds.
-    pub fn len(&self) -> usize {
-        self.map.lock().expect("ends lock").len()
-    }
-
-    /// Whether no key has bounds.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

@@ -25,10 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["set", "get", "incr", "hset", "sadd"]
-# The families of issue 13 (`--families`): lists, sorted sets, SPOP, MSET.
-# SPOP is left out: it reads the whole set per call (see bench/FAMILIES.md), so a run of it on
-# this row's 180k-member set does not finish in minutes; `--tests spop` runs it.
-FAMILIES = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "lrange_600", "zadd", "zpopmin", "mset", "multi"]
+# The families of issue 13 (`--families`): lists, sorted sets, SPOP, MSET, MULTI/EXEC.
+FAMILIES = ["lpush", "rpush", "lpop", "rpop", "lrange_100", "lrange_600", "zadd", "zpopmin", "spop", "mset", "multi"]
 
 
 def free_port():

@@ -225,6 +225,36 @@ def test_sets(r):
     assert err(r, "SMEMBERS", "str") == WRONGTYPE
 
 
+def test_random_picks_spread_over_large_collections_and_the_keyspace(r):
+    """Past 512 parts a pick reads a window after a random name (cmd/random.rs): names that
+    share a prefix must still all be reachable, and the answers must be real parts."""
+    p = r.pipeline(transaction=False)
+    for i in range(2000):
+        p.hset("h", f"field:{i}", i)
+        p.zadd("z", {f"member:{i}": i})
+        p.sadd("s", f"member:{i}")
+        p.set(f"key:{i}", i)
+    p.execute()
+    fields = {r.hrandfield("h") for _ in range(100)}
+    assert len(fields) > 50 and all(r.hexists("h", f) for f in fields)
+    pairs = r.hrandfield("h", -5, withvalues=True)
+    assert len(pairs) == 10
+    for field, value in zip(pairs[::2], pairs[1::2]):
+        assert value == field.split(":")[1]
+    pairs = r.zrandmember("z", 5, withscores=True)
+    assert len(pairs) == 10
+    for member, score in zip(pairs[::2], pairs[1::2]):
+        assert float(score) == int(member.split(":")[1])
+    members = r.srandmember("s", 10)
+    assert len(set(members)) == 10 and all(r.sismember("s", m) for m in members)
+    assert len(r.srandmember("s", -3000)) == 3000
+    keys = {r.randomkey() for _ in range(100)}
+    assert len(keys) > 50 and r.exists(*keys) == len(keys)
+    popped = r.spop("s", 1500)
+    assert len(set(popped)) == 1500 and r.scard("s") == 500
+    assert not any(r.smismember("s", popped))
+
+
 def test_pipelining_keeps_order(r):
     p = r.pipeline(transaction=False)
     for i in range(500):

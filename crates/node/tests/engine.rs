@@ -4,6 +4,7 @@ use bytes::Bytes;
 use node::cmd;
 use node::engine::{self, EngineConfig, EngineHandle, FsyncPolicy};
 use resp::Reply;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use storage::{Batch, Durability, MemStore, MemberKind, StateRead, StorageError, Store, Stored};
@@ -78,6 +79,9 @@ impl Store for FlakyStore {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
         self.count(self.inner.scan_members_back(kind, key, before, limit))
+    }
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
+        self.inner.last_keys(limit)
     }
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
@@ -669,6 +673,55 @@ async fn pops_read_a_few_elements_however_many_were_popped_before() {
             "two pops read {read} elements (tombstones kept: {keep_tombstones})"
         );
     }
+}
+
+#[tokio::test]
+async fn random_picks_from_a_large_set_read_a_window_spread_over_it_and_pop_each_once() {
+    let (store, engine) = node("n1");
+    // Names with a shared prefix: a pick that entered at a random byte string would land
+    // before or after all of them and answer the first name every time.
+    let n = 3000;
+    for chunk in 0..n / 500 {
+        let adds: Vec<String> = (0..500)
+            .map(|i| format!("SADD s member:{}", chunk * 500 + i))
+            .collect();
+        round(&engine, &adds).await;
+    }
+    store.members_read.store(0, Ordering::SeqCst);
+    let picks: Vec<String> = (0..200).map(|_| "SRANDMEMBER s".to_string()).collect();
+    let picked = round(&engine, &picks).await;
+    let read = store.members_read.load(Ordering::SeqCst);
+    // Reading the whole set would be 3000 per pick.
+    assert!(read < 200 * 100, "200 picks read {read} members of {n}");
+    let distinct: HashSet<Bytes> = (picked.into_iter())
+        .map(|r| match r {
+            Reply::Bulk(b) => b,
+            other => panic!("SRANDMEMBER answered {other:?}"),
+        })
+        .collect();
+    assert!(
+        distinct.len() > 100,
+        "200 picks found {} members",
+        distinct.len()
+    );
+    // Every leading digit's stretch of names comes up (the alphabet is learned).
+    for digit in b'1'..=b'9' {
+        let hit = distinct.iter().any(|b| b[7] == digit);
+        assert!(hit, "no pick began with {}", digit as char);
+    }
+    // SPOP takes every member exactly once, whatever the picks.
+    let mut popped = HashSet::new();
+    for _ in 0..n / 500 {
+        let pops: Vec<String> = (0..500).map(|_| "SPOP s".to_string()).collect();
+        for reply in round(&engine, &pops).await {
+            let Reply::Bulk(member) = reply else {
+                panic!("SPOP answered {reply:?} with members left");
+            };
+            assert!(popped.insert(member.clone()), "{member:?} popped twice");
+        }
+    }
+    assert_eq!(popped.len(), n);
+    assert_eq!(run(&engine, &[&["SPOP", "s"]]).await, vec![Reply::Null]);
 }
 
 #[tokio::test]

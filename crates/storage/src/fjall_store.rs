@@ -235,6 +235,14 @@ impl Store for FjallStore {
         collect_members(iter.rev(), &prefix, limit)
     }
 
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
+        let mut out = Vec::new();
+        for guard in self.data.iter().rev().take(limit) {
+            out.push(Bytes::copy_from_slice(&guard.key()?));
+        }
+        Ok(out)
+    }
+
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());

@@ -321,6 +321,10 @@ pub trait Store: StateRead {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError>;
 
+    /// The names of up to `limit` keys from the last one back (tombstones included): what a
+    /// random pick samples of the key space's far end.
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError>;
+
     /// Applies `batch` atomically: after a crash either all of it is there or none.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;
 

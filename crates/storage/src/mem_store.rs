@@ -116,6 +116,10 @@ impl Store for MemStore {
             .cloned())
     }
 
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
+        Ok(self.lock().data.keys().rev().take(limit).cloned().collect())
+    }
+
     fn scan_members_back(
         &self,
         kind: MemberKind,

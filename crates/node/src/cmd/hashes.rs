@@ -3,7 +3,7 @@
 //!
 //! Each field is its own stored state, so a write touches only the fields it names.
 
-use super::{Ctx, int_arg, typed, typed_for_write};
+use super::{Ctx, int_arg, random, typed, typed_for_write};
 use bytes::Bytes;
 use crdt::{Kind, StrState};
 use resp::Reply;
@@ -206,10 +206,11 @@ pub fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     Reply::Bulk(text)
 }
 
-/// `HRANDFIELD key [count [WITHVALUES]]`: random fields; a negative count may repeat them.
+/// `HRANDFIELD key [count [WITHVALUES]]`: random fields; a negative count may repeat them
+/// (`random.rs` says how they are picked).
 pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let count = match super::sets::random_count(args.get(2)) {
+    let count = match random::count_arg(args.get(2)) {
         Ok(c) => c,
         Err(e) => return e,
     };
@@ -218,28 +219,28 @@ pub fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
         Some(w) if w.eq_ignore_ascii_case(b"WITHVALUES") && args.len() == 4 => true,
         Some(_) => return Reply::err(resp::args::ERR_SYNTAX),
     };
-    let fields = match entries(ctx, key) {
-        Ok(fields) => fields,
+    let len = match typed(ctx, key, Kind::Hash) {
+        Ok(h) => h.map_or(0, |h| h.lens.hash as usize),
         Err(e) => return e,
     };
-    let random = |n: usize| (super::sets::random() % n as u64) as usize;
-    let picked: Vec<(Bytes, Bytes)> = match count {
+    let picked: Vec<(Bytes, StrState)> = match count {
         None => {
-            return match fields.is_empty() {
-                true => Reply::Null,
-                false => Reply::Bulk(fields[random(fields.len())].0.clone()),
-            };
+            return (random::parts::<StrState>(ctx, key, len, 1).into_iter())
+                .next()
+                .map_or(Reply::Null, |(f, _)| Reply::Bulk(f));
         }
-        Some(n) if n >= 0 => super::sets::pick(fields, n as usize),
-        Some(_) if fields.is_empty() => Vec::new(),
-        Some(n) => (0..n.unsigned_abs())
-            .map(|_| fields[random(fields.len())].clone())
-            .collect(),
+        Some(n) if n >= 0 => random::parts(ctx, key, len, n as usize),
+        Some(n) => {
+            let n = n.unsigned_abs();
+            let pool = random::parts::<StrState>(ctx, key, len, random::pool(n, len));
+            random::pick_repeating(&pool, n)
+        }
     };
+    let value = |f: StrState| Reply::Bulk(f.value().unwrap_or_default());
     if with_values {
         Reply::Pairs(
             (picked.into_iter())
-                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                .map(|(name, f)| (Reply::Bulk(name), value(f)))
                 .collect(),
         )
     } else {

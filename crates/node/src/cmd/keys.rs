@@ -1,7 +1,7 @@
 //! Keys: DEL, UNLINK, EXISTS, TYPE, the EXPIRE family, TTL, PTTL, PERSIST, KEYS, SCAN, DBSIZE,
 //! FLUSHALL, RENAME, RENAMENX, COPY, TOUCH, RANDOMKEY.
 
-use super::{Ctx, int_arg, reply};
+use super::{Ctx, int_arg, random, reply};
 use crate::glob::glob_match;
 use bytes::Bytes;
 use crdt::{Kind, Member, Record};
@@ -479,27 +479,32 @@ pub fn touch(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     exists(ctx, args)
 }
 
-/// `RANDOMKEY`: a live key found from a random point of the key space (keys after a wide gap
-/// come up more often than others), or nil when there is none.
+/// `RANDOMKEY`: one of the live keys among a window read past a random name drawn from the
+/// alphabet of the first and last keys (`random.rs`: keys after a sparse stretch come up
+/// more often than others), or nil when there is none.
 pub fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> Reply {
-    let mut start = [0u8; 8];
-    getrandom::fill(&mut start).expect("the operating system's random source works");
-    let from_random = walk(
-        ctx,
-        Some(Bytes::copy_from_slice(&start)),
-        WALK_CHUNK,
-        None,
-        None,
-    );
-    let found = match from_random {
-        Ok((keys, _)) if !keys.is_empty() => Ok(keys),
-        Ok(_) => walk(ctx, None, WALK_CHUNK, None, None).map(|(keys, _)| keys),
-        Err(e) => Err(e),
-    };
-    match found {
-        Ok(keys) => keys.into_iter().next().map_or(Reply::Null, Reply::Bulk),
-        Err(e) => e,
-    }
+    reply((|| {
+        let (first, _) = walk(ctx, None, random::WINDOW, None, None)?;
+        let mut alphabet = random::Alphabet::default();
+        for key in first.iter().chain(&ctx.txn.last_keys(random::WINDOW)) {
+            alphabet.learn(key);
+        }
+        let (mut found, _) = walk(ctx, Some(alphabet.draw()), random::WINDOW, None, None)?;
+        // Nothing live in that window: any live key will do, from the first on.
+        let mut after = None;
+        while found.is_empty() {
+            let (keys, next) = walk(ctx, after, WALK_CHUNK, None, None)?;
+            found = keys;
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(match found.is_empty() {
+            true => Reply::Null,
+            false => Reply::Bulk(found.swap_remove(random::below(found.len()))),
+        })
+    })())
 }
 
 /// Collections this small are answered whole by one `SSCAN`/`HSCAN` call (cursor 0), as Redis

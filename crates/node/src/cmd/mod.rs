@@ -9,6 +9,7 @@ mod hashes;
 mod keys;
 pub mod keyspec;
 mod lists;
+mod random;
 mod sets;
 mod sort;
 mod strings;

@@ -3,7 +3,7 @@
 //!
 //! Each member is its own stored state, so a write touches only the members it names.
 
-use super::{Ctx, typed, typed_for_write};
+use super::{Ctx, random, typed, typed_for_write};
 use bytes::Bytes;
 use crdt::{Kind, Member};
 use resp::Reply;
@@ -232,26 +232,8 @@ pub fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     Reply::Int(1)
 }
 
-/// A random number from the operating system.
-pub(super) fn random() -> u64 {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    u64::from_le_bytes(bytes)
-}
-
-/// `count` distinct items picked at random (all of them when there are fewer).
-pub(super) fn pick<T>(members: Vec<T>, count: usize) -> Vec<T> {
-    let mut members = members;
-    let count = count.min(members.len());
-    for i in 0..count {
-        let j = i + (random() % (members.len() - i) as u64) as usize;
-        members.swap(i, j);
-    }
-    members.truncate(count);
-    members
-}
-
-/// `SPOP key [count]`: removes and answers random members.
+/// `SPOP key [count]`: removes and answers random members (`random.rs` says how they are
+/// picked: O(count) reads past a random point of a large set).
 pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let count = match args.get(2).map(|c| resp::args::parse_i64(c)) {
@@ -262,67 +244,49 @@ pub fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return Reply::err(resp::args::ERR_SYNTAX);
     }
-    let members = match members_of(ctx, key) {
-        Ok(m) => m.into_iter().collect(),
+    let len = match typed(ctx, key, Kind::Set) {
+        Ok(s) => s.map_or(0, |s| s.lens.set as usize),
         Err(e) => return e,
     };
-    let picked = pick(members, count.unwrap_or(1));
-    for m in &picked {
-        if let Some(current) = ctx.txn.member(key, m) {
-            ctx.txn.apply_member(key, m, &current.remove_delta(), None);
-        }
+    let picked = random::parts::<Member>(ctx, key, len, count.unwrap_or(1));
+    for (name, member) in &picked {
+        ctx.txn
+            .apply_member(key, name, &member.remove_delta(), None);
     }
+    let mut names = picked.into_iter().map(|(name, _)| name);
     match count {
-        None => picked.into_iter().next().map_or(Reply::Null, Reply::Bulk),
-        Some(_) => set_reply(picked.into_iter().collect()),
-    }
-}
-
-/// The count argument of `SRANDMEMBER` and `HRANDFIELD`, if given (negative: picks may repeat).
-pub(super) fn random_count(arg: Option<&Bytes>) -> Result<Option<i64>, Reply> {
-    match arg.map(|c| resp::args::parse_i64(c)) {
-        None => Ok(None),
-        Some(Some(i64::MIN)) => Err(Reply::err(
-            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        )),
-        Some(Some(n)) if n > -(1 << 40) => Ok(Some(n)),
-        // Redis refuses counts whose reply would overflow; Meridian bounds them lower.
-        Some(Some(_)) => Err(Reply::err("ERR value is out of range")),
-        Some(_) => Err(Reply::err(resp::args::ERR_NOT_INTEGER)),
+        None => names.next().map_or(Reply::Null, Reply::Bulk),
+        Some(_) => set_reply(names.collect()),
     }
 }
 
 /// `SRANDMEMBER key [count]`: random members; a negative count may repeat them.
 pub fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    let count = match random_count(args.get(2)) {
+    let count = match random::count_arg(args.get(2)) {
         Ok(c) => c,
         Err(e) => return e,
     };
     if args.len() > 3 {
         return Reply::err(resp::args::ERR_SYNTAX);
     }
-    let members: Vec<Bytes> = match members_of(ctx, key) {
-        Ok(m) => m.into_iter().collect(),
+    let len = match typed(ctx, key, Kind::Set) {
+        Ok(s) => s.map_or(0, |s| s.lens.set as usize),
         Err(e) => return e,
     };
+    let bulks = |picked: Vec<(Bytes, Member)>| -> Vec<Reply> {
+        picked.into_iter().map(|(m, _)| Reply::Bulk(m)).collect()
+    };
     match count {
-        None => pick(members, 1)
-            .into_iter()
+        None => (random::parts::<Member>(ctx, key, len, 1).into_iter())
             .next()
-            .map_or(Reply::Null, Reply::Bulk),
-        Some(n) if n >= 0 => Reply::Array(
-            pick(members, n as usize)
-                .into_iter()
-                .map(Reply::Bulk)
-                .collect(),
-        ),
-        Some(_) if members.is_empty() => Reply::Array(Vec::new()),
-        Some(n) => Reply::Array(
-            (0..n.unsigned_abs())
-                .map(|_| Reply::Bulk(members[(random() % members.len() as u64) as usize].clone()))
-                .collect(),
-        ),
+            .map_or(Reply::Null, |(m, _)| Reply::Bulk(m)),
+        Some(n) if n >= 0 => Reply::Array(bulks(random::parts(ctx, key, len, n as usize))),
+        Some(n) => {
+            let n = n.unsigned_abs();
+            let pool = random::parts::<Member>(ctx, key, len, random::pool(n, len));
+            Reply::Array(bulks(random::pick_repeating(&pool, n)))
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! O(popped); the algebra and ZRANDMEMBER O(total size of the inputs).
 
 use super::lists::End;
-use super::{Ctx, int_arg, timeout_arg, typed, typed_for_write};
+use super::{Ctx, int_arg, random, timeout_arg, typed, typed_for_write};
 use bytes::Bytes;
 use crdt::{Kind, ZMember};
 use resp::Reply;
@@ -940,30 +940,35 @@ pub fn zrangestore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     })())
 }
 
+/// `ZRANDMEMBER key [count [WITHSCORES]]`: random members; a negative count may repeat
+/// them (`random.rs` says how they are picked).
 pub fn zrandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     super::reply((|| {
         let key = &args[1];
-        let count = super::sets::random_count(args.get(2))?;
+        let count = random::count_arg(args.get(2))?;
         let with_scores = match args.get(3) {
             None => false,
             Some(w) if w.eq_ignore_ascii_case(b"withscores") && args.len() == 4 => true,
             Some(_) => return Err(Reply::err(ERR_SYNTAX)),
         };
-        if zlen(ctx, key)? == 0 {
-            return Ok(if count.is_some() {
-                Reply::Array(Vec::new())
-            } else {
-                Reply::Null
-            });
-        }
-        let members = all(ctx, key);
-        let random = |n: usize| (super::sets::random() % n as u64) as usize;
+        let len = zlen(ctx, key)? as usize;
+        let scores = |picked: Vec<(Bytes, ZMember)>| -> Vec<(Bytes, f64)> {
+            (picked.into_iter())
+                .map(|(m, z)| (m, z.score().unwrap_or_default()))
+                .collect()
+        };
         let picked = match count {
-            None => return Ok(Reply::Bulk(members[random(members.len())].0.clone())),
-            Some(n) if n >= 0 => super::sets::pick(members, n as usize),
-            Some(n) => (0..n.unsigned_abs())
-                .map(|_| members[random(members.len())].clone())
-                .collect(),
+            None => {
+                return Ok((random::parts::<ZMember>(ctx, key, len, 1).into_iter())
+                    .next()
+                    .map_or(Reply::Null, |(m, _)| Reply::Bulk(m)));
+            }
+            Some(n) if n >= 0 => scores(random::parts(ctx, key, len, n as usize)),
+            Some(n) => {
+                let n = n.unsigned_abs();
+                let pool = scores(random::parts(ctx, key, len, random::pool(n, len)));
+                random::pick_repeating(&pool, n)
+            }
         };
         Ok(scored(picked, with_scores))
     })())

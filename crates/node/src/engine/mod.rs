@@ -29,7 +29,7 @@ pub use log::{
 };
 pub use reclaim::{Checkpoints, Collection, collect_graves};
 pub use repair::Repair;
-pub use txn::{EXPIRY_GRACE_MS, Finished, Txn, fingerprint, sweep_at};
+pub use txn::{EXPIRY_GRACE_MS, Finished, Part, Txn, fingerprint, sweep_at};
 
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;

@@ -974,6 +974,37 @@ impl<'a> Txn<'a> {
         self.walked(T::STORED, key, walked);
     }
 
+    /// Walks the parts of `key` of one kind in byte order from just past `after` (from the
+    /// first when `None`), live or not, as this round sees them, until `visit` returns false.
+    pub fn walk_parts_after<T: Part>(
+        &mut self,
+        key: &Bytes,
+        after: Option<Bytes>,
+        visit: impl FnMut(&Bytes, &T) -> bool,
+    ) {
+        let walk = Walk {
+            kind: T::STORED,
+            key,
+            from: after,
+            backwards: false,
+            bounds: None,
+        };
+        let walked = walk.run(self, |txn| T::parts_ref(txn).of(key), T::live, visit);
+        self.walked(T::STORED, key, walked);
+    }
+
+    /// The names of up to `limit` keys at the far end of the key space, as committed (a
+    /// sample for a random pick: the round's own writes are left out).
+    pub fn last_keys(&mut self, limit: usize) -> Vec<Bytes> {
+        match self.store.last_keys(limit) {
+            Ok(keys) => keys,
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        }
+    }
+
     /// Where the live parts of `key` of `kind` begin and end as this round knows, when walks
     /// of the kind keep bounds. The first time a round asks, it takes what earlier rounds
     /// learned, widened over every part the round holds of the key.

@@ -42,6 +42,22 @@ def test_connection_commands(r):
     assert err(r, "GET") == "wrong number of arguments for 'get' command"
 
 
+def test_keyspace_hits_and_misses_count_read_lookups(r):
+    r.config_resetstat()
+    stats = r.info("stats")
+    assert (stats["keyspace_hits"], stats["keyspace_misses"]) == (0, 0)
+    r.set("here", 1)  # a write: not a lookup
+    r.sadd("s", "m")
+    r.get("here")
+    r.get("gone")
+    r.mget("here", "gone", "s")  # three lookups: found, missed, found (of another type)
+    r.smembers("s")
+    stats = r.info("stats")
+    assert (stats["keyspace_hits"], stats["keyspace_misses"]) == (4, 2)
+    r.config_resetstat()
+    assert r.info("stats")["keyspace_hits"] == 0
+
+
 def test_hello_switches_protocol(node):
     c = node.client(protocol=3, decode_responses=True)
     hello = c.execute_command("HELLO", 3)
@@ -413,8 +429,81 @@ def test_command_getkeys_finds_keys_where_redis_does(r):
     flags = [set(i[2]) for i in info]
     assert "movablekeys" in flags[0] and "movablekeys" not in flags[1]
     assert info[1][3:6] == [1, 2, 1]
+    # Redis 7.0's key specs: what each command does to each of its keys, and where they are.
+    src, dst = info[1][8]
+    assert set(src["flags"]) == {"RW", "access", "delete"} and set(dst["flags"]) == {"RW", "insert"}
+    assert dst["begin_search"] == {"type": "index", "spec": {"index": 2}}
+    assert dst["find_keys"] == {"type": "range", "spec": {"lastkey": 0, "keystep": 1, "limit": 0}}
+    assert info[0][8][1]["find_keys"]["type"] == "keynum"
+    flags = r.execute_command("COMMAND GETKEYSANDFLAGS", "LMOVE", "a", "b", "LEFT", "RIGHT")
+    assert [(k, set(f)) for k, f in flags] == [("a", {"RW", "access", "delete"}), ("b", {"RW", "insert"})]
+    assert [set(f) for _, f in r.execute_command("COMMAND GETKEYSANDFLAGS", "SET", "k", "v")] == [{"OW", "update"}]
     assert r.execute_command("COMMAND LIST", "FILTERBY", "PATTERN", "zunion*") == ["zunion", "zunionstore"]
     assert "syntax error" in err(r, "COMMAND LIST", "FILTERBY", "nope", "x")
+
+
+def test_slowlog_and_latency_record_what_ran_long(node):
+    r = node.client(decode_responses=True)
+    r.client_setname("reporter")
+    assert r.config_get("slowlog-*") == {"slowlog-log-slower-than": "10000", "slowlog-max-len": "128"}
+    assert r.execute_command("LATENCY", "LATEST") == []
+    r.config_set("slowlog-log-slower-than", 0)  # every command
+    r.slowlog_reset()
+    r.set("k", "v")
+    r.get("k")  # a read, run on the connection
+    with r.pipeline(transaction=True) as p:
+        p.incr("n").sadd("s", *range(40)).execute()
+    r.execute_command("ECHO", "x" * 200)
+    entries = r.execute_command("SLOWLOG", "GET", -1)
+    commands = [[a for a in e[3]] for e in entries]
+    # Newest first; the transaction's commands are logged, EXEC and MULTI are not.
+    assert commands[0] == ["ECHO", "x" * 128 + "... (72 more bytes)"]
+    assert ["INCRBY", "n", "1"] in commands and ["GET", "k"] in commands and ["SET", "k", "v"] in commands
+    assert not any(c[0].upper() in ("EXEC", "MULTI") for c in commands)
+    sadd = next(c for c in commands if c[0] == "SADD")
+    assert len(sadd) == 32 and sadd[-1] == "... (11 more arguments)"
+    ids = [e[0] for e in entries]
+    assert ids == sorted(ids, reverse=True)
+    assert all(e[4].startswith("127.0.0.1:") and e[5] == "reporter" for e in entries)
+    assert r.slowlog_len() == len(entries) + 1  # and the SLOWLOG GET
+    r.config_set("slowlog-max-len", 2)
+    assert r.slowlog_len() == 2
+    r.config_set("slowlog-log-slower-than", -1)  # none
+    r.slowlog_reset()
+    r.set("k", "v")
+    assert r.slowlog_len() == 0
+    assert "between" in err(r, "CONFIG", "SET", "slowlog-max-len", "-1")
+    assert "Try SLOWLOG HELP" in err(r, "SLOWLOG", "NOPE")
+    # LATENCY: off until a threshold is set; then a command over it is a spike of `command`.
+    r.config_set("latency-monitor-threshold", 1)
+    r.sadd("big", *range(50000))  # takes well over a millisecond
+    [[event, at, latest, worst]] = r.execute_command("LATENCY", "LATEST")
+    assert event == "command" and latest >= 1 and worst >= latest and abs(at - time.time()) < 60
+    assert len(r.execute_command("LATENCY", "HISTORY", "command")) == 1
+    assert r.execute_command("LATENCY", "RESET") == 1
+    assert r.execute_command("LATENCY", "LATEST") == []
+
+
+def test_client_pause_holds_writes_or_everything_until_unpaused(node):
+    import threading
+    admin, other = node.client(decode_responses=True), node.client(decode_responses=True)
+    other.set("k", "before")
+    assert admin.execute_command("CLIENT", "PAUSE", 60000, "WRITE")
+    assert other.get("k") == "before"  # reads go on
+    done = threading.Event()
+    writer = threading.Thread(target=lambda: (other.set("k", "after"), done.set()))
+    writer.start()
+    assert not done.wait(0.5), "a write ran while writes were paused"
+    assert admin.get("k") == "before"
+    assert admin.execute_command("CLIENT", "UNPAUSE")
+    assert done.wait(10) and other.get("k") == "after"
+    writer.join()
+    # ALL holds every command, to the deadline.
+    started = time.monotonic()
+    admin.execute_command("CLIENT", "PAUSE", 300, "ALL")
+    assert other.ping() and time.monotonic() - started >= 0.25
+    assert "syntax" in err(admin, "CLIENT", "PAUSE", 10, "SOME")
+    assert "timeout is not an integer" in err(admin, "CLIENT", "PAUSE", -1)
 
 
 def resp3_tracking_client(port):

@@ -48,6 +48,10 @@ pub struct Shared {
     pub cluster: peer::Handle,
     /// When the node started.
     pub started: Instant,
+    /// `CLIENT PAUSE`.
+    pub pause: server::pause::Pause,
+    /// Commands that ran long (`SLOWLOG`, `LATENCY`).
+    pub slowlog: Arc<server::slowlog::Slowlog>,
     /// Open client connections.
     pub connections: std::sync::atomic::AtomicUsize,
     /// Connections accepted since start.
@@ -130,8 +134,15 @@ pub async fn run(
         let tracking = tracking.clone();
         Arc::new(move |keys, written_by| tracking.invalidate(keys, written_by))
     };
+    // SLOWLOG and LATENCY: the engine times each data command it runs.
+    let slowlog = Arc::new(server::slowlog::Slowlog::new(clients.clone()));
+    let took: engine::Took = {
+        let slowlog = slowlog.clone();
+        Arc::new(move |client, args, took| slowlog.took(client, args, took))
+    };
     let engine_config = EngineConfig {
         invalidate: Some(invalidate),
+        took: Some(took),
         notifier: notifier.clone(),
         node_name: config.node_id.clone(),
         fsync: config.fsync,
@@ -178,6 +189,8 @@ pub async fn run(
         tuning: Default::default(),
         commands_total: AtomicU64::new(0),
         clients,
+        slowlog,
+        pause: Default::default(),
         tracking,
         monitors: Default::default(),
     });

@@ -7,6 +7,8 @@ mod commands;
 mod connection;
 mod monitor;
 mod multi;
+pub mod pause;
+pub mod slowlog;
 pub mod tracking;
 
 use crate::Shared;

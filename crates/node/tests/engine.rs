@@ -184,6 +184,7 @@ fn start_as(name: &str, store: Arc<FlakyStore>) -> EngineHandle {
         drop_tombstones: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         notifier: Default::default(),
         invalidate: None,
+        took: None,
     };
     engine::spawn(store, config).expect("engine starts").0
 }

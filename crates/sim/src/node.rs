@@ -90,6 +90,7 @@ fn engine_state() -> EngineState {
         live_keys: 0,
         cursors: Cursors::default(),
         max_value_len: 1 << 20,
+        stats: Default::default(),
     }
 }
 

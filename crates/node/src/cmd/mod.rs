@@ -20,6 +20,7 @@ use bytes::Bytes;
 use crdt::Kind;
 use resp::Reply;
 use resp::args::ERR_WRONGTYPE;
+use std::sync::atomic::Ordering;
 use storage::Stored;
 
 /// What a data command runs with: the round's view of the keyspace and the engine's state.
@@ -270,6 +271,8 @@ pub static COMMANDS: &[Spec] = &[
     conn("command", -1),
     conn("config", -2),
     conn("info", -1),
+    conn("slowlog", -2),
+    conn("latency", -2),
     conn("time", 1),
     conn("wait", 3),
     conn("cluster", -2),
@@ -340,7 +343,25 @@ pub fn execute(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) -> Reply {
     if !written.is_empty() {
         notify_written(ctx, spec, args, written);
     }
+    if !spec.write {
+        count_lookups(ctx, spec, args);
+    }
     reply
+}
+
+/// Counts the keys a read command found and missed (`INFO` `keyspace_hits/misses`, as Redis
+/// counts its read lookups). The command read them already: they come from the round.
+fn count_lookups(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) {
+    let Ok(positions) = keyspec::positions(spec, args) else {
+        return;
+    };
+    let now_ms = ctx.txn.now_ms();
+    let hits = (positions.iter())
+        .filter(|&&at| (ctx.txn.raw(&args[at])).is_some_and(|s| s.live_kind(now_ms).is_some()))
+        .count();
+    let stats = &ctx.state.stats;
+    stats.hits.fetch_add(hits as u64, Ordering::Relaxed);
+    (stats.misses).fetch_add((positions.len() - hits) as u64, Ordering::Relaxed);
 }
 
 /// Raises the keyspace events of a command that wrote `written` (`engine::notify`).

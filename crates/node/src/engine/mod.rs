@@ -225,6 +225,8 @@ pub struct Stats {
     pub live_keys: AtomicU64,
     /// Live keys with a deadline (`INFO keyspace` `expires`).
     pub expires: AtomicU64,
+    /// The sum of their deadlines, ms (`avg_ttl`: the mean deadline less now).
+    pub deadlines: std::sync::Mutex<i128>,
     /// Keys this node deleted because their deadline passed, since it started.
     pub expired: AtomicU64,
     /// Tombstones held (graves: a tombstone changed twice has two until the older goes).
@@ -236,6 +238,10 @@ pub struct Stats {
     pub waiting_for: std::sync::Mutex<VersionVector>,
     /// Bytes the store holds on disk.
     pub disk_bytes: AtomicU64,
+    /// Keys read commands found live (`INFO` `keyspace_hits`).
+    pub hits: AtomicU64,
+    /// Keys read commands looked for and did not find (`keyspace_misses`).
+    pub misses: AtomicU64,
 }
 
 /// State that outlives a round.
@@ -246,6 +252,8 @@ pub struct EngineState {
     pub cursors: Cursors,
     /// Largest value a command may build (APPEND): `proto-max-bulk-len`.
     pub max_value_len: usize,
+    /// Where read commands count their hits and misses.
+    pub stats: Arc<Stats>,
 }
 
 /// Settings of the engine.
@@ -267,11 +275,47 @@ pub struct EngineConfig {
     pub notifier: notify::Notifier,
     /// Told the keys of every commit (`server::tracking`: client-side caching).
     pub invalidate: Option<Invalidate>,
+    /// Told each data command's run time (`SLOWLOG`, `LATENCY`).
+    pub took: Option<Took>,
 }
 
 /// Told the keys a commit wrote (`None` after a flush: every key), and which of them each
 /// client wrote (`Finished::written_by`).
 pub type Invalidate = Arc<dyn Fn(Option<&[Bytes]>, &[(Bytes, u64)]) + Send + Sync>;
+
+/// Told how long each data command took to run in its round, with the client that sent it
+/// (`server::slowlog`).
+pub type Took = Arc<dyn Fn(u64, &[Bytes], Duration) + Send + Sync>;
+
+/// Runs `command`, telling `took` (when set) how long it ran.
+fn timed(
+    took: &Option<Took>,
+    client: u64,
+    args: &[Bytes],
+    command: impl FnOnce() -> Reply,
+) -> Reply {
+    let Some(took) = took else {
+        return command();
+    };
+    let started = Instant::now();
+    let reply = command();
+    took(client, args, started.elapsed());
+    reply
+}
+
+impl Stats {
+    /// The mean time to live of the keys with a deadline, ms (0 when none). Exact, where
+    /// Redis samples; keys past their deadline that the sweep has not reached yet pull it
+    /// down a little.
+    pub fn avg_ttl_ms(&self, now_ms: u64) -> u64 {
+        let expires = self.expires.load(Ordering::Relaxed);
+        if expires == 0 {
+            return 0;
+        }
+        let mean = *self.deadlines.lock().expect("not poisoned") / i128::from(expires);
+        u64::try_from(mean - i128::from(now_ms)).unwrap_or(0)
+    }
+}
 
 impl std::fmt::Debug for EngineConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -466,6 +510,7 @@ impl EngineHandle {
             live_keys: 0,
             cursors: Cursors::default(),
             max_value_len: self.max_value_len,
+            stats: self.stats.clone(),
         };
         let reply = cmd::execute(
             &mut Ctx {
@@ -592,7 +637,7 @@ pub fn spawn(
     // Nothing ever committed: a new data directory (see `origin`).
     let fresh = stored_vv.is_none();
     check_format(store.as_ref(), fresh)?;
-    let (live_keys, expires) = count_live(store.as_ref())?;
+    let (live_keys, expires, deadlines) = count_live(store.as_ref())?;
     let tombstones = store.count_graves()?;
     let Applied { vv, seen } = Applied::from_stored(stored_vv)?;
     // What was committed before a restart is on disk: the final sync saw to it, or the
@@ -606,6 +651,7 @@ pub fn spawn(
     let stats = Arc::new(Stats::default());
     stats.live_keys.store(live_keys, Ordering::Relaxed);
     stats.expires.store(expires, Ordering::Relaxed);
+    *stats.deadlines.lock().expect("not poisoned") = deadlines;
     stats.tombstones.store(tombstones, Ordering::Relaxed);
     stats
         .disk_bytes
@@ -657,6 +703,7 @@ pub fn spawn(
             live_keys,
             cursors: Cursors::default(),
             max_value_len: config.max_value_len,
+            stats: stats.clone(),
         },
         config,
         stats,
@@ -700,19 +747,22 @@ fn check_format(store: &dyn Store, fresh: bool) -> Result<(), StorageError> {
     }
 }
 
-/// Live keys, and how many of them have a deadline.
-fn count_live(store: &dyn Store) -> Result<(u64, u64), StorageError> {
-    let (mut live, mut expires) = (0, 0);
+/// Live keys, how many of them have a deadline, and the sum of those deadlines.
+fn count_live(store: &dyn Store) -> Result<(u64, u64, i128), StorageError> {
+    let (mut live, mut expires, mut deadlines) = (0, 0, 0);
     let mut after: Option<Bytes> = None;
     loop {
         let chunk = store.scan(after.as_deref(), 4096)?;
         let Some((last, _)) = chunk.last() else {
-            return Ok((live, expires));
+            return Ok((live, expires, deadlines));
         };
         after = Some(last.clone());
         for (_, s) in chunk.iter().filter(|(_, s)| s.kind().is_some()) {
             live += 1;
-            expires += u64::from(s.record.expires_at_ms().is_some());
+            if let Some(at) = s.record.expires_at_ms() {
+                expires += 1;
+                deadlines += i128::from(at);
+            }
         }
     }
 }
@@ -953,6 +1003,7 @@ impl Engine {
         }
         let refused = self.writes_refused.load(Ordering::Relaxed);
         let touches = self.touches.clone();
+        let took = self.config.took.clone();
         let mut parking = std::mem::take(&mut self.parking);
         let (mut txn, state) = self.begin(wall_ms());
         for pending in &mut round {
@@ -975,7 +1026,10 @@ impl Engine {
             let writes_before = ctx.txn.writes();
             ctx.txn.set_writer(pending.client);
             for (spec, args) in &pending.commands {
-                pending.replies.push(cmd::execute(&mut ctx, spec, args));
+                let reply = timed(&took, pending.client, args, || {
+                    cmd::execute(&mut ctx, spec, args)
+                });
+                pending.replies.push(reply);
             }
             pending.wrote = ctx.txn.writes() != writes_before;
         }
@@ -990,7 +1044,7 @@ impl Engine {
                 Reply::Error(WRITES_REFUSED.into())
             } else {
                 ctx.txn.set_writer(id);
-                cmd::execute(&mut ctx, spec, &args)
+                timed(&took, id, &args, || cmd::execute(&mut ctx, spec, &args))
             };
             if blocked::found_nothing(&answer) {
                 parking.park(id, (spec, args), answer, reply);
@@ -1137,6 +1191,7 @@ impl Engine {
             .live_keys
             .store(self.state.live_keys, Ordering::Relaxed);
         add_signed(&self.stats.expires, finished.expires_delta);
+        *self.stats.deadlines.lock().expect("not poisoned") += finished.deadlines_delta;
         let own = vv.get(self.node);
         if writer == Writer::Clients && own > self.vv.get(self.node) {
             // Clients hear of it now; noted before the progress below lets it ship.
@@ -1166,6 +1221,7 @@ impl Engine {
             },
             live_delta: 0,
             expires_delta: 0,
+            deadlines_delta: 0,
             changes: Vec::new(),
             read: Vec::new(),
             learned: Vec::new(),

@@ -48,9 +48,12 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
     )
 }
 
-/// Whether a key counts in `INFO keyspace`'s `expires`: live, with a deadline.
-fn expiring(stored: Option<&Stored>) -> bool {
-    stored.is_some_and(|s| s.kind().is_some() && s.record.expires_at_ms().is_some())
+/// The deadline of a key that counts in `INFO keyspace`'s `expires` (live, with a deadline).
+fn deadline(stored: Option<&Stored>) -> Option<u64> {
+    stored
+        .filter(|s| s.kind().is_some())?
+        .record
+        .expires_at_ms()
 }
 
 /// A key as the round left it, and whether it was live before the round touched it.
@@ -58,7 +61,7 @@ fn expiring(stored: Option<&Stored>) -> bool {
 pub(super) struct Touched {
     stored: Option<Stored>,
     live_before: bool,
-    expiring_before: bool,
+    deadline_before: Option<u64>,
     dirty: bool,
     /// Read from the store (not the cache): worth caching even if the round fails.
     from_store: bool,
@@ -68,11 +71,11 @@ impl Touched {
     /// A key as read, not yet changed by the round.
     pub(super) fn read(stored: Option<Stored>, from_store: bool) -> Touched {
         let live_before = stored.as_ref().is_some_and(|s| s.kind().is_some());
-        let expiring_before = expiring(stored.as_ref());
+        let deadline_before = deadline(stored.as_ref());
         Touched {
             stored,
             live_before,
-            expiring_before,
+            deadline_before,
             dirty: false,
             from_store,
         }
@@ -285,6 +288,8 @@ pub struct Finished {
     pub live_delta: i64,
     /// The change in the number of live keys with a deadline if the batch commits.
     pub expires_delta: i64,
+    /// The change in the sum of their deadlines (ms), for `INFO keyspace`'s `avg_ttl`.
+    pub deadlines_delta: i128,
     /// The deltas merged, in order: what the change log records of this round.
     pub changes: Vec<Change>,
     /// Keys the round read from the store and did not change, with what it found.
@@ -595,7 +600,7 @@ impl<'a> Txn<'a> {
             Touched {
                 stored: None,
                 live_before: stored.kind().is_some(),
-                expiring_before: expiring(Some(stored)),
+                deadline_before: deadline(Some(stored)),
                 dirty: true,
                 from_store: false,
             },
@@ -1213,6 +1218,7 @@ impl<'a> Txn<'a> {
         };
         let mut live_delta = 0i64;
         let mut expires_delta = 0i64;
+        let mut deadlines_delta = 0i128;
         let mut read = Vec::new();
         let failed = self.failed.is_some();
         for (key, t) in self.touched {
@@ -1226,13 +1232,18 @@ impl<'a> Txn<'a> {
                 // Forgotten and not written again.
                 debug_assert!(self.forgotten.contains(&key));
                 live_delta -= i64::from(t.live_before);
-                expires_delta -= i64::from(t.expiring_before);
+                expires_delta -= i64::from(t.deadline_before.is_some());
+                deadlines_delta -= i128::from(t.deadline_before.unwrap_or(0));
                 batch.removes.push(key);
                 continue;
             };
             let live_after = stored.kind().is_some();
             live_delta += i64::from(live_after) - i64::from(t.live_before);
-            expires_delta += i64::from(expiring(Some(&stored))) - i64::from(t.expiring_before);
+            let deadline_after = deadline(Some(&stored));
+            expires_delta +=
+                i64::from(deadline_after.is_some()) - i64::from(t.deadline_before.is_some());
+            deadlines_delta += i128::from(deadline_after.unwrap_or(0))
+                - i128::from(t.deadline_before.unwrap_or(0));
             if live_after && let Some(at) = sweep_at(&stored.record, self.node) {
                 batch.expiry_puts.push((at, key.clone()));
             }
@@ -1294,6 +1305,7 @@ impl<'a> Txn<'a> {
             batch,
             live_delta,
             expires_delta,
+            deadlines_delta,
             changes: self.changes,
             read,
             events: self.events,

@@ -253,6 +253,14 @@ impl Clients {
     }
 
     /// Whether client `id` is connected.
+    /// The address and name of client `id`, while it is connected.
+    pub fn describe(&self, id: u64) -> Option<(String, Bytes)> {
+        let clients = self.0.lock().expect("not poisoned");
+        let client = clients.get(&id)?;
+        let name = client.last.lock().expect("not poisoned").1.name.clone();
+        Some((client.addr.to_string(), name.unwrap_or_default()))
+    }
+
     pub fn exists(&self, id: u64) -> bool {
         self.0.lock().expect("not poisoned").contains_key(&id)
     }

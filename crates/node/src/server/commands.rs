@@ -13,6 +13,7 @@ use resp::args::{ERR_NOT_INTEGER, ERR_SYNTAX, parse_i64};
 use resp::{Protocol, Reply};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Whether the connection goes on after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,8 @@ pub fn run(
         "command" => command(args),
         "config" => config(shared, args),
         "info" => info(shared, args),
+        "slowlog" => shared.slowlog.command(args),
+        "latency" => shared.slowlog.latency(args),
         "cluster" => cluster(shared, args),
         "function" | "script" => scripting(name, args),
         "wait" => unreachable!("WAIT waits for the engine: run by the connection"),
@@ -258,6 +261,12 @@ fn check_client_name(name: &[u8]) -> Result<(), Reply> {
 }
 
 /// Whether a `CLIENT` command is `CLIENT UNBLOCK` (which waits for the engine).
+/// `CLIENT PAUSE ...` or `CLIENT UNPAUSE`: never held by a pause.
+pub fn is_pause_control(args: &[Bytes]) -> bool {
+    (args.get(1))
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"pause") || s.eq_ignore_ascii_case(b"unpause"))
+}
+
 pub fn is_unblock(args: &[Bytes]) -> bool {
     args.get(1)
         .is_some_and(|a| a.eq_ignore_ascii_case(b"unblock"))
@@ -343,6 +352,26 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
             _ => Reply::err(ERR_SYNTAX),
         },
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Reply::OK,
+        (b"PAUSE", 3 | 4) => {
+            let all = match args.get(3).map(|m| m.to_ascii_uppercase()) {
+                None => true,
+                Some(m) if m == b"ALL" => true,
+                Some(m) if m == b"WRITE" => false,
+                Some(_) => return Reply::err(ERR_SYNTAX),
+            };
+            match parse_i64(&args[2]) {
+                Some(ms) if ms >= 0 => {
+                    let until = tokio::time::Instant::now() + Duration::from_millis(ms as u64);
+                    shared.pause.pause(until, all);
+                    Reply::OK
+                }
+                _ => Reply::err("ERR timeout is not an integer or out of range"),
+            }
+        }
+        (b"UNPAUSE", 2) => {
+            shared.pause.unpause();
+            Reply::OK
+        }
         (b"GETREDIR", 2) => match shared.tracking.mode(session.id) {
             None => Reply::Int(-1),
             Some(mode) => Reply::Int(mode.redirect.map_or(0, |r| r as i64)),
@@ -352,7 +381,8 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
         (b"TRACKINGINFO", 2) => client_trackinginfo(shared, session),
         (
             b"ID" | b"GETNAME" | b"SETNAME" | b"SETINFO" | b"INFO" | b"NO-EVICT" | b"NO-TOUCH"
-            | b"REPLY" | b"GETREDIR" | b"TRACKING" | b"CACHING" | b"TRACKINGINFO",
+            | b"REPLY" | b"GETREDIR" | b"TRACKING" | b"CACHING" | b"TRACKINGINFO" | b"PAUSE"
+            | b"UNPAUSE",
             _,
         ) => Reply::Error(format!(
             "ERR wrong number of arguments for 'client|{}' command",
@@ -670,7 +700,67 @@ fn command_info(spec: &crate::cmd::Spec) -> Reply {
         Reply::Int(first),
         Reply::Int(last),
         Reply::Int(step),
+        // ACL categories (none until users are built), tips.
+        Reply::Set(Vec::new()),
+        Reply::Set(Vec::new()),
+        Reply::Array(keyspec::key_specs(spec).into_iter().map(key_spec).collect()),
+        // Subcommands.
+        Reply::Array(Vec::new()),
     ])
+}
+
+/// One key spec as `COMMAND INFO` shows it (Redis 7.0's shape).
+fn key_spec((flags, search): (&'static str, keyspec::Search)) -> Reply {
+    let map = |pairs: Vec<(&'static str, Reply)>| {
+        Reply::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Reply::bulk(k), v))
+                .collect(),
+        )
+    };
+    let (begin, find) = match search {
+        keyspec::Search::Range {
+            index,
+            lastkey,
+            keystep,
+        } => (
+            ("index", map(vec![("index", Reply::Int(index))])),
+            (
+                "range",
+                map(vec![
+                    ("lastkey", Reply::Int(lastkey)),
+                    ("keystep", Reply::Int(keystep)),
+                    ("limit", Reply::Int(0)),
+                ]),
+            ),
+        ),
+        keyspec::Search::Counted { index } => (
+            ("index", map(vec![("index", Reply::Int(index))])),
+            (
+                "keynum",
+                map(vec![
+                    ("keynumidx", Reply::Int(0)),
+                    ("firstkey", Reply::Int(1)),
+                    ("keystep", Reply::Int(1)),
+                ]),
+            ),
+        ),
+        keyspec::Search::Unknown => (("unknown", map(vec![])), ("unknown", map(vec![]))),
+    };
+    let part = |(kind, spec): (&'static str, Reply)| {
+        map(vec![("type", Reply::bulk(kind)), ("spec", spec)])
+    };
+    map(vec![
+        ("flags", flag_set(flags)),
+        ("begin_search", part(begin)),
+        ("find_keys", part(find)),
+    ])
+}
+
+/// Key-spec flags (`"RW access delete"`) as the set of words Redis answers.
+fn flag_set(flags: &'static str) -> Reply {
+    Reply::Set(flags.split_whitespace().map(Reply::Simple).collect())
 }
 
 fn command(args: &[Bytes]) -> Reply {
@@ -695,7 +785,8 @@ fn command(args: &[Bytes]) -> Reply {
                 .map(|n| crate::cmd::lookup(n).map_or(Reply::NullArray, command_info))
                 .collect(),
         ),
-        b"GETKEYS" => arity(3).unwrap_or_else(|| command_getkeys(&args[2..])),
+        b"GETKEYS" => arity(3).unwrap_or_else(|| command_getkeys(&args[2..], false)),
+        b"GETKEYSANDFLAGS" => arity(3).unwrap_or_else(|| command_getkeys(&args[2..], true)),
         // No documentation is served; redis-cli then simply shows no hints.
         b"DOCS" => Reply::Map(vec![]),
         _ => Reply::Error(format!(
@@ -705,18 +796,22 @@ fn command(args: &[Bytes]) -> Reply {
     }
 }
 
-/// `COMMAND GETKEYS cmd args...`: the keys of that call, found as the node finds them.
-fn command_getkeys(call: &[Bytes]) -> Reply {
+/// `COMMAND GETKEYS cmd args...` (and `GETKEYSANDFLAGS`, with each key's flags): the keys of
+/// that call, found as the node finds them.
+fn command_getkeys(call: &[Bytes], with_flags: bool) -> Reply {
     let Some(spec) = crate::cmd::lookup(&call[0]) else {
         return Reply::err("ERR Invalid command specified");
     };
     if !crate::cmd::arity_ok(spec, call.len()) {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
-    match keyspec::positions(spec, call) {
-        Ok(at) => Reply::Array(
-            at.into_iter()
-                .map(|i| Reply::Bulk(call[i].clone()))
+    match keyspec::flags_of_call(spec, call) {
+        Ok(keys) => Reply::Array(
+            (keys.into_iter())
+                .map(|(at, flags)| match with_flags {
+                    true => Reply::Array(vec![Reply::Bulk(call[at].clone()), flag_set(flags)]),
+                    false => Reply::Bulk(call[at].clone()),
+                })
                 .collect(),
         ),
         Err(keyspec::NoKeys::None) => Reply::err("ERR The command has no key arguments"),
@@ -828,11 +923,48 @@ fn config_table(shared: &Shared) -> Vec<(&'static str, String)> {
             "notify-keyspace-events",
             notify::format(shared.notifier.flags.load(Ordering::Relaxed)),
         ),
-        (
-            "tracking-table-max-keys",
-            shared.tracking.max_keys().to_string(),
-        ),
     ]
+    .into_iter()
+    .chain(
+        INTEGERS
+            .iter()
+            .map(|&(name, ..)| (name, integer(shared, name).to_string())),
+    )
+    .collect()
+}
+
+/// Integer parameters `CONFIG SET` changes on the running node, with their bounds.
+const INTEGERS: &[(&str, i64, i64)] = &[
+    ("tracking-table-max-keys", 0, i64::MAX),
+    ("slowlog-log-slower-than", i64::MIN, i64::MAX),
+    ("slowlog-max-len", 0, i64::MAX),
+    ("latency-monitor-threshold", 0, i64::MAX),
+];
+
+/// The value of one of [`INTEGERS`].
+fn integer(shared: &Shared, name: &str) -> i64 {
+    let log = &shared.slowlog;
+    match name {
+        "tracking-table-max-keys" => shared.tracking.max_keys() as i64,
+        "slowlog-log-slower-than" => log.slower_than_us.load(Ordering::Relaxed),
+        "slowlog-max-len" => log.max_len.load(Ordering::Relaxed) as i64,
+        "latency-monitor-threshold" => log.latency_threshold_ms.load(Ordering::Relaxed) as i64,
+        _ => unreachable!("{name} is not an integer parameter"),
+    }
+}
+
+/// Sets one of [`INTEGERS`] (checked against its bounds).
+fn set_integer(shared: &Shared, name: &str, value: i64) {
+    let log = &shared.slowlog;
+    match name {
+        "tracking-table-max-keys" => shared.tracking.set_max_keys(value as usize),
+        "slowlog-log-slower-than" => log.slower_than_us.store(value, Ordering::Relaxed),
+        "slowlog-max-len" => log.set_max_len(value as usize),
+        "latency-monitor-threshold" => {
+            (log.latency_threshold_ms).store(value as u64, Ordering::Relaxed)
+        }
+        _ => unreachable!("{name} is not an integer parameter"),
+    }
 }
 
 /// Parameters that only tune how Redis encodes values in memory or runs its own background
@@ -880,17 +1012,22 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     let mut accepted = Vec::new();
     let mut events = None;
-    let mut table_max = None;
+    let mut integers = Vec::new();
     for pair in args[2..].chunks(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        if name == "tracking-table-max-keys" {
-            match value.parse::<usize>() {
-                Ok(max) => table_max = Some(max),
+        if let Some(&(name, low, high)) = INTEGERS.iter().find(|(n, ..)| *n == name) {
+            match value.parse::<i64>() {
+                Ok(n) if (low..=high).contains(&n) => integers.push((name, n)),
+                Ok(_) => {
+                    return Reply::Error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between {low} and {high} inclusive"
+                    ));
+                }
                 Err(_) => {
-                    return Reply::err(
-                        "ERR CONFIG SET failed (possibly related to argument 'tracking-table-max-keys') - argument couldn't be parsed into an integer",
-                    );
+                    return Reply::Error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
+                    ));
                 }
             }
             continue;
@@ -942,8 +1079,8 @@ fn config_set(shared: &Shared, args: &[Bytes]) -> Reply {
     if let Some(flags) = events {
         shared.notifier.flags.store(flags, Ordering::Relaxed);
     }
-    if let Some(max) = table_max {
-        shared.tracking.set_max_keys(max);
+    for (name, value) in integers {
+        set_integer(shared, name, value);
     }
     Reply::OK
 }
@@ -971,7 +1108,16 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
         }
         b"GET" => Reply::wrong_arity("config|get"),
         b"SET" => config_set(shared, args),
-        b"RESETSTAT" => Reply::OK,
+        b"RESETSTAT" if args.len() == 2 => {
+            // The counters of INFO stats that count since a moment (not what is held now).
+            let stats = &shared.engine.stats;
+            for counter in [&stats.hits, &stats.misses, &stats.expired] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            shared.commands_total.store(0, Ordering::Relaxed);
+            shared.connections_total.store(0, Ordering::Relaxed);
+            Reply::OK
+        }
         _ => Reply::Error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(&args[1])
@@ -1034,10 +1180,12 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let tracked = shared.tracking.counts();
     if show("stats") {
         text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
             shared.connections_total.load(Ordering::Relaxed),
             shared.commands_total.load(Ordering::Relaxed),
             stats.expired.load(Ordering::Relaxed),
+            stats.hits.load(Ordering::Relaxed),
+            stats.misses.load(Ordering::Relaxed),
             tracked.keys,
             tracked.items,
             tracked.prefixes,
@@ -1051,8 +1199,9 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("keyspace") && keys > 0 {
         text.push_str(&format!(
-            "# Keyspace\r\ndb0:keys={keys},expires={},avg_ttl=0\r\n\r\n",
-            stats.expires.load(Ordering::Relaxed)
+            "# Keyspace\r\ndb0:keys={keys},expires={},avg_ttl={}\r\n\r\n",
+            stats.expires.load(Ordering::Relaxed),
+            stats.avg_ttl_ms(crate::engine::wall_ms()),
         ));
     }
     Reply::Verbatim(text)

@@ -155,6 +155,24 @@ async fn serve_session(
                     socket.write_all(&output).await?;
                     output.clear();
                 }
+                Next::Pause(write) => {
+                    // Held by `CLIENT PAUSE`: the replies so far are out; the client's next
+                    // command runs once the pause ends.
+                    let wait = shared.pause.wait(write);
+                    tokio::pin!(wait);
+                    loop {
+                        tokio::select! {
+                            () = &mut wait => break,
+                            read = socket.read_buf(&mut input) => {
+                                if read? == 0 || input.len() > shared.config.max_query_buffer {
+                                    return Ok(());
+                                }
+                            }
+                            _ = stop.changed() => return Ok(()),
+                            _ = session.client.killed() => return Ok(()),
+                        }
+                    }
+                }
             }
         }
         if let Some(e) = broken {
@@ -337,6 +355,27 @@ enum Next {
     Close,
     /// Wait in a blocking command (`server::blocking`) before the rest of the pipeline.
     Block(&'static cmd::Spec, Vec<Bytes>),
+    /// Wait out `CLIENT PAUSE` before the next command (one that may write, when true).
+    Pause(bool),
+}
+
+/// Whether `CLIENT PAUSE` holds `args` back now, and if so whether as a write. Commands
+/// queued inside `MULTI` are not held (their `EXEC` is); neither are `CLIENT PAUSE` and
+/// `CLIENT UNPAUSE`.
+fn paused(shared: &Shared, session: &Session, args: &[Bytes]) -> Option<bool> {
+    let spec = cmd::lookup(&args[0])?;
+    if session.multi.is_some() && !multi::is_control(spec.name) {
+        return None;
+    }
+    if spec.name == "client" && commands::is_pause_control(args) {
+        return None;
+    }
+    let write = match spec.name {
+        "exec" => session.multi.as_ref().is_some_and(|q| q.writes()),
+        "publish" | "spublish" => true,
+        _ => spec.write,
+    };
+    shared.pause.holds(write).then_some(write)
 }
 
 /// Runs a pipeline of commands in order, writing each reply to `out`, up to a blocking
@@ -349,7 +388,12 @@ async fn run_commands(
     out: &mut BytesMut,
 ) -> Next {
     let mut batch: Vec<Command> = Vec::new();
-    while let Some(args) = commands.pop_front() {
+    while let Some(args) = commands.front() {
+        if let Some(write) = paused(shared, session, args) {
+            flush(shared, session, &mut batch, out).await;
+            return Next::Pause(write);
+        }
+        let args = commands.pop_front().expect("looked at");
         shared.commands_total.fetch_add(1, Ordering::Relaxed);
         // `CLIENT REPLY OFF|SKIP`: the command runs, its reply is dropped (so is that of the
         // `CLIENT REPLY OFF|SKIP` itself). The replies before it go out first.
@@ -411,10 +455,10 @@ async fn run_commands(
                 Runs::Read(_) => {
                     // After the writes before it, so the client reads its own writes.
                     flush(shared, session, &mut batch, out).await;
-                    shared
-                        .engine
-                        .read(spec, &args)
-                        .encode(session.protocol, out);
+                    let started = Instant::now();
+                    let reply = shared.engine.read(spec, &args);
+                    shared.slowlog.took(session.id, &args, started.elapsed());
+                    reply.encode(session.protocol, out);
                 }
                 Runs::Connection if multi::is_control(spec.name) => {
                     flush(shared, session, &mut batch, out).await;
@@ -436,7 +480,10 @@ async fn run_commands(
                 }
                 Runs::Connection => {
                     flush(shared, session, &mut batch, out).await;
-                    if commands::run(shared, session, spec.name, &args, out) == Flow::Close {
+                    let started = Instant::now();
+                    let flow = commands::run(shared, session, spec.name, &args, out);
+                    shared.slowlog.took(session.id, &args, started.elapsed());
+                    if flow == Flow::Close {
                         return Next::Close;
                     }
                 }

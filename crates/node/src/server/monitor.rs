@@ -65,7 +65,7 @@ pub fn line(at: SystemTime, addr: SocketAddr, args: &[Bytes]) -> Bytes {
 
 /// Whether the word at `i` is a secret: every argument of `AUTH`, the two after `HELLO`'s
 /// `AUTH`.
-fn redacted(args: &[Bytes], i: usize) -> bool {
+pub(super) fn redacted(args: &[Bytes], i: usize) -> bool {
     if args[0].eq_ignore_ascii_case(b"auth") {
         return i > 0;
     }

@@ -33,6 +33,11 @@ impl Queued {
     pub fn queued(&self) -> usize {
         self.commands.len()
     }
+
+    /// Whether a queued command may write (`CLIENT PAUSE WRITE` holds the `EXEC`).
+    pub fn writes(&self) -> bool {
+        self.commands.iter().any(|(spec, _)| spec.write)
+    }
 }
 
 /// The commands that act on the transaction itself rather than being queued.

@@ -65,7 +65,6 @@ SKIP = {
     "COMMAND GETKEYS XGROUP": "streams",
     # ACL categories and key flags come with users (issue 14).
     "COMMAND LIST FILTERBY ACLCAT - list all commands/subcommands": "ACL categories",
-    "COMMAND GETKEYSANDFLAGS": "key flags",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

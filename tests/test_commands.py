@@ -366,10 +366,11 @@ def test_client_list_kill_and_reply(node):
     b = node.client(single_connection_client=True)
     a.client_setname("alpha")
     b.client_setname("beta")
-    b_id = b.client_id()
+    # The name shows at once, before b sends anything else.
     listed = a.client_list()
     names = {c["name"] for c in listed}
     assert {"alpha", "beta"} <= names
+    b_id = b.client_id()
     mine = a.client_info()
     assert mine["name"] == "alpha" and mine["cmd"] == "client|info"
     assert a.execute_command("CLIENT", "KILL", "ID", str(b_id)) == 1

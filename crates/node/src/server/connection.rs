@@ -483,6 +483,8 @@ async fn run_commands(
                     let started = Instant::now();
                     let flow = commands::run(shared, session, spec.name, &args, out);
                     shared.slowlog.took(session.id, &args, started.elapsed());
+                    // What it changed (a name, subscriptions, the protocol) shows at once.
+                    session.client.update(commands::shown(session, &args));
                     if flow == Flow::Close {
                         return Next::Close;
                     }

@@ -104,6 +104,9 @@ impl Cluster {
             "chaos",
             "--fsync",
             "always",
+            // The checker's clients connect from outside the node's namespace.
+            "--protected-mode",
+            "no",
         ]);
         if !seeds.is_empty() {
             cmd.args(["--join", &seeds.join(",")]);

@@ -74,6 +74,14 @@ pub struct ServerArgs {
     /// Up to this many ms more, at random, per message to any peer (testing) [default: 0].
     #[arg(long, env = "MERIDIAN_WAN_JITTER_MS")]
     pub wan_jitter_ms: Option<u64>,
+    /// The password of the default user: clients log in with AUTH before anything else
+    /// [default: none, every client is the default user].
+    #[arg(long, env = "MERIDIAN_REQUIREPASS")]
+    pub requirepass: Option<String>,
+    /// yes: without a password, accept clients from loopback only; no: from anywhere
+    /// [default: yes].
+    #[arg(long, env = "MERIDIAN_PROTECTED_MODE")]
+    pub protected_mode: Option<String>,
 }
 
 /// The same settings as read from the TOML file.
@@ -99,6 +107,8 @@ struct FileConfig {
     cache_bytes: Option<u64>,
     wan_delay: Option<Vec<String>>,
     wan_jitter_ms: Option<u64>,
+    requirepass: Option<String>,
+    protected_mode: Option<String>,
 }
 
 /// Parses `eu-us=40` into `("eu", "us", 40)`.
@@ -168,6 +178,17 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         c.fsync = parse_fsync(&f)?;
     }
     c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
+    c.requirepass = args.requirepass.or(file.requirepass);
+    if c.requirepass.as_deref() == Some("") {
+        bail!("--requirepass must not be empty (leave it out for no password)");
+    }
+    if let Some(p) = args.protected_mode.or(file.protected_mode) {
+        c.protected_mode = match p.as_str() {
+            "yes" => true,
+            "no" => false,
+            other => bail!("--protected-mode must be yes or no, not {other:?}"),
+        };
+    }
     c.advertise_addr = args.advertise_addr.or(file.advertise_addr);
     for pair in args.wan_delay.or(file.wan_delay).unwrap_or_default() {
         if !pair.trim().is_empty() {

@@ -43,6 +43,10 @@ pub struct NodeConfig {
     pub wan_delay_ms: Vec<(String, String, u64)>,
     /// Up to this many milliseconds more, at random, per message to any peer (testing).
     pub wan_jitter_ms: u64,
+    /// The default user's password (`AUTH`); none: clients start logged in.
+    pub requirepass: Option<String>,
+    /// Without a password, accept clients from loopback only (Redis's protected mode).
+    pub protected_mode: bool,
 }
 
 impl NodeConfig {
@@ -66,6 +70,8 @@ impl NodeConfig {
             cache_bytes: 64 * 1024 * 1024,
             wan_delay_ms: Vec::new(),
             wan_jitter_ms: 0,
+            requirepass: None,
+            protected_mode: true,
         }
     }
 

@@ -13,6 +13,7 @@
 //!
 //! [`run`] starts all of it and stops it gracefully when told to.
 
+pub mod acl;
 pub mod cmd;
 pub mod config;
 pub mod engine;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub started: Instant,
     /// `CLIENT PAUSE`.
     pub pause: server::pause::Pause,
+    /// Users and their passwords.
+    pub users: acl::Users,
     /// Commands that ran long (`SLOWLOG`, `LATENCY`).
     pub slowlog: Arc<server::slowlog::Slowlog>,
     /// Open client connections.
@@ -175,6 +178,7 @@ pub async fn run(
             source,
         })?;
     let (cluster, cluster_parts) = peer::channels();
+    let users = acl::Users::new(config.requirepass.as_deref());
     let shared = Arc::new(Shared {
         config,
         engine,
@@ -191,6 +195,7 @@ pub async fn run(
         clients,
         slowlog,
         pause: Default::default(),
+        users,
         tracking,
         monitors: Default::default(),
     });

@@ -17,6 +17,8 @@ pub struct Limits {
     pub max_multibulk_len: usize,
     /// Longest inline command line, and longest `*`/`$` header line: 64 KiB.
     pub max_inline_len: usize,
+    /// The client has not logged in: errors say so, as Redis's do.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
@@ -25,6 +27,20 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
+        }
+    }
+}
+
+impl Limits {
+    /// What a client that has not logged in may send, as Redis bounds it: 10 arguments of
+    /// at most 16 KiB each.
+    pub fn unauthenticated() -> Limits {
+        Limits {
+            max_bulk_len: 16 * 1024,
+            max_multibulk_len: 10,
+            unauthenticated: true,
+            ..Limits::default()
         }
     }
 }
@@ -96,7 +112,10 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
     }
     let count = parse_int(&buf[1..end]).ok_or(ProtocolError("invalid multibulk length"))?;
     if count > limits.max_multibulk_len as i64 {
-        return Err(ProtocolError("invalid multibulk length"));
+        return Err(ProtocolError(match limits.unauthenticated {
+            true => "unauthenticated multibulk length",
+            false => "invalid multibulk length",
+        }));
     }
     if count <= 0 {
         buf.advance(end + 2);
@@ -124,6 +143,9 @@ fn parse_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Parsed, Protoc
             return Err(ProtocolError("invalid bulk length"));
         }
         let len = parse_int(&buf[pos + 1..line_end]).ok_or(ProtocolError("invalid bulk length"))?;
+        if len as u64 > limits.max_bulk_len as u64 && limits.unauthenticated {
+            return Err(ProtocolError("unauthenticated bulk length"));
+        }
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
             return Err(ProtocolError("invalid bulk length"));
         }
@@ -277,6 +299,23 @@ mod tests {
     }
 
     #[test]
+    fn a_client_not_logged_in_sends_ten_arguments_of_16_kib_at_most() {
+        let limits = Limits::unauthenticated();
+        let mut many = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            parse_command(&mut many, &limits),
+            Err(ProtocolError("unauthenticated multibulk length"))
+        );
+        let mut big = BytesMut::from(&b"*2\r\n$4\r\nauth\r\n$16385\r\n"[..]);
+        assert_eq!(
+            parse_command(&mut big, &limits),
+            Err(ProtocolError("unauthenticated bulk length"))
+        );
+        let mut fits = BytesMut::from(&b"*2\r\n$4\r\nauth\r\n$2\r\npw\r\n"[..]);
+        assert!(matches!(parse_command(&mut fits, &limits), Ok(Some(_))));
+    }
+
+    #[test]
     fn multibulk_and_pipelining() {
         let got = parse_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
         assert_eq!(
@@ -355,6 +394,7 @@ mod tests {
             max_bulk_len: 4,
             max_multibulk_len: 2,
             max_inline_len: 16,
+            unauthenticated: false,
         };
         let mut big = BytesMut::from(&b"*1\r\n$5\r\n"[..]);
         assert_eq!(
@@ -397,7 +437,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut buf = BytesMut::from(&input[..]);
-            let limits = Limits { max_bulk_len: 64, max_multibulk_len: 8, max_inline_len: 128 };
+            let limits = Limits { max_bulk_len: 64, max_multibulk_len: 8, max_inline_len: 128, unauthenticated: false };
             let mut guard = 0;
             while let Ok(Some(args)) = parse_command(&mut buf, &limits) {
                 prop_assert!(!args.is_empty());

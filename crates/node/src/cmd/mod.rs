@@ -264,6 +264,7 @@ pub static COMMANDS: &[Spec] = &[
     conn("echo", 2),
     conn("hello", -1),
     conn("auth", -2),
+    conn("acl", -2),
     conn("select", 2),
     conn("quit", -1),
     conn("reset", 1),

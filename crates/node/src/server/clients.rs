@@ -34,6 +34,8 @@ pub struct Shown {
     pub blocked: bool,
     /// In `MONITOR`.
     pub monitor: bool,
+    /// The user it is logged in as.
+    pub user: String,
 }
 
 /// Something a connection is told without asking (client-side caching, `tracking.rs`).
@@ -152,7 +154,7 @@ impl Client {
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db=0 sub={} psub={} ssub={} \
              multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
-             events=r cmd={} user=default redir=-1 resp={}",
+             events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -165,6 +167,7 @@ impl Client {
             shown.multi,
             running.unwrap_or(0),
             shown.cmd,
+            shown.user,
             shown.resp,
         )
     }

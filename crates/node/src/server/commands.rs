@@ -27,6 +27,13 @@ pub enum Flow {
 /// The Redis version whose behaviour Meridian's commands follow.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
+/// Commands a client may run before it logs in (Redis's `no-auth` commands).
+pub fn allowed_logged_out(name: &[u8]) -> bool {
+    [b"auth" as &[u8], b"hello", b"quit", b"reset"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
 /// Commands a RESP2 connection may run while subscribed.
 pub fn allowed_when_subscribed(name: &str) -> bool {
     matches!(
@@ -69,7 +76,8 @@ pub fn run(
     let reply = match name {
         "ping" | "echo" | "time" => answer(session, name, args),
         "hello" => hello(shared, session, args),
-        "auth" => auth(args),
+        "auth" => auth(shared, session, args),
+        "acl" => acl(shared, session, args),
         "select" => match parse_i64(&args[1]) {
             Some(0) => Reply::OK,
             Some(_) => Reply::err("ERR DB index is out of range"),
@@ -166,18 +174,12 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
         };
     }
     let mut name = None;
+    let mut login = None;
     let mut i = 2;
     while i < args.len() {
         match args[i].to_ascii_uppercase().as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                let reply = auth(&[
-                    Bytes::from("auth"),
-                    args[i + 1].clone(),
-                    args[i + 2].clone(),
-                ]);
-                if reply.is_error() {
-                    return reply;
-                }
+                login = Some((&args[i + 1], &args[i + 2]));
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
@@ -194,6 +196,16 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
                 ));
             }
         }
+    }
+    if let Some((user, password)) = login
+        && let Err(e) = log_in(shared, session, user, password)
+    {
+        return e;
+    }
+    if !session.authenticated {
+        return Reply::err(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
     }
     session.protocol = protocol;
     if name.is_some() {
@@ -221,15 +233,88 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     ])
 }
 
-/// There are no passwords yet: the default user accepts any, as Redis's `nopass` user does.
-fn auth(args: &[Bytes]) -> Reply {
-    match args.len() {
-        2 => Reply::err(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+/// `AUTH [user] password`: logs the connection in (`acl.rs` decides).
+fn auth(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let (user, password) = match args.len() {
+        2 if shared.users.open() => {
+            return Reply::err(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        }
+        2 => (
+            &Bytes::from_static(crate::acl::DEFAULT_USER.as_bytes()),
+            &args[1],
         ),
-        3 if args[1].as_ref() == b"default" => Reply::OK,
-        3 => Reply::err("WRONGPASS invalid username-password pair or user is disabled."),
-        _ => Reply::err(ERR_SYNTAX),
+        3 => (&args[1], &args[2]),
+        _ => return Reply::err(ERR_SYNTAX),
+    };
+    match log_in(shared, session, user, password) {
+        Ok(()) => Reply::OK,
+        Err(e) => e,
+    }
+}
+
+/// Logs the connection in as `user`, or answers why not (the same for every reason).
+fn log_in(
+    shared: &Shared,
+    session: &mut Session,
+    user: &Bytes,
+    password: &Bytes,
+) -> Result<(), Reply> {
+    match shared.users.login(user, password) {
+        Ok(()) => {
+            session.authenticated = true;
+            session.user = String::from_utf8_lossy(user).into_owned();
+            Ok(())
+        }
+        Err(text) => {
+            tracing::info!(client = session.id, addr = %session.client.addr, "refused a login");
+            metrics::counter!("meridian_auth_failures_total").increment(1);
+            Err(Reply::err(text))
+        }
+    }
+}
+
+/// `ACL WHOAMI | USERS | LIST | HELP`. This node has only the default user so far: the
+/// commands that create or change users are refused with a clear error.
+fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
+    let sub = args[1].to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"WHOAMI", 2) => Reply::bulk(session.user.clone()),
+        (b"USERS", 2) => Reply::Array(shared.users.names().into_iter().map(Reply::bulk).collect()),
+        (b"LIST", 2) => Reply::Array(shared.users.list().into_iter().map(Reply::bulk).collect()),
+        (b"HELP", 2) => Reply::Array(
+            [
+                "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LIST",
+                "    Show users details in config file format.",
+                "USERS",
+                "    List all the registered usernames.",
+                "WHOAMI",
+                "    Return the current connection username.",
+                "HELP",
+                "    Print this help.",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
+        ),
+        (
+            b"SETUSER" | b"DELUSER" | b"GETUSER" | b"CAT" | b"LOG" | b"DRYRUN" | b"GENPASS"
+            | b"LOAD" | b"SAVE",
+            _,
+        ) => Reply::Error(format!(
+            "ERR ACL {} is not supported yet: this node has only the default user, whose password is --requirepass",
+            String::from_utf8_lossy(&sub)
+        )),
+        (b"WHOAMI" | b"USERS" | b"LIST" | b"HELP", _) => Reply::Error(format!(
+            "ERR wrong number of arguments for 'acl|{}' command",
+            String::from_utf8_lossy(&sub).to_lowercase()
+        )),
+        _ => Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try ACL HELP.",
+            String::from_utf8_lossy(&args[1])
+        )),
     }
 }
 
@@ -248,6 +333,9 @@ fn reset(shared: &Shared, session: &mut Session) -> Reply {
     session.tracking = false;
     session.caching = None;
     shared.tracking.disable(session.id);
+    // Back to the default user: logged in only if it needs no password.
+    session.authenticated = shared.users.open();
+    session.user = crate::acl::DEFAULT_USER.into();
     Reply::Simple("RESET")
 }
 
@@ -681,6 +769,7 @@ pub fn shown(session: &Session, args: &[Bytes]) -> Shown {
         multi: session.multi.as_ref().map_or(-1, |q| q.queued() as i64),
         blocked: false,
         monitor: session.monitor.is_some(),
+        user: session.user.clone(),
     }
 }
 

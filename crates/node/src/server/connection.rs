@@ -51,6 +51,10 @@ pub struct Session {
     pub tracking: bool,
     /// Set once the connection runs `MONITOR`: the lines to show it.
     pub monitor: Option<broadcast::Receiver<Bytes>>,
+    /// Logged in (as `user`): until then only `AUTH`, `HELLO`, `QUIT` and `RESET` run.
+    pub authenticated: bool,
+    /// The user it is (`ACL WHOAMI`).
+    pub user: String,
 }
 
 impl Session {
@@ -59,6 +63,11 @@ impl Session {
         !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
     }
 }
+
+/// What a client outside loopback reads before the node closes its connection, while protected
+/// mode is on and the default user has no password (Redis's `DENIED` reply, naming
+/// Meridian's settings).
+const DENIED: &str = "-DENIED Meridian is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. To accept clients from other hosts, either set a password with --requirepass (clients then log in with AUTH), or, on a network you trust, restart the node with --protected-mode no.\r\n";
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -69,9 +78,17 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let addr = socket.peer_addr()?;
     let laddr = socket.local_addr()?;
+    let open = shared.users.open();
+    if open && shared.config.protected_mode && !addr.ip().to_canonical().is_loopback() {
+        tracing::warn!(%addr, "refused a client from outside loopback: protected mode, and no password is set");
+        metrics::counter!("meridian_protected_mode_refusals_total").increment(1);
+        socket.write_all(DENIED.as_bytes()).await?;
+        linger(&mut socket).await;
+        return Ok(());
+    }
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     let client = shared.clients.register(id, addr, laddr);
     let mut session = Session {
         id,
@@ -90,6 +107,8 @@ pub async fn serve(
         monitor: None,
         caching: None,
         tracking: false,
+        authenticated: open,
+        user: crate::acl::DEFAULT_USER.into(),
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
     if let Some(sub) = session.subscriber.take() {
@@ -106,13 +125,23 @@ async fn serve_session(
     stop: &mut watch::Receiver<bool>,
     session: &mut Session,
 ) -> std::io::Result<()> {
-    let limits = shared.config.limits;
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut commands = VecDeque::new();
     loop {
         let mut broken = None;
+        // A client that has not logged in gets Redis's tighter frame limits, one command at
+        // a time: the frames after its `AUTH` are read with the limits of who it then is.
+        let limits = match session.authenticated {
+            true => shared.config.limits,
+            false => resp::Limits::unauthenticated(),
+        };
+        let mut unread = false;
         loop {
+            if !session.authenticated && !commands.is_empty() {
+                unread = !input.is_empty();
+                break;
+            }
             match parse_command(&mut input, &limits) {
                 Ok(Some(args)) => commands.push_back(args),
                 Ok(None) => break,
@@ -181,7 +210,11 @@ async fn serve_session(
             metrics::counter!("meridian_protocol_errors_total").increment(1);
             Reply::Error(format!("ERR {e}")).encode(session.protocol, &mut output);
             socket.write_all(&output).await?;
+            linger(socket).await;
             return Ok(());
+        }
+        if unread {
+            continue;
         }
         if input.len() > shared.config.max_query_buffer {
             tracing::warn!(
@@ -258,6 +291,25 @@ async fn serve_session(
             }
         }
     }
+}
+
+/// Before closing a connection the node refuses (a broken protocol, protected mode): ends the
+/// sending side and reads
+/// (for a moment, a bounded amount) what the client had already sent, so that the closing
+/// does not reset the connection and the client reads the error that says why.
+async fn linger(socket: &mut TcpStream) {
+    let _ = socket.shutdown().await;
+    let mut sink = [0u8; 16 * 1024];
+    let drain = async {
+        let mut left: usize = 1 << 20;
+        while left > 0 {
+            match socket.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
 enum Event {
@@ -408,6 +460,11 @@ async fn run_commands(
         let mark = out.len();
         session.client.update(commands::shown(session, &args));
         'command: {
+            if !session.authenticated && !commands::allowed_logged_out(&args[0]) {
+                flush(shared, session, &mut batch, out).await;
+                Reply::err("NOAUTH Authentication required.").encode(session.protocol, out);
+                break 'command;
+            }
             if let Some(reply) = multi::queue(session, &args) {
                 flush(shared, session, &mut batch, out).await;
                 reply.encode(session.protocol, out);

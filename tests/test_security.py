@@ -1,0 +1,121 @@
+"""Who may talk to a node: the default user's password (`--requirepass`), logging in with
+AUTH and HELLO as Redis clients do, what a client may send before it logs in, and protected
+mode (no password: loopback clients only)."""
+
+import socket
+import subprocess
+
+import pytest
+import redis
+
+PASSWORD = "s3cret-pw"
+
+
+@pytest.fixture
+def locked(node_factory):
+    return node_factory("--requirepass", PASSWORD).start()
+
+
+def raw(port, payload: bytes, host="127.0.0.1") -> bytes:
+    """Sends `payload` on a fresh connection; answers everything the node wrote until it
+    closed the connection or went quiet."""
+    with socket.create_connection((host, port), timeout=0.5) as s:
+        s.sendall(payload)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
+
+
+def test_a_client_logs_in_before_anything_else(locked):
+    # redis-py 8 opens with HELLO 3: refused as Redis refuses it, with how to log in.
+    with pytest.raises(redis.exceptions.AuthenticationError, match="HELLO <proto> AUTH <user> <pass>"):
+        locked.client().set("k", "v")
+    with pytest.raises(redis.exceptions.AuthenticationError, match="Authentication required"):
+        locked.client(protocol=2).set("k", "v")
+    wrong = b"GET k\r\nAUTH not-it\r\nAUTH nobody %s\r\nAUTH default %s\r\nGET k\r\n" % (
+        PASSWORD.encode(), PASSWORD.encode())
+    assert raw(locked.port, wrong) == (b"-NOAUTH Authentication required.\r\n"
+                                       + b"-WRONGPASS invalid username-password pair or user is disabled.\r\n" * 2
+                                       + b"+OK\r\n$-1\r\n")
+    # redis-py on RESP2 logs in with AUTH <password>, on RESP3 with HELLO 3 AUTH default ...
+    r2 = locked.client(password=PASSWORD, decode_responses=True)
+    assert r2.set("k", "v") and r2.get("k") == "v"
+    r3 = locked.client(username="default", password=PASSWORD, protocol=3, decode_responses=True)
+    assert r3.get("k") == "v"
+    assert r3.execute_command("ACL", "WHOAMI") == "default"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        locked.client(password="wrong").ping()
+    # HELLO without AUTH while logged out is refused, and says how to log in.
+    assert b"-NOAUTH HELLO must be called with the client already authenticated" in raw(
+        locked.port, b"HELLO 3\r\n")
+    # RESET logs the connection out again.
+    assert raw(locked.port, b"AUTH %s\r\nRESET\r\nGET k\r\n" % PASSWORD.encode()) == (
+        b"+OK\r\n+RESET\r\n-NOAUTH Authentication required.\r\n")
+
+
+def test_the_password_is_kept_as_a_digest_and_hidden_from_monitors(locked):
+    r = locked.client(password=PASSWORD, decode_responses=True)
+    [line] = r.execute_command("ACL", "LIST")
+    assert PASSWORD not in line and line.startswith("user default on #")
+    assert r.execute_command("ACL", "USERS") == ["default"]
+    assert "not supported yet" in str(pytest.raises(
+        redis.exceptions.ResponseError, r.execute_command, "ACL", "SETUSER", "alice").value)
+    r.config_set("slowlog-log-slower-than", 0)
+    locked.client(password=PASSWORD).ping()
+    logged = [e["command"] for e in r.slowlog_get(-1)]
+    logged = [c.decode() if isinstance(c, bytes) else c for c in logged]
+    # redis-py 8 logs in with HELLO 3 AUTH default <password>: logged, the password redacted.
+    assert any(c.startswith("HELLO") and "(redacted)" in c for c in logged)
+    assert not any(PASSWORD in c for c in logged)
+
+
+def test_redis_cli_logs_in_with_a_password_or_a_user(locked):
+    def cli(*args):
+        return subprocess.run(["redis-cli", "-p", str(locked.port), "--no-auth-warning", *args],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    assert cli("-a", PASSWORD, "SET", "k", "v") == "OK"
+    assert cli("--user", "default", "--pass", PASSWORD, "GET", "k") == "v"
+    assert "NOAUTH" in cli("GET", "k")
+
+
+def test_before_logging_in_a_client_sends_small_frames_only(locked):
+    eleven = b"*11\r\n" + b"$1\r\na\r\n" * 11
+    assert raw(locked.port, eleven) == b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    big = b"*2\r\n$4\r\nAUTH\r\n$20000\r\n" + b"x" * 20000 + b"\r\n"
+    assert raw(locked.port, big) == b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    # Once logged in, the same pipeline may carry what a logged-in client may send.
+    value = b"v" * 20000
+    pipeline = (b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(PASSWORD), PASSWORD.encode())
+                + b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n" + value + b"\r\n"
+                + b"*2\r\n$6\r\nSTRLEN\r\n$1\r\nk\r\n")
+    assert raw(locked.port, pipeline) == b"+OK\r\n+OK\r\n:20000\r\n"
+
+
+def local_address() -> str:
+    """An address of this machine outside loopback (the one a route out leaves from)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # nothing is sent
+        return s.getsockname()[0]
+
+
+def on_every_interface(node_factory, name, *extra):
+    node = node_factory("--cluster-secret", "s", *extra, name=name, node_id=name, host="0.0.0.0")
+    node.extra += ["--advertise-addr", f"127.0.0.1:{node.peer_port}"]
+    return node.start()
+
+
+def test_protected_mode_refuses_clients_outside_loopback_until_a_password_is_set(node_factory):
+    outside = local_address()
+    if outside.startswith("127."):
+        pytest.skip("this machine has no address outside loopback")
+    open_node = on_every_interface(node_factory, "open")
+    assert raw(open_node.port, b"PING\r\n", host=outside).startswith(b"-DENIED Meridian is running in protected mode")
+    assert raw(open_node.port, b"PING\r\n") == b"+PONG\r\n"  # loopback is served
+    unprotected = on_every_interface(node_factory, "unprotected", "--protected-mode", "no")
+    assert raw(unprotected.port, b"PING\r\n", host=outside) == b"+PONG\r\n"
+    with_password = on_every_interface(node_factory, "locked", "--requirepass", PASSWORD)
+    assert raw(with_password.port, b"PING\r\n", host=outside) == b"-NOAUTH Authentication required.\r\n"

@@ -64,7 +64,7 @@ SKIP = {
     "Blocking commands ignores the timeout": "streams",
     "COMMAND GETKEYS XGROUP": "streams",
     # ACL categories and key flags come with users (issue 14).
-    "COMMAND LIST FILTERBY ACLCAT - list all commands/subcommands": "ACL categories",
+    "COMMAND LIST FILTERBY ACLCAT - list all commands/subcommands": "scripting",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -440,6 +440,9 @@ def test_command_getkeys_finds_keys_where_redis_does(r):
     assert [(k, set(f)) for k, f in flags] == [("a", {"RW", "access", "delete"}), ("b", {"RW", "insert"})]
     assert [set(f) for _, f in r.execute_command("COMMAND GETKEYSANDFLAGS", "SET", "k", "v")] == [{"OW", "update"}]
     assert r.execute_command("COMMAND LIST", "FILTERBY", "PATTERN", "zunion*") == ["zunion", "zunionstore"]
+    blocking = r.execute_command("COMMAND LIST", "FILTERBY", "ACLCAT", "blocking")
+    assert "blpop" in blocking and "lpop" not in blocking
+    assert set(r.execute_command("COMMAND INFO", "GET")[0][6]) == {"@read", "@string", "@fast"}
     assert "syntax error" in err(r, "COMMAND LIST", "FILTERBY", "nope", "x")
 
 

@@ -62,8 +62,6 @@ def test_the_password_is_kept_as_a_digest_and_hidden_from_monitors(locked):
     [line] = r.execute_command("ACL", "LIST")
     assert PASSWORD not in line and line.startswith("user default on #")
     assert r.execute_command("ACL", "USERS") == ["default"]
-    assert "not supported yet" in str(pytest.raises(
-        redis.exceptions.ResponseError, r.execute_command, "ACL", "SETUSER", "alice").value)
     r.config_set("slowlog-log-slower-than", 0)
     locked.client(password=PASSWORD).ping()
     logged = [e["command"] for e in r.slowlog_get(-1)]
@@ -119,3 +117,58 @@ def test_protected_mode_refuses_clients_outside_loopback_until_a_password_is_set
     assert raw(unprotected.port, b"PING\r\n", host=outside) == b"+PONG\r\n"
     with_password = on_every_interface(node_factory, "locked", "--requirepass", PASSWORD)
     assert raw(with_password.port, b"PING\r\n", host=outside) == b"-NOAUTH Authentication required.\r\n"
+
+
+def test_users_run_the_commands_keys_and_channels_their_rules_allow(node):
+    admin = node.client(decode_responses=True)
+    assert admin.execute_command("ACL", "SETUSER", "alice", "on", ">pw", "~cache:*", "%R~ro:*", "&news.*",
+                                 "+@read", "-get", "+set", "+client|id", "+acl|whoami")
+    alice = node.client(username="alice", password="pw", decode_responses=True)
+    assert alice.execute_command("ACL", "WHOAMI") == "alice"
+    assert alice.set("cache:1", "v")
+    assert alice.mget("cache:1", "ro:1") == ["v", None]
+    assert isinstance(alice.client_id(), int)
+    denied = redis.exceptions.NoPermissionError
+    with pytest.raises(denied, match="no permissions to run the 'get' command"):
+        alice.get("cache:1")
+    with pytest.raises(denied, match="no permissions to access one of the keys"):
+        alice.set("ro:1", "v")  # a read-only pattern
+    with pytest.raises(denied, match="no permissions to access one of the keys"):
+        alice.set("other", "v")
+    with pytest.raises(denied, match="no permissions to run the 'client|list' command"):
+        alice.client_list()
+    with pytest.raises(denied, match="'publish' command"):
+        alice.publish("news.today", "x")
+    admin.execute_command("ACL", "SETUSER", "alice", "+publish")
+    assert alice.publish("news.today", "x") == 0
+    with pytest.raises(denied, match="one of the channels"):
+        alice.publish("sports", "x")
+    # Refused inside MULTI: the whole transaction is refused at EXEC.
+    with pytest.raises((denied, redis.exceptions.ExecAbortError)):
+        with alice.pipeline(transaction=True) as p:
+            p.set("cache:2", "v").set("other", "v").execute()
+    assert admin.get("cache:2") is None
+    # Rules are all applied or none; the bad one is named.
+    with pytest.raises(redis.exceptions.ResponseError, match="modifier 'bogus': Syntax error"):
+        admin.execute_command("ACL", "SETUSER", "alice", "+get", "bogus")
+    with pytest.raises(denied):
+        alice.get("cache:1")
+    [line] = [u for u in admin.execute_command("ACL", "LIST") if u.startswith("user alice")]
+    assert line.startswith("user alice on #") and "pw" not in line.split("#")[1][:64] and \
+        line.endswith("~cache:* %R~ro:* &news.* -@all +@read -get +set +client|id +acl|whoami +publish")
+    info = admin.execute_command("ACL", "GETUSER", "alice")
+    assert info["commands"] == "-@all +@read -get +set +client|id +acl|whoami +publish" and info["keys"] == "~cache:* %R~ro:*"
+    assert admin.execute_command("ACL", "DRYRUN", "alice", "set", "cache:9", "v") == "OK"
+    assert "no permissions to run the 'get' command" in admin.execute_command("ACL", "DRYRUN", "alice", "get", "k")
+    assert "read" in admin.execute_command("ACL", "CAT") and "get" in admin.execute_command("ACL", "CAT", "read")
+    assert len(admin.execute_command("ACL", "GENPASS")) == 64
+    # A deleted user's clients are disconnected; default cannot be deleted.
+    assert admin.execute_command("ACL", "DELUSER", "alice", "nobody") == 1
+    with pytest.raises(redis.exceptions.ConnectionError):
+        alice.set("cache:1", "v")
+    with pytest.raises(redis.exceptions.ResponseError, match="'default' user cannot be removed"):
+        admin.execute_command("ACL", "DELUSER", "default")
+    # A disabled user cannot log in.
+    admin.execute_command("ACL", "SETUSER", "bob", "off", ">pw", "+@all", "~*")
+    with pytest.raises(redis.exceptions.AuthenticationError, match="user is disabled"):
+        node.client(username="bob", password="pw", protocol=2).ping()

@@ -7,9 +7,15 @@
 //! logged out and may run only `AUTH`, `HELLO`, `QUIT` and `RESET` until they log in.
 //!
 //! Passwords are kept as SHA-256 digests only and compared in constant time, as Redis keeps
-//! them. (Users other than `default`, their rights, and their replication to every region
-//! are the next part of issue 14; until then the default user may run everything.)
+//! them. Other users are made with `ACL SETUSER` and Redis's rules ([`User::apply`]): which
+//! commands (by name, subcommand or category, applied in order), which keys (to read, to
+//! write) and which pub/sub channels. [`Users::check`] is asked before every command runs.
+//! Users are kept by this node, in memory: replicating them to every region (and keeping
+//! them across restarts) is the next part of issue 14.
 
+use crate::cmd::{Spec, categories, keyspec};
+use crate::glob::glob_match;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
@@ -29,9 +35,83 @@ pub struct User {
     nopass: bool,
     /// SHA-256 digests of its passwords.
     passwords: BTreeSet<[u8; 32]>,
+    /// Every command allowed before `commands` apply (`+@all`), or none (`-@all`).
+    all_commands: bool,
+    /// `+...` and `-...` command rules since the last `allcommands`/`nocommands`, in order.
+    commands: Vec<CommandRule>,
+    /// Key patterns, each with whether it allows reading and writing (`~` both, `%R~`, `%W~`).
+    keys: Vec<(Bytes, bool, bool)>,
+    /// Channel patterns (`&`).
+    channels: Vec<Bytes>,
+}
+
+/// One `+` or `-` rule of a user's commands.
+#[derive(Clone, Debug, PartialEq)]
+struct CommandRule {
+    allow: bool,
+    what: Commands,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Commands {
+    /// A category (its bit).
+    Category(u32, &'static str),
+    /// A command, with all its subcommands.
+    Command(&'static str),
+    /// One subcommand of a command.
+    Subcommand(&'static str, String),
+}
+
+/// Why a command may not run: `NOPERM` and what was missing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    Command(String),
+    Key,
+    Channel,
+}
+
+impl Denied {
+    /// The error a client reads, as Redis 7.0 words it.
+    pub fn reply_text(&self) -> String {
+        match self {
+            Denied::Command(name) => {
+                format!("NOPERM this user has no permissions to run the '{name}' command")
+            }
+            Denied::Key => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .into()
+            }
+            Denied::Channel => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+        }
+    }
 }
 
 impl User {
+    /// A user as `ACL SETUSER name` makes it: off, no password, no rights.
+    fn new() -> User {
+        User {
+            enabled: false,
+            nopass: false,
+            passwords: BTreeSet::new(),
+            all_commands: false,
+            commands: Vec::new(),
+            keys: Vec::new(),
+            channels: Vec::new(),
+        }
+    }
+
+    /// The default user of a node without a password: on, any password, every right.
+    fn open() -> User {
+        User {
+            enabled: true,
+            nopass: true,
+            all_commands: true,
+            keys: vec![(Bytes::from_static(b"*"), true, true)],
+            channels: vec![Bytes::from_static(b"*")],
+            ..User::new()
+        }
+    }
+
     fn accepts(&self, password: &[u8]) -> bool {
         if !self.enabled {
             return false;
@@ -43,15 +123,304 @@ impl User {
         self.nopass || matched
     }
 
-    /// `ACL LIST`'s rules for it, as far as this node keeps any.
+    /// Applies one `ACL SETUSER` rule, or says why it is not one (Redis's reason text).
+    pub fn apply(&mut self, rule: &[u8]) -> Result<(), String> {
+        let text = String::from_utf8_lossy(rule);
+        let lower = text.to_ascii_lowercase();
+        match lower.as_str() {
+            "on" => self.enabled = true,
+            "off" => self.enabled = false,
+            "nopass" => {
+                self.nopass = true;
+                self.passwords.clear();
+            }
+            "resetpass" => {
+                self.nopass = false;
+                self.passwords.clear();
+            }
+            "allkeys" => self.keys = vec![(Bytes::from_static(b"*"), true, true)],
+            "resetkeys" => self.keys.clear(),
+            "allchannels" => self.channels = vec![Bytes::from_static(b"*")],
+            "resetchannels" => self.channels.clear(),
+            "allcommands" => {
+                self.all_commands = true;
+                self.commands.clear();
+            }
+            "nocommands" => {
+                self.all_commands = false;
+                self.commands.clear();
+            }
+            "reset" => *self = User::new(),
+            _ => return self.apply_valued(rule),
+        }
+        Ok(())
+    }
+
+    fn apply_valued(&mut self, rule: &[u8]) -> Result<(), String> {
+        let (first, rest) = rule.split_first().ok_or("Syntax error")?;
+        match first {
+            b'>' => {
+                self.passwords.insert(sha256(rest));
+                self.nopass = false;
+            }
+            b'<' => {
+                if !self.passwords.remove(&sha256(rest)) {
+                    return Err(
+                        "The password you are trying to remove from the user does not exist".into(),
+                    );
+                }
+            }
+            b'#' | b'!' => {
+                let digest = unhex(rest).ok_or(
+                    "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters",
+                )?;
+                if *first == b'#' {
+                    self.passwords.insert(digest);
+                    self.nopass = false;
+                } else if !self.passwords.remove(&digest) {
+                    return Err(
+                        "The password you are trying to remove from the user does not exist".into(),
+                    );
+                }
+            }
+            b'~' => self.add_keys(rest, true, true)?,
+            b'%' => {
+                let at = rest.iter().position(|&b| b == b'~').ok_or("Syntax error")?;
+                let (perms, pattern) = (&rest[..at], &rest[at + 1..]);
+                let (mut read, mut write) = (false, false);
+                for p in perms {
+                    match p.to_ascii_uppercase() {
+                        b'R' => read = true,
+                        b'W' => write = true,
+                        _ => return Err("Syntax error".into()),
+                    }
+                }
+                if !read && !write {
+                    return Err("Syntax error".into());
+                }
+                self.add_keys(pattern, read, write)?;
+            }
+            b'&' => {
+                if self.channels.iter().any(|c| c.as_ref() == b"*") {
+                    return Err("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels".into());
+                }
+                self.channels.push(Bytes::copy_from_slice(rest));
+            }
+            b'+' | b'-' => {
+                let what = commands_of(rest).ok_or("Unknown command or category name in ACL")?;
+                let allow = *first == b'+';
+                if what == Commands::Category(u32::MAX, "all") {
+                    self.all_commands = allow;
+                    self.commands.clear();
+                } else {
+                    self.commands.push(CommandRule { allow, what });
+                }
+            }
+            _ => return Err("Syntax error".into()),
+        }
+        Ok(())
+    }
+
+    fn add_keys(&mut self, pattern: &[u8], read: bool, write: bool) -> Result<(), String> {
+        if self
+            .keys
+            .iter()
+            .any(|(k, r, w)| k.as_ref() == b"*" && *r && *w)
+        {
+            return Err("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns".into());
+        }
+        self.keys
+            .push((Bytes::copy_from_slice(pattern), read, write));
+        Ok(())
+    }
+
+    /// Whether the user may run command `name` (subcommand `sub`, lower case, for commands
+    /// that have them): the rules in order, the last that speaks of it decides.
+    fn may_run(&self, name: &str, sub: &str) -> bool {
+        let cats = categories::of(name, sub);
+        let mut allowed = self.all_commands;
+        for rule in &self.commands {
+            let hit = match &rule.what {
+                Commands::Category(bit, _) => cats & bit != 0,
+                Commands::Command(n) => *n == name,
+                Commands::Subcommand(n, s) => *n == name && s == sub,
+            };
+            if hit {
+                allowed = rule.allow;
+            }
+        }
+        allowed
+    }
+
+    /// Whether `key` matches a pattern that allows reading (`read`) and writing (`write`) it;
+    /// neither: any pattern.
+    fn may_touch(&self, key: &[u8], read: bool, write: bool) -> bool {
+        let (mut can_read, mut can_write, mut any) = (false, false, false);
+        for (pattern, r, w) in &self.keys {
+            if glob_match(pattern, key, false) {
+                can_read |= r;
+                can_write |= w;
+                any = true;
+            }
+        }
+        any && (!read || can_read) && (!write || can_write)
+    }
+
+    fn may_use_channel(&self, channel: &[u8], is_pattern: bool) -> bool {
+        self.channels.iter().any(|allowed| match is_pattern {
+            // A pattern subscription must be one the user was given, word for word.
+            true => allowed.as_ref() == b"*" || allowed.as_ref() == channel,
+            false => glob_match(allowed, channel, false),
+        })
+    }
+
+    /// Every command, key and channel (the default user's rights): nothing to look at.
+    fn unrestricted(&self) -> bool {
+        let everything = |p: &Bytes| p.as_ref() == b"*";
+        self.all_commands
+            && self.commands.is_empty()
+            && self.keys.iter().any(|(k, r, w)| everything(k) && *r && *w)
+            && self.channels.iter().any(everything)
+    }
+
+    /// Whether the user may run this call; `Err` says what it lacks.
+    fn check(&self, spec: &Spec, args: &[Bytes]) -> Result<(), Denied> {
+        if self.unrestricted() {
+            return Ok(());
+        }
+        let sub = match categories::has_subcommands(spec.name) {
+            true => args
+                .get(1)
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()),
+            false => None,
+        };
+        if !self.may_run(spec.name, sub.as_deref().unwrap_or("")) {
+            return Err(Denied::Command(match sub {
+                Some(sub) => format!("{}|{sub}", spec.name),
+                None => spec.name.to_string(),
+            }));
+        }
+        if let Ok(keys) = keyspec::flags_of_call(spec, args) {
+            for (at, flags) in keys {
+                let read = flags.contains("access");
+                let write = ["insert", "update", "delete"]
+                    .iter()
+                    .any(|f| flags.contains(f));
+                if !self.may_touch(&args[at], read, write) {
+                    return Err(Denied::Key);
+                }
+            }
+        }
+        let channels: &[Bytes] = match spec.name {
+            "publish" | "spublish" => &args[1..2],
+            "subscribe" | "ssubscribe" | "psubscribe" => &args[1..],
+            _ => &[],
+        };
+        let patterns = spec.name == "psubscribe";
+        if channels.iter().any(|c| !self.may_use_channel(c, patterns)) {
+            return Err(Denied::Channel);
+        }
+        Ok(())
+    }
+
+    /// The command rules as `ACL LIST` and `ACL GETUSER` write them.
+    fn command_rules(&self) -> String {
+        let mut out = vec![if self.all_commands { "+@all" } else { "-@all" }.to_string()];
+        for rule in &self.commands {
+            let sign = if rule.allow { '+' } else { '-' };
+            out.push(match &rule.what {
+                Commands::Category(_, name) => format!("{sign}@{name}"),
+                Commands::Command(name) => format!("{sign}{name}"),
+                Commands::Subcommand(name, sub) => format!("{sign}{name}|{sub}"),
+            });
+        }
+        out.join(" ")
+    }
+
+    fn key_rules(&self) -> String {
+        let rules: Vec<String> = (self.keys.iter())
+            .map(|(p, r, w)| {
+                let p = String::from_utf8_lossy(p);
+                match (r, w) {
+                    (true, true) => format!("~{p}"),
+                    (true, false) => format!("%R~{p}"),
+                    _ => format!("%W~{p}"),
+                }
+            })
+            .collect();
+        rules.join(" ")
+    }
+
+    fn channel_rules(&self) -> String {
+        let rules: Vec<String> = (self.channels.iter())
+            .map(|c| format!("&{}", String::from_utf8_lossy(c)))
+            .collect();
+        rules.join(" ")
+    }
+
+    /// `ACL LIST`'s rules for it.
     fn rules(&self) -> String {
         let mut rules = vec![if self.enabled { "on" } else { "off" }.to_string()];
         if self.nopass {
             rules.push("nopass".into());
         }
         rules.extend(self.passwords.iter().map(|p| format!("#{}", hex(p))));
-        rules.extend(["~*", "&*", "+@all"].map(String::from));
+        let keys = self.key_rules();
+        if !keys.is_empty() {
+            rules.push(keys);
+        }
+        rules.push(match self.channels.is_empty() {
+            true => "resetchannels".into(),
+            false => self.channel_rules(),
+        });
+        rules.push(self.command_rules());
         rules.join(" ")
+    }
+
+    /// `ACL GETUSER`'s description.
+    fn describe(&self) -> Vec<(&'static str, resp::Reply)> {
+        use resp::Reply;
+        let mut flags = vec![Reply::bulk(if self.enabled { "on" } else { "off" })];
+        if self.nopass {
+            flags.push(Reply::bulk("nopass"));
+        }
+        vec![
+            ("flags", Reply::Array(flags)),
+            (
+                "passwords",
+                Reply::Array(self.passwords.iter().map(|p| Reply::bulk(hex(p))).collect()),
+            ),
+            ("commands", Reply::bulk(self.command_rules())),
+            ("keys", Reply::bulk(self.key_rules())),
+            ("channels", Reply::bulk(self.channel_rules())),
+            ("selectors", Reply::Array(Vec::new())),
+        ]
+    }
+}
+
+/// What a `+`/`-` rule names: `@category`, `command` or `command|subcommand`.
+fn commands_of(word: &[u8]) -> Option<Commands> {
+    let word = std::str::from_utf8(word).ok()?.to_ascii_lowercase();
+    if let Some(cat) = word.strip_prefix('@') {
+        if cat == "all" {
+            return Some(Commands::Category(u32::MAX, "all"));
+        }
+        let at = categories::NAMES.iter().position(|n| *n == cat)?;
+        return Some(Commands::Category(1 << at, categories::NAMES[at]));
+    }
+    let (name, sub) = match word.split_once('|') {
+        Some((name, sub)) => (name, Some(sub)),
+        None => (word.as_str(), None),
+    };
+    let spec = crate::cmd::lookup(name.as_bytes())?;
+    match sub {
+        None => Some(Commands::Command(spec.name)),
+        Some(sub)
+            if categories::has_subcommands(spec.name) && categories::of(spec.name, sub) != 0 =>
+        {
+            Some(Commands::Subcommand(spec.name, sub.to_string()))
+        }
+        Some(_) => None,
     }
 }
 
@@ -61,11 +430,11 @@ pub struct Users(RwLock<BTreeMap<String, User>>);
 impl Users {
     /// The users of a node started with `requirepass` (the default user's password), if any.
     pub fn new(requirepass: Option<&str>) -> Users {
-        let default = User {
-            enabled: true,
-            nopass: requirepass.is_none(),
-            passwords: requirepass.iter().map(|p| sha256(p.as_bytes())).collect(),
-        };
+        let mut default = User::open();
+        if let Some(password) = requirepass {
+            default.nopass = false;
+            default.passwords.insert(sha256(password.as_bytes()));
+        }
         Users(RwLock::new(BTreeMap::from([(
             DEFAULT_USER.to_string(),
             default,
@@ -89,6 +458,51 @@ impl Users {
             Some(u) if u.accepts(password) => Ok(()),
             _ => Err(WRONGPASS),
         }
+    }
+
+    /// Whether `user` may run this call (a user deleted since it logged in may run nothing).
+    pub fn check(&self, user: &str, spec: &Spec, args: &[Bytes]) -> Result<(), Denied> {
+        let users = self.0.read().expect("not poisoned");
+        match users.get(user) {
+            Some(u) => u.check(spec, args),
+            None => Err(Denied::Command(spec.name.to_string())),
+        }
+    }
+
+    /// `ACL SETUSER name rule...`: all the rules apply, or none (the first bad one is named).
+    pub fn set(&self, name: &str, rules: &[Bytes]) -> Result<(), String> {
+        let mut users = self.0.write().expect("not poisoned");
+        let mut user = users.get(name).cloned().unwrap_or_else(User::new);
+        for rule in rules {
+            user.apply(rule).map_err(|why| {
+                format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {why}",
+                    String::from_utf8_lossy(rule)
+                )
+            })?;
+        }
+        users.insert(name.to_string(), user);
+        Ok(())
+    }
+
+    /// `ACL DELUSER name...`: how many there were.
+    pub fn delete(&self, names: &[Bytes]) -> Result<usize, &'static str> {
+        if names.iter().any(|n| n.as_ref() == DEFAULT_USER.as_bytes()) {
+            return Err("ERR The 'default' user cannot be removed");
+        }
+        let mut users = self.0.write().expect("not poisoned");
+        Ok((names.iter())
+            .filter(|n| users.remove(String::from_utf8_lossy(n).as_ref()).is_some())
+            .count())
+    }
+
+    /// `ACL GETUSER name`.
+    pub fn describe(&self, name: &str) -> Option<Vec<(&'static str, resp::Reply)>> {
+        self.0
+            .read()
+            .expect("not poisoned")
+            .get(name)
+            .map(User::describe)
     }
 
     /// The names of the users, in order (`ACL USERS`).
@@ -124,6 +538,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A SHA-256 digest written as 64 lower-case hex digits (`#<hash>`).
+fn unhex(text: &[u8]) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in text.chunks(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +581,102 @@ mod tests {
         assert!(!line.contains("s3cret"));
         assert!(line.starts_with("user default on #") && line.ends_with(" ~* &* +@all"));
         assert_eq!(line.split(' ').nth(3).map(str::len), Some(65));
+    }
+
+    fn spec(name: &str) -> &'static Spec {
+        crate::cmd::lookup(name.as_bytes()).expect("known")
+    }
+
+    fn call(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::from(w.to_string()))
+            .collect()
+    }
+
+    fn user(rules: &str) -> User {
+        let mut u = User::new();
+        for rule in rules.split(' ') {
+            u.apply(rule.as_bytes()).expect(rule);
+        }
+        u
+    }
+
+    #[test]
+    fn command_rules_apply_in_order() {
+        let u = user("on +@all -@dangerous +flushall ~*");
+        assert!(u.may_run("get", "") && u.may_run("flushall", ""));
+        assert!(!u.may_run("keys", ""));
+        let u = user("+client -client|kill");
+        assert!(u.may_run("client", "list") && !u.may_run("client", "kill"));
+        let u = user("allcommands -get nocommands +set");
+        assert!(u.may_run("set", "") && !u.may_run("get", ""));
+        assert_eq!(u.command_rules(), "-@all +set");
+    }
+
+    #[test]
+    fn keys_are_checked_for_what_the_command_does_to_them() {
+        let u = user("+@all %R~r:* %W~w:* ~rw:*");
+        let ok = |words: &str| u.check(spec(words.split(' ').next().unwrap()), &call(words));
+        assert_eq!(ok("get r:1"), Ok(()));
+        assert_eq!(ok("set r:1 v"), Err(Denied::Key));
+        assert_eq!(ok("set w:1 v"), Ok(()));
+        assert_eq!(ok("get w:1"), Err(Denied::Key));
+        assert_eq!(ok("lmove rw:1 w:1 left right"), Ok(()));
+        assert_eq!(ok("lmove w:1 rw:1 left right"), Err(Denied::Key));
+        // Neither reading nor writing (EXISTS): any pattern will do.
+        assert_eq!(ok("exists w:1 r:1"), Ok(()));
+        assert_eq!(ok("exists other"), Err(Denied::Key));
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        let mut u = User::new();
+        assert_eq!(u.apply(b"bogus"), Err("Syntax error".into()));
+        assert_eq!(
+            u.apply(b"+nocommand"),
+            Err("Unknown command or category name in ACL".into())
+        );
+        assert_eq!(
+            u.apply(b"+@nocategory"),
+            Err("Unknown command or category name in ACL".into())
+        );
+        assert_eq!(
+            u.apply(b"+client|nosub"),
+            Err("Unknown command or category name in ACL".into())
+        );
+        assert!(
+            u.apply(b"#abc")
+                .unwrap_err()
+                .contains("exactly 64 characters")
+        );
+        assert!(
+            u.apply(b"<never-set")
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        u.apply(b"allkeys").unwrap();
+        assert!(
+            u.apply(b"~more:*")
+                .unwrap_err()
+                .contains("after the * pattern")
+        );
+        let digest = hex(&sha256(b"pw"));
+        u.apply(format!("#{digest}").as_bytes()).unwrap();
+        u.apply(b"on").unwrap();
+        assert!(u.accepts(b"pw"));
+        u.apply(format!("!{digest}").as_bytes()).unwrap();
+        assert!(!u.accepts(b"pw"));
+    }
+
+    #[test]
+    fn pattern_subscriptions_need_the_pattern_itself() {
+        let u = user("+@all &news.*");
+        let ok = |words: &str| u.check(spec(words.split(' ').next().unwrap()), &call(words));
+        assert_eq!(ok("subscribe news.a news.b"), Ok(()));
+        assert_eq!(ok("psubscribe news.*"), Ok(()));
+        assert_eq!(ok("psubscribe news.a*"), Err(Denied::Channel));
+        assert_eq!(ok("publish sports x"), Err(Denied::Channel));
     }
 
     #[test]

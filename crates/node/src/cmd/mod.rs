@@ -5,6 +5,7 @@
 //! commands run on the engine thread inside a round ([`Txn`]); connection commands (`HELLO`,
 //! `CLIENT`, `SUBSCRIBE`, ...) run on the connection's task in `server::connection`.
 
+pub mod categories;
 mod hashes;
 mod keys;
 pub mod keyspec;

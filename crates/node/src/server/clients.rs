@@ -197,6 +197,8 @@ pub struct Filter {
     pub skip: Option<u64>,
     /// `TYPE master|replica`: no client is one.
     pub none: bool,
+    /// `USER name`: the clients logged in as it.
+    pub user: Option<String>,
 }
 
 impl Filter {
@@ -210,6 +212,8 @@ impl Filter {
                 .as_ref()
                 .is_none_or(|a| *a == c.laddr.to_string())
             && self.skip != Some(c.id)
+            && (self.user.as_ref())
+                .is_none_or(|u| *u == c.last.lock().expect("not poisoned").1.user)
     }
 }
 

@@ -275,19 +275,121 @@ fn log_in(
     }
 }
 
-/// `ACL WHOAMI | USERS | LIST | HELP`. This node has only the default user so far: the
-/// commands that create or change users are refused with a clear error.
+/// `ACL ...`: users and their rights (`acl.rs`). Users are this node's for now.
 fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
     let sub = args[1].to_ascii_uppercase();
+    let users = &shared.users;
     match (sub.as_slice(), args.len()) {
         (b"WHOAMI", 2) => Reply::bulk(session.user.clone()),
-        (b"USERS", 2) => Reply::Array(shared.users.names().into_iter().map(Reply::bulk).collect()),
-        (b"LIST", 2) => Reply::Array(shared.users.list().into_iter().map(Reply::bulk).collect()),
+        (b"USERS", 2) => Reply::Array(users.names().into_iter().map(Reply::bulk).collect()),
+        (b"LIST", 2) => Reply::Array(users.list().into_iter().map(Reply::bulk).collect()),
+        (b"SETUSER", n) if n >= 3 => {
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
+            match users.set(&name, &args[3..]) {
+                Ok(()) => Reply::OK,
+                Err(e) => Reply::Error(e),
+            }
+        }
+        (b"DELUSER", n) if n >= 3 => match users.delete(&args[2..]) {
+            Ok(removed) => {
+                // Their clients are disconnected, as Redis does.
+                for name in &args[2..] {
+                    shared.clients.kill(&Filter {
+                        user: Some(String::from_utf8_lossy(name).into_owned()),
+                        ..Filter::default()
+                    });
+                }
+                Reply::Int(removed as i64)
+            }
+            Err(e) => Reply::err(e),
+        },
+        (b"GETUSER", 3) => match users.describe(&String::from_utf8_lossy(&args[2])) {
+            None => Reply::Null,
+            Some(fields) => Reply::Map(
+                (fields.into_iter())
+                    .map(|(k, v)| (Reply::bulk(k), v))
+                    .collect(),
+            ),
+        },
+        (b"CAT", 2) => Reply::Array(
+            crate::cmd::categories::NAMES
+                .iter()
+                .map(|c| Reply::bulk(*c))
+                .collect(),
+        ),
+        (b"CAT", 3) => {
+            let Some(bit) = crate::cmd::categories::bit(&String::from_utf8_lossy(&args[2])) else {
+                return Reply::Error(format!(
+                    "ERR Unknown category '{}'",
+                    String::from_utf8_lossy(&args[2])
+                ));
+            };
+            Reply::Array(
+                (COMMANDS.iter())
+                    .filter(|c| crate::cmd::categories::of(c.name, "") & bit != 0)
+                    .map(|c| Reply::bulk(c.name))
+                    .collect(),
+            )
+        }
+        (b"DRYRUN", n) if n >= 4 => {
+            let user = String::from_utf8_lossy(&args[2]).into_owned();
+            if users.describe(&user).is_none() {
+                return Reply::Error(format!("ERR User '{user}' not found"));
+            }
+            let call = &args[3..];
+            let Some(spec) = crate::cmd::lookup(&call[0]) else {
+                return Reply::Error(format!(
+                    "ERR Command '{}' not found",
+                    String::from_utf8_lossy(&call[0])
+                ));
+            };
+            if !crate::cmd::arity_ok(spec, call.len()) {
+                return Reply::wrong_arity(spec.name);
+            }
+            match users.check(&user, spec, call) {
+                Ok(()) => Reply::OK,
+                // As Redis words it for DRYRUN: the same reason, about the user named.
+                Err(denied) => Reply::bulk(
+                    denied
+                        .reply_text()
+                        .replacen("NOPERM this user", "This user", 1),
+                ),
+            }
+        }
+        (b"GENPASS", 2 | 3) => {
+            let bits = match args.get(2).map(|b| parse_i64(b)) {
+                None => 256,
+                Some(Some(b)) if (1..=4096).contains(&b) => b as usize,
+                Some(_) => {
+                    return Reply::err(
+                        "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096",
+                    );
+                }
+            };
+            let mut random = vec![0u8; bits.div_ceil(8)];
+            getrandom::fill(&mut random).expect("the operating system's random source works");
+            let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+            Reply::bulk(hex[..bits.div_ceil(4)].to_string())
+        }
         (b"HELP", 2) => Reply::Array(
             [
                 "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CAT [<category>]",
+                "    List all commands that belong to <category>, or all command categories",
+                "    when no category is specified.",
+                "DELUSER <username> [<username> ...]",
+                "    Delete a list of users.",
+                "DRYRUN <username> <command> [<arg> ...]",
+                "    Returns whether the user can execute the given command without executing the command.",
+                "GETUSER <username>",
+                "    Get the user's details.",
+                "GENPASS [<bits>]",
+                "    Generate a secure 256-bit user password. The optional `bits` argument can",
+                "    be used to specify a different size.",
                 "LIST",
                 "    Show users details in config file format.",
+                "SETUSER <username> <attribute> [<attribute> ...]",
+                "    Create or modify a user with the specified attributes.",
                 "USERS",
                 "    List all the registered usernames.",
                 "WHOAMI",
@@ -299,15 +401,15 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
             .map(Reply::Simple)
             .collect(),
         ),
-        (
-            b"SETUSER" | b"DELUSER" | b"GETUSER" | b"CAT" | b"LOG" | b"DRYRUN" | b"GENPASS"
-            | b"LOAD" | b"SAVE",
-            _,
-        ) => Reply::Error(format!(
-            "ERR ACL {} is not supported yet: this node has only the default user, whose password is --requirepass",
+        (b"LOG" | b"LOAD" | b"SAVE", _) => Reply::Error(format!(
+            "ERR ACL {} is not supported yet: users are kept in memory, by this node",
             String::from_utf8_lossy(&sub)
         )),
-        (b"WHOAMI" | b"USERS" | b"LIST" | b"HELP", _) => Reply::Error(format!(
+        (
+            b"WHOAMI" | b"USERS" | b"LIST" | b"HELP" | b"SETUSER" | b"DELUSER" | b"GETUSER"
+            | b"CAT" | b"DRYRUN" | b"GENPASS",
+            _,
+        ) => Reply::Error(format!(
             "ERR wrong number of arguments for 'acl|{}' command",
             String::from_utf8_lossy(&sub).to_lowercase()
         )),
@@ -703,14 +805,7 @@ fn client_filter(session: &Session, args: &[Bytes], list: bool) -> Result<Filter
                 b"no" => filter.skip = None,
                 _ => return Err(Reply::err(ERR_SYNTAX)),
             },
-            // Every client is the default user's until there are others.
-            b"USER" if !list && value.as_ref() != b"default" => {
-                return Err(Reply::Error(format!(
-                    "ERR No such user '{}'",
-                    String::from_utf8_lossy(value)
-                )));
-            }
-            b"USER" if !list => {}
+            b"USER" if !list => filter.user = Some(String::from_utf8_lossy(value).into_owned()),
             _ => return Err(Reply::err(ERR_SYNTAX)),
         }
         i += 2;
@@ -789,8 +884,12 @@ fn command_info(spec: &crate::cmd::Spec) -> Reply {
         Reply::Int(first),
         Reply::Int(last),
         Reply::Int(step),
-        // ACL categories (none until users are built), tips.
-        Reply::Set(Vec::new()),
+        // ACL categories, tips.
+        Reply::Set(
+            crate::cmd::categories::names(crate::cmd::categories::of(spec.name, ""))
+                .map(|c| Reply::Status(format!("@{c}")))
+                .collect(),
+        ),
         Reply::Set(Vec::new()),
         Reply::Array(keyspec::key_specs(spec).into_iter().map(key_spec).collect()),
         // Subcommands.
@@ -922,45 +1021,16 @@ fn command_list(filter: &[Bytes]) -> Reply {
             match kind.to_ascii_lowercase().as_slice() {
                 b"module" => Reply::Array(Vec::new()),
                 b"pattern" => names(&|n| glob_match(value, n.as_bytes(), true)),
-                b"aclcat"
-                    if ACL_CATEGORIES
-                        .iter()
-                        .any(|c| value.eq_ignore_ascii_case(c.as_bytes())) =>
-                {
-                    Reply::err("ERR ACL categories are not supported yet")
-                }
-                b"aclcat" => Reply::Array(Vec::new()),
+                b"aclcat" => match crate::cmd::categories::bit(&String::from_utf8_lossy(value)) {
+                    Some(bit) => names(&|n| crate::cmd::categories::of(n, "") & bit != 0),
+                    None => Reply::Array(Vec::new()),
+                },
                 _ => Reply::err(ERR_SYNTAX),
             }
         }
         _ => Reply::err(ERR_SYNTAX),
     }
 }
-
-/// Redis's ACL categories.
-const ACL_CATEGORIES: &[&str] = &[
-    "keyspace",
-    "read",
-    "write",
-    "set",
-    "sortedset",
-    "list",
-    "hash",
-    "string",
-    "bitmap",
-    "hyperloglog",
-    "geo",
-    "stream",
-    "pubsub",
-    "admin",
-    "fast",
-    "slow",
-    "blocking",
-    "dangerous",
-    "connection",
-    "transaction",
-    "scripting",
-];
 
 /// Configuration as `CONFIG GET` reports it: Redis's names for what Meridian has, so that
 /// tools such as redis-benchmark find what they ask for.

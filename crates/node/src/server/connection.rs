@@ -465,6 +465,19 @@ async fn run_commands(
                 Reply::err("NOAUTH Authentication required.").encode(session.protocol, out);
                 break 'command;
             }
+            // What the user may run (`acl.rs`); inside MULTI a refusal aborts the EXEC.
+            if let Some(spec) = cmd::lookup(&args[0]).filter(|s| cmd::arity_ok(s, args.len()))
+                && !multi::is_control(spec.name)
+                && let Err(denied) = shared.users.check(&session.user, spec, &args)
+            {
+                flush(shared, session, &mut batch, out).await;
+                if let Some(queued) = session.multi.as_mut() {
+                    queued.refuse();
+                }
+                metrics::counter!("meridian_acl_denied_total").increment(1);
+                Reply::Error(denied.reply_text()).encode(session.protocol, out);
+                break 'command;
+            }
             if let Some(reply) = multi::queue(session, &args) {
                 flush(shared, session, &mut batch, out).await;
                 reply.encode(session.protocol, out);

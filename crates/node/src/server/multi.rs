@@ -34,6 +34,11 @@ impl Queued {
         self.commands.len()
     }
 
+    /// A command was refused while queueing (no right to run it): `EXEC` aborts.
+    pub fn refuse(&mut self) {
+        self.failed = true;
+    }
+
     /// Whether a queued command may write (`CLIENT PAUSE WRITE` holds the `EXEC`).
     pub fn writes(&self) -> bool {
         self.commands.iter().any(|(spec, _)| spec.write)

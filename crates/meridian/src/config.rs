@@ -82,6 +82,22 @@ pub struct ServerArgs {
     /// [default: yes].
     #[arg(long, env = "MERIDIAN_PROTECTED_MODE")]
     pub protected_mode: Option<String>,
+    /// Port for RESP over TLS, on the --resp-addr address, beside the plain port [default: none].
+    #[arg(long, env = "MERIDIAN_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// The node's certificate chain, PEM (needed with --tls-port).
+    #[arg(long, env = "MERIDIAN_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file, PEM.
+    #[arg(long, env = "MERIDIAN_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA that signs client certificates, PEM.
+    #[arg(long, env = "MERIDIAN_TLS_CA_CERT_FILE")]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// yes: TLS clients must present a certificate signed by the CA; optional: they may; no:
+    /// they are not asked [default: yes].
+    #[arg(long, env = "MERIDIAN_TLS_AUTH_CLIENTS")]
+    pub tls_auth_clients: Option<String>,
 }
 
 /// The same settings as read from the TOML file.
@@ -109,6 +125,11 @@ struct FileConfig {
     wan_jitter_ms: Option<u64>,
     requirepass: Option<String>,
     protected_mode: Option<String>,
+    tls_port: Option<u16>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_ca_cert_file: Option<PathBuf>,
+    tls_auth_clients: Option<String>,
 }
 
 /// Parses `eu-us=40` into `("eu", "us", 40)`.
@@ -136,6 +157,40 @@ fn host_name() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "meridian".into())
+}
+
+/// The TLS listener's settings: none without --tls-port; with it, the certificate and key.
+fn tls_config(
+    port: Option<u16>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    auth: Option<String>,
+) -> anyhow::Result<Option<node::tls::TlsConfig>> {
+    let Some(port) = port else {
+        if cert.is_some() || key.is_some() || ca.is_some() || auth.is_some() {
+            bail!(
+                "--tls-cert-file, --tls-key-file, --tls-ca-cert-file and --tls-auth-clients need --tls-port"
+            );
+        }
+        return Ok(None);
+    };
+    let auth_clients = match auth.as_deref().unwrap_or("yes") {
+        "yes" => node::tls::ClientAuth::Required,
+        "optional" => node::tls::ClientAuth::Optional,
+        "no" => node::tls::ClientAuth::No,
+        other => bail!("--tls-auth-clients must be yes, optional or no, not {other:?}"),
+    };
+    let (Some(cert_file), Some(key_file)) = (cert, key) else {
+        bail!("--tls-port needs --tls-cert-file and --tls-key-file");
+    };
+    Ok(Some(node::tls::TlsConfig {
+        port,
+        cert_file,
+        key_file,
+        ca_cert_file: ca,
+        auth_clients,
+    }))
 }
 
 /// Resolves flags, environment, file and defaults into a node configuration, and checks it.
@@ -182,6 +237,13 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     if c.requirepass.as_deref() == Some("") {
         bail!("--requirepass must not be empty (leave it out for no password)");
     }
+    c.tls = tls_config(
+        args.tls_port.or(file.tls_port),
+        args.tls_cert_file.or(file.tls_cert_file),
+        args.tls_key_file.or(file.tls_key_file),
+        args.tls_ca_cert_file.or(file.tls_ca_cert_file),
+        args.tls_auth_clients.or(file.tls_auth_clients),
+    )?;
     if let Some(p) = args.protected_mode.or(file.protected_mode) {
         c.protected_mode = match p.as_str() {
             "yes" => true,

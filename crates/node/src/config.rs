@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub requirepass: Option<String>,
     /// Without a password, accept clients from loopback only (Redis's protected mode).
     pub protected_mode: bool,
+    /// RESP over TLS on a second port (`--tls-port`), when set.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl NodeConfig {
@@ -72,6 +74,7 @@ impl NodeConfig {
             wan_jitter_ms: 0,
             requirepass: None,
             protected_mode: true,
+            tls: None,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod http;
 pub mod peer;
 pub mod pubsub;
 pub mod server;
+pub mod tls;
 
 pub use config::NodeConfig;
 pub use engine::FsyncPolicy;
@@ -97,6 +98,9 @@ pub enum StartError {
         /// The socket error.
         source: std::io::Error,
     },
+    /// The TLS settings do not make a TLS listener (a file missing or wrong).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Binds one of the node's listeners.
@@ -115,6 +119,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(&Arc<Shared>),
 ) -> Result<(), StartError> {
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     std::fs::create_dir_all(&config.data_dir).ok();
     let store = FjallStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {
         StartError::Storage {
@@ -165,6 +170,13 @@ pub async fn run(
         })?;
 
     let resp_listener = bind("the RESP listener", config.resp_addr).await?;
+    let tls_listener = match &config.tls {
+        Some(t) => {
+            let addr = std::net::SocketAddr::new(config.resp_addr.ip(), t.port);
+            Some(bind("the TLS listener", addr).await?)
+        }
+        None => None,
+    };
     let http_listener = bind("the HTTP listener", config.http_addr).await?;
 
     let peer_listener = bind("the peer listener", config.peer_addr).await?;
@@ -215,8 +227,18 @@ pub async fn run(
         cluster_parts,
         stop_rx.clone(),
     ));
+    let tls_task = tls_listener.zip(tls).map(|(listener, acceptor)| {
+        tokio::spawn(server::accept_loop(
+            listener,
+            Some(acceptor),
+            shared.clone(),
+            stop_rx.clone(),
+            done_tx.clone(),
+        ))
+    });
     let accept_task = tokio::spawn(server::accept_loop(
         resp_listener,
+        None,
         shared.clone(),
         stop_rx,
         done_tx,
@@ -226,6 +248,9 @@ pub async fn run(
     tracing::info!("shutting down: finishing in-flight commands");
     let _ = stop_tx.send(true);
     let _ = accept_task.await;
+    if let Some(task) = tls_task {
+        let _ = task.await;
+    }
     let _ = done_rx.recv().await;
     let _ = http_task.await;
     let _ = peer_task.await;

@@ -18,10 +18,15 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-/// Accepts connections until `stop` turns true. Each connection task holds a clone of `done`
-/// so the caller can wait for all of them to finish.
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections until `stop` turns true, over TLS when given an acceptor (the
+/// `--tls-port` listener). Each connection task holds a clone of `done` so the caller can
+/// wait for all of them to finish.
 pub async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
@@ -59,8 +64,32 @@ pub async fn accept_loop(
         let shared = shared.clone();
         let stop = stop.clone();
         let done = done.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection::serve(socket, shared.clone(), stop).await {
+            let served = match (socket.local_addr(), tls) {
+                (Err(e), _) => Err(e),
+                (Ok(laddr), None) => {
+                    connection::serve(socket, peer, laddr, shared.clone(), stop).await
+                }
+                (Ok(laddr), Some(tls)) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
+                        Ok(Ok(stream)) => {
+                            connection::serve(stream, peer, laddr, shared.clone(), stop).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "refused a TLS client: handshake failed");
+                            metrics::counter!("meridian_tls_handshake_failures_total").increment(1);
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "refused a TLS client: no handshake in time");
+                            metrics::counter!("meridian_tls_handshake_failures_total").increment(1);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             let open = shared.connections.fetch_sub(1, Ordering::Relaxed) - 1;

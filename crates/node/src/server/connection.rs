@@ -10,11 +10,15 @@ use crate::pubsub::{Delivery, Subscriber};
 use bytes::{Bytes, BytesMut};
 use resp::{Protocol, Reply, parse_command};
 use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A client's byte stream: a TCP socket, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 use tokio::sync::{broadcast, watch};
 
 /// What a connection remembers between commands.
@@ -74,12 +78,12 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// Serves one connection until the client leaves, breaks the protocol, or the node stops.
 pub async fn serve(
-    mut socket: TcpStream,
+    mut socket: impl Stream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let addr = socket.peer_addr()?;
-    let laddr = socket.local_addr()?;
     let open = shared.users.open();
     if open && shared.config.protected_mode && !addr.ip().to_canonical().is_loopback() {
         tracing::warn!(%addr, "refused a client from outside loopback: protected mode, and no password is set");
@@ -120,7 +124,7 @@ pub async fn serve(
 }
 
 async fn serve_session(
-    socket: &mut TcpStream,
+    socket: &mut impl Stream,
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
     session: &mut Session,
@@ -297,7 +301,7 @@ async fn serve_session(
 /// sending side and reads
 /// (for a moment, a bounded amount) what the client had already sent, so that the closing
 /// does not reset the connection and the client reads the error that says why.
-async fn linger(socket: &mut TcpStream) {
+async fn linger(socket: &mut impl Stream) {
     let _ = socket.shutdown().await;
     let mut sink = [0u8; 16 * 1024];
     let drain = async {

@@ -172,3 +172,45 @@ def test_users_run_the_commands_keys_and_channels_their_rules_allow(node):
     admin.execute_command("ACL", "SETUSER", "bob", "off", ">pw", "+@all", "~*")
     with pytest.raises(redis.exceptions.AuthenticationError, match="user is disabled"):
         node.client(username="bob", password="pw", protocol=2).ping()
+
+
+def test_users_come_from_the_acl_file_and_acl_save_keeps_them_across_a_restart(node_factory, tmp_path):
+    import os
+    import stat
+
+    from conftest import BIN, free_port
+
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("user default on >admin-pw ~* &* +@all\nuser reader on >r-pw ~* -@all +@read\n")
+    node = node_factory("--aclfile", str(aclfile)).start()
+    admin = node.client(username="default", password="admin-pw", decode_responses=True)
+    reader = node.client(username="reader", password="r-pw", decode_responses=True)
+    assert admin.set("k", "v") and reader.get("k") == "v"
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        reader.set("k", "w")
+    admin.execute_command("ACL", "SETUSER", "writer", "on", ">w-pw", "~*", "+@write")
+    assert admin.execute_command("ACL", "SAVE") == "OK"
+    saved = aclfile.read_text()
+    assert "user writer on #" in saved and "w-pw" not in saved and "admin-pw" not in saved
+    assert stat.S_IMODE(os.stat(aclfile).st_mode) == 0o600
+    node.stop()
+    node.start()
+    assert node.client(username="writer", password="w-pw").set("k", "w")
+    # A wrong line: ACL LOAD refuses the whole file, names the line, and changes nothing.
+    aclfile.write_text(saved + "user broken on +nosuchcommand\n")
+    admin = node.client(username="default", password="admin-pw", decode_responses=True)
+    with pytest.raises(redis.exceptions.ResponseError, match=r"users.acl:\d+: Error in user declaration 'broken'"):
+        admin.execute_command("ACL", "LOAD")
+    assert "writer" in admin.execute_command("ACL", "USERS")
+
+    def start(*args):
+        return subprocess.run([str(BIN), "server", "--node-id", "x", "--data-dir", str(tmp_path / "other"),
+                               "--resp-addr", f"127.0.0.1:{free_port()}", "--http-addr", f"127.0.0.1:{free_port()}",
+                               "--peer-addr", f"127.0.0.1:{free_port()}", *args],
+                              capture_output=True, text=True, timeout=20)
+    assert "users.acl:" in start("--aclfile", str(aclfile)).stderr  # the broken line stops a start
+    assert "do not go together" in start("--aclfile", str(aclfile), "--requirepass", "x").stderr
+    assert "nope.acl" in start("--aclfile", str(tmp_path / "nope.acl")).stderr
+    assert "not configured to use an ACL file" in str(pytest.raises(
+        redis.exceptions.ResponseError, node_factory(name="plain").start().client().execute_command,
+        "ACL", "SAVE").value)

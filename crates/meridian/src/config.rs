@@ -98,6 +98,10 @@ pub struct ServerArgs {
     /// they are not asked [default: yes].
     #[arg(long, env = "MERIDIAN_TLS_AUTH_CLIENTS")]
     pub tls_auth_clients: Option<String>,
+    /// Users, in Redis's ACL file format, loaded at start (the file must exist) and written by
+    /// ACL SAVE; not with --requirepass (set the default user's password in the file).
+    #[arg(long, env = "MERIDIAN_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
 }
 
 /// The same settings as read from the TOML file.
@@ -130,6 +134,7 @@ struct FileConfig {
     tls_key_file: Option<PathBuf>,
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
+    aclfile: Option<PathBuf>,
 }
 
 /// Parses `eu-us=40` into `("eu", "us", 40)`.
@@ -234,6 +239,12 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     }
     c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
     c.requirepass = args.requirepass.or(file.requirepass);
+    c.aclfile = args.aclfile.or(file.aclfile);
+    if c.requirepass.is_some() && c.aclfile.is_some() {
+        bail!(
+            "--requirepass and --aclfile do not go together: set the default user's password in the ACL file (user default on >password ...)"
+        );
+    }
     if c.requirepass.as_deref() == Some("") {
         bail!("--requirepass must not be empty (leave it out for no password)");
     }

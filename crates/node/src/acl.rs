@@ -10,15 +10,20 @@
 //! them. Other users are made with `ACL SETUSER` and Redis's rules ([`User::apply`]): which
 //! commands (by name, subcommand or category, applied in order), which keys (to read, to
 //! write) and which pub/sub channels. [`Users::check`] is asked before every command runs.
-//! Users are kept by this node, in memory: replicating them to every region (and keeping
-//! them across restarts) is the next part of issue 14.
+//! Users are this node's: kept in memory, loaded from `--aclfile` (Redis's format) and
+//! written back by `ACL SAVE`. Replicating them to every region is the next part of issue 14.
 
 use crate::cmd::{Spec, categories, keyspec};
 use crate::glob::glob_match;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+
+/// What `ACL LOAD` and `ACL SAVE` answer on a node started without `--aclfile`.
+const NO_ACL_FILE: &str = "This node is not configured to use an ACL file: start it with --aclfile to load and save users";
 
 /// The name of the user a client is before it says otherwise.
 pub const DEFAULT_USER: &str = "default";
@@ -424,8 +429,11 @@ fn commands_of(word: &[u8]) -> Option<Commands> {
     }
 }
 
-/// The node's users.
-pub struct Users(RwLock<BTreeMap<String, User>>);
+/// The node's users, and the ACL file they are loaded from and saved to, if any.
+pub struct Users {
+    users: RwLock<BTreeMap<String, User>>,
+    file: Option<PathBuf>,
+}
 
 impl Users {
     /// The users of a node started with `requirepass` (the default user's password), if any.
@@ -435,16 +443,91 @@ impl Users {
             default.nopass = false;
             default.passwords.insert(sha256(password.as_bytes()));
         }
-        Users(RwLock::new(BTreeMap::from([(
-            DEFAULT_USER.to_string(),
-            default,
-        )])))
+        Users {
+            users: RwLock::new(BTreeMap::from([(DEFAULT_USER.to_string(), default)])),
+            file: None,
+        }
+    }
+
+    /// The users of `--aclfile` (which must exist): `Err` names the line that is wrong.
+    pub fn from_file(path: &Path) -> Result<Users, String> {
+        let users = Users {
+            users: RwLock::new(BTreeMap::new()),
+            file: Some(path.to_path_buf()),
+        };
+        users.load()?;
+        Ok(users)
+    }
+
+    /// Users as an ACL file (Redis's format: a line `user <name> <rule>...` per user) sets
+    /// them: all or none; `Err` names the line and the reason. A file without `default` leaves
+    /// the default user as a new node has it.
+    pub fn parse_file(text: &str, origin: &str) -> Result<BTreeMap<String, User>, String> {
+        let mut users = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = || format!("{origin}:{}", n + 1);
+            match words.as_slice() {
+                [] => continue,
+                ["user", name, rules @ ..] => {
+                    let mut user = User::new();
+                    for rule in rules {
+                        user.apply(rule.as_bytes()).map_err(|why| {
+                            format!(
+                                "{}: Error in user declaration '{name}' at '{rule}': {why}",
+                                at()
+                            )
+                        })?;
+                    }
+                    if users.insert(name.to_string(), user).is_some() {
+                        return Err(format!("{}: duplicate user '{name}'", at()));
+                    }
+                }
+                _ => return Err(format!("{}: should start with user keyword", at())),
+            }
+        }
+        users
+            .entry(DEFAULT_USER.to_string())
+            .or_insert_with(User::open);
+        Ok(users)
+    }
+
+    /// `ACL LOAD`: the users become those of the ACL file, all of them or, when a line is
+    /// wrong, none (the users stay as they were).
+    pub fn load(&self) -> Result<(), String> {
+        let path = self.file.as_ref().ok_or(NO_ACL_FILE)?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading the ACL file {}: {e}", path.display()))?;
+        let loaded = Users::parse_file(&text, &path.display().to_string())?;
+        *self.users.write().expect("not poisoned") = loaded;
+        Ok(())
+    }
+
+    /// `ACL SAVE`: writes the users to the ACL file (a new file renamed over the old one, so a
+    /// crash leaves one or the other; readable by the node's user only: it holds digests).
+    pub fn save(&self) -> Result<(), String> {
+        use std::io::Write;
+        let path = self.file.as_ref().ok_or(NO_ACL_FILE)?;
+        let fail = |e: std::io::Error| format!("writing the ACL file {}: {e}", path.display());
+        let mut text = self.list().join("\n");
+        text.push('\n');
+        let fresh = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&fresh)
+            .map_err(fail)?;
+        file.write_all(text.as_bytes()).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&fresh, path).map_err(fail)
     }
 
     /// Whether a new client starts logged in (as the default user): it is on, with no
     /// password. Protected mode looks at the same.
     pub fn open(&self) -> bool {
-        let users = self.0.read().expect("not poisoned");
+        let users = self.users.read().expect("not poisoned");
         users
             .get(DEFAULT_USER)
             .is_some_and(|u| u.enabled && u.nopass)
@@ -452,7 +535,7 @@ impl Users {
 
     /// Checks a login; `Err` holds the reply.
     pub fn login(&self, user: &[u8], password: &[u8]) -> Result<(), &'static str> {
-        let users = self.0.read().expect("not poisoned");
+        let users = self.users.read().expect("not poisoned");
         let name = std::str::from_utf8(user).map_err(|_| WRONGPASS)?;
         match users.get(name) {
             Some(u) if u.accepts(password) => Ok(()),
@@ -462,7 +545,7 @@ impl Users {
 
     /// Whether `user` may run this call (a user deleted since it logged in may run nothing).
     pub fn check(&self, user: &str, spec: &Spec, args: &[Bytes]) -> Result<(), Denied> {
-        let users = self.0.read().expect("not poisoned");
+        let users = self.users.read().expect("not poisoned");
         match users.get(user) {
             Some(u) => u.check(spec, args),
             None => Err(Denied::Command(spec.name.to_string())),
@@ -471,7 +554,7 @@ impl Users {
 
     /// `ACL SETUSER name rule...`: all the rules apply, or none (the first bad one is named).
     pub fn set(&self, name: &str, rules: &[Bytes]) -> Result<(), String> {
-        let mut users = self.0.write().expect("not poisoned");
+        let mut users = self.users.write().expect("not poisoned");
         let mut user = users.get(name).cloned().unwrap_or_else(User::new);
         for rule in rules {
             user.apply(rule).map_err(|why| {
@@ -490,7 +573,7 @@ impl Users {
         if names.iter().any(|n| n.as_ref() == DEFAULT_USER.as_bytes()) {
             return Err("ERR The 'default' user cannot be removed");
         }
-        let mut users = self.0.write().expect("not poisoned");
+        let mut users = self.users.write().expect("not poisoned");
         Ok((names.iter())
             .filter(|n| users.remove(String::from_utf8_lossy(n).as_ref()).is_some())
             .count())
@@ -498,7 +581,7 @@ impl Users {
 
     /// `ACL GETUSER name`.
     pub fn describe(&self, name: &str) -> Option<Vec<(&'static str, resp::Reply)>> {
-        self.0
+        self.users
             .read()
             .expect("not poisoned")
             .get(name)
@@ -507,7 +590,7 @@ impl Users {
 
     /// The names of the users, in order (`ACL USERS`).
     pub fn names(&self) -> Vec<String> {
-        self.0
+        self.users
             .read()
             .expect("not poisoned")
             .keys()
@@ -517,7 +600,7 @@ impl Users {
 
     /// `ACL LIST`: a line of rules per user.
     pub fn list(&self) -> Vec<String> {
-        let users = self.0.read().expect("not poisoned");
+        let users = self.users.read().expect("not poisoned");
         (users.iter())
             .map(|(name, u)| format!("user {name} {}", u.rules()))
             .collect()
@@ -677,6 +760,35 @@ mod tests {
         assert_eq!(ok("psubscribe news.*"), Ok(()));
         assert_eq!(ok("psubscribe news.a*"), Err(Denied::Channel));
         assert_eq!(ok("publish sports x"), Err(Denied::Channel));
+    }
+
+    #[test]
+    fn an_acl_file_is_read_whole_and_what_acl_list_writes_reads_back() {
+        let users = Users::new(Some("pw"));
+        let rules: Vec<Bytes> = "on >alice-pw ~cache:* %R~ro:* &news.* +@read -get +client|id"
+            .split(' ')
+            .map(|r| Bytes::from(r.to_string()))
+            .collect();
+        users.set("alice", &rules).unwrap();
+        let text = users.list().join("\n");
+        let read = Users::parse_file(&text, "f").unwrap();
+        let again: Vec<String> = (read.iter())
+            .map(|(name, u)| format!("user {name} {}", u.rules()))
+            .collect();
+        assert_eq!(again, users.list());
+        assert!(read["alice"].accepts(b"alice-pw") && read["default"].accepts(b"pw"));
+        // Without `default`, the default user is a new node's; a bad line names itself.
+        let only = Users::parse_file("user bob on nopass +@all ~*\n", "f").unwrap();
+        assert!(only["default"].nopass && only["bob"].accepts(b"x"));
+        assert_eq!(
+            Users::parse_file("\nuser bob on +nope\n", "f").unwrap_err(),
+            "f:2: Error in user declaration 'bob' at '+nope': Unknown command or category name in ACL"
+        );
+        assert!(
+            Users::parse_file("bob on\n", "f")
+                .unwrap_err()
+                .starts_with("f:1:")
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub protected_mode: bool,
     /// RESP over TLS on a second port (`--tls-port`), when set.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Users are loaded from (and `ACL SAVE`d to) this file, in Redis's format.
+    pub aclfile: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -75,6 +77,7 @@ impl NodeConfig {
             requirepass: None,
             protected_mode: true,
             tls: None,
+            aclfile: None,
         }
     }
 

@@ -101,6 +101,9 @@ pub enum StartError {
     /// The TLS settings do not make a TLS listener (a file missing or wrong).
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The ACL file could not be read, or a line of it is wrong.
+    #[error("--aclfile: {0}")]
+    Acl(String),
 }
 
 /// Binds one of the node's listeners.
@@ -120,6 +123,10 @@ pub async fn run(
     ready: impl FnOnce(&Arc<Shared>),
 ) -> Result<(), StartError> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let users = match &config.aclfile {
+        Some(path) => acl::Users::from_file(path).map_err(StartError::Acl)?,
+        None => acl::Users::new(config.requirepass.as_deref()),
+    };
     std::fs::create_dir_all(&config.data_dir).ok();
     let store = FjallStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {
         StartError::Storage {
@@ -190,7 +197,6 @@ pub async fn run(
             source,
         })?;
     let (cluster, cluster_parts) = peer::channels();
-    let users = acl::Users::new(config.requirepass.as_deref());
     let shared = Arc::new(Shared {
         config,
         engine,

@@ -383,6 +383,10 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
                 "    Returns whether the user can execute the given command without executing the command.",
                 "GETUSER <username>",
                 "    Get the user's details.",
+                "LOAD",
+                "    Reload users from the ACL file.",
+                "SAVE",
+                "    Save the current config to the ACL file.",
                 "GENPASS [<bits>]",
                 "    Generate a secure 256-bit user password. The optional `bits` argument can",
                 "    be used to specify a different size.",
@@ -401,13 +405,18 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
             .map(Reply::Simple)
             .collect(),
         ),
-        (b"LOG" | b"LOAD" | b"SAVE", _) => Reply::Error(format!(
-            "ERR ACL {} is not supported yet: users are kept in memory, by this node",
-            String::from_utf8_lossy(&sub)
-        )),
+        (b"LOAD", 2) => match users.load() {
+            Ok(()) => Reply::OK,
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        },
+        (b"SAVE", 2) => match users.save() {
+            Ok(()) => Reply::OK,
+            Err(e) => Reply::Error(format!("ERR {e}")),
+        },
+        (b"LOG", _) => Reply::err("ERR ACL LOG is not supported yet"),
         (
             b"WHOAMI" | b"USERS" | b"LIST" | b"HELP" | b"SETUSER" | b"DELUSER" | b"GETUSER"
-            | b"CAT" | b"DRYRUN" | b"GENPASS",
+            | b"CAT" | b"DRYRUN" | b"GENPASS" | b"LOAD" | b"SAVE",
             _,
         ) => Reply::Error(format!(
             "ERR wrong number of arguments for 'acl|{}' command",

@@ -214,3 +214,22 @@ def test_users_come_from_the_acl_file_and_acl_save_keeps_them_across_a_restart(n
     assert "not configured to use an ACL file" in str(pytest.raises(
         redis.exceptions.ResponseError, node_factory(name="plain").start().client().execute_command,
         "ACL", "SAVE").value)
+
+
+def test_acl_log_keeps_refused_commands_keys_and_logins(node):
+    admin = node.client(decode_responses=True)
+    admin.execute_command("ACL", "SETUSER", "carol", "on", ">pw", "~allowed:*", "+get")
+    carol = node.client(username="carol", password="pw", decode_responses=True)
+    for _ in range(2):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            carol.get("secret")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        carol.set("allowed:1", "v")
+    assert raw(node.port, b"AUTH carol wrong\r\n").startswith(b"-WRONGPASS")
+    # (redis-py's CLIENT SETINFO ... at connect are refused to carol too, and logged, as by Redis.)
+    log = [e for e in admin.acl_log() if not e["object"].startswith("client|")]
+    assert [(e["reason"], e["object"], e["username"], e["count"]) for e in log] == [
+        ("auth", "AUTH", "carol", 1), ("command", "set", "carol", 1), ("key", "secret", "carol", 2)]
+    assert all(e["context"] == "toplevel" and float(e["age-seconds"]) < 60 for e in log)
+    assert len(admin.acl_log(count=1)) == 1
+    assert admin.acl_log_reset() and admin.acl_log() == []

@@ -17,10 +17,11 @@ use crate::cmd::{Spec, categories, keyspec};
 use crate::glob::glob_match;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// What `ACL LOAD` and `ACL SAVE` answer on a node started without `--aclfile`.
 const NO_ACL_FILE: &str = "This node is not configured to use an ACL file: start it with --aclfile to load and save users";
@@ -67,12 +68,13 @@ enum Commands {
     Subcommand(&'static str, String),
 }
 
-/// Why a command may not run: `NOPERM` and what was missing.
+/// Why a command may not run: `NOPERM` and what was missing (the command, or the key or
+/// channel refused).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Denied {
     Command(String),
-    Key,
-    Channel,
+    Key(Bytes),
+    Channel(Bytes),
 }
 
 impl Denied {
@@ -82,11 +84,11 @@ impl Denied {
             Denied::Command(name) => {
                 format!("NOPERM this user has no permissions to run the '{name}' command")
             }
-            Denied::Key => {
+            Denied::Key(_) => {
                 "NOPERM this user has no permissions to access one of the keys used as arguments"
                     .into()
             }
-            Denied::Channel => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
+            Denied::Channel(_) => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
         }
     }
 }
@@ -312,7 +314,7 @@ impl User {
                     .iter()
                     .any(|f| flags.contains(f));
                 if !self.may_touch(&args[at], read, write) {
-                    return Err(Denied::Key);
+                    return Err(Denied::Key(args[at].clone()));
                 }
             }
         }
@@ -322,8 +324,8 @@ impl User {
             _ => &[],
         };
         let patterns = spec.name == "psubscribe";
-        if channels.iter().any(|c| !self.may_use_channel(c, patterns)) {
-            return Err(Denied::Channel);
+        if let Some(c) = channels.iter().find(|c| !self.may_use_channel(c, patterns)) {
+            return Err(Denied::Channel(c.clone()));
         }
         Ok(())
     }
@@ -429,10 +431,115 @@ fn commands_of(word: &[u8]) -> Option<Commands> {
     }
 }
 
-/// The node's users, and the ACL file they are loaded from and saved to, if any.
+/// The node's users, the ACL file they are loaded from and saved to, if any, and the log of
+/// refusals (`ACL LOG`).
 pub struct Users {
     users: RwLock<BTreeMap<String, User>>,
     file: Option<PathBuf>,
+    log: Mutex<VecDeque<Refusal>>,
+}
+
+/// Refusals kept by `ACL LOG` (Redis's `acllog-max-len`), and how long a repeat of the same
+/// refusal counts into the entry before it instead of making a new one.
+const LOG_MAX: usize = 128;
+const LOG_GROUP: Duration = Duration::from_secs(60);
+
+/// One `ACL LOG` entry: a refused command, key, channel, or login.
+struct Refusal {
+    /// `command`, `key`, `channel` or `auth`.
+    reason: &'static str,
+    /// `toplevel` or `multi`.
+    context: &'static str,
+    /// The command, key or channel refused (`AUTH` for a login).
+    object: String,
+    username: String,
+    client_info: String,
+    count: u64,
+    first: Instant,
+    last: Instant,
+}
+
+impl Users {
+    /// Notes a refusal in `ACL LOG`: a repeat (same reason, context, object and user) within a
+    /// minute counts into the entry before it.
+    pub fn log_refusal(&self, denied: &Denied, in_multi: bool, user: &str, client_info: String) {
+        let (reason, object) = match denied {
+            Denied::Command(name) => ("command", name.clone()),
+            Denied::Key(key) => ("key", String::from_utf8_lossy(key).into_owned()),
+            Denied::Channel(c) => ("channel", String::from_utf8_lossy(c).into_owned()),
+        };
+        let context = if in_multi { "multi" } else { "toplevel" };
+        self.log(reason, context, object, user, client_info);
+    }
+
+    /// Notes a refused login in `ACL LOG`.
+    pub fn log_login(&self, user: &[u8], client_info: String) {
+        let user = String::from_utf8_lossy(user);
+        self.log("auth", "toplevel", "AUTH".into(), &user, client_info);
+    }
+
+    fn log(
+        &self,
+        reason: &'static str,
+        context: &'static str,
+        object: String,
+        user: &str,
+        client_info: String,
+    ) {
+        let now = Instant::now();
+        let mut log = self.log.lock().expect("not poisoned");
+        if let Some(same) = log.iter_mut().find(|e| {
+            e.reason == reason
+                && e.context == context
+                && e.object == object
+                && e.username == user
+                && now.duration_since(e.last) < LOG_GROUP
+        }) {
+            same.count += 1;
+            same.last = now;
+            same.client_info = client_info;
+            return;
+        }
+        log.push_front(Refusal {
+            reason,
+            context,
+            object,
+            username: user.to_string(),
+            client_info,
+            count: 1,
+            first: now,
+            last: now,
+        });
+        log.truncate(LOG_MAX);
+    }
+
+    /// `ACL LOG [count]`: the newest entries first, as Redis 7.0 shows them.
+    pub fn log_entries(&self, count: usize) -> Vec<Vec<(&'static str, resp::Reply)>> {
+        use resp::Reply;
+        let now = Instant::now();
+        let log = self.log.lock().expect("not poisoned");
+        (log.iter().take(count))
+            .map(|e| {
+                vec![
+                    ("count", Reply::Int(e.count as i64)),
+                    ("reason", Reply::bulk(e.reason)),
+                    ("context", Reply::bulk(e.context)),
+                    ("object", Reply::bulk(e.object.clone())),
+                    ("username", Reply::bulk(e.username.clone())),
+                    (
+                        "age-seconds",
+                        Reply::Double(now.duration_since(e.first).as_secs_f64()),
+                    ),
+                    ("client-info", Reply::bulk(e.client_info.clone())),
+                ]
+            })
+            .collect()
+    }
+
+    /// `ACL LOG RESET`.
+    pub fn reset_log(&self) {
+        self.log.lock().expect("not poisoned").clear();
+    }
 }
 
 impl Users {
@@ -446,6 +553,7 @@ impl Users {
         Users {
             users: RwLock::new(BTreeMap::from([(DEFAULT_USER.to_string(), default)])),
             file: None,
+            log: Mutex::default(),
         }
     }
 
@@ -454,6 +562,7 @@ impl Users {
         let users = Users {
             users: RwLock::new(BTreeMap::new()),
             file: Some(path.to_path_buf()),
+            log: Mutex::default(),
         };
         users.load()?;
         Ok(users)
@@ -702,14 +811,17 @@ mod tests {
         let u = user("+@all %R~r:* %W~w:* ~rw:*");
         let ok = |words: &str| u.check(spec(words.split(' ').next().unwrap()), &call(words));
         assert_eq!(ok("get r:1"), Ok(()));
-        assert_eq!(ok("set r:1 v"), Err(Denied::Key));
+        assert_eq!(ok("set r:1 v"), Err(Denied::Key("r:1".into())));
         assert_eq!(ok("set w:1 v"), Ok(()));
-        assert_eq!(ok("get w:1"), Err(Denied::Key));
+        assert_eq!(ok("get w:1"), Err(Denied::Key("w:1".into())));
         assert_eq!(ok("lmove rw:1 w:1 left right"), Ok(()));
-        assert_eq!(ok("lmove w:1 rw:1 left right"), Err(Denied::Key));
+        assert_eq!(
+            ok("lmove w:1 rw:1 left right"),
+            Err(Denied::Key("w:1".into()))
+        );
         // Neither reading nor writing (EXISTS): any pattern will do.
         assert_eq!(ok("exists w:1 r:1"), Ok(()));
-        assert_eq!(ok("exists other"), Err(Denied::Key));
+        assert_eq!(ok("exists other"), Err(Denied::Key("other".into())));
     }
 
     #[test]
@@ -758,8 +870,14 @@ mod tests {
         let ok = |words: &str| u.check(spec(words.split(' ').next().unwrap()), &call(words));
         assert_eq!(ok("subscribe news.a news.b"), Ok(()));
         assert_eq!(ok("psubscribe news.*"), Ok(()));
-        assert_eq!(ok("psubscribe news.a*"), Err(Denied::Channel));
-        assert_eq!(ok("publish sports x"), Err(Denied::Channel));
+        assert_eq!(
+            ok("psubscribe news.a*"),
+            Err(Denied::Channel("news.a*".into()))
+        );
+        assert_eq!(
+            ok("publish sports x"),
+            Err(Denied::Channel("sports".into()))
+        );
     }
 
     #[test]

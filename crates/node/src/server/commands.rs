@@ -270,6 +270,7 @@ fn log_in(
         Err(text) => {
             tracing::info!(client = session.id, addr = %session.client.addr, "refused a login");
             metrics::counter!("meridian_auth_failures_total").increment(1);
+            shared.users.log_login(user, session.client.line(None));
             Err(Reply::err(text))
         }
     }
@@ -383,6 +384,8 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
                 "    Returns whether the user can execute the given command without executing the command.",
                 "GETUSER <username>",
                 "    Get the user's details.",
+                "LOG [<count> | RESET]",
+                "    Show the ACL log entries.",
                 "LOAD",
                 "    Reload users from the ACL file.",
                 "SAVE",
@@ -413,10 +416,31 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
             Ok(()) => Reply::OK,
             Err(e) => Reply::Error(format!("ERR {e}")),
         },
-        (b"LOG", _) => Reply::err("ERR ACL LOG is not supported yet"),
+        (b"LOG", 2 | 3) => match args.get(2) {
+            Some(r) if r.eq_ignore_ascii_case(b"reset") => {
+                users.reset_log();
+                Reply::OK
+            }
+            count => {
+                let count = match count.map(|c| parse_i64(c)) {
+                    None => 10,
+                    Some(Some(n)) if n >= 0 => n as usize,
+                    Some(_) => {
+                        return Reply::err("ERR value is out of range, must be positive");
+                    }
+                };
+                Reply::Array(
+                    (users.log_entries(count).into_iter())
+                        .map(|fields| {
+                            Reply::Map(fields.into_iter().map(|(k, v)| (Reply::bulk(k), v)).collect())
+                        })
+                        .collect(),
+                )
+            }
+        },
         (
             b"WHOAMI" | b"USERS" | b"LIST" | b"HELP" | b"SETUSER" | b"DELUSER" | b"GETUSER"
-            | b"CAT" | b"DRYRUN" | b"GENPASS" | b"LOAD" | b"SAVE",
+            | b"CAT" | b"DRYRUN" | b"GENPASS" | b"LOAD" | b"SAVE" | b"LOG",
             _,
         ) => Reply::Error(format!(
             "ERR wrong number of arguments for 'acl|{}' command",

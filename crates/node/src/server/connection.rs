@@ -479,6 +479,8 @@ async fn run_commands(
                     queued.refuse();
                 }
                 metrics::counter!("meridian_acl_denied_total").increment(1);
+                let info = session.client.line(None);
+                (shared.users).log_refusal(&denied, session.multi.is_some(), &session.user, info);
                 Reply::Error(denied.reply_text()).encode(session.protocol, out);
                 break 'command;
             }

@@ -232,4 +232,7 @@ def test_acl_log_keeps_refused_commands_keys_and_logins(node):
         ("auth", "AUTH", "carol", 1), ("command", "set", "carol", 1), ("key", "secret", "carol", 2)]
     assert all(e["context"] == "toplevel" and float(e["age-seconds"]) < 60 for e in log)
     assert len(admin.acl_log(count=1)) == 1
+    stats = admin.info("stats")
+    assert stats["acl_access_denied_auth"] == 1 and stats["acl_access_denied_key"] == 2
+    assert stats["acl_access_denied_cmd"] >= 1 and stats["acl_access_denied_channel"] == 0
     assert admin.acl_log_reset() and admin.acl_log() == []

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -437,7 +438,12 @@ pub struct Users {
     users: RwLock<BTreeMap<String, User>>,
     file: Option<PathBuf>,
     log: Mutex<VecDeque<Refusal>>,
+    /// Refusals since start, by reason (`INFO stats` `acl_access_denied_*`).
+    denied: [AtomicU64; 4],
 }
+
+/// The reasons of refusals, in the order of `Users::denied`.
+pub const DENIED_REASONS: [&str; 4] = ["auth", "cmd", "key", "channel"];
 
 /// Refusals kept by `ACL LOG` (Redis's `acllog-max-len`), and how long a repeat of the same
 /// refusal counts into the entry before it instead of making a new one.
@@ -486,6 +492,13 @@ impl Users {
         user: &str,
         client_info: String,
     ) {
+        let counted = match reason {
+            "auth" => 0,
+            "command" => 1,
+            "key" => 2,
+            _ => 3,
+        };
+        self.denied[counted].fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut log = self.log.lock().expect("not poisoned");
         if let Some(same) = log.iter_mut().find(|e| {
@@ -536,6 +549,11 @@ impl Users {
             .collect()
     }
 
+    /// Refusals since start, by [`DENIED_REASONS`].
+    pub fn denied(&self) -> [u64; 4] {
+        self.denied.each_ref().map(|d| d.load(Ordering::Relaxed))
+    }
+
     /// `ACL LOG RESET`.
     pub fn reset_log(&self) {
         self.log.lock().expect("not poisoned").clear();
@@ -554,6 +572,7 @@ impl Users {
             users: RwLock::new(BTreeMap::from([(DEFAULT_USER.to_string(), default)])),
             file: None,
             log: Mutex::default(),
+            denied: Default::default(),
         }
     }
 
@@ -563,6 +582,7 @@ impl Users {
             users: RwLock::new(BTreeMap::new()),
             file: Some(path.to_path_buf()),
             log: Mutex::default(),
+            denied: Default::default(),
         };
         users.load()?;
         Ok(users)

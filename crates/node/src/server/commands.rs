@@ -1372,7 +1372,7 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let tracked = shared.tracking.counts();
     if show("stats") {
         text.push_str(&format!(
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntombstones:{}\r\ntombstones_collected:{}\r\ntombstones_held_by:{}\r\n{}\r\n",
             shared.connections_total.load(Ordering::Relaxed),
             shared.commands_total.load(Ordering::Relaxed),
             stats.expired.load(Ordering::Relaxed),
@@ -1384,6 +1384,9 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
             stats.tombstones.load(Ordering::Relaxed),
             stats.collected.load(Ordering::Relaxed),
             shared.cluster.collection_held_by().join(","),
+            (crate::acl::DENIED_REASONS.iter().zip(shared.users.denied()))
+                .map(|(reason, n)| format!("acl_access_denied_{reason}:{n}\r\n"))
+                .collect::<String>(),
         ));
     }
     if show("replication") {

@@ -418,8 +418,13 @@ enum Next {
 /// Whether `CLIENT PAUSE` holds `args` back now, and if so whether as a write. Commands
 /// queued inside `MULTI` are not held (their `EXEC` is); neither are `CLIENT PAUSE` and
 /// `CLIENT UNPAUSE`.
-fn paused(shared: &Shared, session: &Session, args: &[Bytes]) -> Option<bool> {
-    let spec = cmd::lookup(&args[0])?;
+fn paused(
+    shared: &Shared,
+    session: &Session,
+    spec: Option<&cmd::Spec>,
+    args: &[Bytes],
+) -> Option<bool> {
+    let spec = spec?;
     if session.multi.is_some() && !multi::is_control(spec.name) {
         return None;
     }
@@ -445,7 +450,9 @@ async fn run_commands(
 ) -> Next {
     let mut batch: Vec<Command> = Vec::new();
     while let Some(args) = commands.front() {
-        if let Some(write) = paused(shared, session, args) {
+        // Looked up once: the pause, the rights and the dispatch below all ask.
+        let found = cmd::lookup(&args[0]);
+        if let Some(write) = paused(shared, session, found, args) {
             flush(shared, session, &mut batch, out).await;
             return Next::Pause(write);
         }
@@ -470,7 +477,7 @@ async fn run_commands(
                 break 'command;
             }
             // What the user may run (`acl.rs`); inside MULTI a refusal aborts the EXEC.
-            if let Some(spec) = cmd::lookup(&args[0]).filter(|s| cmd::arity_ok(s, args.len()))
+            if let Some(spec) = found.filter(|s| cmd::arity_ok(s, args.len()))
                 && !multi::is_control(spec.name)
                 && let Err(denied) = shared.users.check(&session.user, spec, &args)
             {
@@ -489,7 +496,7 @@ async fn run_commands(
                 reply.encode(session.protocol, out);
                 break 'command;
             }
-            let spec = match cmd::lookup(&args[0]) {
+            let spec = match found {
                 Some(spec) if cmd::arity_ok(spec, args.len()) => spec,
                 Some(spec) => {
                     flush(shared, session, &mut batch, out).await;

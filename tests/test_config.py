@@ -31,6 +31,9 @@ def test_bad_configuration_is_refused_clearly(tmp_path):
     assert "--fsync must be always, batch or never" in out.stderr
     out = subprocess.run([str(BIN), "server", "--peer-addr", "10.9.9.9:7381", "--data-dir", str(tmp_path / "d")],
                          capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "--certs-dir" in out.stderr and "--insecure-peers" in out.stderr
+    out = subprocess.run([str(BIN), "server", "--peer-addr", "10.9.9.9:7381", "--insecure-peers",
+                          "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "--cluster-secret" in out.stderr
 
 
@@ -44,3 +47,6 @@ def test_demo_runs_and_exits():
         # ...and after the cut-off region heals, every region shows both sides' writes.
         assert f'{region}  SMEMBERS visited -> ["paris", "seoul", "sydney", "tokyo"]   GET visits -> "305"' in out.stdout
     assert "converged" in out.stdout
+    # It ran secured: the regions replicated over mutual TLS, clients are given a password.
+    assert "peer links over mutual TLS" in out.stdout
+    assert "--tls --cacert" in out.stdout and " -a " in out.stdout

@@ -235,10 +235,10 @@ def test_a_node_on_every_interface_advertises_the_address_peers_reach(node_facto
 
     port = free_port()
     refused = subprocess.run([str(BIN), "server", "--node-id", "x", "--peer-addr", f"0.0.0.0:{port}",
-                              "--cluster-secret", "s"], capture_output=True, text=True, timeout=20)
+                              "--cluster-secret", "s", "--insecure-peers"], capture_output=True, text=True, timeout=20)
     assert refused.returncode != 0 and "--advertise-addr" in refused.stderr
 
-    eu = node_factory("--region", "eu", "--cluster-secret", "s", name="eu-1", node_id="eu-1", host="0.0.0.0")
+    eu = node_factory("--region", "eu", "--cluster-secret", "s", "--insecure-peers", name="eu-1", node_id="eu-1", host="0.0.0.0")
     eu.extra += ["--advertise-addr", f"127.0.0.1:{eu.peer_port}"]
     eu.start()
     us = node_factory("--region", "us", "--cluster-secret", "s", "--join", f"127.0.0.1:{eu.peer_port}",
@@ -409,7 +409,7 @@ def start_in_namespaces(node_factory, hosts, seed):
     nodes = []
     for i, region in enumerate(REGIONS):
         join = ["--join", f"{hosts.address(seed(i))}:7381"] if i else []
-        n = node_factory("--region", region, "--cluster-secret", "s3cret", *join, name=f"{region}-1",
+        n = node_factory("--region", region, "--cluster-secret", "s3cret", "--insecure-peers", *join, name=f"{region}-1",
                          node_id=f"{region}-1", host=hosts.address(i), netns=hosts.names[i])
         nodes.append(n.start())
     return nodes

@@ -101,7 +101,7 @@ def local_address() -> str:
 
 
 def on_every_interface(node_factory, name, *extra):
-    node = node_factory("--cluster-secret", "s", *extra, name=name, node_id=name, host="0.0.0.0")
+    node = node_factory("--cluster-secret", "s", "--insecure-peers", *extra, name=name, node_id=name, host="0.0.0.0")
     node.extra += ["--advertise-addr", f"127.0.0.1:{node.peer_port}"]
     return node.start()
 

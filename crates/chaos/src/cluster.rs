@@ -102,6 +102,9 @@ impl Cluster {
             &n.peer_addr,
             "--cluster-secret",
             "chaos",
+            // Plain peer links between the namespaces (TLS on peer links is tested by
+            // tests/test_peer_tls.py); the node warns at start.
+            "--insecure-peers",
             "--fsync",
             "always",
             // The checker's clients connect from outside the node's namespace.

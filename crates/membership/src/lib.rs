@@ -7,19 +7,22 @@
 //!   that one peer cannot reach but others can stays alive), then suspected, then declared
 //!   down; every change rides on the probes to everyone. A node declared down while it was only
 //!   cut off or paused learns so when it is heard again and rejoins under a renewed identity.
-//! - Datagrams: foca carries no authentication, so every datagram is sealed here with an
-//!   HMAC-SHA256 tag under the cluster secret ([`seal`], [`open`]); one that fails the check
-//!   changes nothing.
+//! - Datagrams: foca carries no encryption or authentication, so the runtime seals every
+//!   payload under the cluster's gossip [`Keyring`] (ChaCha20-Poly1305) and opens what
+//!   arrives; one that does not open, or is replayed ([`ReplayGuard`]), changes nothing.
 //!
-//! The runtime (the node, or the simulator) hands in the datagrams that arrived and the
-//! timers that fired, and carries out the [`Effect`]s: send a datagram, schedule a timer,
+//! The runtime (the node, or the simulator) hands in the payloads that arrived and the
+//! timers that fired, and carries out the [`Effect`]s: send a payload, schedule a timer,
 //! learn that a member is up or down.
 #![deny(missing_docs)]
 
 mod datagram;
 mod identity;
 
-pub use datagram::{TAG_BYTES, VERSION, open, seal};
+pub use datagram::{
+    KEY_BYTES, Keyring, OVERHEAD_BYTES, Rejected, ReplayGuard, WINDOW_MS, format_key, key_id,
+    parse_key, parse_keyring,
+};
 pub use identity::MemberInfo;
 
 use bytes::Bytes;
@@ -36,10 +39,6 @@ pub const PAYLOAD_BYTES_MAX: usize = 1400;
 /// Why a datagram changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Too short, another format version, or a tag that does not match: a node without the
-    /// cluster secret, or damage on the way. Expected from strangers; nothing is touched.
-    #[error("datagram failed authentication")]
-    Unauthenticated,
     /// Authenticated but not understood by the SWIM core (a bug or a newer peer). Nothing is
     /// touched.
     #[error("gossip datagram refused: {0}")]
@@ -83,15 +82,15 @@ const SUSPECT_TICKS_MAX: u32 = 8;
 /// What the runtime must do.
 #[derive(Clone, Debug)]
 pub enum Effect {
-    /// Send `datagram` to the peer address `to` (in `region`, for simulated WAN delay; empty
-    /// when unknown, as for a seed address).
+    /// Send `payload` to the peer address `to` (in `region`, for simulated WAN delay; empty
+    /// when unknown, as for a seed address), sealed by the runtime.
     Send {
         /// The destination's peer address.
         to: String,
         /// The destination's region.
         region: String,
-        /// The sealed datagram.
-        datagram: Bytes,
+        /// What to seal and send.
+        payload: Bytes,
     },
     /// Hand `timer` back through [`Membership::timer`] after `after`.
     Schedule {
@@ -138,7 +137,6 @@ fn config() -> foca::Config {
 pub struct Membership {
     foca: Foca<Id, PostcardCodec, SmallRng, NoCustomBroadcast>,
     out: AccumulatingRuntime<Id>,
-    secret: Vec<u8>,
     effects: Vec<Effect>,
     /// Every address announced to or heard of: where to look when no member is active
     /// (foca itself then stays silent, and after a partition in which both halves renewed
@@ -157,7 +155,7 @@ impl Membership {
     /// This node as `me`. `bump` must grow from one start of the node to the next (the
     /// runtime uses its start time), so that its new identity wins over the old one; `seed`
     /// feeds the probe order.
-    pub fn new(me: MemberInfo, bump: u64, secret: &[u8], seed: u64) -> Membership {
+    pub fn new(me: MemberInfo, bump: u64, seed: u64) -> Membership {
         let foca = Foca::new(
             Id { info: me, bump },
             config(),
@@ -167,7 +165,6 @@ impl Membership {
         Membership {
             foca,
             out: AccumulatingRuntime::new(),
-            secret: secret.to_vec(),
             effects: vec![Effect::Schedule {
                 after: REANNOUNCE_EVERY,
                 timer: Timer(Due::Reannounce),
@@ -194,9 +191,8 @@ impl Membership {
         self.drain();
     }
 
-    /// A datagram arrived.
-    pub fn receive(&mut self, datagram: &[u8]) -> Result<(), Error> {
-        let payload = open(&self.secret, datagram).ok_or(Error::Unauthenticated)?;
+    /// A payload arrived (opened by the runtime).
+    pub fn receive(&mut self, payload: &[u8]) -> Result<(), Error> {
         let result = self.foca.handle_data(payload, &mut self.out);
         self.drain();
         match result {
@@ -310,7 +306,7 @@ impl Membership {
             self.effects.push(Effect::Send {
                 to: to.info.peer_addr.clone(),
                 region: to.info.region.clone(),
-                datagram: seal(&self.secret, &payload),
+                payload,
             });
         }
         while let Some((after, timer)) = self.out.to_schedule() {

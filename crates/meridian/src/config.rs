@@ -82,7 +82,9 @@ pub struct ServerArgs {
     /// [default: yes].
     #[arg(long, env = "MERIDIAN_PROTECTED_MODE")]
     pub protected_mode: Option<String>,
-    /// Port for RESP over TLS, on the --resp-addr address, beside the plain port [default: none].
+    /// Port for RESP over TLS, on the --resp-addr address, beside the plain port; with
+    /// --certs-dir, the certificate, key and client CA default to node.crt, node.key and
+    /// ca.crt there [default: none].
     #[arg(long, env = "MERIDIAN_TLS_PORT")]
     pub tls_port: Option<u16>,
     /// The node's certificate chain, PEM (needed with --tls-port).
@@ -98,6 +100,26 @@ pub struct ServerArgs {
     /// they are not asked [default: yes].
     #[arg(long, env = "MERIDIAN_TLS_AUTH_CLIENTS")]
     pub tls_auth_clients: Option<String>,
+    /// Directory with the cluster CA (ca.crt) and this node's certificate and key (node.crt,
+    /// node.key, from `meridian cert create-node`): peer links run over mutual TLS, each
+    /// node's certificate checked against the node id it claims [default: none].
+    #[arg(long, env = "MERIDIAN_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// The gossip keyring: one key per line (64 hex digits, `meridian keyring generate`), the
+    /// first encrypting what this node sends, all accepted; reloaded on SIGHUP
+    /// [default: one key derived from --cluster-secret].
+    #[arg(long, env = "MERIDIAN_GOSSIP_KEYRING")]
+    pub gossip_keyring: Option<PathBuf>,
+    /// Serve /metrics without a login (the status and the rest still need one).
+    #[arg(long, env = "MERIDIAN_METRICS_PUBLIC")]
+    pub metrics_public: bool,
+    /// Serve HTTPS on --http-addr with the TLS files (--tls-cert-file and the rest, or those in
+    /// --certs-dir); needs --tls-port.
+    #[arg(long, env = "MERIDIAN_HTTP_TLS")]
+    pub http_tls: bool,
+    /// Allow peer links without TLS on a non-loopback --peer-addr (a warning is logged).
+    #[arg(long, env = "MERIDIAN_INSECURE_PEERS")]
+    pub insecure_peers: bool,
     /// Users, in Redis's ACL file format, loaded at start (the file must exist) and written by
     /// ACL SAVE; not with --requirepass (set the default user's password in the file).
     #[arg(long, env = "MERIDIAN_ACLFILE")]
@@ -135,6 +157,11 @@ struct FileConfig {
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
     aclfile: Option<PathBuf>,
+    certs_dir: Option<PathBuf>,
+    gossip_keyring: Option<PathBuf>,
+    insecure_peers: Option<bool>,
+    metrics_public: Option<bool>,
+    http_tls: Option<bool>,
 }
 
 /// Parses `eu-us=40` into `("eu", "us", 40)`.
@@ -248,11 +275,23 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     if c.requirepass.as_deref() == Some("") {
         bail!("--requirepass must not be empty (leave it out for no password)");
     }
+    c.certs_dir = args.certs_dir.or(file.certs_dir);
+    // With --certs-dir, the TLS port serves the node's certificate and checks clients
+    // against the cluster CA unless told other files.
+    let from_certs = |name: &str| c.certs_dir.as_ref().map(|d| d.join(name));
+    let tls_port = args.tls_port.or(file.tls_port);
+    let in_certs = |name: &str| tls_port.and_then(|_| from_certs(name));
     c.tls = tls_config(
-        args.tls_port.or(file.tls_port),
-        args.tls_cert_file.or(file.tls_cert_file),
-        args.tls_key_file.or(file.tls_key_file),
-        args.tls_ca_cert_file.or(file.tls_ca_cert_file),
+        tls_port,
+        args.tls_cert_file
+            .or(file.tls_cert_file)
+            .or_else(|| in_certs(node::tls::NODE_CERT)),
+        args.tls_key_file
+            .or(file.tls_key_file)
+            .or_else(|| in_certs(node::tls::NODE_KEY)),
+        args.tls_ca_cert_file
+            .or(file.tls_ca_cert_file)
+            .or_else(|| in_certs(node::tls::CA_CERT)),
         args.tls_auth_clients.or(file.tls_auth_clients),
     )?;
     if let Some(p) = args.protected_mode.or(file.protected_mode) {
@@ -272,11 +311,28 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     if node_id.is_empty() {
         bail!("--node-id must not be empty");
     }
-    if c.cluster_secret.is_none() && !c.peer_addr.ip().is_loopback() {
+    c.insecure_peers = args.insecure_peers || file.insecure_peers.unwrap_or(false);
+    c.gossip_keyring = args.gossip_keyring.or(file.gossip_keyring);
+    c.metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
+    c.http_tls = args.http_tls || file.http_tls.unwrap_or(false);
+    if c.http_tls && c.tls.is_none() {
         bail!(
-            "--peer-addr {} is not a loopback address: set --cluster-secret so peers can authenticate",
-            c.peer_addr
+            "--http-tls serves HTTPS with the TLS files: set --tls-port and its files (or --certs-dir)"
         );
+    }
+    if !c.peer_addr.ip().is_loopback() {
+        if c.certs_dir.is_none() && !c.insecure_peers {
+            bail!(
+                "--peer-addr {} is not a loopback address: set --certs-dir (mutual TLS between nodes, see meridian cert) or say --insecure-peers",
+                c.peer_addr
+            );
+        }
+        if c.cluster_secret.is_none() && c.gossip_keyring.is_none() {
+            bail!(
+                "--peer-addr {} is not a loopback address: set --gossip-keyring (or --cluster-secret) so gossip is encrypted",
+                c.peer_addr
+            );
+        }
     }
     let advertised = c.advertise_addr.unwrap_or(c.peer_addr);
     if advertised.ip().is_unspecified() || advertised.port() == 0 {
@@ -323,16 +379,26 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_peer_needs_a_secret() {
-        let args = ServerArgs {
+    fn non_loopback_peer_needs_tls_or_a_secret_and_consent() {
+        let peer = |certs: bool, insecure: bool, secret: bool| ServerArgs {
             peer_addr: Some("10.1.2.3:7381".parse().unwrap()),
+            certs_dir: certs.then(|| PathBuf::from("certs")),
+            insecure_peers: insecure,
+            cluster_secret: secret.then(|| "s".to_string()),
             ..ServerArgs::default()
         };
+        let refused = resolve(peer(false, false, true)).unwrap_err().to_string();
+        assert!(refused.contains("--insecure-peers"), "{refused}");
+        let refused = resolve(peer(false, true, false)).unwrap_err().to_string();
+        assert!(refused.contains("--cluster-secret"), "{refused}");
+        assert!(resolve(peer(false, true, true)).unwrap().insecure_peers);
+        let refused = resolve(peer(true, false, false)).unwrap_err().to_string();
+        assert!(refused.contains("--gossip-keyring"), "{refused}");
         assert!(
-            resolve(args)
-                .unwrap_err()
-                .to_string()
-                .contains("cluster-secret")
+            resolve(peer(true, false, true))
+                .unwrap()
+                .certs_dir
+                .is_some()
         );
     }
 
@@ -342,6 +408,7 @@ mod tests {
             peer_addr: Some("0.0.0.0:7381".parse().unwrap()),
             advertise_addr: advertise.map(|a| a.parse().unwrap()),
             cluster_secret: Some("s".into()),
+            insecure_peers: true,
             ..ServerArgs::default()
         };
         let refused = resolve(bound(None)).unwrap_err().to_string();

@@ -1,7 +1,9 @@
 //! The `meridian` binary: command line, configuration, logging, signals.
 
+mod cert;
 mod config;
 mod demo;
+mod keyring;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -20,6 +22,12 @@ struct Cli {
 enum Command {
     /// Run one node.
     Server(Box<config::ServerArgs>),
+    /// Make the cluster's CA and certificates for nodes and clients.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Edit a node's gossip keyring (install, use, remove keys; generate one).
+    #[command(subcommand)]
+    Keyring(keyring::KeyringCommand),
     /// Run a local demonstration: three regions with WAN delay, replicating a visible workload.
     Demo {
         /// Run the demonstration and exit instead of serving until Ctrl-C.
@@ -38,16 +46,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+    };
     match cli.command {
         Command::Server(args) => {
             let config = config::resolve(*args)?;
-            runtime.block_on(serve(config))
+            runtime()?.block_on(serve(config))
         }
-        Command::Demo { exit } => runtime.block_on(demo::run_demo(exit, install_metrics())),
+        Command::Demo { exit } => runtime()?.block_on(demo::run_demo(exit, install_metrics())),
+        Command::Cert(command) => cert::run(command),
+        Command::Keyring(command) => keyring::run(command),
     }
 }
 
@@ -85,6 +97,12 @@ fn install_metrics() -> Option<PrometheusHandle> {
 }
 
 async fn serve(config: node::NodeConfig) -> anyhow::Result<()> {
+    if config.certs_dir.is_none() && !config.peer_addr.ip().is_loopback() {
+        tracing::warn!(
+            peer_addr = %config.peer_addr,
+            "--insecure-peers: peer links run without TLS; anyone on the path can read the replication stream"
+        );
+    }
     tracing::info!(
         node_id = %config.node_id, region = %config.region, resp = %config.resp_addr, http = %config.http_addr,
         data_dir = %config.data_dir.display(), fsync = ?config.fsync, "starting"

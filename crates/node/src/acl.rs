@@ -10,8 +10,17 @@
 //! them. Other users are made with `ACL SETUSER` and Redis's rules ([`User::apply`]): which
 //! commands (by name, subcommand or category, applied in order), which keys (to read, to
 //! write) and which pub/sub channels. [`Users::check`] is asked before every command runs.
-//! Users are this node's: kept in memory, loaded from `--aclfile` (Redis's format) and
-//! written back by `ACL SAVE`. Replicating them to every region is the next part of issue 14.
+//!
+//! Users are cluster-wide. A node starts with its *base* users (`--aclfile` in Redis's format,
+//! or the default user with `--requirepass`); every change made with `ACL SETUSER`, `ACL
+//! DELUSER` or `ACL LOAD` on any node is written as one field of the hash [`USERS_KEY`] (the
+//! user's name, valued with its rules as `ACL LIST` shows them, or empty once deleted) and
+//! replicated with every other write through the change log. A hash field merges as a
+//! string does: last writer wins by (HLC, node id), so concurrent changes to one user settle
+//! on the later one everywhere, and a delete, being a write of its own, is not undone by an
+//! older concurrent change (design section 3). A node's users are its base users with the
+//! table's entries on top ([`Users::apply_table`]). Clients never see the key: it is refused
+//! by name ([`is_reserved`]) and left out of scans, counts and notifications.
 
 use crate::cmd::{Spec, categories, keyspec};
 use crate::glob::glob_match;
@@ -26,6 +35,20 @@ use std::time::{Duration, Instant};
 
 /// What `ACL LOAD` and `ACL SAVE` answer on a node started without `--aclfile`.
 const NO_ACL_FILE: &str = "This node is not configured to use an ACL file: start it with --aclfile to load and save users";
+
+/// Keys with this prefix are Meridian's own, replicated like data and hidden from clients.
+pub const RESERVED_PREFIX: &[u8] = b"\xff\x00meridian.";
+/// The hash of the cluster's users: a field per user, valued with its rules (empty: deleted).
+pub const USERS_KEY: &[u8] = b"\xff\x00meridian.users";
+
+/// Whether `key` is one of Meridian's own.
+pub fn is_reserved(key: &[u8]) -> bool {
+    key.starts_with(RESERVED_PREFIX)
+}
+
+/// The reply to a client naming a reserved key.
+pub const RESERVED_KEY: &str =
+    "ERR keys starting with \\xff\\x00meridian. are reserved for Meridian";
 
 /// The name of the user a client is before it says otherwise.
 pub const DEFAULT_USER: &str = "default";
@@ -435,7 +458,12 @@ fn commands_of(word: &[u8]) -> Option<Commands> {
 /// The node's users, the ACL file they are loaded from and saved to, if any, and the log of
 /// refusals (`ACL LOG`).
 pub struct Users {
+    /// The users in force: `base` with `table` on top.
     users: RwLock<BTreeMap<String, User>>,
+    /// The users this node started with (`--aclfile`, `--requirepass`).
+    base: RwLock<BTreeMap<String, User>>,
+    /// The cluster's table as last read ([`USERS_KEY`]): a user's rules, or empty if deleted.
+    table: RwLock<BTreeMap<String, String>>,
     file: Option<PathBuf>,
     log: Mutex<VecDeque<Refusal>>,
     /// Refusals since start, by reason (`INFO stats` `acl_access_denied_*`).
@@ -568,8 +596,11 @@ impl Users {
             default.nopass = false;
             default.passwords.insert(sha256(password.as_bytes()));
         }
+        let users = BTreeMap::from([(DEFAULT_USER.to_string(), default)]);
         Users {
-            users: RwLock::new(BTreeMap::from([(DEFAULT_USER.to_string(), default)])),
+            users: RwLock::new(users.clone()),
+            base: RwLock::new(users),
+            table: RwLock::default(),
             file: None,
             log: Mutex::default(),
             denied: Default::default(),
@@ -579,12 +610,16 @@ impl Users {
     /// The users of `--aclfile` (which must exist): `Err` names the line that is wrong.
     pub fn from_file(path: &Path) -> Result<Users, String> {
         let users = Users {
-            users: RwLock::new(BTreeMap::new()),
+            users: RwLock::default(),
+            base: RwLock::default(),
+            table: RwLock::default(),
             file: Some(path.to_path_buf()),
             log: Mutex::default(),
             denied: Default::default(),
         };
-        users.load()?;
+        let loaded = users.read_file()?;
+        *users.base.write().expect("not poisoned") = loaded.clone();
+        *users.users.write().expect("not poisoned") = loaded;
         Ok(users)
     }
 
@@ -621,15 +656,111 @@ impl Users {
         Ok(users)
     }
 
-    /// `ACL LOAD`: the users become those of the ACL file, all of them or, when a line is
-    /// wrong, none (the users stay as they were).
-    pub fn load(&self) -> Result<(), String> {
+    fn read_file(&self) -> Result<BTreeMap<String, User>, String> {
         let path = self.file.as_ref().ok_or(NO_ACL_FILE)?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("reading the ACL file {}: {e}", path.display()))?;
-        let loaded = Users::parse_file(&text, &path.display().to_string())?;
-        *self.users.write().expect("not poisoned") = loaded;
-        Ok(())
+        Users::parse_file(&text, &path.display().to_string())
+    }
+
+    /// `ACL LOAD`: the table entries that make the cluster's users those of the ACL file (each
+    /// of its users with its rules, every other user deleted), or, when a line is wrong, the
+    /// reason (and nothing changes). The file also becomes this node's base.
+    pub fn load(&self) -> Result<Vec<(String, String)>, String> {
+        let loaded = self.read_file()?;
+        let users = self.users.read().expect("not poisoned");
+        let mut entries: Vec<(String, String)> = (users.keys())
+            .filter(|name| !loaded.contains_key(*name))
+            .map(|name| (name.clone(), String::new()))
+            .collect();
+        entries.extend(loaded.iter().map(|(name, u)| (name.clone(), u.rules())));
+        drop(users);
+        *self.base.write().expect("not poisoned") = loaded;
+        Ok(entries)
+    }
+
+    /// The cluster's table as it now reads: the users in force become the base users with it
+    /// on top. Answers the users that were deleted or disabled, or whose rights changed (their
+    /// clients must be looked at again).
+    pub fn apply_table(&self, table: BTreeMap<String, String>) -> Vec<String> {
+        let mut users = self.users.write().expect("not poisoned");
+        let mut next = self.base.read().expect("not poisoned").clone();
+        for (name, line) in &table {
+            if line.is_empty() {
+                // The default user cannot be deleted (no node writes that): it stays as the
+                // base has it.
+                if name != DEFAULT_USER {
+                    next.remove(name);
+                }
+                continue;
+            }
+            let mut user = User::new();
+            let parsed = line
+                .split_whitespace()
+                .try_for_each(|r| user.apply(r.as_bytes()));
+            match parsed {
+                Ok(()) => {
+                    next.insert(name.clone(), user);
+                }
+                // Written by a node that understood it: a newer rule this node does not know.
+                Err(why) => {
+                    tracing::error!(user = %name, %why, "a replicated user's rules are not understood here; the user is left out")
+                }
+            }
+        }
+        next.entry(DEFAULT_USER.to_string())
+            .or_insert_with(User::open);
+        let changed = (users.iter())
+            .filter(|(name, old)| next.get(*name).is_none_or(|new| new.rules() != old.rules()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        *users = next;
+        *self.table.write().expect("not poisoned") = table;
+        changed
+    }
+
+    /// The table entry `ACL SETUSER name rule...` writes: the user's rules after these (all
+    /// of them apply, or none: the first bad one is named).
+    pub fn set_entry(&self, name: &str, rules: &[Bytes]) -> Result<(String, String), String> {
+        let users = self.users.read().expect("not poisoned");
+        let mut user = users.get(name).cloned().unwrap_or_else(User::new);
+        for rule in rules {
+            user.apply(rule).map_err(|why| {
+                format!(
+                    "ERR Error in ACL SETUSER modifier '{}': {why}",
+                    String::from_utf8_lossy(rule)
+                )
+            })?;
+        }
+        Ok((name.to_string(), user.rules()))
+    }
+
+    /// The table entries `ACL DELUSER name...` writes: one per existing user.
+    pub fn delete_entries(&self, names: &[Bytes]) -> Result<Vec<(String, String)>, &'static str> {
+        if names.iter().any(|n| n.as_ref() == DEFAULT_USER.as_bytes()) {
+            return Err("ERR The 'default' user cannot be removed");
+        }
+        let users = self.users.read().expect("not poisoned");
+        let names: BTreeSet<String> = (names.iter())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| users.contains_key(n))
+            .collect();
+        Ok(names.into_iter().map(|n| (n, String::new())).collect())
+    }
+
+    /// Whether `user` (still there) may hold these subscriptions to channels and patterns. A
+    /// user turned off keeps its connections, as in Redis; one deleted keeps none.
+    pub fn allows_subscriptions(&self, user: &str, channels: &[Bytes], patterns: &[Bytes]) -> bool {
+        let users = self.users.read().expect("not poisoned");
+        users.get(user).is_some_and(|u| {
+            channels.iter().all(|c| u.may_use_channel(c, false))
+                && patterns.iter().all(|p| u.may_use_channel(p, true))
+        })
+    }
+
+    /// Whether `user` exists.
+    pub fn exists(&self, user: &str) -> bool {
+        self.users.read().expect("not poisoned").contains_key(user)
     }
 
     /// `ACL SAVE`: writes the users to the ACL file (a new file renamed over the old one, so a
@@ -679,33 +810,6 @@ impl Users {
             Some(u) => u.check(spec, args),
             None => Err(Denied::Command(spec.name.to_string())),
         }
-    }
-
-    /// `ACL SETUSER name rule...`: all the rules apply, or none (the first bad one is named).
-    pub fn set(&self, name: &str, rules: &[Bytes]) -> Result<(), String> {
-        let mut users = self.users.write().expect("not poisoned");
-        let mut user = users.get(name).cloned().unwrap_or_else(User::new);
-        for rule in rules {
-            user.apply(rule).map_err(|why| {
-                format!(
-                    "ERR Error in ACL SETUSER modifier '{}': {why}",
-                    String::from_utf8_lossy(rule)
-                )
-            })?;
-        }
-        users.insert(name.to_string(), user);
-        Ok(())
-    }
-
-    /// `ACL DELUSER name...`: how many there were.
-    pub fn delete(&self, names: &[Bytes]) -> Result<usize, &'static str> {
-        if names.iter().any(|n| n.as_ref() == DEFAULT_USER.as_bytes()) {
-            return Err("ERR The 'default' user cannot be removed");
-        }
-        let mut users = self.users.write().expect("not poisoned");
-        Ok((names.iter())
-            .filter(|n| users.remove(String::from_utf8_lossy(n).as_ref()).is_some())
-            .count())
     }
 
     /// `ACL GETUSER name`.
@@ -770,6 +874,55 @@ fn unhex(text: &[u8]) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Users {
+        /// `ACL SETUSER` as the cluster table carries it, applied here at once.
+        fn set(&self, name: &str, rules: &[Bytes]) -> Result<(), String> {
+            let (name, line) = self.set_entry(name, rules)?;
+            let mut table = self.table.read().unwrap().clone();
+            table.insert(name, line);
+            self.apply_table(table);
+            Ok(())
+        }
+    }
+
+    fn words(text: &str) -> Vec<Bytes> {
+        text.split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn the_cluster_table_goes_on_top_of_the_base_users_and_round_trips_every_rule() {
+        let users = Users::new(Some("base-pw"));
+        let rules = "on >pw nopass ~cache:* %R~ro:* &news +@read -@dangerous +client|id -get";
+        let entry = users.set_entry("alice", &words(rules)).unwrap();
+        let mut table = BTreeMap::from([entry.clone()]);
+        assert_eq!(users.apply_table(table.clone()), Vec::<String>::new());
+        // Read back from its rules, the user is the same user.
+        let again = users.set_entry("alice", &[]).unwrap();
+        assert_eq!(again, entry);
+        assert_eq!(users.login(b"alice", b"anything"), Ok(()));
+        assert_eq!(users.login(b"default", b"base-pw"), Ok(()));
+
+        // The table's default user replaces the base one; a deleted user goes; the default
+        // user, deleted or not, is always there.
+        table.insert(
+            "default".into(),
+            users.set_entry("default", &words(">new")).unwrap().1,
+        );
+        table.insert("alice".into(), String::new());
+        let changed = users.apply_table(table);
+        assert_eq!(changed, ["alice", "default"]);
+        assert_eq!(users.login(b"alice", b"anything"), Err(WRONGPASS));
+        assert_eq!(users.login(b"default", b"new"), Ok(()));
+        assert!(!users.exists("alice"));
+        users.apply_table(BTreeMap::from([("default".into(), String::new())]));
+        assert!(users.exists("default"), "the base default user comes back");
+        assert_eq!(users.login(b"default", b"base-pw"), Ok(()));
+        assert_eq!(users.login(b"default", b"other"), Err(WRONGPASS));
+        assert!(users.delete_entries(&words("default")).is_err());
+    }
 
     #[test]
     fn without_a_password_everyone_is_the_default_user() {

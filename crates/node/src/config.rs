@@ -49,6 +49,17 @@ pub struct NodeConfig {
     pub protected_mode: bool,
     /// RESP over TLS on a second port (`--tls-port`), when set.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The cluster CA and this node's certificate for mutual TLS on peer links.
+    pub certs_dir: Option<PathBuf>,
+    /// The gossip keyring file (keys to open gossip with, the first to seal); none: one key
+    /// derived from `cluster_secret`.
+    pub gossip_keyring: Option<PathBuf>,
+    /// Peer links without TLS on a non-loopback address (warned about at start).
+    pub insecure_peers: bool,
+    /// `/metrics` answers without a login.
+    pub metrics_public: bool,
+    /// The HTTP listener speaks HTTPS, with the `tls` files.
+    pub http_tls: bool,
     /// Users are loaded from (and `ACL SAVE`d to) this file, in Redis's format.
     pub aclfile: Option<PathBuf>,
 }
@@ -77,6 +88,11 @@ impl NodeConfig {
             requirepass: None,
             protected_mode: true,
             tls: None,
+            certs_dir: None,
+            gossip_keyring: None,
+            metrics_public: false,
+            http_tls: false,
+            insecure_peers: false,
             aclfile: None,
         }
     }

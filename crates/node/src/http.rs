@@ -1,4 +1,9 @@
-//! The HTTP listener: `/v1/status` (JSON) and `/metrics` (Prometheus text).
+//! The HTTP listener: `/v1/status` (JSON) and `/metrics` (Prometheus text), for the users
+//! of the Redis protocol ([`auth`]), over HTTPS with `--http-tls`.
+
+mod auth;
+
+pub use auth::new_token;
 
 use crate::Shared;
 use axum::extract::State;
@@ -7,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
@@ -71,19 +77,99 @@ pub struct Peer {
     pub lag_ops: u64,
 }
 
-/// Serves HTTP until `stop` turns true.
+/// Serves HTTP (HTTPS with `--http-tls`) until `stop` turns true.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
-        .with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        })
-        .await;
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require,
+        ))
+        .with_state(shared.clone());
+    if shared.config.http_tls {
+        return serve_tls(listener, app, shared, stop).await;
+    }
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    })
+    .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// How long an HTTPS client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves HTTPS with the client listener's certificates (`--tls-cert-file` and the rest,
+/// reloaded on SIGHUP), one task per connection, until `stop` turns true.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTPS accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let Some(acceptor) = shared.certs.client() else {
+            return; // --http-tls is refused at start without the TLS files
+        };
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "refused an HTTPS client: handshake failed");
+                    metrics::counter!("meridian_tls_handshake_failures_total").increment(1);
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        app.oneshot(request.map(axum::body::Body::new)).await
+                    }
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "HTTPS connection ended");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Shared {
     pub pause: server::pause::Pause,
     /// Users and their passwords.
     pub users: acl::Users,
+    /// TLS certificates of the client listener and the peer links (reloaded on SIGHUP).
+    pub certs: Arc<tls::Certs>,
     /// Commands that ran long (`SLOWLOG`, `LATENCY`).
     pub slowlog: Arc<server::slowlog::Slowlog>,
     /// Open client connections.
@@ -122,7 +124,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(&Arc<Shared>),
 ) -> Result<(), StartError> {
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let certs = Arc::new(tls::Certs::load(&config)?);
     let users = match &config.aclfile {
         Some(path) => acl::Users::from_file(path).map_err(StartError::Acl)?,
         None => acl::Users::new(config.requirepass.as_deref()),
@@ -145,9 +147,23 @@ pub async fn run(
     // Client-side caching: every commit's keys go to the tracking table.
     let clients = Arc::new(server::clients::Clients::default());
     let tracking = Arc::new(server::tracking::Tracking::new(clients.clone()));
+    // The cluster's users (`server::users`): read again after each commit that changed them.
+    let users_changed = Arc::new(tokio::sync::Notify::new());
     let invalidate: engine::Invalidate = {
         let tracking = tracking.clone();
-        Arc::new(move |keys, written_by| tracking.invalidate(keys, written_by))
+        let users_changed = users_changed.clone();
+        Arc::new(move |keys, written_by| {
+            if server::users::touches_table(keys) {
+                users_changed.notify_one();
+                // Meridian's own keys are no tracking client's business.
+                let keys: Vec<bytes::Bytes> = (keys.unwrap_or_default().iter())
+                    .filter(|k| !acl::is_reserved(k))
+                    .cloned()
+                    .collect();
+                return tracking.invalidate(Some(&keys), written_by);
+            }
+            tracking.invalidate(keys, written_by)
+        })
     };
     // SLOWLOG and LATENCY: the engine times each data command it runs.
     let slowlog = Arc::new(server::slowlog::Slowlog::new(clients.clone()));
@@ -214,9 +230,15 @@ pub async fn run(
         slowlog,
         pause: Default::default(),
         users,
+        certs,
         tracking,
         monitors: Default::default(),
     });
+    server::users::refresh(&shared);
+    tokio::spawn(server::users::follow(
+        Arc::downgrade(&shared),
+        users_changed,
+    ));
     ready(&shared);
 
     // Time for the engine: flushes under --fsync batch, reclaims expired keys and tombstones.
@@ -233,10 +255,11 @@ pub async fn run(
         cluster_parts,
         stop_rx.clone(),
     ));
-    let tls_task = tls_listener.zip(tls).map(|(listener, acceptor)| {
+    tokio::spawn(reload_on_hangup(shared.certs.clone()));
+    let tls_task = tls_listener.map(|listener| {
         tokio::spawn(server::accept_loop(
             listener,
-            Some(acceptor),
+            true,
             shared.clone(),
             stop_rx.clone(),
             done_tx.clone(),
@@ -244,7 +267,7 @@ pub async fn run(
     });
     let accept_task = tokio::spawn(server::accept_loop(
         resp_listener,
-        None,
+        false,
         shared.clone(),
         stop_rx,
         done_tx,
@@ -265,4 +288,28 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the TLS certificates and the gossip keyring again on every SIGHUP (a renewed node
+/// certificate, a new CA, a key installed, used or removed):
+/// new connections use them, established ones go on. Files that do not load are logged and
+/// the node keeps what it had.
+async fn reload_on_hangup(certs: Arc<tls::Certs>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificates will not reload");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => {
+                tracing::info!("SIGHUP: reloaded certificates and gossip keys");
+                metrics::counter!("meridian_tls_reloads_total").increment(1);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: kept the old certificates and gossip keys");
+                metrics::counter!("meridian_tls_reload_failures_total").increment(1);
+            }
+        }
+    }
 }

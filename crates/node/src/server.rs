@@ -5,11 +5,13 @@ pub mod clients;
 pub use monitor::Monitors;
 mod commands;
 mod connection;
+pub use connection::Stream;
 mod monitor;
 mod multi;
 pub mod pause;
 pub mod slowlog;
 pub mod tracking;
+pub mod users;
 
 use crate::Shared;
 use std::sync::Arc;
@@ -21,12 +23,12 @@ use tokio::sync::{mpsc, watch};
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Accepts connections until `stop` turns true, over TLS when given an acceptor (the
-/// `--tls-port` listener). Each connection task holds a clone of `done` so the caller can
+/// Accepts connections until `stop` turns true, over TLS when `tls` (the `--tls-port`
+/// listener, with the certificates loaded last). Each connection task holds a clone of `done` so the caller can
 /// wait for all of them to finish.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: bool,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
@@ -64,7 +66,7 @@ pub async fn accept_loop(
         let shared = shared.clone();
         let stop = stop.clone();
         let done = done.clone();
-        let tls = tls.clone();
+        let tls = if tls { shared.certs.client() } else { None };
         tokio::spawn(async move {
             let served = match (socket.local_addr(), tls) {
                 (Err(e), _) => Err(e),

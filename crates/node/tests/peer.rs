@@ -64,7 +64,8 @@ async fn session_as(
 ) -> session::Link {
     let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
     let established = session::handshake(
-        session::frame(stream),
+        session::frame(Box::new(stream)),
+        None,
         &liar(),
         b"",
         origin,
@@ -211,7 +212,8 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     // A peer without the secret never gets a session.
     let stream = TcpStream::connect(shared.config.peer_addr).await.unwrap();
     let refused = session::handshake(
-        session::frame(stream),
+        session::frame(Box::new(stream)),
+        None,
         &liar(),
         b"guess",
         crdt::NodeId::from_name("liar"),
@@ -239,12 +241,13 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
             peer_addr: udp.local_addr().unwrap().to_string(),
         },
         1,
-        b"guess",
         7,
     );
+    let wrong_key = membership::Keyring::from_secret(b"guess");
     stranger.announce(&shared.config.peer_addr.to_string());
     for effect in stranger.take_effects() {
-        if let membership::Effect::Send { datagram, .. } = effect {
+        if let membership::Effect::Send { payload, .. } = effect {
+            let datagram = wrong_key.seal(&payload, node::engine::wall_ms(), [3; 12]);
             udp.send_to(&datagram, shared.config.peer_addr)
                 .await
                 .unwrap();

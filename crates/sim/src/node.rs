@@ -551,8 +551,5 @@ fn membership_core(name: &str, region: usize, bump: u64, seed: u64) -> Membershi
         region: REGIONS[region].to_string(),
         peer_addr: name.to_string(),
     };
-    Membership::new(me, bump, SECRET, seed)
+    Membership::new(me, bump, seed)
 }
-
-/// The cluster secret every simulated node shares.
-const SECRET: &[u8] = b"sim";

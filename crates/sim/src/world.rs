@@ -540,14 +540,14 @@ impl World {
     fn carry_out_gossip(&mut self, i: usize) {
         for effect in self.nodes[i].gossip.take_effects() {
             match effect {
-                membership::Effect::Send { to, datagram, .. } => {
+                membership::Effect::Send { to, payload, .. } => {
                     let to = self
                         .nodes
                         .iter()
                         .position(|n| n.name == to)
                         .expect("gossip names only cluster members");
                     for delay in self.network(i, to) {
-                        let bytes = datagram.clone();
+                        let bytes = payload.clone();
                         self.schedule(delay, Event::Datagram { to, bytes });
                     }
                 }

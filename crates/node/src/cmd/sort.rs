@@ -77,6 +77,9 @@ fn lookup(ctx: &mut Ctx<'_, '_>, pattern: &[u8], element: &Bytes) -> Option<Byte
     key.extend_from_slice(element);
     key.extend_from_slice(&key_pattern[star + 1..]);
     let key = Bytes::from(key);
+    if crate::acl::is_reserved(&key) {
+        return None; // Meridian's own keys are no client's to read
+    }
     let now_ms = ctx.txn.now_ms();
     let kind = ctx.txn.live(&key)?.live_kind(now_ms)?;
     match (kind, field) {

@@ -757,7 +757,11 @@ fn count_live(store: &dyn Store) -> Result<(u64, u64, i128), StorageError> {
             return Ok((live, expires, deadlines));
         };
         after = Some(last.clone());
-        for (_, s) in chunk.iter().filter(|(_, s)| s.kind().is_some()) {
+        let clients = |k: &Bytes| !crate::acl::is_reserved(k);
+        for (_, s) in chunk
+            .iter()
+            .filter(|(k, s)| s.kind().is_some() && clients(k))
+        {
             live += 1;
             if let Some(at) = s.record.expires_at_ms() {
                 expires += 1;

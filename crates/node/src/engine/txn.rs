@@ -660,6 +660,9 @@ impl<'a> Txn<'a> {
     /// A keyspace event on `key` (`notify.rs`): logged with the round's changes, published
     /// once the round commits.
     pub fn event(&mut self, key: &Bytes, event: u8) {
+        if crate::acl::is_reserved(key) {
+            return; // writes to Meridian's own keys raise no client-visible event
+        }
         self.record(|| Change::Event {
             key: key.clone(),
             event,
@@ -1002,7 +1005,10 @@ impl<'a> Txn<'a> {
     /// sample for a random pick: the round's own writes are left out).
     pub fn last_keys(&mut self, limit: usize) -> Vec<Bytes> {
         match self.store.last_keys(limit) {
-            Ok(keys) => keys,
+            Ok(mut keys) => {
+                keys.retain(|k| !crate::acl::is_reserved(k));
+                keys
+            }
             Err(e) => {
                 self.fail(e);
                 Vec::new()
@@ -1155,9 +1161,9 @@ impl<'a> Txn<'a> {
     /// How many keys this round's changes so far would add (or, negative, remove).
     pub fn live_delta(&self) -> i64 {
         self.touched
-            .values()
-            .filter(|t| t.dirty)
-            .map(|t| {
+            .iter()
+            .filter(|(k, t)| t.dirty && !crate::acl::is_reserved(k))
+            .map(|(_, t)| {
                 i64::from(t.stored.as_ref().is_some_and(|s| s.kind().is_some()))
                     - i64::from(t.live_before)
             })
@@ -1196,8 +1202,10 @@ impl<'a> Txn<'a> {
                 merged.insert(key.clone(), t.stored.clone());
             }
         }
+        // Meridian's own keys (`acl::RESERVED_PREFIX`) are no client's to list.
         Ok(merged
             .into_iter()
+            .filter(|(k, _)| !crate::acl::is_reserved(k))
             .filter_map(|(k, r)| r.map(|r| (k, r)))
             .collect())
     }
@@ -1238,7 +1246,10 @@ impl<'a> Txn<'a> {
                 continue;
             };
             let live_after = stored.kind().is_some();
-            live_delta += i64::from(live_after) - i64::from(t.live_before);
+            // Meridian's own keys are not counted among the clients' keys.
+            if !crate::acl::is_reserved(&key) {
+                live_delta += i64::from(live_after) - i64::from(t.live_before);
+            }
             let deadline_after = deadline(Some(&stored));
             expires_delta +=
                 i64::from(deadline_after.is_some()) - i64::from(t.deadline_before.is_some());

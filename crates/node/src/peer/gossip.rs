@@ -1,8 +1,18 @@
 //! The UDP side of membership: datagrams in and out of the [`membership::Membership`] core
 //! the peer runtime owns, and its timers.
+//!
+//! Every datagram is sealed under the gossip keyring (`--gossip-keyring`, or a key derived
+//! from `--cluster-secret`; ChaCha20-Poly1305, see [`membership::Keyring`]) with this node's
+//! wall clock and a random nonce, so names, regions and addresses are not readable on the
+//! wire. Arrivals that do not open under a key of the ring, were sent outside the window, or
+//! repeat a nonce are dropped here and counted by reason
+//! (`meridian_gossip_rejected_total{reason=...}`).
 
 use super::Event;
+use crate::Shared;
+use crate::tls::Certs;
 use bytes::Bytes;
+use membership::ReplayGuard;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,24 +20,54 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Receives datagrams and hands authentic-looking ones to the runtime. The runtime's core
-/// checks each one's tag; this loop only drops what cannot be ours at all.
+/// Milliseconds of the wall clock.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `payload` as a datagram for the members: sealed under the keyring's first key.
+pub fn seal(shared: &Shared, payload: &[u8]) -> Bytes {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).expect("the OS has randomness");
+    shared.certs.keyring().seal(payload, wall_ms(), nonce)
+}
+
+/// Receives datagrams, opens them, and hands the payloads of genuine, fresh ones to the
+/// runtime.
 pub async fn receive_loop(
+    certs: Arc<Certs>,
     socket: Arc<UdpSocket>,
     events: mpsc::Sender<Event>,
     isolated: Arc<AtomicBool>,
 ) {
-    let mut buf = vec![0u8; 1 + membership::TAG_BYTES + membership::PAYLOAD_BYTES_MAX + 64];
+    let mut buf = vec![0u8; membership::OVERHEAD_BYTES + membership::PAYLOAD_BYTES_MAX + 64];
+    let mut guard = ReplayGuard::default();
     loop {
-        let Ok((n, _from)) = socket.recv_from(&mut buf).await else {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
             continue;
         };
         if isolated.load(Ordering::Relaxed) || n == buf.len() {
             // Cut off (the demo's partition), or larger than any datagram a member sends.
             continue;
         }
-        // A full queue means the runtime is busy; gossip tolerates losing a datagram.
-        let _ = events.try_send(Event::Datagram(Bytes::copy_from_slice(&buf[..n])));
+        let opened = certs
+            .keyring()
+            .open(&buf[..n])
+            .and_then(|(sent, nonce, payload)| {
+                guard.admit(sent, nonce, wall_ms())?;
+                Ok(payload)
+            });
+        match opened {
+            // A full queue means the runtime is busy; gossip tolerates losing a datagram.
+            Ok(payload) => drop(events.try_send(Event::Datagram(Bytes::from(payload)))),
+            Err(why) => {
+                metrics::counter!("meridian_gossip_rejected_total", "reason" => why.name())
+                    .increment(1);
+                tracing::debug!(%from, reason = why.name(), "gossip datagram dropped");
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@
 //! redials members it has no session with.
 //!
 //! Membership is SWIM gossip ([`membership::Membership`], over UDP on the peer port, every
-//! datagram authenticated with the cluster secret): a node announces itself to its seeds and
+//! datagram encrypted and authenticated under the gossip keyring, see [`gossip`]): a node announces itself to its seeds and
 //! to the members it remembers, learns every member from the gossip (and from each handshake's
 //! member list), and sees each as up, suspect or down as the probes tell, or left when it said
 //! so on shutdown. Whether a replication session with it is open is its `link`: a member
@@ -24,6 +24,7 @@
 //! relayed.
 
 mod gossip;
+mod links;
 mod repair;
 pub mod session;
 pub mod wire;
@@ -40,7 +41,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -392,13 +393,14 @@ pub async fn run(
     getrandom::fill(&mut seed).expect("the OS has randomness");
     let socket = Arc::new(socket);
     tokio::spawn(gossip::receive_loop(
+        shared.certs.clone(),
         socket.clone(),
         parts.events_tx.clone(),
         parts.isolated.clone(),
     ));
     let mut runtime = Runtime {
         core: Replicator::new(node, Config::default(), progress.applied, progress.durable),
-        gossip: Membership::new(me.clone(), bump, &secret, u64::from_le_bytes(seed)),
+        gossip: Membership::new(me.clone(), bump, u64::from_le_bytes(seed)),
         socket,
         me,
         secret,
@@ -614,79 +616,6 @@ impl Runtime {
         self.isolated.load(Ordering::Relaxed)
     }
 
-    fn accept(&self, stream: TcpStream) {
-        if self.is_isolated() {
-            return;
-        }
-        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
-            tracing::warn!("too many peer handshakes at once; closing a new connection");
-            return;
-        };
-        let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
-        let (origin, vv) = (self.core.me(), self.core.durable_vv().clone());
-        let members = self.member_list();
-        tokio::spawn(async move {
-            let result =
-                session::handshake(session::frame(stream), &me, &secret, origin, vv, members).await;
-            drop(permit);
-            match result {
-                Ok(established) => {
-                    let dialer = established.peer.name.clone();
-                    let _ = events
-                        .send(Event::Session {
-                            dialer,
-                            established: Box::new(established),
-                        })
-                        .await;
-                }
-                Err(SessionError::SelfConnection) => {}
-                Err(e) => {
-                    metrics::counter!("meridian_peer_handshake_failures_total").increment(1);
-                    tracing::warn!(error = %e, "peer handshake failed");
-                }
-            }
-        });
-    }
-
-    fn dial(&self, addr: String) {
-        let (me, secret, events) = (self.me.clone(), self.secret.clone(), self.events_tx.clone());
-        let (origin, vv) = (self.core.me(), self.core.durable_vv().clone());
-        let members = self.member_list();
-        tokio::spawn(async move {
-            let connect =
-                tokio::time::timeout(session::HANDSHAKE_TIMEOUT, TcpStream::connect(&addr));
-            let result = match connect.await {
-                Err(_) => Err(SessionError::Timeout),
-                Ok(Err(e)) => Err(e.into()),
-                Ok(Ok(stream)) => {
-                    session::handshake(session::frame(stream), &me, &secret, origin, vv, members)
-                        .await
-                }
-            };
-            let reached = match result {
-                Ok(established) => {
-                    let name = established.peer.name.clone();
-                    let _ = events
-                        .send(Event::Session {
-                            dialer: me.name.clone(),
-                            established: Box::new(established),
-                        })
-                        .await;
-                    Ok(name)
-                }
-                Err(SessionError::SelfConnection) => Ok(me.name.clone()),
-                Err(e) => {
-                    if matches!(e, SessionError::Auth(_) | SessionError::Frame(_)) {
-                        metrics::counter!("meridian_peer_handshake_failures_total").increment(1);
-                        tracing::warn!(addr, error = %e, "peer handshake failed");
-                    }
-                    Err(e.to_string())
-                }
-            };
-            let _ = events.send(Event::Dialed { addr, reached }).await;
-        });
-    }
-
     async fn on_event(&mut self, event: Event) {
         match event {
             Event::Session {
@@ -747,9 +676,10 @@ impl Runtime {
                 let now = self.now_ms();
                 self.core.snapshot_sent(now, peer, &vv);
             }
-            Event::Datagram(bytes) => {
-                if let Err(e) = self.gossip.receive(&bytes) {
-                    metrics::counter!("meridian_gossip_rejected_total").increment(1);
+            Event::Datagram(payload) => {
+                if let Err(e) = self.gossip.receive(&payload) {
+                    metrics::counter!("meridian_gossip_rejected_total", "reason" => "refused")
+                        .increment(1);
                     tracing::debug!(error = %e, "gossip datagram dropped");
                 }
             }
@@ -844,6 +774,7 @@ impl Runtime {
         })
         .abort_handle();
         tracing::info!(peer = %peer.name, region = %peer.region, "peer session open");
+        metrics::counter!("meridian_peer_sessions_opened_total").increment(1);
         self.sessions.insert(sid, node);
         self.members.insert(
             node,
@@ -947,10 +878,11 @@ impl Runtime {
                 membership::Effect::Send {
                     to,
                     region,
-                    datagram,
+                    payload,
                 } => {
                     if !self.is_isolated() {
                         let delay = self.shared.config.wan_delay(&self.me.region, &region);
+                        let datagram = gossip::seal(&self.shared, &payload);
                         gossip::send(&self.socket, &to, delay, datagram);
                     }
                 }

@@ -2,12 +2,13 @@
 
 use super::Event;
 use super::wire::{self, FRAME_BYTES_MAX, Hello, MemberInfo, Message};
+use crate::server::Stream;
 use bytes::Bytes;
 use crdt::NodeId;
 use futures_util::{SinkExt, StreamExt};
 use replication::VersionVector;
+use rustls::pki_types::CertificateDer;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -17,8 +18,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A session that hears nothing for this long is closed (peers ping every second).
 pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A framed peer connection.
-pub type Link = Framed<TcpStream, LengthDelimitedCodec>;
+/// A framed peer connection (TCP, or TLS over TCP).
+pub type Link = Framed<Box<dyn Stream>, LengthDelimitedCodec>;
 
 /// Why a session did not open or ended.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,12 @@ pub enum SessionError {
     /// The peer does not know the cluster secret.
     #[error("peer {0} failed authentication (wrong cluster secret?)")]
     Auth(String),
+    /// The TLS handshake failed: no certificate, or not the cluster CA's, or expired.
+    #[error("peer TLS: {0}")]
+    Tls(String),
+    /// The peer's certificate is not one of the node it claims to be.
+    #[error("peer claims to be node {0} but its certificate does not name it")]
+    Identity(String),
     /// We dialled ourselves (a seed list that names this node).
     #[error("connected to itself")]
     SelfConnection,
@@ -64,8 +71,7 @@ pub struct Established {
 }
 
 /// Frames a fresh connection.
-pub fn frame(stream: TcpStream) -> Link {
-    let _ = stream.set_nodelay(true);
+pub fn frame(stream: Box<dyn Stream>) -> Link {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(FRAME_BYTES_MAX)
         .new_codec();
@@ -87,9 +93,12 @@ pub async fn recv(link: &mut Link) -> Result<Message, SessionError> {
 }
 
 /// Runs the handshake on `link` as `me` (writing as `origin`), offering `vv` and `members`
-/// once the peer proved itself. Both sides run the same steps.
+/// once the peer proved itself. Both sides run the same steps. Over TLS, `cert` is the
+/// certificate the peer presented (the cluster CA's): it must name the node the peer says
+/// it is.
 pub async fn handshake(
     mut link: Link,
+    cert: Option<CertificateDer<'static>>,
     me: &MemberInfo,
     secret: &[u8],
     origin: NodeId,
@@ -121,6 +130,11 @@ pub async fn handshake(
             return Err(SessionError::Protocol {
                 expected: "a name, a region and a peer address",
             });
+        }
+        if let Some(cert) = &cert
+            && !crate::tls::names_node(cert, &m.name)
+        {
+            return Err(SessionError::Identity(m.name.clone()));
         }
         let proof = wire::proof(secret, &hello.nonce, &my_nonce, &me.name);
         send(&mut link, &Message::Proof(proof)).await?;

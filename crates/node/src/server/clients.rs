@@ -36,6 +36,10 @@ pub struct Shown {
     pub monitor: bool,
     /// The user it is logged in as.
     pub user: String,
+    /// The channels (and shard channels) it is subscribed to.
+    pub channels: Vec<Bytes>,
+    /// The patterns it is subscribed to.
+    pub patterns: Vec<Bytes>,
 }
 
 /// Something a connection is told without asking (client-side caching, `tracking.rs`).
@@ -277,16 +281,37 @@ impl Clients {
         self.0.lock().expect("not poisoned").remove(&id);
     }
 
+    /// Every client, by id (taken out of the lock).
+    fn all(&self) -> Vec<Arc<Client>> {
+        let clients = self.0.lock().expect("not poisoned");
+        clients.values().cloned().collect()
+    }
+
     /// The clients `filter` names, by id.
     pub fn list(&self, filter: &Filter) -> Vec<Arc<Client>> {
-        let all: Vec<Arc<Client>> = self
-            .0
-            .lock()
-            .expect("not poisoned")
-            .values()
-            .cloned()
-            .collect();
-        all.into_iter().filter(|c| filter.matches(c)).collect()
+        self.all()
+            .into_iter()
+            .filter(|c| filter.matches(c))
+            .collect()
+    }
+
+    /// Kills the clients logged in as a user in `users` that `keep` (given the user and the
+    /// client's subscribed channels and patterns) does not keep; how many.
+    pub fn kill_unless(
+        &self,
+        users: &[String],
+        keep: impl Fn(&str, &[Bytes], &[Bytes]) -> bool,
+    ) -> usize {
+        let mut killed = 0;
+        for c in self.all() {
+            let shown = c.last.lock().expect("not poisoned").1.clone();
+            if users.contains(&shown.user) && !keep(&shown.user, &shown.channels, &shown.patterns) {
+                tracing::info!(client = c.id, user = %shown.user, "closing a client whose user was deleted or lost rights to its subscriptions");
+                c.kill();
+                killed += 1;
+            }
+        }
+        killed
     }
 
     /// Kills the clients `filter` names; how many.

@@ -276,7 +276,58 @@ fn log_in(
     }
 }
 
-/// `ACL ...`: users and their rights (`acl.rs`). Users are this node's for now.
+/// Whether `args` is an `ACL` call that changes the cluster's users (run by [`acl_write`]).
+pub fn is_acl_write(args: &[Bytes]) -> bool {
+    args.len() >= 2
+        && [&b"SETUSER"[..], b"DELUSER", b"LOAD", b"TOKEN"]
+            .iter()
+            .any(|s| args[1].eq_ignore_ascii_case(s))
+        && match args[1].to_ascii_uppercase().as_slice() {
+            b"LOAD" => args.len() == 2,
+            b"TOKEN" => args.len() == 3,
+            _ => args.len() >= 3,
+        }
+}
+
+/// `ACL SETUSER`, `ACL DELUSER`, `ACL LOAD`, and Meridian's `ACL TOKEN <user>` (a new
+/// bearer token for HTTP, a password of the user: `http::auth`): written to the cluster's
+/// user table, which every node follows (`server::users`).
+pub async fn acl_write(shared: &Shared, args: &[Bytes]) -> Reply {
+    let users = &shared.users;
+    let mut token = None;
+    let entries = match args[1].to_ascii_uppercase().as_slice() {
+        b"TOKEN" => {
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
+            if !users.exists(&name) {
+                return Reply::Error(format!("ERR User '{name}' does not exist"));
+            }
+            let new = crate::http::new_token(&name);
+            let rule = Bytes::from(format!(">{new}"));
+            token = Some(new);
+            users.set_entry(&name, &[rule]).map(|e| vec![e])
+        }
+        b"SETUSER" => {
+            let name = String::from_utf8_lossy(&args[2]).into_owned();
+            users.set_entry(&name, &args[3..]).map(|e| vec![e])
+        }
+        b"DELUSER" => users.delete_entries(&args[2..]).map_err(String::from),
+        _ => users.load().map_err(|e| format!("ERR {e}")),
+    };
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(e) => return Reply::Error(e),
+    };
+    let deleted = entries.len();
+    match super::users::write(shared, entries).await {
+        Err(reply) => reply,
+        Ok(()) if let Some(token) = token => Reply::bulk(token),
+        Ok(()) if args[1].eq_ignore_ascii_case(b"DELUSER") => Reply::Int(deleted as i64),
+        Ok(()) => Reply::OK,
+    }
+}
+
+/// `ACL ...`: users and their rights (`acl.rs`); the calls that change users are
+/// [`acl_write`]'s.
 fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
     let sub = args[1].to_ascii_uppercase();
     let users = &shared.users;
@@ -284,26 +335,6 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
         (b"WHOAMI", 2) => Reply::bulk(session.user.clone()),
         (b"USERS", 2) => Reply::Array(users.names().into_iter().map(Reply::bulk).collect()),
         (b"LIST", 2) => Reply::Array(users.list().into_iter().map(Reply::bulk).collect()),
-        (b"SETUSER", n) if n >= 3 => {
-            let name = String::from_utf8_lossy(&args[2]).into_owned();
-            match users.set(&name, &args[3..]) {
-                Ok(()) => Reply::OK,
-                Err(e) => Reply::Error(e),
-            }
-        }
-        (b"DELUSER", n) if n >= 3 => match users.delete(&args[2..]) {
-            Ok(removed) => {
-                // Their clients are disconnected, as Redis does.
-                for name in &args[2..] {
-                    shared.clients.kill(&Filter {
-                        user: Some(String::from_utf8_lossy(name).into_owned()),
-                        ..Filter::default()
-                    });
-                }
-                Reply::Int(removed as i64)
-            }
-            Err(e) => Reply::err(e),
-        },
         (b"GETUSER", 3) => match users.describe(&String::from_utf8_lossy(&args[2])) {
             None => Reply::Null,
             Some(fields) => Reply::Map(
@@ -397,6 +428,8 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
                 "    Show users details in config file format.",
                 "SETUSER <username> <attribute> [<attribute> ...]",
                 "    Create or modify a user with the specified attributes.",
+                "TOKEN <username>",
+                "    (Meridian) Make a bearer token for HTTP: a new password of the user.",
                 "USERS",
                 "    List all the registered usernames.",
                 "WHOAMI",
@@ -408,10 +441,6 @@ fn acl(shared: &Shared, session: &Session, args: &[Bytes]) -> Reply {
             .map(Reply::Simple)
             .collect(),
         ),
-        (b"LOAD", 2) => match users.load() {
-            Ok(()) => Reply::OK,
-            Err(e) => Reply::Error(format!("ERR {e}")),
-        },
         (b"SAVE", 2) => match users.save() {
             Ok(()) => Reply::OK,
             Err(e) => Reply::Error(format!("ERR {e}")),
@@ -898,6 +927,11 @@ pub fn shown(session: &Session, args: &[Bytes]) -> Shown {
         blocked: false,
         monitor: session.monitor.is_some(),
         user: session.user.clone(),
+        channels: (session.channels.iter())
+            .chain(&session.shard_channels)
+            .cloned()
+            .collect(),
+        patterns: session.patterns.iter().cloned().collect(),
     }
 }
 

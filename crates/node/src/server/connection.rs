@@ -476,6 +476,17 @@ async fn run_commands(
                 Reply::err("NOAUTH Authentication required.").encode(session.protocol, out);
                 break 'command;
             }
+            // Meridian's own keys (the cluster's users) are no client's to name.
+            if let Some(spec) = found.filter(|s| cmd::arity_ok(s, args.len()))
+                && names_reserved_key(spec, &args)
+            {
+                flush(shared, session, &mut batch, out).await;
+                if let Some(queued) = session.multi.as_mut() {
+                    queued.refuse();
+                }
+                Reply::err(crate::acl::RESERVED_KEY).encode(session.protocol, out);
+                break 'command;
+            }
             // What the user may run (`acl.rs`); inside MULTI a refusal aborts the EXEC.
             if let Some(spec) = found.filter(|s| cmd::arity_ok(s, args.len()))
                 && !multi::is_control(spec.name)
@@ -555,6 +566,12 @@ async fn run_commands(
                         .await
                         .encode(session.protocol, out);
                 }
+                Runs::Connection if spec.name == "acl" && commands::is_acl_write(&args) => {
+                    flush(shared, session, &mut batch, out).await;
+                    commands::acl_write(shared, &args)
+                        .await
+                        .encode(session.protocol, out);
+                }
                 Runs::Connection if spec.name == "wait" => {
                     flush(shared, session, &mut batch, out).await;
                     commands::wait(shared, session.last_write, &args)
@@ -581,6 +598,12 @@ async fn run_commands(
     }
     flush(shared, session, &mut batch, out).await;
     Next::Continue
+}
+
+/// Whether the call names one of Meridian's own keys (`acl::RESERVED_PREFIX`).
+fn names_reserved_key(spec: &cmd::Spec, args: &[Bytes]) -> bool {
+    cmd::keyspec::positions(spec, args)
+        .is_ok_and(|at| at.iter().any(|&i| crate::acl::is_reserved(&args[i])))
 }
 
 /// A tracking client is about to read: the keys it reads are remembered first, so that a

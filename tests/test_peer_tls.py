@@ -199,3 +199,28 @@ def test_the_tls_port_serves_the_node_certificate_to_clients_of_the_ca(node_fact
     assert ok.stdout.strip() == "PONG", ok.stdout + ok.stderr
     refused = subprocess.run([*cli, "PING"], capture_output=True, text=True, timeout=20)
     assert "PONG" not in refused.stdout
+
+
+def test_a_node_can_serve_clients_over_tls_only(tmp_path):
+    """--resp-addr with port 0 and --tls-port: no plain port, as Redis's `port 0`."""
+    from conftest import free_port
+
+    ca = make_ca(tmp_path)
+    certs = node_certs(tmp_path, ca, "eu-1")
+    port, http = free_port(), free_port()
+    log = open(tmp_path / "tls-only.log", "wb")
+    proc = subprocess.Popen([str(BIN), "server", "--node-id", "eu-1", "--certs-dir", str(certs),
+                             "--data-dir", str(tmp_path / "d"), "--resp-addr", "127.0.0.1:0",
+                             "--tls-port", str(port), "--tls-auth-clients", "no",
+                             "--http-addr", f"127.0.0.1:{http}", "--peer-addr", f"127.0.0.1:{free_port()}"],
+                            stderr=log)
+    try:
+        cli = ["redis-cli", "-p", str(port), "--tls", "--cacert", str(ca / "ca.crt"), "PING"]
+        wait_for(lambda: subprocess.run(cli, capture_output=True, text=True).stdout.strip() == "PONG",
+                 what="the TLS port")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    refused = subprocess.run([str(BIN), "server", "--resp-addr", "127.0.0.1:0", "--data-dir", str(tmp_path / "e")],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "--tls-port" in refused.stderr

@@ -24,7 +24,8 @@ pub struct ServerArgs {
     /// Where the node keeps its data [default: ./meridian-data].
     #[arg(long, env = "MERIDIAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Redis-protocol listener [default: 127.0.0.1:7379].
+    /// Redis-protocol listener; port 0 with --tls-port: TLS only, no plain port
+    /// [default: 127.0.0.1:7379].
     #[arg(long, env = "MERIDIAN_RESP_ADDR")]
     pub resp_addr: Option<SocketAddr>,
     /// HTTP listener [default: 127.0.0.1:7380].
@@ -315,6 +316,11 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     c.gossip_keyring = args.gossip_keyring.or(file.gossip_keyring);
     c.metrics_public = args.metrics_public || file.metrics_public.unwrap_or(false);
     c.http_tls = args.http_tls || file.http_tls.unwrap_or(false);
+    if c.resp_addr.port() == 0 && c.tls.is_none() {
+        bail!(
+            "--resp-addr with port 0 turns the plain RESP port off: set --tls-port for clients to connect"
+        );
+    }
     if c.http_tls && c.tls.is_none() {
         bail!(
             "--http-tls serves HTTPS with the TLS files: set --tls-port and its files (or --certs-dir)"

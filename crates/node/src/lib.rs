@@ -192,7 +192,11 @@ pub async fn run(
             source,
         })?;
 
-    let resp_listener = bind("the RESP listener", config.resp_addr).await?;
+    // Port 0 with TLS: no plain port, as Redis's `port 0` (clients speak TLS only).
+    let resp_listener = match config.resp_addr.port() == 0 && config.tls.is_some() {
+        true => None,
+        false => Some(bind("the RESP listener", config.resp_addr).await?),
+    };
     let tls_listener = match &config.tls {
         Some(t) => {
             let addr = std::net::SocketAddr::new(config.resp_addr.ip(), t.port);
@@ -265,18 +269,22 @@ pub async fn run(
             done_tx.clone(),
         ))
     });
-    let accept_task = tokio::spawn(server::accept_loop(
-        resp_listener,
-        false,
-        shared.clone(),
-        stop_rx,
-        done_tx,
-    ));
+    let accept_task = resp_listener.map(|listener| {
+        tokio::spawn(server::accept_loop(
+            listener,
+            false,
+            shared.clone(),
+            stop_rx,
+            done_tx,
+        ))
+    });
 
     shutdown.await;
     tracing::info!("shutting down: finishing in-flight commands");
     let _ = stop_tx.send(true);
-    let _ = accept_task.await;
+    if let Some(task) = accept_task {
+        let _ = task.await;
+    }
     if let Some(task) = tls_task {
         let _ = task.await;
     }

@@ -189,6 +189,13 @@ impl User {
 
     fn apply_valued(&mut self, rule: &[u8]) -> Result<(), String> {
         let (first, rest) = rule.split_first().ok_or("Syntax error")?;
+        // What is kept as written (patterns, command names) must read back from the rules as
+        // `ACL LIST`, ACL files and the cluster's user table hold them: words of text.
+        if matches!(first, b'~' | b'%' | b'&' | b'+' | b'-')
+            && std::str::from_utf8(rest).map_or(true, |t| t.chars().any(char::is_whitespace))
+        {
+            return Err("Patterns and command names must be text without spaces".into());
+        }
         match first {
             b'>' => {
                 self.passwords.insert(sha256(rest));

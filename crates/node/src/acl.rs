@@ -90,7 +90,78 @@ enum Commands {
     Command(&'static str),
     /// One subcommand of a command.
     Subcommand(&'static str, String),
+    /// A command of Redis that Meridian does not serve (and may one day), with its
+    /// subcommand if named: kept as written, so that ACL files made for Redis load, and
+    /// allowing nothing here.
+    Unserved(String),
 }
+
+/// Redis 7.0's commands that Meridian does not serve: rules may name them (`-debug`,
+/// `+eval`), as ACL files written for Redis do.
+const UNSERVED: &[&str] = &[
+    "asking",
+    "bgrewriteaof",
+    "bgsave",
+    "bitfield",
+    "bitfield_ro",
+    "debug",
+    "dump",
+    "eval",
+    "eval_ro",
+    "evalsha",
+    "evalsha_ro",
+    "failover",
+    "fcall",
+    "fcall_ro",
+    "function",
+    "geoadd",
+    "geodist",
+    "geohash",
+    "geopos",
+    "georadius",
+    "georadius_ro",
+    "georadiusbymember",
+    "georadiusbymember_ro",
+    "geosearch",
+    "geosearchstore",
+    "lastsave",
+    "lolwut",
+    "migrate",
+    "module",
+    "pfadd",
+    "pfcount",
+    "pfdebug",
+    "pfmerge",
+    "pfselftest",
+    "psync",
+    "readonly",
+    "readwrite",
+    "replconf",
+    "replicaof",
+    "restore",
+    "restore-asking",
+    "role",
+    "save",
+    "script",
+    "shutdown",
+    "slaveof",
+    "sync",
+    "xack",
+    "xadd",
+    "xautoclaim",
+    "xclaim",
+    "xdel",
+    "xgroup",
+    "xinfo",
+    "xlen",
+    "xpending",
+    "xrange",
+    "xread",
+    "xreadgroup",
+    "xrevrange",
+    "xsetid",
+    "xtrim",
+];
 
 /// Why a command may not run: `NOPERM` and what was missing (the command, or the key or
 /// channel refused).
@@ -245,8 +316,16 @@ impl User {
                 self.channels.push(Bytes::copy_from_slice(rest));
             }
             b'+' | b'-' => {
-                let what = commands_of(rest).ok_or("Unknown command or category name in ACL")?;
+                let what = commands_of(rest)?;
                 let allow = *first == b'+';
+                if let Commands::Subcommand(name, _) = &what
+                    && !allow
+                    && !categories::has_subcommands(name)
+                {
+                    return Err(
+                        "Adding a first-arg rule is only supported to allow commands".into(),
+                    );
+                }
                 if what == Commands::Category(u32::MAX, "all") {
                     self.all_commands = allow;
                     self.commands.clear();
@@ -274,14 +353,19 @@ impl User {
 
     /// Whether the user may run command `name` (subcommand `sub`, lower case, for commands
     /// that have them): the rules in order, the last that speaks of it decides.
-    fn may_run(&self, name: &str, sub: &str) -> bool {
+    /// Whether the rules allow command `name` with subcommand `sub` ("" for a command without
+    /// any) and first argument `first` (for first-arg rules of commands without subcommands).
+    fn may_run(&self, name: &str, sub: &str, first: &str) -> bool {
         let cats = categories::of(name, sub);
         let mut allowed = self.all_commands;
         for rule in &self.commands {
             let hit = match &rule.what {
                 Commands::Category(bit, _) => cats & bit != 0,
                 Commands::Command(n) => *n == name,
-                Commands::Subcommand(n, s) => *n == name && s == sub,
+                Commands::Subcommand(n, s) => {
+                    *n == name && (s == sub || (sub.is_empty() && s == first))
+                }
+                Commands::Unserved(_) => false,
             };
             if hit {
                 allowed = rule.allow;
@@ -323,16 +407,18 @@ impl User {
 
     /// Whether the user may run this call; `Err` says what it lacks.
     fn check(&self, spec: &Spec, args: &[Bytes]) -> Result<(), Denied> {
-        if self.unrestricted() {
+        // Logging in is every user's right (Redis's `no-auth` commands skip the check).
+        if self.unrestricted() || matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
             return Ok(());
         }
-        let sub = match categories::has_subcommands(spec.name) {
-            true => args
-                .get(1)
-                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()),
-            false => None,
-        };
-        if !self.may_run(spec.name, sub.as_deref().unwrap_or("")) {
+        let first = args
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        let sub = first
+            .clone()
+            .filter(|_| categories::has_subcommands(spec.name));
+        let first = first.as_deref().unwrap_or("");
+        if !self.may_run(spec.name, sub.as_deref().unwrap_or(""), first) {
             return Err(Denied::Command(match sub {
                 Some(sub) => format!("{}|{sub}", spec.name),
                 None => spec.name.to_string(),
@@ -370,6 +456,7 @@ impl User {
                 Commands::Category(_, name) => format!("{sign}@{name}"),
                 Commands::Command(name) => format!("{sign}{name}"),
                 Commands::Subcommand(name, sub) => format!("{sign}{name}|{sub}"),
+                Commands::Unserved(word) => format!("{sign}{word}"),
             });
         }
         out.join(" ")
@@ -407,9 +494,12 @@ impl User {
         if !keys.is_empty() {
             rules.push(keys);
         }
+        let all_channels = self.channels.iter().any(|c| c.as_ref() == b"*");
         rules.push(match self.channels.is_empty() {
             true => "resetchannels".into(),
-            false => self.channel_rules(),
+            false if all_channels => self.channel_rules(),
+            // As Redis 7.0 writes it: a subset of channels starts from none.
+            false => format!("resetchannels {}", self.channel_rules()),
         });
         rules.push(self.command_rules());
         rules.join(" ")
@@ -437,28 +527,47 @@ impl User {
 }
 
 /// What a `+`/`-` rule names: `@category`, `command` or `command|subcommand`.
-fn commands_of(word: &[u8]) -> Option<Commands> {
-    let word = std::str::from_utf8(word).ok()?.to_ascii_lowercase();
+const UNKNOWN_COMMAND: &str = "Unknown command or category name in ACL";
+
+fn commands_of(word: &[u8]) -> Result<Commands, &'static str> {
+    let word = std::str::from_utf8(word)
+        .map_err(|_| UNKNOWN_COMMAND)?
+        .to_ascii_lowercase();
     if let Some(cat) = word.strip_prefix('@') {
         if cat == "all" {
-            return Some(Commands::Category(u32::MAX, "all"));
+            return Ok(Commands::Category(u32::MAX, "all"));
         }
-        let at = categories::NAMES.iter().position(|n| *n == cat)?;
-        return Some(Commands::Category(1 << at, categories::NAMES[at]));
+        let at = (categories::NAMES.iter().position(|n| *n == cat)).ok_or(UNKNOWN_COMMAND)?;
+        return Ok(Commands::Category(1 << at, categories::NAMES[at]));
     }
     let (name, sub) = match word.split_once('|') {
         Some((name, sub)) => (name, Some(sub)),
         None => (word.as_str(), None),
     };
-    let spec = crate::cmd::lookup(name.as_bytes())?;
-    match sub {
-        None => Some(Commands::Command(spec.name)),
-        Some(sub)
-            if categories::has_subcommands(spec.name) && categories::of(spec.name, sub) != 0 =>
+    let Some(spec) = crate::cmd::lookup(name.as_bytes()) else {
+        return match UNSERVED.contains(&name) && sub.is_none_or(|s| !s.is_empty()) {
+            true => Ok(Commands::Unserved(word.clone())),
+            false => Err(UNKNOWN_COMMAND),
+        };
+    };
+    let Some(sub) = sub else {
+        return Ok(Commands::Command(spec.name));
+    };
+    if categories::has_subcommands(spec.name) {
+        if let Some((sub, _)) = sub.split_once('|')
+            && categories::of(spec.name, sub) != 0
         {
-            Some(Commands::Subcommand(spec.name, sub.to_string()))
+            return Err("Allowing first-arg of a subcommand is not supported");
         }
-        Some(_) => None,
+        return match categories::of(spec.name, sub) != 0 {
+            true => Ok(Commands::Subcommand(spec.name, sub.to_string())),
+            false => Err(UNKNOWN_COMMAND),
+        };
+    }
+    // A command without subcommands, allowed with one first argument (`+select|0`).
+    match !sub.is_empty() && !sub.contains('|') {
+        true => Ok(Commands::Subcommand(spec.name, sub.to_string())),
+        false => Err(UNKNOWN_COMMAND),
     }
 }
 
@@ -475,13 +584,15 @@ pub struct Users {
     log: Mutex<VecDeque<Refusal>>,
     /// Refusals since start, by reason (`INFO stats` `acl_access_denied_*`).
     denied: [AtomicU64; 4],
+    /// Refusals `ACL LOG` keeps (`acllog-max-len`).
+    pub log_max: std::sync::atomic::AtomicUsize,
 }
 
 /// The reasons of refusals, in the order of `Users::denied`.
 pub const DENIED_REASONS: [&str; 4] = ["auth", "cmd", "key", "channel"];
 
-/// Refusals kept by `ACL LOG` (Redis's `acllog-max-len`), and how long a repeat of the same
-/// refusal counts into the entry before it instead of making a new one.
+/// Refusals kept by `ACL LOG` by default (Redis's `acllog-max-len`), and how long a repeat of
+/// the same refusal counts into the entry before it instead of making a new one.
 const LOG_MAX: usize = 128;
 const LOG_GROUP: Duration = Duration::from_secs(60);
 
@@ -558,7 +669,13 @@ impl Users {
             first: now,
             last: now,
         });
-        log.truncate(LOG_MAX);
+        log.truncate(self.log_max.load(Ordering::Relaxed));
+    }
+
+    /// Drops the oldest entries beyond `acllog-max-len`.
+    pub fn trim_log(&self) {
+        let max = self.log_max.load(Ordering::Relaxed);
+        self.log.lock().expect("not poisoned").truncate(max);
     }
 
     /// `ACL LOG [count]`: the newest entries first, as Redis 7.0 shows them.
@@ -611,6 +728,7 @@ impl Users {
             file: None,
             log: Mutex::default(),
             denied: Default::default(),
+            log_max: LOG_MAX.into(),
         }
     }
 
@@ -623,6 +741,7 @@ impl Users {
             file: Some(path.to_path_buf()),
             log: Mutex::default(),
             denied: Default::default(),
+            log_max: LOG_MAX.into(),
         };
         let loaded = users.read_file()?;
         *users.base.write().expect("not poisoned") = loaded.clone();
@@ -729,6 +848,9 @@ impl Users {
     /// The table entry `ACL SETUSER name rule...` writes: the user's rules after these (all
     /// of them apply, or none: the first bad one is named).
     pub fn set_entry(&self, name: &str, rules: &[Bytes]) -> Result<(String, String), String> {
+        if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '\0') {
+            return Err("ERR Usernames can't contain spaces or null characters".into());
+        }
         let users = self.users.read().expect("not poisoned");
         let mut user = users.get(name).cloned().unwrap_or_else(User::new);
         for rule in rules {
@@ -932,6 +1054,45 @@ mod tests {
     }
 
     #[test]
+    fn first_arg_rules_and_rules_naming_redis_commands_meridian_does_not_serve() {
+        let u = user("on -@all +select|0 -debug +eval ~*");
+        assert!(u.may_run("select", "", "0") && !u.may_run("select", "", "1"));
+        assert!(!u.may_run("get", "", ""));
+        // Kept as written (an ACL file made for Redis loads), allowing nothing here.
+        assert_eq!(u.command_rules(), "-@all +select|0 -debug +eval");
+        let mut u = User::new();
+        for (rule, why) in [
+            ("-select|0", "first-arg rule is only supported to allow"),
+            (
+                "+config|get|appendonly",
+                "first-arg of a subcommand is not supported",
+            ),
+            ("+get|a|b", "Unknown command"),
+            ("+config|nosuch", "Unknown command"),
+            ("+nosuch", "Unknown command"),
+        ] {
+            let err = u.apply(rule.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{rule}: {err}");
+        }
+        let users = Users::new(None);
+        assert!(
+            users
+                .set_entry("a a", &[])
+                .unwrap_err()
+                .contains("can't contain spaces")
+        );
+        // A subset of channels is written from none, as Redis 7.0 writes it.
+        users
+            .set("hp", &words("on nopass resetchannels &foo +@all"))
+            .unwrap();
+        assert!(
+            users
+                .list()
+                .contains(&"user hp on nopass resetchannels &foo +@all".to_string())
+        );
+    }
+
+    #[test]
     fn without_a_password_everyone_is_the_default_user() {
         let users = Users::new(None);
         assert!(users.open());
@@ -977,12 +1138,12 @@ mod tests {
     #[test]
     fn command_rules_apply_in_order() {
         let u = user("on +@all -@dangerous +flushall ~*");
-        assert!(u.may_run("get", "") && u.may_run("flushall", ""));
-        assert!(!u.may_run("keys", ""));
+        assert!(u.may_run("get", "", "") && u.may_run("flushall", "", ""));
+        assert!(!u.may_run("keys", "", ""));
         let u = user("+client -client|kill");
-        assert!(u.may_run("client", "list") && !u.may_run("client", "kill"));
+        assert!(u.may_run("client", "list", "") && !u.may_run("client", "kill", ""));
         let u = user("allcommands -get nocommands +set");
-        assert!(u.may_run("set", "") && !u.may_run("get", ""));
+        assert!(u.may_run("set", "", "") && !u.may_run("get", "", ""));
         assert_eq!(u.command_rules(), "-@all +set");
     }
 

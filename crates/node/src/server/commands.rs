@@ -584,6 +584,9 @@ fn client(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
             }
         }
         (b"KILL", _) => match client_filter(session, &args[2..], false) {
+            Ok(Filter { user: Some(u), .. }) if !shared.users.exists(&u) => {
+                Reply::Error(format!("ERR No such user '{u}'"))
+            }
             Ok(filter) => Reply::Int(shared.clients.kill(&filter) as i64),
             Err(e) => e,
         },
@@ -1165,6 +1168,7 @@ const INTEGERS: &[(&str, i64, i64)] = &[
     ("slowlog-log-slower-than", i64::MIN, i64::MAX),
     ("slowlog-max-len", 0, i64::MAX),
     ("latency-monitor-threshold", 0, i64::MAX),
+    ("acllog-max-len", 0, i64::MAX),
 ];
 
 /// The value of one of [`INTEGERS`].
@@ -1175,6 +1179,7 @@ fn integer(shared: &Shared, name: &str) -> i64 {
         "slowlog-log-slower-than" => log.slower_than_us.load(Ordering::Relaxed),
         "slowlog-max-len" => log.max_len.load(Ordering::Relaxed) as i64,
         "latency-monitor-threshold" => log.latency_threshold_ms.load(Ordering::Relaxed) as i64,
+        "acllog-max-len" => shared.users.log_max.load(Ordering::Relaxed) as i64,
         _ => unreachable!("{name} is not an integer parameter"),
     }
 }
@@ -1188,6 +1193,10 @@ fn set_integer(shared: &Shared, name: &str, value: i64) {
         "slowlog-max-len" => log.set_max_len(value as usize),
         "latency-monitor-threshold" => {
             (log.latency_threshold_ms).store(value as u64, Ordering::Relaxed)
+        }
+        "acllog-max-len" => {
+            (shared.users.log_max).store(value as usize, Ordering::Relaxed);
+            shared.users.trim_log();
         }
         _ => unreachable!("{name} is not an integer parameter"),
     }

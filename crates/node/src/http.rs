@@ -75,6 +75,8 @@ pub struct Peer {
     pub lag_ms: u64,
     /// Entries this node holds that it has not acknowledged.
     pub lag_ops: u64,
+    /// The round trip to it in ms, from the link's pings (none before the first).
+    pub rtt_ms: Option<f64>,
 }
 
 /// Serves HTTP (HTTPS with `--http-tls`) until `stop` turns true.
@@ -211,6 +213,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
                 link: m.link,
                 lag_ms: m.lag_ms,
                 lag_ops: m.lag_ops,
+                rtt_ms: m.rtt_ms,
             })
             .collect(),
     })

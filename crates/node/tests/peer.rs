@@ -166,7 +166,11 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
 
     // A damaged frame (checksum does not match).
     let mut link = session_to(&shared).await;
-    let mut frame = wire::encode(&Message::Ping).to_vec();
+    let mut frame = wire::encode(&Message::Ping {
+        at_us: 1,
+        coordinate: routing::Coordinate::default(),
+    })
+    .to_vec();
     *frame.last_mut().unwrap() ^= 0xff;
     link.send(Bytes::from(frame)).await.unwrap();
     assert!(closed(&mut link).await, "a damaged frame ends the session");

@@ -23,6 +23,7 @@
 //! this node cannot reach but others can is up with its link down, and its writes arrive
 //! relayed.
 
+mod distance;
 mod gossip;
 mod links;
 mod repair;
@@ -117,6 +118,8 @@ pub struct MemberView {
     pub link: bool,
     /// Entries this node holds that it has not acknowledged.
     pub lag_ops: u64,
+    /// The round trip to it, from the link's pings (`distance.rs`), once measured.
+    pub rtt_ms: Option<f64>,
     /// Age of the oldest own entry it has not acknowledged.
     pub lag_ms: u64,
     /// The highest own sequence number it holds durably.
@@ -297,6 +300,10 @@ struct Session {
 
 struct Known {
     info: MemberInfo,
+    /// The round trip to it, from the session's pings.
+    rtt: routing::Rtt,
+    /// Its network coordinate, as it last sent it.
+    coordinate: Option<routing::Coordinate>,
     /// It said it shut down, and has not been heard of since.
     left: bool,
     session: Option<Session>,
@@ -347,6 +354,8 @@ struct Runtime {
     /// Peers asked for a sync (see `sync_on_request`).
     sync_wanted: Arc<tokio::sync::Notify>,
     write_ids: WriteIds,
+    /// This node's network coordinate (`distance.rs`).
+    coordinate: routing::Coordinate,
 }
 
 /// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
@@ -430,6 +439,7 @@ pub async fn run(
         digest_slots: Arc::new(Semaphore::new(2)),
         sync_wanted: Arc::new(tokio::sync::Notify::new()),
         write_ids: WriteIds::default(),
+        coordinate: routing::Coordinate::default(),
         shared,
     };
     // Holds the engine: stopped with the runtime, so the engine can stop too.
@@ -776,10 +786,16 @@ impl Runtime {
         tracing::info!(peer = %peer.name, region = %peer.region, "peer session open");
         metrics::counter!("meridian_peer_sessions_opened_total").increment(1);
         self.sessions.insert(sid, node);
+        // A new session keeps what the last one measured.
+        let (rtt, coordinate) = (self.members.get(&node))
+            .map(|k| (k.rtt.clone(), k.coordinate.clone()))
+            .unwrap_or_default();
         self.members.insert(
             node,
             Known {
                 info: peer,
+                rtt,
+                coordinate,
                 left: false,
                 session: Some(Session {
                     sid,
@@ -858,6 +874,8 @@ impl Runtime {
                 node,
                 Known {
                     info: m,
+                    rtt: Default::default(),
+                    coordinate: None,
                     left: false,
                     session: None,
                     last_dial: None,
@@ -1101,7 +1119,8 @@ impl Runtime {
                     self.repair(node, theirs);
                 }
             }
-            Message::Ping => {}
+            Message::Ping { at_us, coordinate } => self.on_ping(node, at_us, coordinate),
+            Message::Pong { at_us, coordinate } => self.on_pong(node, at_us, coordinate),
             Message::Leave => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
                 self.close(node, true);
@@ -1201,11 +1220,7 @@ impl Runtime {
             }
             return;
         }
-        for known in self.members.values() {
-            if let Some(s) = &known.session {
-                let _ = s.tx.try_send((now, Message::Ping));
-            }
-        }
+        self.ping_all();
         let retry = Duration::from_secs(1);
         let due = |last: Option<Instant>| last.is_none_or(|t| now.duration_since(t) >= retry);
         let mut dials = Vec::new();
@@ -1244,6 +1259,7 @@ impl Runtime {
                 link: k.session.is_some(),
                 lag_ops: self.core.lag_ops(*node),
                 lag_ms: self.core.lag_ms(now, *node),
+                rtt_ms: k.rtt.ms(),
                 has_own: self.core.peer_has_own(*node),
                 holds_collection: self
                     .core

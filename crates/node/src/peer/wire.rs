@@ -18,10 +18,11 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 8: keyspace events in log entries
+/// The frame format version this node speaks. Version 9: pings carry the sender's clock and
+/// network coordinate and are answered (`Pong`), for round trips; version 8: keyspace events in log entries
 /// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
 /// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
-pub const VERSION: u8 = 8;
+pub const VERSION: u8 = 9;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -98,8 +99,21 @@ pub enum Message {
     DigestRequest,
     /// One digest per key bucket ([`crate::engine::DIGEST_BUCKETS`]) over the sender's state.
     Digests(Vec<u64>),
-    /// Keeps an idle session alive; a silent session is closed.
-    Ping,
+    /// Keeps an idle session alive (a silent session is closed) and measures the round trip:
+    /// answered at once with a [`Message::Pong`] carrying `at_us` back.
+    Ping {
+        /// The sender's clock when it sent it, in µs of its own monotonic time.
+        at_us: u64,
+        /// The sender's network coordinate.
+        coordinate: routing::Coordinate,
+    },
+    /// The answer to a ping.
+    Pong {
+        /// The ping's `at_us`.
+        at_us: u64,
+        /// The answering node's network coordinate.
+        coordinate: routing::Coordinate,
+    },
     /// The sender is shutting down on purpose.
     Leave,
     /// A client of the sender waits for its writes to be durable in other regions (`WAIT`):
@@ -206,8 +220,8 @@ mod tests {
         *bad.last_mut().unwrap() ^= 1;
         assert!(matches!(decode(&bad), Err(FrameError::Checksum)));
         bad = frame.to_vec();
-        bad[0] = 9;
-        assert!(matches!(decode(&bad), Err(FrameError::Version(9))));
+        bad[0] = VERSION + 1;
+        assert!(matches!(decode(&bad), Err(FrameError::Version(v)) if v == VERSION + 1));
         assert!(matches!(decode(&[1, 2]), Err(FrameError::Short(2))));
     }
 

@@ -1503,14 +1503,15 @@ fn replication_section(shared: &Shared) -> String {
     );
     for (i, m) in view.members.iter().enumerate() {
         text.push_str(&format!(
-            "peer{i}:name={},region={},addr={},state={},link={},lag_ms={},lag_ops={}\r\n",
+            "peer{i}:name={},region={},addr={},state={},link={},lag_ms={},lag_ops={},rtt_ms={}\r\n",
             m.info.name,
             m.info.region,
             m.info.peer_addr,
             m.state.name(),
             if m.link { "up" } else { "down" },
             m.lag_ms,
-            m.lag_ops
+            m.lag_ops,
+            m.rtt_ms.map_or("-".to_string(), |ms| format!("{ms:.2}")),
         ));
     }
     text.push_str("\r\n");

@@ -1,0 +1,84 @@
+//! How far each peer is: every second each session is pinged with this node's clock and
+//! network coordinate; the peer answers at once with a pong carrying the clock back, so the
+//! round trip is measured on one clock (simulated WAN delay included both ways, as a real
+//! path's would be). Each round trip feeds the peer's [`routing::Rtt`] and moves this node's
+//! [`routing::Coordinate`] (Vivaldi); the peer's coordinate is kept as it last sent it.
+
+use super::{Known, Runtime};
+use crate::peer::wire::Message;
+use crdt::NodeId;
+use routing::{Coordinate, DIMENSIONS};
+use tokio::time::Instant;
+
+impl Runtime {
+    /// This node's clock for pings, in µs since it started.
+    fn clock_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    /// Pings every open session.
+    pub(super) fn ping_all(&self) {
+        let (now, at_us) = (Instant::now(), self.clock_us());
+        for known in self.members.values() {
+            if let Some(s) = &known.session {
+                let coordinate = self.coordinate.clone();
+                let _ = s.tx.try_send((now, Message::Ping { at_us, coordinate }));
+            }
+        }
+    }
+
+    /// A peer's ping: answered at once.
+    pub(super) fn on_ping(&mut self, node: NodeId, at_us: u64, coordinate: Coordinate) {
+        if let Some(known) = self.members.get_mut(&node) {
+            remember(known, coordinate);
+        }
+        if let Some(tx) = self.session_tx(node) {
+            let coordinate = self.coordinate.clone();
+            let _ = tx.try_send((Instant::now(), Message::Pong { at_us, coordinate }));
+        }
+    }
+
+    /// The answer to one of this node's pings: a round trip.
+    pub(super) fn on_pong(&mut self, node: NodeId, at_us: u64, coordinate: Coordinate) {
+        let now_us = self.clock_us();
+        if at_us > now_us {
+            return; // not one of ours
+        }
+        let rtt_ms = (now_us - at_us) as f64 / 1000.0;
+        let Some(known) = self.members.get_mut(&node) else {
+            return;
+        };
+        known.rtt.sample(rtt_ms);
+        if coordinate.is_sane() {
+            self.coordinate
+                .update(&coordinate, rtt_ms, nudge(&self.me.name, &known.info.name));
+        }
+        remember(known, coordinate);
+        if let Some(ms) = known.rtt.ms() {
+            metrics::gauge!("meridian_peer_rtt_seconds", "peer" => known.info.name.clone())
+                .set(ms / 1000.0);
+        }
+    }
+}
+
+fn remember(known: &mut Known, coordinate: Coordinate) {
+    if coordinate.is_sane() {
+        known.coordinate = Some(coordinate);
+    }
+}
+
+/// A direction for two nodes on one point, fixed per pair (from the names) and distinct for
+/// the two ends (each pushes away from the other).
+fn nudge(me: &str, peer: &str) -> [f64; DIMENSIONS] {
+    let seed = me
+        .bytes()
+        .chain([0])
+        .chain(peer.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    std::array::from_fn(|i| {
+        let bits = seed.rotate_left(8 * i as u32) & 0xff;
+        bits as f64 / 255.0 - 0.5
+    })
+}

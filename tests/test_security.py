@@ -155,7 +155,7 @@ def test_users_run_the_commands_keys_and_channels_their_rules_allow(node):
         alice.get("cache:1")
     [line] = [u for u in admin.execute_command("ACL", "LIST") if u.startswith("user alice")]
     assert line.startswith("user alice on #") and "pw" not in line.split("#")[1][:64] and \
-        line.endswith("~cache:* %R~ro:* &news.* -@all +@read -get +set +client|id +acl|whoami +publish")
+        line.endswith("~cache:* %R~ro:* resetchannels &news.* -@all +@read -get +set +client|id +acl|whoami +publish")
     info = admin.execute_command("ACL", "GETUSER", "alice")
     assert info["commands"] == "-@all +@read -get +set +client|id +acl|whoami +publish" and info["keys"] == "~cache:* %R~ro:*"
     assert admin.execute_command("ACL", "DRYRUN", "alice", "set", "cache:9", "v") == "OK"

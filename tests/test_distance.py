@@ -37,3 +37,32 @@ def test_round_trips_under_wan_delay_are_measured_within_ten_percent(node_factor
         for peer in http_status(n)["cluster"]:
             want = configured_rtt(me, peer["region"])
             assert abs(peer["rtt_ms"] - want) <= max(0.1 * want, 5), (me, peer)
+
+
+def cluster_view(node) -> dict:
+    import json
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/v1/cluster", timeout=5) as resp:
+        return json.load(resp)
+
+
+def test_the_region_matrix_predicts_pairs_this_node_has_no_link_between(node_factory):
+    """eu measures eu-us and eu-ap itself; us-ap it predicts from the Vivaldi coordinates the
+    others send with their pings. Coordinates settle within seconds (pings every 200 ms while
+    a node's coordinate is unsure)."""
+    delays = ",".join(f"{a}-{b}={ms}" for (a, b), ms in ONE_WAY_MS.items())
+    eu, _, _ = start_cluster(node_factory, "--wan-delay", delays)
+
+    def close_enough():
+        regions = cluster_view(eu)["regions"]
+        got = {pair: regions.get(pair[0], {}).get(pair[1]) for pair in [("eu", "us"), ("eu", "ap"), ("us", "ap")]}
+        if any(v is None for v in got.values()):
+            return None
+        ok = all(abs(got[p] - configured_rtt(*p)) <= 0.15 * configured_rtt(*p) for p in got)
+        return got if ok else None
+
+    got = wait_for(close_enough, timeout=30, what="the matrix to settle within 15%")
+    print(f"eu's matrix: {got}")
+    view = cluster_view(eu)
+    assert {m["region"] for m in view["members"]} == {"us", "ap"}
+    assert all(m["coordinate"] is not None for m in view["members"])

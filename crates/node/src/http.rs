@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,6 +85,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require,
@@ -216,6 +218,77 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
                 rtt_ms: m.rtt_ms,
             })
             .collect(),
+    })
+}
+
+/// The body of `GET /v1/cluster`: every member with the round trip this node measures to it
+/// and its network coordinate, and the region-by-region matrix of round trips.
+#[derive(Debug, Serialize)]
+pub struct Cluster {
+    /// This node.
+    pub node_id: String,
+    /// Its region.
+    pub region: String,
+    /// Its network coordinate.
+    pub coordinate: routing::Coordinate,
+    /// Every other member.
+    pub members: Vec<ClusterMember>,
+    /// `regions[a][b]`: the round trip in ms between the nearest nodes of regions `a` and
+    /// `b`: measured where one of them is this node, predicted from the coordinates for pairs
+    /// this node has no link between. Absent while unknown.
+    pub regions: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// One member in `/v1/cluster`.
+#[derive(Debug, Serialize)]
+pub struct ClusterMember {
+    /// Its `--node-id`.
+    pub node_id: String,
+    /// Its region.
+    pub region: String,
+    /// `up`, `suspect`, `down` or `left`.
+    pub state: &'static str,
+    /// The round trip this node measures to it, in ms.
+    pub rtt_ms: Option<f64>,
+    /// Its network coordinate, as it last sent it.
+    pub coordinate: Option<routing::Coordinate>,
+}
+
+async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
+    let view = shared.cluster.view.borrow().clone();
+    let me = (&shared.config.node_id, &shared.config.region);
+    let mut regions: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut note = |a: &str, b: &str, ms: f64| {
+        for (x, y) in [(a, b), (b, a)] {
+            let slot = regions.entry(x.to_string()).or_default();
+            let best = slot.entry(y.to_string()).or_insert(ms);
+            *best = best.min(ms);
+        }
+    };
+    for (i, m) in view.members.iter().enumerate() {
+        if let Some(ms) = m.rtt_ms {
+            note(me.1, &m.info.region, ms);
+        }
+        for other in &view.members[i + 1..] {
+            if let (Some(a), Some(b)) = (&m.coordinate, &other.coordinate) {
+                note(&m.info.region, &other.info.region, a.distance_ms(b));
+            }
+        }
+    }
+    Json(Cluster {
+        node_id: me.0.clone(),
+        region: me.1.clone(),
+        coordinate: view.coordinate.clone(),
+        members: (view.members.iter())
+            .map(|m| ClusterMember {
+                node_id: m.info.name.clone(),
+                region: m.info.region.clone(),
+                state: m.state.name(),
+                rtt_ms: m.rtt_ms,
+                coordinate: m.coordinate.clone(),
+            })
+            .collect(),
+        regions,
     })
 }
 

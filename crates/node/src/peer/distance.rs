@@ -10,10 +10,19 @@ use crdt::NodeId;
 use routing::{Coordinate, DIMENSIONS};
 use tokio::time::Instant;
 
+/// The coordinate's relative error below which it is settled.
+const SETTLED_ERROR: f64 = 0.2;
+
 impl Runtime {
     /// This node's clock for pings, in µs since it started.
     fn clock_us(&self) -> u64 {
         self.started.elapsed().as_micros() as u64
+    }
+
+    /// Whether this node's coordinate is still unsure of its place: it is pinged for more
+    /// often then (a new node settles in seconds, not tens of seconds).
+    pub(super) fn settling(&self) -> bool {
+        self.coordinate.error > SETTLED_ERROR
     }
 
     /// Pings every open session.

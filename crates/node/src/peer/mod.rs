@@ -120,6 +120,8 @@ pub struct MemberView {
     pub lag_ops: u64,
     /// The round trip to it, from the link's pings (`distance.rs`), once measured.
     pub rtt_ms: Option<f64>,
+    /// Its network coordinate, as it last sent it.
+    pub coordinate: Option<routing::Coordinate>,
     /// Age of the oldest own entry it has not acknowledged.
     pub lag_ms: u64,
     /// The highest own sequence number it holds durably.
@@ -134,6 +136,8 @@ pub struct MemberView {
 pub struct ClusterView {
     /// Every other member heard of.
     pub members: Vec<MemberView>,
+    /// This node's network coordinate.
+    pub coordinate: routing::Coordinate,
 }
 
 /// What connections and the HTTP server use of the peer runtime.
@@ -468,6 +472,7 @@ pub async fn run(
     let mut last_tick = tokio::time::Instant::now();
     let mut last_view = last_tick;
     let mut last_second = last_tick;
+    let mut last_ping = last_tick;
     // Dial the seeds and remembered members at once, not a second from now.
     runtime.every_second();
     loop {
@@ -501,6 +506,11 @@ pub async fn run(
                 if last_tick.duration_since(last_second) >= Duration::from_secs(1) {
                     last_second = last_tick;
                     runtime.every_second();
+                } else if runtime.settling() && last_tick.duration_since(last_ping) >= PING_SETTLING {
+                    runtime.ping_all();
+                }
+                if last_tick.duration_since(last_ping) >= PING_SETTLING {
+                    last_ping = last_tick;
                 }
             }
         }
@@ -510,6 +520,10 @@ pub async fn run(
     runtime.leave().await;
     syncer.abort();
 }
+
+/// How often peers are pinged while this node's coordinate is unsure of its place (once a
+/// second otherwise, with the rest of `every_second`).
+const PING_SETTLING: Duration = Duration::from_millis(200);
 
 /// How often the replication core ticks while entries are in flight.
 const TICK_BUSY: Duration = Duration::from_millis(10);
@@ -1260,6 +1274,7 @@ impl Runtime {
                 lag_ops: self.core.lag_ops(*node),
                 lag_ms: self.core.lag_ms(now, *node),
                 rtt_ms: k.rtt.ms(),
+                coordinate: k.coordinate.clone(),
                 has_own: self.core.peer_has_own(*node),
                 holds_collection: self
                     .core
@@ -1267,7 +1282,11 @@ impl Runtime {
                     .is_some_and(|p| !p.acked.dominates(&waiting_for)),
             })
             .collect();
-        self.view.send_replace(ClusterView { members });
+        let coordinate = self.coordinate.clone();
+        self.view.send_replace(ClusterView {
+            members,
+            coordinate,
+        });
     }
 
     /// Tells every peer this node leaves, and gives the writers a moment to send it.

@@ -7,10 +7,15 @@
 //!   each node places itself in a small Euclidean space plus a height (its access link) so that
 //!   distances between coordinates predict round trips, also between pairs of members that
 //!   have no link with each other.
+//! - [`pick`]: which node a client asking for a region should use: a healthy node of the
+//!   region (weighted by capacity), else the healthy node nearest to the region; the same
+//!   answer from every node that has the same view.
 #![deny(missing_docs)]
 
+mod pick;
 mod rtt;
 mod vivaldi;
 
+pub use pick::{Candidate, pick};
 pub use rtt::Rtt;
 pub use vivaldi::{Coordinate, DIMENSIONS};

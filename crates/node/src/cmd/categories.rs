@@ -147,7 +147,9 @@ pub fn of(name: &str, sub: &str) -> u32 {
         | ("command", "help")
         | ("command", "info")
         | ("command", "list")
-        | ("wait", _) => SLOW | CONNECTION,
+        | ("wait", _)
+        // Meridian's own: causal tokens (`server::causal`), like WAIT.
+        | ("meridian", _) => SLOW | CONNECTION,
         ("zdiff", _)
         | ("zinter", _)
         | ("zintercard", _)

@@ -277,6 +277,7 @@ pub static COMMANDS: &[Spec] = &[
     conn("latency", -2),
     conn("time", 1),
     conn("wait", 3),
+    conn("meridian", -2),
     conn("cluster", -2),
     conn("function", -2),
     conn("script", -2),

@@ -572,6 +572,12 @@ async fn run_commands(
                         .await
                         .encode(session.protocol, out);
                 }
+                Runs::Connection if spec.name == "meridian" => {
+                    flush(shared, session, &mut batch, out).await;
+                    super::causal::meridian(shared, &args)
+                        .await
+                        .encode(session.protocol, out);
+                }
                 Runs::Connection if spec.name == "wait" => {
                     flush(shared, session, &mut batch, out).await;
                     commands::wait(shared, session.last_write, &args)

@@ -66,3 +66,6 @@ def test_the_region_matrix_predicts_pairs_this_node_has_no_link_between(node_fac
     view = cluster_view(eu)
     assert {m["region"] for m in view["members"]} == {"us", "ap"}
     assert all(m["coordinate"] is not None for m in view["members"])
+    # Metrics export the matrix too.
+    from test_replication import metric
+    assert abs(metric(eu, 'meridian_region_rtt_seconds{from="us",to="ap"}') * 1000 - 150) <= 0.3 * 150

@@ -254,9 +254,12 @@ pub struct ClusterMember {
     pub coordinate: Option<routing::Coordinate>,
 }
 
-async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
-    let view = shared.cluster.view.borrow().clone();
-    let me = (&shared.config.node_id, &shared.config.region);
+/// The round trips between the nearest nodes of each pair of regions, in ms: measured where
+/// one end is this node, predicted from the coordinates otherwise.
+fn region_matrix(
+    shared: &Shared,
+    view: &crate::peer::ClusterView,
+) -> BTreeMap<String, BTreeMap<String, f64>> {
     let mut regions: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     let mut note = |a: &str, b: &str, ms: f64| {
         for (x, y) in [(a, b), (b, a)] {
@@ -267,7 +270,7 @@ async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
     };
     for (i, m) in view.members.iter().enumerate() {
         if let Some(ms) = m.rtt_ms {
-            note(me.1, &m.info.region, ms);
+            note(&shared.config.region, &m.info.region, ms);
         }
         for other in &view.members[i + 1..] {
             if let (Some(a), Some(b)) = (&m.coordinate, &other.coordinate) {
@@ -275,6 +278,13 @@ async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
             }
         }
     }
+    regions
+}
+
+async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
+    let view = shared.cluster.view.borrow().clone();
+    let me = (&shared.config.node_id, &shared.config.region);
+    let regions = region_matrix(&shared, &view);
     Json(Cluster {
         node_id: me.0.clone(),
         region: me.1.clone(),
@@ -301,6 +311,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         .set(shared.cluster.collection_held_by().len() as f64);
     metrics::gauge!("meridian_storage_bytes").set(stats.disk_bytes.load(Ordering::Relaxed) as f64);
     metrics::gauge!("meridian_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
+    let view = shared.cluster.view.borrow().clone();
+    for (from, row) in region_matrix(&shared, &view) {
+        for (to, ms) in row {
+            metrics::gauge!("meridian_region_rtt_seconds", "from" => from.clone(), "to" => to)
+                .set(ms / 1000.0);
+        }
+    }
     match &shared.metrics {
         Some(handle) => (
             StatusCode::OK,

@@ -408,7 +408,7 @@ impl User {
     /// Whether the user may run this call; `Err` says what it lacks.
     fn check(&self, spec: &Spec, args: &[Bytes]) -> Result<(), Denied> {
         // Logging in is every user's right (Redis's `no-auth` commands skip the check).
-        if self.unrestricted() || matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
+        if self.unrestricted() || no_auth(spec.name.as_bytes()) {
             return Ok(());
         }
         let first = args
@@ -979,7 +979,16 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Redis's `no-auth` commands: a client runs them before it logs in, and every user may run
+/// them (logging in is everyone's right).
+pub fn no_auth(name: &[u8]) -> bool {
+    [b"auth" as &[u8], b"hello", b"quit", b"reset"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// `bytes` in lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

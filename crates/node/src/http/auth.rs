@@ -12,7 +12,7 @@
 //! for the status and the metrics); `/metrics` is open to anyone with `--metrics-public`.
 
 use crate::Shared;
-use crate::acl::DEFAULT_USER;
+use crate::acl::{DEFAULT_USER, hex};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -29,10 +29,6 @@ pub fn new_token(user: &str) -> String {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).expect("the OS has randomness");
     format!("{TOKEN_PREFIX}{}_{}", hex(user.as_bytes()), hex(&secret))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The user a token names.

@@ -27,13 +27,6 @@ pub enum Flow {
 /// The Redis version whose behaviour Meridian's commands follow.
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
-/// Commands a client may run before it logs in (Redis's `no-auth` commands).
-pub fn allowed_logged_out(name: &[u8]) -> bool {
-    [b"auth" as &[u8], b"hello", b"quit", b"reset"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
-}
-
 /// Commands a RESP2 connection may run while subscribed.
 pub fn allowed_when_subscribed(name: &str) -> bool {
     matches!(

@@ -471,7 +471,7 @@ async fn run_commands(
         let mark = out.len();
         session.client.update(commands::shown(session, &args));
         'command: {
-            if !session.authenticated && !commands::allowed_logged_out(&args[0]) {
+            if !session.authenticated && !crate::acl::no_auth(&args[0]) {
                 flush(shared, session, &mut batch, out).await;
                 Reply::err("NOAUTH Authentication required.").encode(session.protocol, out);
                 break 'command;

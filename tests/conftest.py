@@ -91,7 +91,8 @@ class Node:
         raise RuntimeError("meridian did not start in time")
 
     def client(self, **kw) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, socket_timeout=10, **kw)
+        kw.setdefault("socket_timeout", 10)
+        return redis.Redis(host=self.host, port=self.port, **kw)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

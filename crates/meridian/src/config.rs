@@ -125,6 +125,15 @@ pub struct ServerArgs {
     /// ACL SAVE; not with --requirepass (set the default user's password in the file).
     #[arg(long, env = "MERIDIAN_ACLFILE")]
     pub aclfile: Option<PathBuf>,
+    /// This node's share of its region's clients relative to the region's other nodes:
+    /// discovery names a node of capacity 2 to twice the clients of one of 1; 0: never
+    /// named [default: 1].
+    #[arg(long, env = "MERIDIAN_CAPACITY")]
+    pub capacity: Option<u32>,
+    /// Serve Sentinel-compatible discovery here: each region is a master name, answered with
+    /// its nearest healthy node (redis-py's Sentinel, ioredis's sentinels) [default: off].
+    #[arg(long, env = "MERIDIAN_SENTINEL_ADDR")]
+    pub sentinel_addr: Option<SocketAddr>,
 }
 
 /// The same settings as read from the TOML file.
@@ -158,6 +167,8 @@ struct FileConfig {
     tls_ca_cert_file: Option<PathBuf>,
     tls_auth_clients: Option<String>,
     aclfile: Option<PathBuf>,
+    capacity: Option<u32>,
+    sentinel_addr: Option<SocketAddr>,
     certs_dir: Option<PathBuf>,
     gossip_keyring: Option<PathBuf>,
     insecure_peers: Option<bool>,
@@ -268,6 +279,11 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     c.cluster_secret = args.cluster_secret.or(file.cluster_secret);
     c.requirepass = args.requirepass.or(file.requirepass);
     c.aclfile = args.aclfile.or(file.aclfile);
+    c.capacity = args.capacity.or(file.capacity).unwrap_or(1);
+    if c.capacity > node::peer::CAPACITY_MAX {
+        bail!("--capacity must be at most {}", node::peer::CAPACITY_MAX);
+    }
+    c.sentinel_addr = args.sentinel_addr.or(file.sentinel_addr);
     if c.requirepass.is_some() && c.aclfile.is_some() {
         bail!(
             "--requirepass and --aclfile do not go together: set the default user's password in the ACL file (user default on >password ...)"

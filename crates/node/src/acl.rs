@@ -140,7 +140,6 @@ const UNSERVED: &[&str] = &[
     "replicaof",
     "restore",
     "restore-asking",
-    "role",
     "save",
     "script",
     "shutdown",

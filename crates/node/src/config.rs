@@ -62,6 +62,11 @@ pub struct NodeConfig {
     pub http_tls: bool,
     /// Users are loaded from (and `ACL SAVE`d to) this file, in Redis's format.
     pub aclfile: Option<PathBuf>,
+    /// This node's share of its region's clients, relative to the region's other nodes
+    /// (discovery weighs its answers by it; 0: never named).
+    pub capacity: u32,
+    /// The Sentinel-compatible discovery listener, when set.
+    pub sentinel_addr: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -94,7 +99,32 @@ impl NodeConfig {
             http_tls: false,
             insecure_peers: false,
             aclfile: None,
+            capacity: 1,
+            sentinel_addr: None,
         }
+    }
+
+    /// Where clients reach this node's Redis-protocol listener: the plain port, or the TLS
+    /// port when there is no plain one, at an address others can reach (see
+    /// [`NodeConfig::reachable`]).
+    pub fn client_addr(&self) -> SocketAddr {
+        let mut addr = self.resp_addr;
+        if addr.port() == 0
+            && let Some(tls) = &self.tls
+        {
+            addr.set_port(tls.port);
+        }
+        self.reachable(addr)
+    }
+
+    /// `addr` as others reach it: a listener bound to every interface (`0.0.0.0`, `[::]`) is
+    /// reached at the address peers reach this node at (`--advertise-addr`).
+    pub fn reachable(&self, addr: SocketAddr) -> SocketAddr {
+        if !addr.ip().is_unspecified() {
+            return addr;
+        }
+        let host = self.advertise_addr.unwrap_or(self.peer_addr).ip();
+        SocketAddr::new(host, addr.port())
     }
 
     /// The simulated one-way delay from region `from` to region `to`.

@@ -237,6 +237,10 @@ pub struct Cluster {
     /// `b`: measured where one of them is this node, predicted from the coordinates for pairs
     /// this node has no link between. Absent while unknown.
     pub regions: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Whether this node takes clients: `catching_up`, `ready` or `draining`.
+    pub serving: &'static str,
+    /// Per region, the node discovery sends its clients to (absent while none is ready).
+    pub discovery: BTreeMap<String, String>,
 }
 
 /// One member in `/v1/cluster`.
@@ -252,39 +256,16 @@ pub struct ClusterMember {
     pub rtt_ms: Option<f64>,
     /// Its network coordinate, as it last sent it.
     pub coordinate: Option<routing::Coordinate>,
-}
-
-/// The round trips between the nearest nodes of each pair of regions, in ms: measured where
-/// one end is this node, predicted from the coordinates otherwise.
-fn region_matrix(
-    shared: &Shared,
-    view: &crate::peer::ClusterView,
-) -> BTreeMap<String, BTreeMap<String, f64>> {
-    let mut regions: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    let mut note = |a: &str, b: &str, ms: f64| {
-        for (x, y) in [(a, b), (b, a)] {
-            let slot = regions.entry(x.to_string()).or_default();
-            let best = slot.entry(y.to_string()).or_insert(ms);
-            *best = best.min(ms);
-        }
-    };
-    for (i, m) in view.members.iter().enumerate() {
-        if let Some(ms) = m.rtt_ms {
-            note(&shared.config.region, &m.info.region, ms);
-        }
-        for other in &view.members[i + 1..] {
-            if let (Some(a), Some(b)) = (&m.coordinate, &other.coordinate) {
-                note(&m.info.region, &other.info.region, a.distance_ms(b));
-            }
-        }
-    }
-    regions
+    /// Whether it takes clients, as it said over the open link (absent without one).
+    pub serving: Option<&'static str>,
+    /// Where its clients connect, as it said.
+    pub clients: Option<String>,
 }
 
 async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
     let view = shared.cluster.view.borrow().clone();
     let me = (&shared.config.node_id, &shared.config.region);
-    let regions = region_matrix(&shared, &view);
+    let regions = crate::discovery::region_matrix(&shared.config.region, &view);
     Json(Cluster {
         node_id: me.0.clone(),
         region: me.1.clone(),
@@ -296,9 +277,18 @@ async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
                 state: m.state.name(),
                 rtt_ms: m.rtt_ms,
                 coordinate: m.coordinate.clone(),
+                serving: m.serving.as_ref().map(|s| s.status.name()),
+                clients: m.serving.as_ref().map(|s| s.clients.clone()),
             })
             .collect(),
         regions,
+        serving: (view.serving.as_ref()).map_or("catching_up", |s| s.status.name()),
+        discovery: {
+            let picture = crate::discovery::Picture::of(&shared);
+            (picture.regions().into_iter())
+                .filter_map(|r| Some((r.clone(), picture.answer(&r, &r)?.name)))
+                .collect()
+        },
     })
 }
 
@@ -312,7 +302,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     metrics::gauge!("meridian_storage_bytes").set(stats.disk_bytes.load(Ordering::Relaxed) as f64);
     metrics::gauge!("meridian_uptime_seconds").set(shared.started.elapsed().as_secs_f64());
     let view = shared.cluster.view.borrow().clone();
-    for (from, row) in region_matrix(&shared, &view) {
+    for (from, row) in crate::discovery::region_matrix(&shared.config.region, &view) {
         for (to, ms) in row {
             metrics::gauge!("meridian_region_rtt_seconds", "from" => from.clone(), "to" => to)
                 .set(ms / 1000.0);

@@ -16,6 +16,7 @@
 pub mod acl;
 pub mod cmd;
 pub mod config;
+pub mod discovery;
 pub mod engine;
 pub mod glob;
 pub mod http;
@@ -77,6 +78,8 @@ pub struct Shared {
     pub tracking: Arc<server::tracking::Tracking>,
     /// Connections in `MONITOR`.
     pub monitors: server::Monitors,
+    /// The answers discovery gives (sentinel, DNS), and their changes.
+    pub discovery: discovery::Discovery,
 }
 
 /// Why a node could not start.
@@ -205,6 +208,10 @@ pub async fn run(
         None => None,
     };
     let http_listener = bind("the HTTP listener", config.http_addr).await?;
+    let sentinel_listener = match config.sentinel_addr {
+        Some(addr) => Some(bind("the sentinel listener", addr).await?),
+        None => None,
+    };
 
     let peer_listener = bind("the peer listener", config.peer_addr).await?;
     // Gossip (SWIM) uses UDP on the same port as the replication links.
@@ -237,6 +244,7 @@ pub async fn run(
         certs,
         tracking,
         monitors: Default::default(),
+        discovery: Default::default(),
     });
     server::users::refresh(&shared);
     tokio::spawn(server::users::follow(
@@ -260,6 +268,14 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tokio::spawn(reload_on_hangup(shared.certs.clone()));
+    tokio::spawn(discovery::follow(Arc::downgrade(&shared)));
+    if let Some(listener) = sentinel_listener {
+        tokio::spawn(discovery::sentinel::serve(
+            listener,
+            shared.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let tls_task = tls_listener.map(|listener| {
         tokio::spawn(server::accept_loop(
             listener,
@@ -280,6 +296,8 @@ pub async fn run(
     });
 
     shutdown.await;
+    // Clients are handed over first: discovery stops naming this node, then they close.
+    discovery::drain(&shared, None).await;
     tracing::info!("shutting down: finishing in-flight commands");
     let _ = stop_tx.send(true);
     if let Some(task) = accept_task {
@@ -297,6 +315,11 @@ pub async fn run(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a node that stops or drains waits, after telling its peers, before it closes its
+/// clients' connections: time for the peers to hear it and for discovery to name another
+/// node, so the clients that reconnect at once are sent elsewhere.
+pub const HAND_OVER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reads the TLS certificates and the gossip keyring again on every SIGHUP (a renewed node
 /// certificate, a new CA, a key installed, used or removed):

@@ -106,7 +106,10 @@ pub fn of(name: &str, sub: &str) -> u32 {
         | ("monitor", _)
         | ("slowlog", "get")
         | ("slowlog", "len")
-        | ("slowlog", "reset") => ADMIN | SLOW | DANGEROUS,
+        | ("slowlog", "reset")
+        // Meridian's own: hand this node's clients over (`MERIDIAN DRAIN`), and back.
+        | ("meridian", "drain")
+        | ("meridian", "undrain") => ADMIN | SLOW | DANGEROUS,
         ("acl", "cat")
         | ("acl", "genpass")
         | ("acl", "help")
@@ -314,6 +317,7 @@ pub fn of(name: &str, sub: &str) -> u32 {
         ("sort_ro", _) => READ | SET | SORTEDSET | LIST | SLOW | DANGEROUS,
         ("swapdb", _) => KEYSPACE | WRITE | FAST | DANGEROUS,
         ("time", _) => FAST,
+        ("role", _) => ADMIN | FAST | DANGEROUS,
 
         _ => 0,
     }
@@ -332,6 +336,7 @@ pub fn has_subcommands(name: &str) -> bool {
             | "function"
             | "latency"
             | "memory"
+            | "meridian"
             | "object"
             | "pubsub"
             | "script"

@@ -273,6 +273,7 @@ pub static COMMANDS: &[Spec] = &[
     conn("command", -1),
     conn("config", -2),
     conn("info", -1),
+    conn("role", 1),
     conn("slowlog", -2),
     conn("latency", -2),
     conn("time", 1),

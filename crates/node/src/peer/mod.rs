@@ -27,6 +27,7 @@ mod distance;
 mod gossip;
 mod links;
 mod repair;
+mod serving;
 pub mod session;
 pub mod wire;
 
@@ -37,6 +38,7 @@ use crdt::NodeId;
 use futures_util::StreamExt;
 use membership::{Liveness, Membership};
 use replication::{Config, Effect, Entry, Replicator, VersionVector};
+pub use serving::CAPACITY_MAX;
 use session::{Established, SessionError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use wire::{MemberInfo, Message, Shipped};
+pub use wire::{Serving, Status};
 
 /// Most changes of peers' entries that queued up, gathered into one commit.
 const COALESCE_CHANGES_MAX: usize = 65_536;
@@ -81,6 +84,11 @@ struct WriteIds {
     announced: BTreeMap<String, u64>,
     forgotten: BTreeMap<String, u64>,
 }
+
+/// A member whose session has brought nothing for this long (two missed pongs) is not named
+/// to clients: a node cut off is passed over within about two seconds, sooner than gossip
+/// declares it down, and its session closes at [`session::SILENCE_TIMEOUT`].
+pub const QUIET_MS_MAX: u64 = 2000;
 
 /// Whether a member is alive, as gossip tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +137,25 @@ pub struct MemberView {
     /// Whether this node's tombstones wait for it: it does not yet hold the barrier of the
     /// oldest checkpoint (see `replication::Stability`), typically because it is down.
     pub holds_collection: bool,
+    /// Where and whether it serves clients, as it said over the open session (none without
+    /// one).
+    pub serving: Option<Serving>,
+    /// How long the open session has been silent, in ms (it brings a pong every second).
+    pub quiet_ms: Option<u64>,
+}
+
+impl MemberView {
+    /// Whether discovery may send clients to it: up by gossip, linked to this node and heard
+    /// from within [`QUIET_MS_MAX`], and saying it is ready (caught up, not draining).
+    pub fn takes_clients(&self) -> bool {
+        self.link
+            && self.quiet_ms.is_some_and(|ms| ms < QUIET_MS_MAX)
+            && matches!(self.state, MemberState::Up | MemberState::Suspect)
+            && self
+                .serving
+                .as_ref()
+                .is_some_and(|s| s.status == Status::Ready)
+    }
 }
 
 /// The cluster as this node sees it.
@@ -138,6 +165,8 @@ pub struct ClusterView {
     pub members: Vec<MemberView>,
     /// This node's network coordinate.
     pub coordinate: routing::Coordinate,
+    /// Where and whether this node serves clients.
+    pub serving: Option<Serving>,
 }
 
 /// What connections and the HTTP server use of the peer runtime.
@@ -186,6 +215,13 @@ impl Handle {
                 Ok(())
             }
         }
+    }
+
+    /// Stops (`true`) or resumes (`false`) naming this node to clients: draining, peers
+    /// learn it at once and discovery answers move elsewhere. Resuming waits for catch-up
+    /// again.
+    pub fn drain(&self, on: bool) {
+        let _ = self.events.try_send(Event::Drain(on));
     }
 
     /// Cuts this node off from every peer (`true`) or lets it reconnect (`false`): the
@@ -293,6 +329,8 @@ pub enum Event {
     Datagram(Bytes),
     /// A gossip timer is due.
     Timer(membership::Timer),
+    /// Start (`true`) or stop draining.
+    Drain(bool),
 }
 
 struct Session {
@@ -310,6 +348,13 @@ struct Known {
     coordinate: Option<routing::Coordinate>,
     /// It said it shut down, and has not been heard of since.
     left: bool,
+    /// Where and whether it serves clients, as it said over the open session.
+    serving: Option<Serving>,
+    /// What it held durably when the session opened: this node has caught up with it once
+    /// it has applied as much (`serving.rs`).
+    since: Option<VersionVector>,
+    /// When the open session last brought anything (pongs come every second).
+    heard: Option<Instant>,
     session: Option<Session>,
     last_dial: Option<Instant>,
 }
@@ -360,6 +405,8 @@ struct Runtime {
     write_ids: WriteIds,
     /// This node's network coordinate (`distance.rs`).
     coordinate: routing::Coordinate,
+    /// Where and whether this node serves clients (`serving.rs`).
+    serving: Serving,
 }
 
 /// Runs the peer runtime on `listener` (replication) and `socket` (gossip) until `stop` turns
@@ -444,6 +491,7 @@ pub async fn run(
         sync_wanted: Arc::new(tokio::sync::Notify::new()),
         write_ids: WriteIds::default(),
         coordinate: routing::Coordinate::default(),
+        serving: serving::own(config),
         shared,
     };
     // Holds the engine: stopped with the runtime, so the engine can stop too.
@@ -501,6 +549,7 @@ pub async fn run(
                 runtime.core.tick(runtime.now_ms());
                 if last_tick.duration_since(last_view) >= TICK_IDLE {
                     last_view = last_tick;
+                    runtime.check_caught_up();
                     runtime.publish_view();
                 }
                 if last_tick.duration_since(last_second) >= Duration::from_secs(1) {
@@ -708,6 +757,7 @@ impl Runtime {
                 }
             }
             Event::Timer(timer) => self.gossip.timer(timer),
+            Event::Drain(on) => self.drain(on),
             Event::Forget(name) => {
                 let node = NodeId::from_name(&name);
                 if self.members.get(&node).is_some_and(|k| k.session.is_none()) {
@@ -811,6 +861,9 @@ impl Runtime {
                 rtt,
                 coordinate,
                 left: false,
+                serving: None,
+                since: Some(vv.clone()),
+                heard: Some(Instant::now()),
                 session: Some(Session {
                     sid,
                     dialer,
@@ -820,6 +873,7 @@ impl Runtime {
                 last_dial: None,
             },
         );
+        self.send(node, Message::Serving(self.serving.clone()));
         let now = self.now_ms();
         self.core.connected(now, node, origin, vv);
         if self.reconcile.contains(&node) {
@@ -858,6 +912,8 @@ impl Runtime {
                 self.sessions.remove(&s.sid);
             }
             known.left |= left;
+            known.serving = None;
+            known.since = None;
             self.repairing.remove(&node);
             if self.reconciling.remove(&node) {
                 self.reconcile.insert(node);
@@ -891,6 +947,9 @@ impl Runtime {
                     rtt: Default::default(),
                     coordinate: None,
                     left: false,
+                    serving: None,
+                    since: None,
+                    heard: None,
                     session: None,
                     last_dial: None,
                 },
@@ -1018,6 +1077,9 @@ impl Runtime {
         let Some(&node) = self.sessions.get(&sid) else {
             return;
         };
+        if let Some(known) = self.members.get_mut(&node) {
+            known.heard = Some(Instant::now());
+        }
         let now = self.now_ms();
         match message {
             Message::Entries(shipped) => {
@@ -1135,6 +1197,7 @@ impl Runtime {
             }
             Message::Ping { at_us, coordinate } => self.on_ping(node, at_us, coordinate),
             Message::Pong { at_us, coordinate } => self.on_pong(node, at_us, coordinate),
+            Message::Serving(serving) => self.on_serving(node, serving),
             Message::Leave => {
                 tracing::info!(peer = ?self.members.get(&node).map(|k| &k.info.name), "peer left");
                 self.close(node, true);
@@ -1280,12 +1343,15 @@ impl Runtime {
                     .core
                     .peer(*node)
                     .is_some_and(|p| !p.acked.dominates(&waiting_for)),
+                serving: k.serving.clone(),
+                quiet_ms: (k.session.as_ref().and(k.heard)).map(|t| t.elapsed().as_millis() as u64),
             })
             .collect();
         let coordinate = self.coordinate.clone();
         self.view.send_replace(ClusterView {
             members,
             coordinate,
+            serving: Some(self.serving.clone()),
         });
     }
 

@@ -18,11 +18,12 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 9: pings carry the sender's clock and
+/// The frame format version this node speaks. Version 10: nodes say where and whether they
+/// serve clients (`Serving`); version 9: pings carry the sender's clock and
 /// network coordinate and are answered (`Pong`), for round trips; version 8: keyspace events in log entries
 /// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
 /// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
-pub const VERSION: u8 = 9;
+pub const VERSION: u8 = 10;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -114,12 +115,53 @@ pub enum Message {
         /// The answering node's network coordinate.
         coordinate: routing::Coordinate,
     },
+    /// Where and whether the sender serves clients: sent when a session opens and again
+    /// whenever it changes (caught up, draining).
+    Serving(Serving),
     /// The sender is shutting down on purpose.
     Leave,
     /// A client of the sender waits for its writes to be durable in other regions (`WAIT`):
     /// sync what is held now rather than at the end of the period, so the acknowledgment
     /// comes sooner.
     SyncRequest,
+}
+
+/// What discovery (sentinel, DNS) needs to know of a node: where its clients connect, how
+/// much it takes, and whether it takes clients now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Serving {
+    /// Where clients reach its Redis-protocol listener (`host:port`; the TLS port when it
+    /// serves TLS only).
+    pub clients: String,
+    /// Its sentinel listener (`--sentinel-addr`), when it runs one.
+    pub sentinel: Option<String>,
+    /// Its `--capacity`: its share of a region's clients, relative to the region's others.
+    pub capacity: u32,
+    /// Whether it takes clients now.
+    pub status: Status,
+}
+
+/// Whether a node takes clients now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// It started and is still receiving what its peers wrote while it was away: clients
+    /// are not sent to it yet (no failback to a node behind its peers).
+    CatchingUp,
+    /// It serves clients.
+    Ready,
+    /// It is handing its clients over (`MERIDIAN DRAIN`, or shutting down).
+    Draining,
+}
+
+impl Status {
+    /// The name `INFO`, `/v1/cluster` and the sentinel listener show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::CatchingUp => "catching_up",
+            Status::Ready => "ready",
+            Status::Draining => "draining",
+        }
+    }
 }
 
 /// One log entry in [`Message::Entries`].

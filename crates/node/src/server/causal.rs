@@ -52,10 +52,15 @@ pub fn parse(token: &[u8]) -> Option<VersionVector> {
 }
 
 /// `MERIDIAN TOKEN` and `MERIDIAN WAITFOR <token> <timeout_ms>`.
-pub async fn meridian(shared: &Shared, args: &[Bytes]) -> Reply {
+pub async fn meridian(shared: &Shared, client: u64, args: &[Bytes]) -> Reply {
     let sub = args[1].to_ascii_uppercase();
     match (sub.as_slice(), args.len()) {
         (b"TOKEN", 2) => Reply::bulk(token(shared)),
+        (b"DRAIN", 2) => Reply::Int(crate::discovery::drain(shared, Some(client)).await as i64),
+        (b"UNDRAIN", 2) => {
+            shared.cluster.drain(false);
+            Reply::OK
+        }
         (b"WAITFOR", 4) => {
             let Some(want) = parse(&args[2]) else {
                 return Reply::err("ERR invalid token: use what MERIDIAN TOKEN answered");
@@ -78,6 +83,12 @@ pub async fn meridian(shared: &Shared, args: &[Bytes]) -> Reply {
                 "    A causal token: the version of everything this node has applied.",
                 "WAITFOR <token> <timeout_ms>",
                 "    Wait until this node has applied what the token names; -TRYAGAIN at the timeout.",
+                "DRAIN",
+                "    Hand this node's clients over: discovery stops naming it, then the other",
+                "    clients' connections close (they reconnect where discovery sends them).",
+                "    Answers how many were closed.",
+                "UNDRAIN",
+                "    Be named again, once caught up with the peers.",
                 "HELP",
                 "    Print this help.",
             ]

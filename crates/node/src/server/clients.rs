@@ -263,7 +263,6 @@ impl Clients {
         }
     }
 
-    /// Whether client `id` is connected.
     /// The address and name of client `id`, while it is connected.
     pub fn describe(&self, id: u64) -> Option<(String, Bytes)> {
         let clients = self.0.lock().expect("not poisoned");
@@ -272,6 +271,7 @@ impl Clients {
         Some((client.addr.to_string(), name.unwrap_or_default()))
     }
 
+    /// Whether client `id` is connected.
     pub fn exists(&self, id: u64) -> bool {
         self.0.lock().expect("not poisoned").contains_key(&id)
     }

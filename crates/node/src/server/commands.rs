@@ -89,6 +89,12 @@ pub fn run(
         "command" => command(args),
         "config" => config(shared, args),
         "info" => info(shared, args),
+        // Every node is a master of the same data, with no replicas of its own.
+        "role" => Reply::Array(vec![
+            Reply::bulk("master"),
+            Reply::Int((shared.engine.progress.borrow().applied).get(shared.engine.node) as i64),
+            Reply::Array(Vec::new()),
+        ]),
         "slowlog" => shared.slowlog.command(args),
         "latency" => shared.slowlog.latency(args),
         "cluster" => cluster(shared, args),
@@ -1486,17 +1492,20 @@ fn replication_section(shared: &Shared) -> String {
     let progress = shared.engine.progress.borrow().clone();
     let mut text = format!(
         "# Replication\r\nrole:master\r\nnode_id:{}\r\nregion:{}\r\nwrite_id:{:016x}\r\n\
-         writes_refused:{}\r\nlog_seq:{}\r\nknown_peers:{}\r\nconnected_peers:{up}\r\n",
+         serving:{}\r\nwrites_refused:{}\r\nlog_seq:{}\r\nknown_peers:{}\r\nconnected_peers:{up}\r\n",
         c.node_id,
         c.region,
         shared.engine.node.0,
+        view.serving
+            .as_ref()
+            .map_or("catching_up", |s| s.status.name()),
         u8::from(shared.engine.writes_refused()),
         progress.applied.get(shared.engine.node),
         view.members.len(),
     );
     for (i, m) in view.members.iter().enumerate() {
         text.push_str(&format!(
-            "peer{i}:name={},region={},addr={},state={},link={},lag_ms={},lag_ops={},rtt_ms={}\r\n",
+            "peer{i}:name={},region={},addr={},state={},link={},lag_ms={},lag_ops={},rtt_ms={},serving={}\r\n",
             m.info.name,
             m.info.region,
             m.info.peer_addr,
@@ -1505,6 +1514,7 @@ fn replication_section(shared: &Shared) -> String {
             m.lag_ms,
             m.lag_ops,
             m.rtt_ms.map_or("-".to_string(), |ms| format!("{ms:.2}")),
+            m.serving.as_ref().map_or("-", |s| s.status.name()),
         ));
     }
     text.push_str("\r\n");

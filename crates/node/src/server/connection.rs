@@ -73,6 +73,26 @@ impl Session {
 /// Meridian's settings).
 const DENIED: &str = "-DENIED Meridian is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. To accept clients from other hosts, either set a password with --requirepass (clients then log in with AUTH), or, on a network you trust, restart the node with --protected-mode no.\r\n";
 
+/// Protected mode: while the default user has no password, a client from outside loopback
+/// reads [`DENIED`] and is closed (true then). The data port and the sentinel listener both.
+pub(crate) async fn refused_by_protected_mode(
+    shared: &Shared,
+    addr: SocketAddr,
+    socket: &mut impl Stream,
+) -> std::io::Result<bool> {
+    if !shared.users.open()
+        || !shared.config.protected_mode
+        || addr.ip().to_canonical().is_loopback()
+    {
+        return Ok(false);
+    }
+    tracing::warn!(%addr, "refused a client from outside loopback: protected mode, and no password is set");
+    metrics::counter!("meridian_protected_mode_refusals_total").increment(1);
+    socket.write_all(DENIED.as_bytes()).await?;
+    linger(socket).await;
+    Ok(true)
+}
+
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -84,12 +104,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let open = shared.users.open();
-    if open && shared.config.protected_mode && !addr.ip().to_canonical().is_loopback() {
-        tracing::warn!(%addr, "refused a client from outside loopback: protected mode, and no password is set");
-        metrics::counter!("meridian_protected_mode_refusals_total").increment(1);
-        socket.write_all(DENIED.as_bytes()).await?;
-        linger(&mut socket).await;
+    if refused_by_protected_mode(&shared, addr, &mut socket).await? {
         return Ok(());
     }
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
@@ -111,7 +126,7 @@ pub async fn serve(
         monitor: None,
         caching: None,
         tracking: false,
-        authenticated: open,
+        authenticated: shared.users.open(),
         user: crate::acl::DEFAULT_USER.into(),
     };
     let result = serve_session(&mut socket, &shared, &mut stop, &mut session).await;
@@ -574,7 +589,7 @@ async fn run_commands(
                 }
                 Runs::Connection if spec.name == "meridian" => {
                     flush(shared, session, &mut batch, out).await;
-                    super::causal::meridian(shared, &args)
+                    super::causal::meridian(shared, session.id, &args)
                         .await
                         .encode(session.protocol, out);
                 }

@@ -1,0 +1,111 @@
+//! Where and whether this node serves clients, told to every peer: discovery (sentinel, DNS)
+//! names only nodes that said they are ready.
+//!
+//! A node starts *catching up*: it is not named until it has applied everything its peers
+//! held when their sessions opened (so a node coming back does not get its clients back while
+//! it is behind), then it is *ready*. Draining (`MERIDIAN DRAIN`, and every shutdown) makes it
+//! *draining*: peers stop naming it at once, and its clients are then closed so they ask
+//! discovery again.
+
+use super::{Runtime, Serving, Status};
+use crate::NodeConfig;
+use crdt::NodeId;
+use membership::Liveness;
+use std::time::Duration;
+
+/// How long a starting node waits for members it remembers (or seeds) that it has not
+/// reached, before it serves without them: one that is down must not keep it out for good.
+const REACH_WAIT: Duration = Duration::from_secs(5);
+/// Longest address or name accepted in a peer's `Serving`.
+const ADDR_BYTES_MAX: usize = 255;
+/// Largest capacity accepted from a peer (and from `--capacity`).
+pub const CAPACITY_MAX: u32 = 1_000_000;
+
+/// This node's announcement as it starts: catching up.
+pub(super) fn own(config: &NodeConfig) -> Serving {
+    Serving {
+        clients: config.client_addr().to_string(),
+        sentinel: config
+            .sentinel_addr
+            .map(|a| config.reachable(a).to_string()),
+        capacity: config.capacity,
+        status: Status::CatchingUp,
+    }
+}
+
+impl Runtime {
+    /// Becomes ready once caught up: every open session's peer holds nothing this node has not
+    /// applied (of other origins than this node), and every member gossip says is up, and
+    /// every seed, has been reached (or `REACH_WAIT` has passed).
+    pub(super) fn check_caught_up(&mut self) {
+        if self.serving.status != Status::CatchingUp {
+            return;
+        }
+        let applied = self.shared.engine.progress.borrow().applied.clone();
+        let mine = self.core.me();
+        let liveness = self.gossip.livenesses();
+        let mut behind = false;
+        let mut unreached = self.seeds.iter().any(|s| s.reached.is_none());
+        for known in self.members.values() {
+            match (&known.session, &known.since) {
+                (Some(_), Some(since)) => behind |= !applied.dominates(&since.without(mine)),
+                _ => {
+                    unreached |= !known.left
+                        && liveness.get(known.info.name.as_str()) == Some(&Liveness::Alive)
+                }
+            }
+        }
+        if !behind && (!unreached || self.started.elapsed() >= REACH_WAIT) {
+            tracing::info!("caught up with the peers: ready for clients");
+            self.set_status(Status::Ready);
+        }
+    }
+
+    /// `MERIDIAN DRAIN` (and shutdown) on, `MERIDIAN UNDRAIN` off.
+    pub(super) fn drain(&mut self, on: bool) {
+        match (on, self.serving.status) {
+            (true, Status::Draining) | (false, Status::CatchingUp | Status::Ready) => {}
+            (true, _) => {
+                tracing::info!("draining: discovery stops naming this node");
+                self.set_status(Status::Draining);
+            }
+            (false, Status::Draining) => {
+                tracing::info!("no longer draining");
+                self.set_status(Status::CatchingUp);
+                self.check_caught_up();
+            }
+        }
+        self.publish_view();
+    }
+
+    fn set_status(&mut self, status: Status) {
+        self.serving.status = status;
+        for node in self.sessions.values() {
+            self.send(*node, super::Message::Serving(self.serving.clone()));
+        }
+    }
+
+    /// A peer says where and whether it serves clients.
+    pub(super) fn on_serving(&mut self, node: NodeId, serving: Serving) {
+        let plausible = serving.clients.len() <= ADDR_BYTES_MAX
+            && serving.clients.parse::<std::net::SocketAddr>().is_ok()
+            && (serving.sentinel.as_ref()).is_none_or(|s| {
+                s.len() <= ADDR_BYTES_MAX && s.parse::<std::net::SocketAddr>().is_ok()
+            })
+            && serving.capacity <= CAPACITY_MAX;
+        if !plausible {
+            metrics::counter!("meridian_peer_protocol_errors_total").increment(1);
+            tracing::warn!(
+                ?serving,
+                "peer announced an implausible client address; ignored"
+            );
+            return;
+        }
+        if let Some(known) = self.members.get_mut(&node) {
+            if known.serving.as_ref().map(|s| s.status) != Some(serving.status) {
+                tracing::info!(peer = %known.info.name, status = serving.status.name(), "peer serving status");
+            }
+            known.serving = Some(serving);
+        }
+    }
+}

@@ -1,5 +1,6 @@
 """Every command of the design, through redis-py, with Redis 7.0's replies and errors."""
 
+import threading
 import time
 
 import pytest
@@ -556,3 +557,41 @@ def test_client_tracking_invalidates_what_a_client_read(node):
     # Errors as Redis gives them.
     assert "PREFIX option requires BCAST" in err(other, "CLIENT", "TRACKING", "on", "PREFIX", "a")
     assert "does not exist" in err(other, "CLIENT", "TRACKING", "on", "REDIRECT", "999999")
+
+
+def test_reads_see_a_transaction_whole_or_not_at_all(node):
+    """A read of several keys, or of a hash's fields, sees one state: never part of a MULTI/EXEC
+    (or of one HSET of many fields) that the engine commits while the read runs. Reads run off
+    the engine thread, on a view of the store (found by test_replication's cross-region check,
+    which saw 19 of a transaction's 50 keys)."""
+    keys = [f"tx{i}" for i in range(50)]
+    node.client().mset({k: "0" for k in keys})
+    node.client().hset("txh", mapping={f"f{i}": "0" for i in range(50)})
+    stop = threading.Event()
+
+    def write():
+        c = node.client()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            pipe = c.pipeline(transaction=True)
+            for k in keys:
+                pipe.set(k, n)
+            pipe.execute()
+            c.hset("txh", mapping={f"f{i}": n for i in range(50)})
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    torn = []
+    try:
+        c = node.client()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            values = set(c.mget(keys))
+            fields = set(c.hgetall("txh").values())
+            if len(values) != 1 or len(fields) != 1:
+                torn.append((sorted(values), sorted(fields)))
+    finally:
+        stop.set()
+        writer.join()
+    assert torn == [], f"{len(torn)} reads saw part of a transaction, first {torn[0]}"

@@ -54,15 +54,10 @@ impl StateRead for FlakyStore {
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         self.inner.version_vector()
     }
-}
-
-impl Store for FlakyStore {
-    fn view(&self) -> Box<dyn StateRead> {
-        self.inner.view()
-    }
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         self.inner.get(key)
     }
+
     fn get_member(
         &self,
         kind: MemberKind,
@@ -71,6 +66,7 @@ impl Store for FlakyStore {
     ) -> Result<Option<Bytes>, StorageError> {
         self.inner.get_member(kind, key, member)
     }
+
     fn scan_members_back(
         &self,
         kind: MemberKind,
@@ -80,8 +76,15 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
         self.count(self.inner.scan_members_back(kind, key, before, limit))
     }
+
     fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
         self.inner.last_keys(limit)
+    }
+}
+
+impl Store for FlakyStore {
+    fn view(&self) -> Box<dyn StateRead> {
+        self.inner.view()
     }
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {

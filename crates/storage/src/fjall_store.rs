@@ -150,54 +150,6 @@ impl StateRead for FjallStore {
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         Ok(self.meta.get(META_VV)?.map(|v| Bytes::copy_from_slice(&v)))
     }
-}
-
-impl StateRead for FjallView {
-    fn scan(
-        &self,
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
-        let iter = self
-            .snapshot
-            .range::<&[u8], _>(&self.data, after_bound(after));
-        collect_headers(iter, limit)
-    }
-
-    fn scan_members(
-        &self,
-        kind: MemberKind,
-        key: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
-        let prefix = member_prefix(kind, key);
-        let iter = match after {
-            None => self.snapshot.prefix(&self.members, &prefix),
-            Some(a) => self.snapshot.range::<Vec<u8>, _>(
-                &self.members,
-                (Bound::Excluded(member_key(kind, key, a)), Bound::Unbounded),
-            ),
-        };
-        collect_members(iter, &prefix, limit)
-    }
-
-    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
-        let vv = self.snapshot.get(&self.meta, META_VV)?;
-        Ok(vv.map(|v| Bytes::copy_from_slice(&v)))
-    }
-}
-
-impl Store for FjallStore {
-    fn view(&self) -> Box<dyn StateRead> {
-        Box::new(FjallView {
-            snapshot: self.db.snapshot(),
-            data: self.data.clone(),
-            members: self.members.clone(),
-            meta: self.meta.clone(),
-        })
-    }
-
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         match self.data.get(key)? {
             None => Ok(None),
@@ -241,6 +193,99 @@ impl Store for FjallStore {
             out.push(Bytes::copy_from_slice(&guard.key()?));
         }
         Ok(out)
+    }
+}
+
+impl StateRead for FjallView {
+    fn scan(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Stored)>, StorageError> {
+        let iter = self
+            .snapshot
+            .range::<&[u8], _>(&self.data, after_bound(after));
+        collect_headers(iter, limit)
+    }
+
+    fn scan_members(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match after {
+            None => self.snapshot.prefix(&self.members, &prefix),
+            Some(a) => self.snapshot.range::<Vec<u8>, _>(
+                &self.members,
+                (Bound::Excluded(member_key(kind, key, a)), Bound::Unbounded),
+            ),
+        };
+        collect_members(iter, &prefix, limit)
+    }
+
+    fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
+        let vv = self.snapshot.get(&self.meta, META_VV)?;
+        Ok(vv.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
+        match self.snapshot.get(&self.data, key)? {
+            None => Ok(None),
+            Some(bytes) => decode(key, &bytes).map(Some),
+        }
+    }
+
+    fn get_member(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        member: &[u8],
+    ) -> Result<Option<Bytes>, StorageError> {
+        let value = (self.snapshot).get(&self.members, member_key(kind, key, member))?;
+        Ok(value.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    fn scan_members_back(
+        &self,
+        kind: MemberKind,
+        key: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, StorageError> {
+        let prefix = member_prefix(kind, key);
+        let iter = match before {
+            None => self.snapshot.prefix(&self.members, &prefix),
+            Some(b) => self.snapshot.range::<Vec<u8>, _>(
+                &self.members,
+                (
+                    Bound::Included(prefix.clone()),
+                    Bound::Excluded(member_key(kind, key, b)),
+                ),
+            ),
+        };
+        collect_members(iter.rev(), &prefix, limit)
+    }
+
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
+        let mut out = Vec::new();
+        for guard in self.snapshot.iter(&self.data).rev().take(limit) {
+            out.push(Bytes::copy_from_slice(&guard.key()?));
+        }
+        Ok(out)
+    }
+}
+
+impl Store for FjallStore {
+    fn view(&self) -> Box<dyn StateRead> {
+        Box::new(FjallView {
+            snapshot: self.db.snapshot(),
+            data: self.data.clone(),
+            members: self.members.clone(),
+            meta: self.meta.clone(),
+        })
     }
 
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError> {

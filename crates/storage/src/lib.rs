@@ -291,14 +291,6 @@ pub trait StateRead: Send + Sync {
 
     /// The encoded version vector committed with this state.
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError>;
-}
-
-/// The node's view of durable storage. One thread writes (the engine); any thread may read,
-/// and a reader sees each committed batch whole or not at all.
-pub trait Store: StateRead {
-    /// The state as it is now, unchanged by later commits for as long as it is held (hold it
-    /// briefly: the storage engine keeps what later commits replace until it is dropped).
-    fn view(&self) -> Box<dyn StateRead>;
 
     /// The header stored under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError>;
@@ -324,6 +316,15 @@ pub trait Store: StateRead {
     /// The names of up to `limit` keys from the last one back (tombstones included): what a
     /// random pick samples of the key space's far end.
     fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError>;
+}
+
+/// The node's view of durable storage. One thread writes (the engine); any thread may read,
+/// and a read sees each committed batch whole or not at all (a reader that reads more than
+/// once, and must see one state, reads a [`Store::view`]).
+pub trait Store: StateRead {
+    /// The state as it is now, unchanged by later commits for as long as it is held (hold it
+    /// briefly: the storage engine keeps what later commits replace until it is dropped).
+    fn view(&self) -> Box<dyn StateRead>;
 
     /// Applies `batch` atomically: after a crash either all of it is there or none.
     fn commit(&self, batch: &Batch, durability: Durability) -> Result<(), StorageError>;

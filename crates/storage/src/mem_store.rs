@@ -92,13 +92,6 @@ impl crate::StateRead for MemStore {
     fn version_vector(&self) -> Result<Option<Bytes>, StorageError> {
         Ok(self.lock().version_vector.clone())
     }
-}
-
-impl Store for MemStore {
-    fn view(&self) -> Box<dyn crate::StateRead> {
-        Box::new(self.snapshot())
-    }
-
     fn get(&self, key: &[u8]) -> Result<Option<Stored>, StorageError> {
         Ok(self.lock().data.get(key).cloned())
     }
@@ -114,10 +107,6 @@ impl Store for MemStore {
             .members
             .get(&member_key(kind, key, member))
             .cloned())
-    }
-
-    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
-        Ok(self.lock().data.keys().rev().take(limit).cloned().collect())
     }
 
     fn scan_members_back(
@@ -141,6 +130,16 @@ impl Store for MemStore {
             .take(limit)
             .map(|(k, v)| (Bytes::copy_from_slice(&k[prefix.len()..]), v.clone()))
             .collect())
+    }
+
+    fn last_keys(&self, limit: usize) -> Result<Vec<Bytes>, StorageError> {
+        Ok(self.lock().data.keys().rev().take(limit).cloned().collect())
+    }
+}
+
+impl Store for MemStore {
+    fn view(&self) -> Box<dyn crate::StateRead> {
+        Box::new(self.snapshot())
     }
 
     fn commit(&self, batch: &Batch, _durability: Durability) -> Result<(), StorageError> {

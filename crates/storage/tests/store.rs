@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use crdt::{Merge, NodeId, Record, Stamp, StrState};
 use hlc::Timestamp;
-use storage::{Batch, Durability, FjallStore, Grave, Item, MemStore, MemberKind, Store, Stored};
+use storage::{
+    Batch, Durability, FjallStore, Grave, Item, MemStore, MemberKind, StateRead, Store, Stored,
+};
 
 fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
     let stamp = Stamp::new(Timestamp(hlc), NodeId(1));
@@ -287,6 +289,23 @@ fn view_suite(store: &dyn Store) {
         .unwrap();
     assert_eq!(members, vec![(Bytes::from("m1"), Bytes::from("x"))]);
     assert_eq!(view.version_vector().unwrap(), Some(Bytes::from("vv1")));
+    // Point reads of the view see the first state too (reads of several keys see one state).
+    assert_eq!(view.get(b"a").unwrap(), Some(record("1", 1, None)));
+    assert_eq!(view.get(b"b").unwrap(), None);
+    assert_eq!(store.get(b"a").unwrap(), None);
+    assert!(
+        (view.get_member(MemberKind::SetMember, b"s", b"m2").unwrap()).is_none()
+            && (store
+                .get_member(MemberKind::SetMember, b"s", b"m2")
+                .unwrap())
+            .is_some()
+    );
+    let back = view.scan_members_back(MemberKind::SetMember, b"s", None, 10);
+    assert_eq!(back.unwrap(), vec![(Bytes::from("m1"), Bytes::from("x"))]);
+    assert_eq!(
+        view.last_keys(10).unwrap(),
+        vec![Bytes::from("s"), Bytes::from("a")]
+    );
     assert_eq!(
         keys(store.scan(None, 10).unwrap()),
         vec![Bytes::from("b"), Bytes::from("s")]

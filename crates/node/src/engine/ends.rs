@@ -11,8 +11,10 @@
 //! which nothing is live, learned from the walks rounds make (the first live part a walk
 //! from an end meets). A write can only make a part live where it writes, so bounds are
 //! widened over every part written: within a round (`Txn::bounds_of`) as it writes, and here,
-//! before a batch commits, over every part the batch writes, so that no reader on another
-//! thread skips a part that is stored; after the commit, what the round learned replaces them.
+//! before a batch commits, over every part the batch writes; after the commit, what the round
+//! learned replaces them. Only the engine thread's rounds use the bounds: reads on other
+//! threads read a view of the store (`Store::view`), which may be older than the bounds, and
+//! walk from the real ends.
 //! A walk from an end starts at the bound. Losing a bound is always safe (the walk starts at
 //! the end again), so the map is bounded by dropping everything when it is full, and it lives
 //! in memory only.

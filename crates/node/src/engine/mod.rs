@@ -354,8 +354,6 @@ pub struct EngineHandle {
     /// When this node acknowledged its latest own log entries.
     pub acked: Arc<AckTimes>,
     pace: Arc<Pace>,
-    /// Where the live parts of lists and sorted sets begin and end (`ends.rs`).
-    ends: Arc<ends::Ends>,
 }
 
 /// The engine thread is gone (shutting down).
@@ -497,15 +495,12 @@ impl EngineHandle {
         metrics::counter!("meridian_commands_total", "command" => spec.name).increment(1);
         // Reads never stamp anything, so a throwaway clock serves.
         let mut clock = Clock::new(0);
-        let mut txn = Txn::new(
-            self.store.as_ref(),
-            None,
-            &mut clock,
-            NodeId(0),
-            wall_ms(),
-            false,
-        )
-        .with_ends(&self.ends);
+        // One state for the whole command: read piece by piece from the store, an `MGET` or
+        // `HGETALL` could see part of a batch the engine commits meanwhile (half a
+        // transaction). The bounds of list ends (`ends.rs`) are not used: they follow the
+        // store's latest state, which may have moved past the view's.
+        let view = self.store.view();
+        let mut txn = Txn::new(view.as_ref(), None, &mut clock, NodeId(0), wall_ms(), false);
         let mut state = EngineState {
             live_keys: 0,
             cursors: Cursors::default(),
@@ -666,7 +661,6 @@ pub fn spawn(
     let parking = blocked::Parking::default();
     let ends = Arc::new(ends::Ends::default());
     let handle = EngineHandle {
-        ends: ends.clone(),
         blocked: parking.count.clone(),
         pace: pace.clone(),
         writes_refused: writes_refused.clone(),

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// pipelined writes 10-20% faster than SipHash in an A/B run with redis-benchmark -P 16. It is
 /// seeded at random per process; the maps it serves are bounded (one round's keys).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use storage::{Batch, Item, MemberKind, StorageError, Store, Stored};
+use storage::{Batch, Item, MemberKind, StateRead, StorageError, Stored};
 
 /// How long past a key's deadline a node waits before it deletes the key itself, when the
 /// deadline was set by another node. The node that set the deadline deletes the key at once
@@ -469,7 +469,7 @@ impl Walk<'_> {
 /// The state one round of commands works on: the store underneath, this round's changes on
 /// top. Nothing reaches the store until [`Txn::finish`] hands back the batch.
 pub struct Txn<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn StateRead,
     cache: Option<&'a RecordCache>,
     clock: &'a mut Clock,
     node: NodeId,
@@ -518,7 +518,7 @@ pub struct Txn<'a> {
 impl<'a> Txn<'a> {
     /// A round at physical time `now_ms`, reading through `cache` when given.
     pub fn new(
-        store: &'a dyn Store,
+        store: &'a dyn StateRead,
         cache: Option<&'a RecordCache>,
         clock: &'a mut Clock,
         node: NodeId,

@@ -129,3 +129,23 @@ def node(node_factory):
 @pytest.fixture
 def r(node):
     return node.client(decode_responses=True)
+
+
+@pytest.fixture
+def make_hosts():
+    """Makes `count` hosts (network namespaces, tests/netns.py), removed after the test; the
+    test is skipped, with the reason, where they cannot be made (not root, no iptables)."""
+    import netns
+
+    made = []
+
+    def make(count):
+        reason = netns.why_not()
+        if reason:
+            pytest.skip(f"needs network namespaces: {reason}")
+        made.append(netns.Hosts(count))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()

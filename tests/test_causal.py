@@ -42,3 +42,36 @@ def test_bad_tokens_and_timeouts_are_refused(slow_cluster):
             c.execute_command("MERIDIAN", "WAITFOR", bad_token, timeout)
     with pytest.raises(redis.exceptions.ResponseError, match="Try MERIDIAN HELP"):
         c.execute_command("MERIDIAN", "NOPE")
+
+
+def test_http_answers_carry_the_token_and_wait_for_one_sent_back(slow_cluster):
+    """Every HTTP answer carries Meridian-Token; a request that sends one is answered once the
+    node holds that much (503 with Retry-After at Meridian-Wait-Ms, never stale); bad values
+    are 400s."""
+    import urllib.error
+    import urllib.request
+
+    eu, us, _ = slow_cluster
+    eu.client().set("profile", "v3")
+
+    def get(node, **headers):
+        request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}/v1/status", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status, resp.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers
+
+    status, headers = get(eu)
+    token = headers["Meridian-Token"]
+    assert status == 200 and token.startswith("ct1:")
+    assert token == eu.client().execute_command("MERIDIAN", "TOKEN").decode()
+    status, headers = get(us, **{"Meridian-Token": token, "Meridian-Wait-Ms": "50"})
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert us.client().get("profile") is None
+    status, headers = get(us, **{"Meridian-Token": token, "Meridian-Wait-Ms": "5000"})
+    assert status == 200 and us.client().get("profile") == b"v3"
+    assert headers["Meridian-Token"].startswith("ct1:")
+    for bad in [{"Meridian-Token": "nonsense"}, {"Meridian-Token": token, "Meridian-Wait-Ms": "0"},
+                {"Meridian-Token": token, "Meridian-Wait-Ms": "soon"}]:
+        assert get(us, **bad)[0] == 400

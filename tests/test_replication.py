@@ -393,15 +393,8 @@ def test_a_down_member_holds_truncation_until_forgotten(cluster):
 
 
 @pytest.fixture
-def hosts():
-    import netns
-
-    reason = netns.why_not()
-    if reason:
-        pytest.skip(f"partition tests skipped: {reason}")
-    h = netns.Hosts(3)
-    yield h
-    h.close()
+def hosts(make_hosts):
+    return make_hosts(3)
 
 
 def start_in_namespaces(node_factory, hosts, seed):

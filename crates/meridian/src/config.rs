@@ -134,6 +134,18 @@ pub struct ServerArgs {
     /// its nearest healthy node (redis-py's Sentinel, ioredis's sentinels) [default: off].
     #[arg(long, env = "MERIDIAN_SENTINEL_ADDR")]
     pub sentinel_addr: Option<SocketAddr>,
+    /// Serve discovery by DNS here (UDP): names in --dns-zone resolve to the nearest ready
+    /// nodes [default: off].
+    #[arg(long, env = "MERIDIAN_DNS_ADDR")]
+    pub dns_addr: Option<SocketAddr>,
+    /// The zone the DNS server answers for [default: meridian.].
+    #[arg(long, env = "MERIDIAN_DNS_ZONE")]
+    pub dns_zone: Option<String>,
+    /// Client address ranges and their regions, comma-separated `cidr=region`
+    /// (10.1.0.0/16=eu): a client asking for the zone's name gets its region's nodes
+    /// [default: none: this node's region].
+    #[arg(long, env = "MERIDIAN_DNS_SUBNETS", value_delimiter = ',')]
+    pub dns_subnets: Option<Vec<String>>,
 }
 
 /// The same settings as read from the TOML file.
@@ -169,6 +181,9 @@ struct FileConfig {
     aclfile: Option<PathBuf>,
     capacity: Option<u32>,
     sentinel_addr: Option<SocketAddr>,
+    dns_addr: Option<SocketAddr>,
+    dns_zone: Option<String>,
+    dns_subnets: Option<Vec<String>>,
     certs_dir: Option<PathBuf>,
     gossip_keyring: Option<PathBuf>,
     insecure_peers: Option<bool>,
@@ -284,6 +299,25 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         bail!("--capacity must be at most {}", node::peer::CAPACITY_MAX);
     }
     c.sentinel_addr = args.sentinel_addr.or(file.sentinel_addr);
+    c.dns_addr = args.dns_addr.or(file.dns_addr);
+    if let Some(zone) = args.dns_zone.or(file.dns_zone) {
+        c.dns_zone = zone;
+    }
+    for entry in args.dns_subnets.or(file.dns_subnets).unwrap_or_default() {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let Some((cidr, region)) = entry.split_once('=') else {
+            bail!("--dns-subnets wants cidr=region (10.1.0.0/16=eu), not {entry:?}");
+        };
+        c.dns_subnets
+            .push((cidr.trim().to_string(), region.trim().to_string()));
+    }
+    if c.dns_addr.is_some() {
+        // Checked here so a wrong zone or range stops the start with its reason.
+        node::discovery::dns::Zone::new(&c.dns_zone, &c.dns_subnets).map_err(anyhow::Error::msg)?;
+    }
     if c.requirepass.is_some() && c.aclfile.is_some() {
         bail!(
             "--requirepass and --aclfile do not go together: set the default user's password in the ACL file (user default on >password ...)"

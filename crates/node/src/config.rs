@@ -67,6 +67,13 @@ pub struct NodeConfig {
     pub capacity: u32,
     /// The Sentinel-compatible discovery listener, when set.
     pub sentinel_addr: Option<SocketAddr>,
+    /// The discovery DNS server (UDP), when set.
+    pub dns_addr: Option<SocketAddr>,
+    /// The zone it answers for.
+    pub dns_zone: String,
+    /// Client address ranges and their regions (`10.1.0.0/16`, `eu`): a client asking for the
+    /// zone's own name gets the nodes of its range's region.
+    pub dns_subnets: Vec<(String, String)>,
 }
 
 impl NodeConfig {
@@ -101,6 +108,9 @@ impl NodeConfig {
             aclfile: None,
             capacity: 1,
             sentinel_addr: None,
+            dns_addr: None,
+            dns_zone: "meridian.".into(),
+            dns_subnets: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! of the Redis protocol ([`auth`]), over HTTPS with `--http-tls`.
 
 mod auth;
+mod causal;
 
 pub use auth::new_token;
 
@@ -86,6 +87,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/v1/cluster", get(cluster))
+        // Inner, so after the login: causal tokens on every answer (`http/causal.rs`).
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            causal::tokens,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require,

@@ -109,6 +109,9 @@ pub enum StartError {
     /// The ACL file could not be read, or a line of it is wrong.
     #[error("--aclfile: {0}")]
     Acl(String),
+    /// The DNS zone or subnet table is wrong.
+    #[error("{0}")]
+    Dns(String),
 }
 
 /// Binds one of the node's listeners.
@@ -212,6 +215,22 @@ pub async fn run(
         Some(addr) => Some(bind("the sentinel listener", addr).await?),
         None => None,
     };
+    let dns = match config.dns_addr {
+        Some(addr) => {
+            let zone = discovery::dns::Zone::new(&config.dns_zone, &config.dns_subnets)
+                .map_err(StartError::Dns)?;
+            let socket =
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        what: "the DNS socket (UDP)",
+                        addr,
+                        source,
+                    })?;
+            Some((socket, zone))
+        }
+        None => None,
+    };
 
     let peer_listener = bind("the peer listener", config.peer_addr).await?;
     // Gossip (SWIM) uses UDP on the same port as the replication links.
@@ -269,6 +288,14 @@ pub async fn run(
     ));
     tokio::spawn(reload_on_hangup(shared.certs.clone()));
     tokio::spawn(discovery::follow(Arc::downgrade(&shared)));
+    if let Some((socket, zone)) = dns {
+        tokio::spawn(discovery::dns::serve(
+            socket,
+            zone,
+            shared.clone(),
+            stop_rx.clone(),
+        ));
+    }
     if let Some(listener) = sentinel_listener {
         tokio::spawn(discovery::sentinel::serve(
             listener,

@@ -1,7 +1,7 @@
 //! The Redis-protocol listener and its connections.
 
 mod blocking;
-mod causal;
+pub mod causal;
 pub mod clients;
 pub use monitor::Monitors;
 mod commands;

@@ -169,6 +169,7 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
     let mut frame = wire::encode(&Message::Ping {
         at_us: 1,
         coordinate: routing::Coordinate::default(),
+        rtts: Vec::new(),
     })
     .to_vec();
     *frame.last_mut().unwrap() ^= 0xff;

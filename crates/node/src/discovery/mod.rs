@@ -7,8 +7,11 @@
 //!
 //! - [`sentinel`]: a Sentinel-compatible listener (`--sentinel-addr`): each region is a master
 //!   name; `+switch-master` is published when an answer changes.
+//! - [`dns`]: an authoritative DNS server (`--dns-addr`, `--dns-zone`): a region's name
+//!   resolves to its ready nodes, the zone's own name to those of the client's region.
 //! - [`follow`] keeps the answers current and publishes the switches.
 
+pub mod dns;
 pub mod sentinel;
 
 use crate::Shared;
@@ -30,6 +33,8 @@ pub struct Named {
     pub region: String,
     /// Where its clients connect.
     pub addr: SocketAddr,
+    /// Its `--capacity`.
+    pub capacity: u32,
 }
 
 /// A member's sentinel listener.
@@ -116,11 +121,22 @@ impl Picture {
             false => self.regions.get(a).and_then(|row| row.get(b)).copied(),
         };
         let picked = routing::pick(region, key, &self.candidates, distance)?;
+        self.named(picked)
+    }
+
+    fn named(&self, c: &routing::Candidate) -> Option<Named> {
         Some(Named {
-            name: picked.name.clone(),
-            region: picked.region.clone(),
-            addr: *self.addrs.get(&picked.name)?,
+            name: c.name.clone(),
+            region: c.region.clone(),
+            addr: *self.addrs.get(&c.name)?,
+            capacity: c.capacity,
         })
+    }
+
+    /// Node `name`, ready or not, when its address is known.
+    pub fn node(&self, name: &str) -> Option<Named> {
+        let c = self.candidates.iter().find(|c| c.name == name)?;
+        self.named(c)
     }
 
     /// The ready nodes of `region`, or, when it has none, those of the ready region nearest
@@ -131,39 +147,55 @@ impl Picture {
         };
         (self.candidates.iter())
             .filter(|c| c.healthy && c.capacity > 0 && c.region == first.region)
-            .filter_map(|c| {
-                Some(Named {
-                    name: c.name.clone(),
-                    region: c.region.clone(),
-                    addr: *self.addrs.get(&c.name)?,
-                })
-            })
+            .filter_map(|c| self.named(c))
             .collect()
     }
 }
 
-/// The round trips between the nearest nodes of each pair of regions, in ms: measured where
-/// one end is this node (of region `mine`), predicted from the coordinates otherwise.
+/// The round trips between the nearest nodes of each pair of regions, in ms: measured, by this
+/// node (of region `mine`) or by one of the pair's ends (peers send what they measure with their
+/// pings); predicted from the network coordinates only for pairs nobody measures.
 pub fn region_matrix(mine: &str, view: &ClusterView) -> BTreeMap<String, BTreeMap<String, f64>> {
-    let mut regions: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    let mut note = |a: &str, b: &str, ms: f64| {
+    type Matrix = BTreeMap<String, BTreeMap<String, f64>>;
+    fn note(m: &mut Matrix, a: &str, b: &str, ms: f64) {
         for (x, y) in [(a, b), (b, a)] {
-            let slot = regions.entry(x.to_string()).or_default();
+            let slot = m.entry(x.to_string()).or_default();
             let best = slot.entry(y.to_string()).or_insert(ms);
             *best = best.min(ms);
         }
-    };
+    }
+    let region: BTreeMap<&str, &str> = (view.members.iter())
+        .map(|m| (m.info.name.as_str(), m.info.region.as_str()))
+        .collect();
+    let (mut measured, mut predicted) = (Matrix::new(), Matrix::new());
     for (i, m) in view.members.iter().enumerate() {
         if let Some(ms) = m.rtt_ms {
-            note(mine, &m.info.region, ms);
+            note(&mut measured, mine, &m.info.region, ms);
+        }
+        for (peer, ms) in &m.rtts {
+            // Its distance to this node is measured here too; to others, as it says.
+            if let Some(other) = region.get(peer.as_str()) {
+                note(&mut measured, &m.info.region, other, f64::from(*ms));
+            }
         }
         for other in &view.members[i + 1..] {
             if let (Some(a), Some(b)) = (&m.coordinate, &other.coordinate) {
-                note(&m.info.region, &other.info.region, a.distance_ms(b));
+                note(
+                    &mut predicted,
+                    &m.info.region,
+                    &other.info.region,
+                    a.distance_ms(b),
+                );
             }
         }
     }
-    regions
+    for (a, row) in predicted {
+        for (b, ms) in row {
+            let slot = measured.entry(a.clone()).or_default();
+            slot.entry(b).or_insert(ms);
+        }
+    }
+    measured
 }
 
 /// The answers last given per region, and the switches between them.
@@ -283,6 +315,7 @@ mod tests {
             lag_ops: 0,
             rtt_ms: Some(if region == "us" { 80.0 } else { 150.0 }),
             coordinate: None,
+            rtts: Vec::new(),
             lag_ms: 0,
             has_own: 0,
             holds_collection: false,

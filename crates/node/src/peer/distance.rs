@@ -5,7 +5,7 @@
 //! [`routing::Coordinate`] (Vivaldi); the peer's coordinate is kept as it last sent it.
 
 use super::{Known, Runtime};
-use crate::peer::wire::Message;
+use crate::peer::wire::{Message, RTTS_MAX};
 use crdt::NodeId;
 use routing::{Coordinate, DIMENSIONS};
 use tokio::time::Instant;
@@ -28,18 +28,36 @@ impl Runtime {
     /// Pings every open session.
     pub(super) fn ping_all(&self) {
         let (now, at_us) = (Instant::now(), self.clock_us());
+        let rtts: Vec<(String, f32)> = (self.members.values())
+            .filter_map(|k| Some((k.info.name.clone(), k.rtt.ms()? as f32)))
+            .take(RTTS_MAX)
+            .collect();
         for known in self.members.values() {
             if let Some(s) = &known.session {
-                let coordinate = self.coordinate.clone();
-                let _ = s.tx.try_send((now, Message::Ping { at_us, coordinate }));
+                let ping = Message::Ping {
+                    at_us,
+                    coordinate: self.coordinate.clone(),
+                    rtts: rtts.clone(),
+                };
+                let _ = s.tx.try_send((now, ping));
             }
         }
     }
 
     /// A peer's ping: answered at once.
-    pub(super) fn on_ping(&mut self, node: NodeId, at_us: u64, coordinate: Coordinate) {
+    pub(super) fn on_ping(
+        &mut self,
+        node: NodeId,
+        at_us: u64,
+        coordinate: Coordinate,
+        mut rtts: Vec<(String, f32)>,
+    ) {
         if let Some(known) = self.members.get_mut(&node) {
             remember(known, coordinate);
+            // A peer's list is bounded and its figures plausible, or it is not kept.
+            rtts.retain(|(name, ms)| name.len() <= 255 && ms.is_finite() && *ms >= 0.0);
+            rtts.truncate(RTTS_MAX);
+            known.rtts = rtts;
         }
         if let Some(tx) = self.session_tx(node) {
             let coordinate = self.coordinate.clone();
@@ -58,9 +76,16 @@ impl Runtime {
             return;
         };
         known.rtt.sample(rtt_ms);
+        // The coordinate moves by the filtered round trip, not the sample: a pong that queued
+        // behind a burst of entries must not move this node away from everyone (discovery
+        // would then see the regions' distances change under load, and its answers flap).
+        let filtered = known.rtt.ms().unwrap_or(rtt_ms);
         if coordinate.is_sane() {
-            self.coordinate
-                .update(&coordinate, rtt_ms, nudge(&self.me.name, &known.info.name));
+            self.coordinate.update(
+                &coordinate,
+                filtered,
+                nudge(&self.me.name, &known.info.name),
+            );
         }
         remember(known, coordinate);
         if let Some(ms) = known.rtt.ms() {

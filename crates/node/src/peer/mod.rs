@@ -130,6 +130,8 @@ pub struct MemberView {
     pub rtt_ms: Option<f64>,
     /// Its network coordinate, as it last sent it.
     pub coordinate: Option<routing::Coordinate>,
+    /// The round trips it measures to its peers, as it last sent them (node id, ms).
+    pub rtts: Vec<(String, f32)>,
     /// Age of the oldest own entry it has not acknowledged.
     pub lag_ms: u64,
     /// The highest own sequence number it holds durably.
@@ -346,6 +348,8 @@ struct Known {
     rtt: routing::Rtt,
     /// Its network coordinate, as it last sent it.
     coordinate: Option<routing::Coordinate>,
+    /// The round trips it measures to its peers, as it last sent them (node id, ms).
+    rtts: Vec<(String, f32)>,
     /// It said it shut down, and has not been heard of since.
     left: bool,
     /// Where and whether it serves clients, as it said over the open session.
@@ -851,8 +855,8 @@ impl Runtime {
         metrics::counter!("meridian_peer_sessions_opened_total").increment(1);
         self.sessions.insert(sid, node);
         // A new session keeps what the last one measured.
-        let (rtt, coordinate) = (self.members.get(&node))
-            .map(|k| (k.rtt.clone(), k.coordinate.clone()))
+        let (rtt, coordinate, rtts) = (self.members.get(&node))
+            .map(|k| (k.rtt.clone(), k.coordinate.clone(), k.rtts.clone()))
             .unwrap_or_default();
         self.members.insert(
             node,
@@ -860,6 +864,7 @@ impl Runtime {
                 info: peer,
                 rtt,
                 coordinate,
+                rtts,
                 left: false,
                 serving: None,
                 since: Some(vv.clone()),
@@ -946,6 +951,7 @@ impl Runtime {
                     info: m,
                     rtt: Default::default(),
                     coordinate: None,
+                    rtts: Vec::new(),
                     left: false,
                     serving: None,
                     since: None,
@@ -1195,7 +1201,11 @@ impl Runtime {
                     self.repair(node, theirs);
                 }
             }
-            Message::Ping { at_us, coordinate } => self.on_ping(node, at_us, coordinate),
+            Message::Ping {
+                at_us,
+                coordinate,
+                rtts,
+            } => self.on_ping(node, at_us, coordinate, rtts),
             Message::Pong { at_us, coordinate } => self.on_pong(node, at_us, coordinate),
             Message::Serving(serving) => self.on_serving(node, serving),
             Message::Leave => {
@@ -1338,6 +1348,7 @@ impl Runtime {
                 lag_ms: self.core.lag_ms(now, *node),
                 rtt_ms: k.rtt.ms(),
                 coordinate: k.coordinate.clone(),
+                rtts: k.rtts.clone(),
                 has_own: self.core.peer_has_own(*node),
                 holds_collection: self
                     .core

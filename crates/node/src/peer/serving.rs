@@ -16,6 +16,9 @@ use std::time::Duration;
 /// How long a starting node waits for members it remembers (or seeds) that it has not
 /// reached, before it serves without them: one that is down must not keep it out for good.
 const REACH_WAIT: Duration = Duration::from_secs(5);
+/// The same for a member gossip says is up but that this node has no session with (links
+/// are dialled every second; a member up but unreachable from here gives up after this).
+const REACH_ALIVE_WAIT: Duration = Duration::from_secs(30);
 /// Longest address or name accepted in a peer's `Serving`.
 const ADDR_BYTES_MAX: usize = 255;
 /// Largest capacity accepted from a peer (and from `--capacity`).
@@ -34,9 +37,11 @@ pub(super) fn own(config: &NodeConfig) -> Serving {
 }
 
 impl Runtime {
-    /// Becomes ready once caught up: every open session's peer holds nothing this node has not
-    /// applied (of other origins than this node), and every member gossip says is up, and
-    /// every seed, has been reached (or `REACH_WAIT` has passed).
+    /// Becomes ready once caught up: it has had a session with every member it knows (and
+    /// reached every seed), and has applied everything each of those peers held when its
+    /// session opened (of other origins than this node). A member it cannot reach does not
+    /// keep it out for good: one gossip says is down after [`REACH_WAIT`], one gossip says is
+    /// up (it may be reachable only through others) after [`REACH_ALIVE_WAIT`].
     pub(super) fn check_caught_up(&mut self) {
         if self.serving.status != Status::CatchingUp {
             return;
@@ -44,18 +49,23 @@ impl Runtime {
         let applied = self.shared.engine.progress.borrow().applied.clone();
         let mine = self.core.me();
         let liveness = self.gossip.livenesses();
+        let waited = self.started.elapsed();
         let mut behind = false;
         let mut unreached = self.seeds.iter().any(|s| s.reached.is_none());
-        for known in self.members.values() {
+        let mut unreached_alive = false;
+        for known in self.members.values().filter(|k| !k.left) {
             match (&known.session, &known.since) {
                 (Some(_), Some(since)) => behind |= !applied.dominates(&since.without(mine)),
-                _ => {
-                    unreached |= !known.left
-                        && liveness.get(known.info.name.as_str()) == Some(&Liveness::Alive)
-                }
+                _ => match liveness.get(known.info.name.as_str()) {
+                    Some(Liveness::Alive) => unreached_alive = true,
+                    _ => unreached = true,
+                },
             }
         }
-        if !behind && (!unreached || self.started.elapsed() >= REACH_WAIT) {
+        let waiting = behind
+            || (unreached && waited < REACH_WAIT)
+            || (unreached_alive && waited < REACH_ALIVE_WAIT);
+        if !waiting {
             tracing::info!("caught up with the peers: ready for clients");
             self.set_status(Status::Ready);
         }

@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The frame format version this node speaks. Version 10: nodes say where and whether they
-/// serve clients (`Serving`); version 9: pings carry the sender's clock and
+/// serve clients (`Serving`), pings carry the round trips the sender measures; version 9: pings carry the sender's clock and
 /// network coordinate and are answered (`Pong`), for round trips; version 8: keyspace events in log entries
 /// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
 /// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
 pub const VERSION: u8 = 10;
+/// Most round trips a ping carries.
+pub const RTTS_MAX: usize = 64;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.
 pub const FRAME_BYTES_MAX: usize = 1 << 30;
 
@@ -107,6 +109,10 @@ pub enum Message {
         at_us: u64,
         /// The sender's network coordinate.
         coordinate: routing::Coordinate,
+        /// The round trips the sender measures to its peers (node id, ms; at most
+        /// [`RTTS_MAX`]): every node learns the measured distances of pairs it has no link
+        /// between, and predicts from coordinates only what nobody measures.
+        rtts: Vec<(String, f32)>,
     },
     /// The answer to a ping.
     Pong {

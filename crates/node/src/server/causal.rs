@@ -104,20 +104,37 @@ pub async fn meridian(shared: &Shared, client: u64, args: &[Bytes]) -> Reply {
 }
 
 async fn wait_for(shared: &Shared, want: &VersionVector, timeout: std::time::Duration) -> Reply {
+    match reach(shared, want, timeout).await {
+        Reach::Done => Reply::OK,
+        Reach::Stopping => Reply::err("ERR the node is shutting down"),
+        Reach::TimedOut => {
+            Reply::err("TRYAGAIN this node has not yet applied everything the token names")
+        }
+    }
+}
+
+/// How a wait for a token ended.
+pub enum Reach {
+    /// The node has applied what the token names.
+    Done,
+    /// Not within the time given.
+    TimedOut,
+    /// The node is stopping.
+    Stopping,
+}
+
+/// Waits until this node has applied `want`, for `timeout` at most.
+pub async fn reach(shared: &Shared, want: &VersionVector, timeout: std::time::Duration) -> Reach {
     let mut progress = shared.engine.progress.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if progress.borrow_and_update().applied.dominates(want) {
-            return Reply::OK;
+            return Reach::Done;
         }
         match tokio::time::timeout_at(deadline, progress.changed()).await {
             Ok(Ok(())) => continue,
-            Ok(Err(_)) => return Reply::err("ERR the node is shutting down"),
-            Err(_) => {
-                return Reply::err(
-                    "TRYAGAIN this node has not yet applied everything the token names",
-                );
-            }
+            Ok(Err(_)) => return Reach::Stopping,
+            Err(_) => return Reach::TimedOut,
         }
     }
 }

@@ -50,3 +50,8 @@ def test_demo_runs_and_exits():
     # It ran secured: the regions replicated over mutual TLS, clients are given a password.
     assert "peer links over mutual TLS" in out.stdout
     assert "--tls --cacert" in out.stdout and " -a " in out.stdout
+    # The client that knows only its region's name fails over to eu's nearest region through
+    # the sentinels, and a new client goes back to eu-1 once it is back and caught up.
+    assert "acknowledged by us-1 (eu's nearest region)" in out.stdout
+    assert "writes made at us-1 while it was away -> (integer) 2" in out.stdout
+    assert "a new client of eu -> eu-1" in out.stdout

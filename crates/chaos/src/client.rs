@@ -1,24 +1,11 @@
 //! A minimal blocking Redis client: RESP2 requests out, replies in, with a deadline on every
 //! call. A call that times out leaves the connection in an unknown state, so it is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// A reply, as far as the workload needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// `+OK` and other simple strings.
-    Simple(String),
-    /// `-ERR ...`.
-    Error(String),
-    /// `:n`.
-    Int(i64),
-    /// `$n` (None for the null bulk string).
-    Bulk(Option<Vec<u8>>),
-    /// `*n`.
-    Array(Vec<Reply>),
-}
+pub use resp::client::Value as Reply;
 
 /// Why a call has no reply.
 #[derive(Debug)]
@@ -33,7 +20,7 @@ pub enum CallError {
 pub struct Client {
     addr: SocketAddr,
     timeout: Duration,
-    conn: Option<BufReader<TcpStream>>,
+    conn: Option<TcpStream>,
 }
 
 impl Client {
@@ -54,19 +41,11 @@ impl Client {
             stream.set_read_timeout(Some(self.timeout)).ok();
             stream.set_write_timeout(Some(self.timeout)).ok();
             stream.set_nodelay(true).ok();
-            self.conn = Some(BufReader::new(stream));
+            self.conn = Some(stream);
         }
         let conn = self.conn.as_mut().expect("just connected");
-        let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            frame.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            frame.extend_from_slice(a);
-            frame.extend_from_slice(b"\r\n");
-        }
-        let result = conn
-            .get_mut()
-            .write_all(&frame)
-            .and_then(|()| read_reply(conn));
+        let frame = resp::client::encode_command(args);
+        let result = conn.write_all(&frame).and_then(|()| read_reply(conn));
         result.map_err(|e| {
             self.conn = None;
             CallError::Unknown(e.to_string())
@@ -78,34 +57,20 @@ fn bad(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn read_reply(conn: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
-    let mut line = String::new();
-    if conn.read_line(&mut line)? == 0 {
-        return Err(bad("connection closed"));
+/// Reads until one whole reply is in (a call's reply is the only thing on the connection).
+fn read_reply(conn: &mut TcpStream) -> std::io::Result<Reply> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match resp::client::parse_value(&buf) {
+            Ok(Some((reply, _))) => return Ok(reply),
+            Ok(None) => {}
+            Err(e) => return Err(bad(&e.to_string())),
+        }
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Err(bad("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
-    let line = line.trim_end_matches("\r\n");
-    let (kind, rest) = line.split_at_checked(1).ok_or_else(|| bad("empty reply"))?;
-    let number = || rest.parse::<i64>().map_err(|_| bad("bad length"));
-    Ok(match kind {
-        "+" => Reply::Simple(rest.to_string()),
-        "-" => Reply::Error(rest.to_string()),
-        ":" => Reply::Int(number()?),
-        "$" => match number()? {
-            -1 => Reply::Bulk(None),
-            n => {
-                let mut buf = vec![0; n as usize + 2];
-                conn.read_exact(&mut buf)?;
-                buf.truncate(n as usize);
-                Reply::Bulk(Some(buf))
-            }
-        },
-        "*" => match number()? {
-            -1 => Reply::Array(Vec::new()),
-            n => (0..n)
-                .map(|_| read_reply(conn))
-                .collect::<std::io::Result<Vec<_>>>()
-                .map(Reply::Array)?,
-        },
-        _ => return Err(bad("unknown reply type")),
-    })
 }

@@ -5,7 +5,9 @@
 //! 40 ms, us-ap 75 ms, eu-ap 110 ms). Then it runs a short visible workload: a write in each
 //! region and how long it took to show up in the others, a counter incremented in every region
 //! at once, and one region cut off, written to on both sides and healed. It prints where to
-//! connect with redis-cli and keeps serving until Ctrl-C (or exits with `--exit`).
+//! connect with redis-cli and keeps serving until Ctrl-C (or exits with `--exit`). Last, a
+//! client that knows only its region's name finds its node through the sentinels, and fails
+//! over when that node stops, with the measured gap; the node comes back once caught up.
 //!
 //! It runs secured, as a real cluster should: a CA and node certificates made in the
 //! temporary directory (`meridian cert`'s code), peer links over mutual TLS, gossip encrypted
@@ -118,9 +120,10 @@ async fn connected(node: &Shared, peers: usize) -> anyhow::Result<()> {
 pub async fn run_demo(exit: bool, metrics: Option<PrometheusHandle>) -> anyhow::Result<()> {
     let base = std::env::temp_dir().join(format!("meridian-demo-{}", std::process::id()));
     let secrets = Secrets::make(&base)?;
-    let mut nodes: Vec<Arc<Shared>> = Vec::new();
-    let mut tasks = Vec::new();
-    let mut stops = Vec::new();
+    let mut cluster = Cluster {
+        metrics,
+        nodes: Vec::new(),
+    };
     let mut seed = None;
     for region in REGIONS {
         let name = format!("{region}-1");
@@ -135,37 +138,95 @@ pub async fn run_demo(exit: bool, metrics: Option<PrometheusHandle>) -> anyhow::
             .iter()
             .map(|(a, b, ms)| (a.to_string(), b.to_string(), *ms))
             .collect();
+        config.sentinel_addr = Some(free_addr()?);
         secrets.secure(&mut config, &base)?;
+        let running = cluster.start(config).await?;
+        cluster.nodes.push(running);
+    }
+    let mut result = workload(&cluster.shared(), &secrets).await;
+    if result.is_ok() {
+        result = failover(&mut cluster, &secrets).await;
+    }
+    if result.is_ok() && !exit {
+        println!("Serving until Ctrl-C.");
+        crate::shutdown_signal().await;
+    }
+    for i in 0..cluster.nodes.len() {
+        cluster.stop(i).await?;
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    println!("Demo stopped.");
+    result
+}
+
+/// The demo's nodes, each running in this process until stopped.
+struct Cluster {
+    metrics: Option<PrometheusHandle>,
+    nodes: Vec<Running>,
+}
+
+/// A node of the demo: its settings, and while it runs, its state and how to stop it.
+struct Running {
+    config: NodeConfig,
+    shared: Option<Arc<Shared>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), node::StartError>>>,
+}
+
+impl Cluster {
+    async fn start(&self, config: NodeConfig) -> anyhow::Result<Running> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        tasks.push(tokio::spawn(node::run(
-            config,
-            metrics.clone(),
+        let task = tokio::spawn(node::run(
+            config.clone(),
+            self.metrics.clone(),
             async move {
                 let _ = stop_rx.await;
             },
             move |shared| {
                 let _ = ready_tx.send(shared.clone());
             },
-        )));
-        nodes.push(ready_rx.await?);
-        stops.push(stop_tx);
+        ));
+        let shared = match ready_rx.await {
+            Ok(shared) => shared,
+            // It stopped before it was ready: why is in its result.
+            Err(_) => {
+                task.await??;
+                anyhow::bail!("{} stopped as it started", config.node_id);
+            }
+        };
+        Ok(Running {
+            config,
+            shared: Some(shared),
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
     }
-    let result = workload(&nodes, &secrets).await;
-    if result.is_ok() && !exit {
-        println!("Serving until Ctrl-C.");
-        crate::shutdown_signal().await;
+
+    /// The running nodes.
+    fn shared(&self) -> Vec<Arc<Shared>> {
+        self.nodes.iter().filter_map(|n| n.shared.clone()).collect()
     }
-    drop(nodes);
-    for stop in stops {
-        let _ = stop.send(());
+
+    /// Stops node `i` as SIGTERM would: it hands its clients over, then stops.
+    async fn stop(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[i];
+        node.shared = None;
+        if let Some(stop) = node.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = node.task.take() {
+            task.await??;
+        }
+        Ok(())
     }
-    for task in tasks {
-        task.await??;
+
+    /// Starts node `i` again on its data directory.
+    async fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        let config = self.nodes[i].config.clone();
+        self.nodes[i] = self.start(config).await?;
+        Ok(())
     }
-    let _ = std::fs::remove_dir_all(&base);
-    println!("Demo stopped.");
-    result
 }
 
 /// What secures the demo's cluster: its CA, the gossip keyring, the clients' password.
@@ -332,6 +393,217 @@ async fn workload(nodes: &[Arc<Shared>], secrets: &Secrets) -> anyhow::Result<()
     print_lag(eu);
     println!("\nEvery write was fsynced before it was acknowledged (--fsync always).");
     Ok(())
+}
+
+/// Step 5: a client that knows only its region's name fails over through the sentinels.
+async fn failover(cluster: &mut Cluster, secrets: &Secrets) -> anyhow::Result<()> {
+    println!(
+        "\n5. A client of region eu knows only the region's name: it asks the sentinels (every"
+    );
+    println!(
+        "   node's --sentinel-addr) for eu's node, as redis-py's Sentinel or ioredis do. eu-1"
+    );
+    println!("   stops (as SIGTERM stops a node), then comes back:");
+    let sentinels: Vec<SocketAddr> = (cluster.nodes.iter())
+        .filter_map(|n| n.config.sentinel_addr)
+        .collect();
+    let names: Vec<(SocketAddr, String)> = (cluster.nodes.iter())
+        .map(|n| (n.config.resp_addr, n.config.node_id.clone()))
+        .collect();
+    let name_of = |addr: SocketAddr| {
+        (names.iter())
+            .find(|(a, _)| *a == addr)
+            .map_or("?".to_string(), |(_, name)| name.clone())
+    };
+    let mut client = RegionClient::new("eu", sentinels.clone(), &secrets.password);
+    let (_, first) = client.call(&[b"SET", b"failover:0", b"0"]).await?;
+    println!("   the client writes to {} ({first})", name_of(first));
+    // The client writes every 20 ms while eu-1 stops; each write's outcome is recorded.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut i = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let key = format!("failover:{i}");
+                let answered = client.call(&[b"SET", key.as_bytes(), b"x"]).await;
+                outcomes.push((Instant::now(), answered.ok().map(|(_, addr)| addr)));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (client, outcomes)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    cluster.stop(0).await?;
+    let stopped = stopping.elapsed();
+    let us = cluster.nodes[1].shared.clone().expect("us-1 runs");
+    let moved_at = Instant::now();
+    while client_moved(&us, "eu") != Some("us-1".into()) {
+        if moved_at.elapsed() > PATIENCE {
+            anyhow::bail!("the sentinels never named another node for eu");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut client, outcomes) = writer.await?;
+    let eu_addr = cluster.nodes[0].config.resp_addr;
+    let last_eu = (outcomes.iter())
+        .rev()
+        .find(|(_, at)| *at == Some(eu_addr))
+        .map(|(t, _)| *t);
+    let first_other = (outcomes.iter()).find(|(_, at)| at.is_some_and(|a| a != eu_addr));
+    let (Some(last_eu), Some((first_other, other))) = (last_eu, first_other) else {
+        anyhow::bail!("the client did not move");
+    };
+    let lost = outcomes.iter().filter(|(_, at)| at.is_none()).count();
+    println!(
+        "   eu-1 handed its clients over and stopped in {} ms; the client's next write was",
+        stopped.as_millis()
+    );
+    println!(
+        "   acknowledged by {} (eu's nearest region) {} ms after its last one at eu-1 ({lost} in flight",
+        name_of(other.expect("found as some")),
+        first_other.duration_since(last_eu).as_millis()
+    );
+    println!("   when eu-1 closed the connection got no answer: a client retries those)");
+    for i in 0..20 {
+        run(&us, &["SET", &format!("while-eu-away:{i}"), "x"]).await?;
+    }
+    let restarted = Instant::now();
+    cluster.restart(0).await?;
+    while client_moved(&us, "eu") != Some("eu-1".into()) {
+        if restarted.elapsed() > PATIENCE {
+            anyhow::bail!("eu-1 was never named again");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let eu = cluster.nodes[0].shared.clone().expect("eu-1 runs again");
+    let held = show(&run(&eu, &["EXISTS", "while-eu-away:0", "while-eu-away:19"]).await?);
+    println!(
+        "   eu-1 is back: named again {} ms after it started, once caught up (EXISTS of two",
+        restarted.elapsed().as_millis()
+    );
+    println!(
+        "   writes made at us-1 while it was away -> {held}); new connections of region eu go there:"
+    );
+    let mut fresh = RegionClient::new("eu", sentinels, &secrets.password);
+    let (_, at) = fresh.call(&[b"PING"]).await?;
+    println!("   a new client of eu -> {} ({at})", name_of(at));
+    let (_, at) = client.call(&[b"PING"]).await?;
+    println!(
+        "   the old client stays at {} until its connection breaks (as with Redis Sentinel)",
+        name_of(at)
+    );
+    Ok(())
+}
+
+/// The node `node`'s sentinel names for `region` now.
+fn client_moved(node: &Shared, region: &str) -> Option<String> {
+    let picture = node::discovery::Picture::of(node);
+    picture.answer(region, region).map(|n| n.name)
+}
+
+/// A client of one region that knows only the region's name, as a Sentinel-aware Redis client
+/// works: it asks the sentinels for the region's node, connects there, and asks again when its
+/// connection breaks.
+struct RegionClient {
+    region: &'static str,
+    sentinels: Vec<SocketAddr>,
+    password: String,
+    conn: Option<(tokio::net::TcpStream, SocketAddr)>,
+}
+
+impl RegionClient {
+    fn new(region: &'static str, sentinels: Vec<SocketAddr>, password: &str) -> RegionClient {
+        RegionClient {
+            region,
+            sentinels,
+            password: password.to_string(),
+            conn: None,
+        }
+    }
+
+    /// Sends one command and reads its reply.
+    async fn ask(
+        stream: &mut tokio::net::TcpStream,
+        args: &[&[u8]],
+    ) -> anyhow::Result<resp::client::Value> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(&resp::client::encode_command(args))
+            .await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some((value, _)) = resp::client::parse_value(&buf)? {
+                return Ok(value);
+            }
+            let n = stream.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Connects to `addr` and logs in.
+    async fn connect(&self, addr: SocketAddr) -> anyhow::Result<tokio::net::TcpStream> {
+        let mut stream =
+            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr))
+                .await??;
+        let login = Self::ask(&mut stream, &[b"AUTH", self.password.as_bytes()]).await?;
+        anyhow::ensure!(
+            login == resp::client::Value::Simple("OK".into()),
+            "login refused"
+        );
+        Ok(stream)
+    }
+
+    /// What the first sentinel that answers names for the region.
+    async fn discover(&self) -> anyhow::Result<SocketAddr> {
+        use resp::client::Value;
+        for sentinel in &self.sentinels {
+            let Ok(mut stream) = self.connect(*sentinel).await else {
+                continue;
+            };
+            let asked = [
+                &b"SENTINEL"[..],
+                b"get-master-addr-by-name",
+                self.region.as_bytes(),
+            ];
+            if let Ok(Value::Array(addr)) = Self::ask(&mut stream, &asked).await
+                && let [Value::Bulk(Some(ip)), Value::Bulk(Some(port))] = addr.as_slice()
+            {
+                let addr = format!(
+                    "{}:{}",
+                    String::from_utf8_lossy(ip),
+                    String::from_utf8_lossy(port)
+                );
+                return Ok(addr.parse()?);
+            }
+        }
+        anyhow::bail!("no sentinel named a node for {}", self.region)
+    }
+
+    /// Runs one command where the sentinels say; a broken connection is dropped (the next call
+    /// asks them again).
+    async fn call(&mut self, args: &[&[u8]]) -> anyhow::Result<(resp::client::Value, SocketAddr)> {
+        if self.conn.is_none() {
+            let addr = self.discover().await?;
+            self.conn = Some((self.connect(addr).await?, addr));
+        }
+        let (stream, addr) = self.conn.as_mut().expect("connected");
+        let addr = *addr;
+        match tokio::time::timeout(Duration::from_secs(2), Self::ask(stream, args)).await {
+            Ok(Ok(reply)) => Ok((reply, addr)),
+            _ => {
+                self.conn = None;
+                anyhow::bail!("the connection to {addr} broke")
+            }
+        }
+    }
 }
 
 /// What each region shows of the set and the counter the workload merges.

@@ -9,9 +9,12 @@
 //!   with `HELLO`.
 //! - [`args`] holds the small parsers every command shares: integers, floats and the exact
 //!   error texts of Redis 7 for them.
+//! - [`client`] is the other side, for Meridian's own tools: commands encoded as clients send
+//!   them, replies parsed as a RESP2 client reads them.
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod client;
 pub mod frame;
 pub mod reply;
 

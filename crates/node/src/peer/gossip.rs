@@ -45,7 +45,13 @@ pub async fn receive_loop(
     let mut buf = vec![0u8; membership::OVERHEAD_BYTES + membership::PAYLOAD_BYTES_MAX + 64];
     let mut guard = ReplayGuard::default();
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+        // Until the runtime is gone: then the socket is let go (a node started again in the
+        // same process binds the same port).
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buf) => received,
+            () = events.closed() => return,
+        };
+        let Ok((n, from)) = received else {
             continue;
         };
         if isolated.load(Ordering::Relaxed) || n == buf.len() {

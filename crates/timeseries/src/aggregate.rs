@@ -5,8 +5,9 @@
 //! bucket with samples gives one sample: its timestamp (the bucket's start, middle or end) and
 //! the aggregate of its values. With `EMPTY`, the buckets without samples between the first
 //! and the last bucket with samples are reported too: `sum` and `count` as 0, `last` as the
-//! last value before the bucket, `twa` interpolated between the samples around it, the others
-//! as NaN.
+//! last value before the bucket, `twa` interpolated linearly between the samples around it, the
+//! others as NaN (RedisTimeSeries's documented values). Variances use Welford's running sums,
+//! so their last digits may differ from RedisTimeSeries's sum-of-squares formula.
 
 use crate::Sample;
 
@@ -37,8 +38,8 @@ pub enum Aggregator {
     VarP,
     /// Sample variance.
     VarS,
-    /// Time-weighted average: the area under the line through the samples (interpolated to
-    /// the bucket's edges from the samples around it) over the time it spans.
+    /// Time-weighted average: each value weighted by the time it holds in the bucket, from
+    /// the midpoint with the sample before it to the midpoint with the sample after it.
     Twa,
 }
 
@@ -210,7 +211,13 @@ fn at(a: Sample, b: Sample, t: i64) -> f64 {
     a.1 + (b.1 - a.1) * share
 }
 
-/// The time-weighted average of the bucket `[start, end)` holding `samples`.
+/// The time-weighted average of the bucket `[start, end)` holding `samples`, as RedisTimeSeries
+/// weighs it: the series is a step function where each sample holds from the midpoint with its
+/// previous sample to the midpoint with its next one (the series' first sample reaches back,
+/// and its last forward, by half the gap to their one neighbour); the bucket's average is
+/// that function's mean over the part of the bucket it covers. So the samples just outside
+/// (`previous`, `next`) weigh in for the part of the bucket up to their midpoint. A series of
+/// one sample averages to its value.
 fn twa(
     start: i64,
     end: i64,
@@ -218,28 +225,36 @@ fn twa(
     previous: Option<Sample>,
     next: Option<Sample>,
 ) -> f64 {
-    let (first, last) = (samples[0], samples[samples.len() - 1]);
-    let mut points = Vec::with_capacity(samples.len() + 2);
-    if let Some(p) = previous
-        && first.0 > start
-    {
-        points.push((start, at(p, first, start)));
-    }
-    points.extend_from_slice(samples);
-    if let Some(n) = next
-        && last.0 < end
-    {
-        points.push((end, at(last, n, end)));
-    }
-    let span = points[points.len() - 1].0 as f64 - points[0].0 as f64;
-    if span <= 0.0 {
+    let points: Vec<Sample> = (previous.into_iter())
+        .chain(samples.iter().copied())
+        .chain(next)
+        .collect();
+    if points.len() == 1 {
         return points[0].1;
     }
-    let area: f64 = points
-        .windows(2)
-        .map(|w| (w[1].0 as f64 - w[0].0 as f64) * (w[0].1 + w[1].1) / 2.0)
-        .sum();
-    area / span
+    let t = |k: usize| points[k].0 as f64;
+    let last = points.len() - 1;
+    let (mut weighted, mut weights) = (0.0, 0.0);
+    for (k, point) in points.iter().enumerate() {
+        let left = match k {
+            0 => t(0) - (t(1) - t(0)) / 2.0,
+            _ => (t(k - 1) + t(k)) / 2.0,
+        };
+        let right = match k {
+            k if k == last => t(k) + (t(k) - t(k - 1)) / 2.0,
+            _ => (t(k) + t(k + 1)) / 2.0,
+        };
+        let weight = right.min(end as f64) - left.max(start as f64);
+        if weight > 0.0 {
+            weighted += point.1 * weight;
+            weights += weight;
+        }
+    }
+    if weights > 0.0 {
+        weighted / weights
+    } else {
+        samples.iter().map(|s| s.1).sum::<f64>() / samples.len() as f64
+    }
 }
 
 /// Every aggregator but `twa`, over one bucket's samples (at least one).
@@ -348,25 +363,26 @@ mod tests {
     }
 
     #[test]
-    fn twa_weighs_by_time_and_interpolates_to_the_edges() {
-        // Bucket [0, 50): samples at 10..40 rising 1 to 7, and the line on to the next sample
-        // (65, 10) reaches 8.2 at the bucket's end; nothing before 10 to reach its start with.
+    fn twa_weighs_each_sample_by_the_time_it_holds() {
+        // Bucket [0, 50): samples 1, 3, 5, 7 at 10..40, then (65, 10) after the bucket. 1 holds
+        // from 5 (the series' first sample reaches back half its gap) to 15, 3 and 5 hold 10 ms
+        // each, 7 holds from 35 to the midpoint with 65 (52.5), cut at 50.
         let got = run(Aggregator::Twa, &by(50));
-        let area = 10.0 * (1.0 + 3.0) / 2.0 + 10.0 * (3.0 + 5.0) / 2.0 + 10.0 * (5.0 + 7.0) / 2.0;
-        let area = area + 10.0 * (7.0 + 8.2) / 2.0;
-        assert!((got[0].1 - area / 40.0).abs() < 1e-9, "{}", got[0].1);
-        // Alone, a line of evenly spaced samples averages to its middle.
-        let line = &SAMPLES[..4];
-        let twa = aggregate(line, Aggregator::Twa, &by(50), None, None)[0].1;
-        assert!((twa - 4.0).abs() < 1e-12);
-        // [50, 100): 10 at 65 and 2 at 70, interpolated back to 50 from (40, 7), and nothing
-        // after the last sample to reach the end with: points (50, 8.2), (65, 10), (70, 2).
-        let area = 15.0 * (8.2 + 10.0) / 2.0 + 5.0 * (10.0 + 2.0) / 2.0;
-        assert!((got[1].1 - area / 20.0).abs() < 1e-9, "{}", got[1].1);
-        // Uneven spacing: a value held long weighs more than one held briefly.
+        let want = (1.0 * 10.0 + 3.0 * 10.0 + 5.0 * 10.0 + 7.0 * 15.0) / 45.0;
+        assert!((got[0].1 - want).abs() < 1e-12, "{} != {want}", got[0].1);
+        // [50, 100): 7 (before the bucket) holds to 52.5, 10 from there to 67.5, and 2, the
+        // series' last sample, from 67.5 to 72.5 (half its gap forward).
+        let want = (7.0 * 2.5 + 10.0 * 15.0 + 2.0 * 5.0) / 22.5;
+        assert!((got[1].1 - want).abs() < 1e-12, "{} != {want}", got[1].1);
+        // A value held long weighs more than one held briefly; a lone sample is its value.
         let uneven = [(0, 0.0), (90, 0.0), (100, 10.0)];
         let twa = aggregate(&uneven, Aggregator::Twa, &by(1000), None, None)[0].1;
-        assert!((twa - 0.5).abs() < 1e-12, "{twa}");
+        // 0 holds 0..45 (cut at the bucket start) and 45..95, 10 holds 95..105.
+        assert!((twa - 10.0 * 10.0 / 105.0).abs() < 1e-12, "{twa}");
+        assert_eq!(
+            aggregate(&[(7, 4.5)], Aggregator::Twa, &by(10), None, None),
+            [(0, 4.5)]
+        );
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! - [`aggregate`]: the aggregators of RedisTimeSeries (`avg sum min max range count first last
 //!   std.p std.s var.p var.s twa`) over buckets aligned as `TS.RANGE ... ALIGN ...
 //!   AGGREGATION ... BUCKETTIMESTAMP ... EMPTY` aligns them.
+//! - [`args`]: the commands' options (`TS.CREATE`, `TS.RANGE`, `FILTER` expressions), parsed,
+//!   with RedisTimeSeries's error texts.
 #![deny(missing_docs)]
 
 pub mod aggregate;
+pub mod args;
 pub mod chunk;
 
 /// One reading: milliseconds since the Unix epoch, and its value.

@@ -10,7 +10,7 @@
 //!   bits inside the previous window of meaningful bits when the XOR fits in it, else `11`, 5
 //!   bits of leading zeros, 6 bits of length (64 written as 0) and the meaningful bits.
 //!
-//! Timestamps are strictly increasing inside a chunk. Decoding checks every length against
+//! Timestamps never decrease inside a chunk (one may repeat: several writes of one instant). Decoding checks every length against
 //! what the chunk holds: damaged bytes are an error, never a panic or a huge allocation.
 
 use crate::Sample;
@@ -37,11 +37,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// `samples`, which must be in strictly increasing timestamp order, compressed.
+    /// `samples`, which must be in timestamp order, compressed.
     pub fn encode(samples: &[Sample]) -> Chunk {
         assert!(
-            samples.windows(2).all(|w| w[0].0 < w[1].0),
-            "a chunk's timestamps increase"
+            samples.windows(2).all(|w| w[0].0 <= w[1].0),
+            "a chunk's timestamps never decrease"
         );
         let mut bytes = Vec::with_capacity(HEADER + samples.len() * 2);
         bytes.extend_from_slice(&(samples.len() as u32).to_le_bytes());
@@ -183,8 +183,8 @@ impl Chunk {
                 }
                 _ => bits.read(64).ok_or_else(damaged)? as i64,
             };
-            if t <= ts {
-                return Err(ChunkError("timestamps do not increase"));
+            if t < ts {
+                return Err(ChunkError("timestamps go back"));
             }
             let xor = match bits.prefix(2).ok_or_else(damaged)? {
                 0 => 0,
@@ -224,21 +224,21 @@ impl Chunk {
 }
 
 /// `value`'s low `width` bits as a signed number.
-fn sign_extend(value: u64, width: u32) -> i64 {
+pub(crate) fn sign_extend(value: u64, width: u32) -> i64 {
     let shift = 64 - width;
     ((value << shift) as i64) >> shift
 }
 
 /// Appends bits, most significant first.
-struct Writer {
-    bytes: Vec<u8>,
+pub(crate) struct Writer {
+    pub(crate) bytes: Vec<u8>,
     /// Bits still free in the last byte.
-    free: u32,
+    pub(crate) free: u32,
 }
 
 impl Writer {
     /// The low `n` bits of `value` (`n` up to 64).
-    fn push(&mut self, value: u64, n: u32) {
+    pub(crate) fn push(&mut self, value: u64, n: u32) {
         let mut left = n;
         while left > 0 {
             if self.free == 0 {
@@ -256,14 +256,14 @@ impl Writer {
 }
 
 /// Reads bits, most significant first.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Reader<'_> {
     /// The next `n` bits (`n` up to 64), none past the end.
-    fn read(&mut self, n: u32) -> Option<u64> {
+    pub(crate) fn read(&mut self, n: u32) -> Option<u64> {
         if n == 0 {
             return Some(0);
         }
@@ -280,7 +280,7 @@ impl Reader<'_> {
     }
 
     /// How many `1` bits come before a `0`, up to `max` (a `0` after `max` ones is not read).
-    fn prefix(&mut self, max: usize) -> Option<usize> {
+    pub(crate) fn prefix(&mut self, max: usize) -> Option<usize> {
         let mut ones = 0;
         while ones < max {
             if self.read(1)? == 0 {
@@ -398,7 +398,7 @@ mod tests {
                 if let Ok(chunk) = Chunk::from_bytes(candidate)
                     && let Ok(samples) = chunk.decode()
                 {
-                    prop_assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
+                    prop_assert!(samples.windows(2).all(|w| w[0].0 <= w[1].0));
                     prop_assert!(samples.len() <= chunk.len());
                 }
             }

@@ -8,6 +8,9 @@
 //! - [`aggregate`]: the aggregators of RedisTimeSeries (`avg sum min max range count first last
 //!   std.p std.s var.p var.s twa`) over buckets aligned as `TS.RANGE ... ALIGN ...
 //!   AGGREGATION ... BUCKETTIMESTAMP ... EMPTY` aligns them.
+//! - [`series`]: a window of a series as a CRDT (the union of stamped writes and range
+//!   deletes, read under the duplicate policy the same way everywhere), stored with its stamps
+//!   bit-packed beside the samples.
 //! - [`args`]: the commands' options (`TS.CREATE`, `TS.RANGE`, `FILTER` expressions), parsed,
 //!   with RedisTimeSeries's error texts.
 #![deny(missing_docs)]
@@ -15,6 +18,7 @@
 pub mod aggregate;
 pub mod args;
 pub mod chunk;
+pub mod series;
 
 /// One reading: milliseconds since the Unix epoch, and its value.
 pub type Sample = (i64, f64);

@@ -17,6 +17,7 @@ from redis.sentinel import Sentinel
 
 from conftest import free_port
 from test_replication import wait_for
+from test_tls import pki  # noqa: F401  (openssl-made CA, node and client certificates)
 
 # One-way WAN delays, as the demo's: us is nearest to eu, eu nearest to us, us nearest to ap.
 ONE_WAY_MS = {("eu", "us"): 40, ("us", "ap"): 75, ("eu", "ap"): 110}
@@ -317,3 +318,33 @@ def test_ioredis_through_the_sentinels_fails_over_without_losing_an_acknowledged
         c = n.client()
         wait_for(lambda c=c: all(c.exists(f"ioredis:us:{o[1]}") for o in oks), timeout=20,
                  what=f"{n.node_id} to hold every acknowledged write")
+
+
+def test_a_tls_sentinel_sends_tls_clients_to_tls_ports(node_factory, pki):
+    """--sentinel-tls: between regions a sentinel login must not cross in clear. The sentinel
+    listener speaks TLS with the node's client TLS files, and names each node's TLS port."""
+    files = {"ssl_ca_certs": str(pki / "ca.crt"), "ssl_certfile": str(pki / "client.crt"),
+             "ssl_keyfile": str(pki / "client.key")}
+    tls_ports = {}
+    nodes = []
+    for region in ("eu", "us"):
+        tls_ports[region] = free_port()
+        join = ["--join", f"127.0.0.1:{nodes[0].peer_port}"] if nodes else []
+        n = node_factory("--region", region, "--requirepass", "pw", "--tls-port", str(tls_ports[region]),
+                         "--tls-cert-file", str(pki / "node.crt"), "--tls-key-file", str(pki / "node.key"),
+                         "--tls-ca-cert-file", str(pki / "ca.crt"), "--sentinel-tls", *join,
+                         name=f"{region}-1", node_id=f"{region}-1")
+        n.sentinel_port = free_port()
+        n.extra += ["--sentinel-addr", f"127.0.0.1:{n.sentinel_port}"]
+        n.password = "pw"
+        nodes.append(n.start())
+    wait_for(lambda: all_ready(nodes), timeout=30, what="every node ready")
+    sentinels = Sentinel([("127.0.0.1", n.sentinel_port) for n in nodes], socket_timeout=5,
+                         sentinel_kwargs={"ssl": True, "password": "pw", **files})
+    assert sentinels.discover_master("us") == ("127.0.0.1", tls_ports["us"])
+    client = sentinels.master_for("us", ssl=True, password="pw", socket_timeout=5, **files)
+    client.set("over-tls", "1")
+    assert region_of(client) == "us"
+    # In clear, the sentinel does not answer.
+    with pytest.raises(redis.ConnectionError):
+        sentinel(nodes[0], password="pw").execute_command("SENTINEL", "MASTERS")

@@ -134,6 +134,10 @@ pub struct ServerArgs {
     /// its nearest healthy node (redis-py's Sentinel, ioredis's sentinels) [default: off].
     #[arg(long, env = "MERIDIAN_SENTINEL_ADDR")]
     pub sentinel_addr: Option<SocketAddr>,
+    /// The sentinel listener speaks TLS, with the client TLS files (--tls-port's, or those of
+    /// --certs-dir); needs --tls-port.
+    #[arg(long, env = "MERIDIAN_SENTINEL_TLS")]
+    pub sentinel_tls: bool,
     /// Serve discovery by DNS here (UDP): names in --dns-zone resolve to the nearest ready
     /// nodes [default: off].
     #[arg(long, env = "MERIDIAN_DNS_ADDR")]
@@ -181,6 +185,7 @@ struct FileConfig {
     aclfile: Option<PathBuf>,
     capacity: Option<u32>,
     sentinel_addr: Option<SocketAddr>,
+    sentinel_tls: Option<bool>,
     dns_addr: Option<SocketAddr>,
     dns_zone: Option<String>,
     dns_subnets: Option<Vec<String>>,
@@ -299,6 +304,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
         bail!("--capacity must be at most {}", node::peer::CAPACITY_MAX);
     }
     c.sentinel_addr = args.sentinel_addr.or(file.sentinel_addr);
+    c.sentinel_tls = args.sentinel_tls || file.sentinel_tls.unwrap_or(false);
     c.dns_addr = args.dns_addr.or(file.dns_addr);
     if let Some(zone) = args.dns_zone.or(file.dns_zone) {
         c.dns_zone = zone;
@@ -369,6 +375,11 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     if c.resp_addr.port() == 0 && c.tls.is_none() {
         bail!(
             "--resp-addr with port 0 turns the plain RESP port off: set --tls-port for clients to connect"
+        );
+    }
+    if c.sentinel_tls && (c.tls.is_none() || c.sentinel_addr.is_none()) {
+        bail!(
+            "--sentinel-tls serves the sentinel listener over TLS with the client TLS files: set --sentinel-addr and --tls-port (or --certs-dir with --tls-port)"
         );
     }
     if c.http_tls && c.tls.is_none() {

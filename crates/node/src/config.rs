@@ -67,6 +67,8 @@ pub struct NodeConfig {
     pub capacity: u32,
     /// The Sentinel-compatible discovery listener, when set.
     pub sentinel_addr: Option<SocketAddr>,
+    /// The sentinel listener speaks TLS with the `tls` files.
+    pub sentinel_tls: bool,
     /// The discovery DNS server (UDP), when set.
     pub dns_addr: Option<SocketAddr>,
     /// The zone it answers for.
@@ -108,6 +110,7 @@ impl NodeConfig {
             aclfile: None,
             capacity: 1,
             sentinel_addr: None,
+            sentinel_tls: false,
             dns_addr: None,
             dns_zone: "meridian.".into(),
             dns_subnets: Vec::new(),

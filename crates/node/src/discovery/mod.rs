@@ -33,6 +33,8 @@ pub struct Named {
     pub region: String,
     /// Where its clients connect.
     pub addr: SocketAddr,
+    /// Where its clients connect over TLS, when it serves TLS.
+    pub tls_addr: Option<SocketAddr>,
     /// Its `--capacity`.
     pub capacity: u32,
 }
@@ -50,7 +52,7 @@ pub struct Sentinel {
 /// included), and the round trips between regions.
 pub struct Picture {
     candidates: Vec<routing::Candidate>,
-    addrs: BTreeMap<String, SocketAddr>,
+    addrs: BTreeMap<String, (SocketAddr, Option<SocketAddr>)>,
     /// The sentinel listeners of the members this node is linked to (this one excluded).
     pub sentinels: Vec<Sentinel>,
     regions: BTreeMap<String, BTreeMap<String, f64>>,
@@ -70,7 +72,9 @@ impl Picture {
             healthy: (view.serving.as_ref()).is_some_and(|s| s.status == Status::Ready),
             capacity: config.capacity,
         }];
-        let mut addrs = BTreeMap::from([(config.node_id.clone(), config.client_addr())]);
+        let tls = (config.tls.as_ref())
+            .map(|t| config.reachable(SocketAddr::new(config.resp_addr.ip(), t.port)));
+        let mut addrs = BTreeMap::from([(config.node_id.clone(), (config.client_addr(), tls))]);
         let mut sentinels = Vec::new();
         for m in &view.members {
             let Some(serving) = &m.serving else {
@@ -92,7 +96,8 @@ impl Picture {
                 healthy: m.takes_clients(),
                 capacity: serving.capacity,
             });
-            addrs.insert(m.info.name.clone(), addr);
+            let tls = serving.tls_clients.as_ref().and_then(|a| a.parse().ok());
+            addrs.insert(m.info.name.clone(), (addr, tls));
             if let Some(Ok(addr)) = serving.sentinel.as_ref().map(|s| s.parse()) {
                 sentinels.push(Sentinel {
                     name: m.info.name.clone(),
@@ -125,10 +130,12 @@ impl Picture {
     }
 
     fn named(&self, c: &routing::Candidate) -> Option<Named> {
+        let (addr, tls_addr) = *self.addrs.get(&c.name)?;
         Some(Named {
             name: c.name.clone(),
             region: c.region.clone(),
-            addr: *self.addrs.get(&c.name)?,
+            addr,
+            tls_addr,
             capacity: c.capacity,
         })
     }
@@ -230,22 +237,27 @@ impl Discovery {
         self.switches.subscribe()
     }
 
-    /// Records the current answers; publishes a switch for each region whose answer moved.
-    fn update(&self, picture: &Picture) {
+    /// Records the current answers; publishes a switch for each region whose answer moved
+    /// (with TLS addresses when the sentinel listener speaks TLS).
+    fn update(&self, picture: &Picture, tls: bool) {
+        let addr = |n: &Named| match tls {
+            true => n.tls_addr.unwrap_or(n.addr),
+            false => n.addr,
+        };
         let mut answers = self.answers.lock().expect("not poisoned");
         for region in picture.regions() {
             let Some(now) = picture.answer(&region, &region) else {
                 continue;
             };
             match answers.get(&region) {
-                Some(was) if was.addr == now.addr => {}
+                Some(was) if addr(was) == addr(&now) => {}
                 Some(was) => {
                     let message = format!(
                         "{region} {} {} {} {}",
-                        was.addr.ip(),
-                        was.addr.port(),
-                        now.addr.ip(),
-                        now.addr.port()
+                        addr(was).ip(),
+                        addr(was).port(),
+                        addr(&now).ip(),
+                        addr(&now).port()
                     );
                     tracing::info!(%region, from = %was.name, to = %now.name, "discovery: clients of the region move");
                     metrics::counter!("meridian_discovery_switches_total", "region" => region.clone())
@@ -271,7 +283,8 @@ pub async fn follow(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.discovery.update(&Picture::of(&shared));
+        let tls = shared.config.sentinel_tls;
+        shared.discovery.update(&Picture::of(&shared), tls);
     }
 }
 
@@ -321,6 +334,7 @@ mod tests {
             holds_collection: false,
             serving: Some(Serving {
                 clients: format!("127.0.0.1:{port}"),
+                tls_clients: None,
                 sentinel: None,
                 capacity: 1,
                 status,
@@ -338,6 +352,7 @@ mod tests {
             coordinate: Default::default(),
             serving: Some(Serving {
                 clients: "127.0.0.1:7000".into(),
+                tls_clients: None,
                 sentinel: None,
                 capacity: 1,
                 status: eu,
@@ -394,10 +409,10 @@ mod tests {
         let discovery = Discovery::default();
         let mut switches = discovery.switches();
         let members = vec![member("us-1", "us", 7001, Status::Ready)];
-        discovery.update(&picture(Status::Ready, members.clone()));
-        discovery.update(&picture(Status::Ready, members.clone()));
+        discovery.update(&picture(Status::Ready, members.clone()), false);
+        discovery.update(&picture(Status::Ready, members.clone()), false);
         assert!(switches.try_recv().is_err(), "nothing moved");
-        discovery.update(&picture(Status::Draining, members.clone()));
+        discovery.update(&picture(Status::Draining, members.clone()), false);
         assert_eq!(
             switches.try_recv().unwrap(),
             "eu 127.0.0.1 7000 127.0.0.1 7001"

@@ -10,7 +10,8 @@
 //!
 //! Logins follow the node's users: when the default user has a password, clients `AUTH` (as
 //! on the data port) before asking; without one, protected mode refuses clients from outside
-//! loopback, as on the data port.
+//! loopback, as on the data port. With `--sentinel-tls` the listener speaks TLS with the
+//! client TLS files (between regions, a password must not cross in clear).
 
 use super::{Named, Picture};
 use crate::Shared;
@@ -20,11 +21,13 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 /// Connections served at once; more are closed at once.
 const CONNECTIONS_MAX: usize = 1024;
+/// How long a client has to finish the TLS handshake (`--sentinel-tls`).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The channel Sentinel announces failovers on.
 const SWITCH_CHANNEL: &str = "+switch-master";
 /// What `down-after-milliseconds` reports: a node is no longer named once its link has been
@@ -55,8 +58,26 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         };
         let _ = socket.set_nodelay(true);
         let (shared, stop) = (shared.clone(), stop.clone());
+        // `--sentinel-tls`: the client TLS files, as loaded last (SIGHUP reloads them).
+        let tls = match shared.config.sentinel_tls {
+            true => shared.certs.client(),
+            false => None,
+        };
         tokio::spawn(async move {
-            if let Err(e) = connection(socket, peer, shared, stop).await {
+            let served = match tls {
+                None => connection(socket, peer, shared, stop).await,
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, shared, stop).await,
+                        _ => {
+                            tracing::info!(%peer, "refused a sentinel client: TLS handshake failed");
+                            metrics::counter!("meridian_tls_handshake_failures_total").increment(1);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "sentinel client gone");
             }
             drop(slot);
@@ -80,7 +101,7 @@ impl Client {
 }
 
 async fn connection(
-    mut socket: TcpStream,
+    mut socket: impl crate::server::Stream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -469,10 +490,17 @@ fn sentinel(shared: &Shared, args: &[Bytes]) -> Reply {
 /// named last (so that `SENTINEL MASTERS` can show it down, as Sentinel shows a master
 /// it lost).
 fn current(shared: &Shared, picture: &Picture, region: &str) -> Option<(Named, bool)> {
-    match picture.answer(region, region) {
-        Some(named) => Some((named, true)),
-        None => shared.discovery.last(region).map(|named| (named, false)),
+    let (mut named, up) = match picture.answer(region, region) {
+        Some(named) => (named, true),
+        None => (shared.discovery.last(region)?, false),
+    };
+    // Clients of a TLS sentinel speak TLS: they are sent to the node's TLS port.
+    if shared.config.sentinel_tls
+        && let Some(tls) = named.tls_addr
+    {
+        named.addr = tls;
     }
+    Some((named, up))
 }
 
 /// One region as `SENTINEL MASTERS` shows a master.

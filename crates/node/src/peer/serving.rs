@@ -11,6 +11,7 @@ use super::{Runtime, Serving, Status};
 use crate::NodeConfig;
 use crdt::NodeId;
 use membership::Liveness;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How long a starting node waits for members it remembers (or seeds) that it has not
@@ -28,6 +29,11 @@ pub const CAPACITY_MAX: u32 = 1_000_000;
 pub(super) fn own(config: &NodeConfig) -> Serving {
     Serving {
         clients: config.client_addr().to_string(),
+        tls_clients: (config.tls.as_ref()).map(|t| {
+            config
+                .reachable(SocketAddr::new(config.resp_addr.ip(), t.port))
+                .to_string()
+        }),
         sentinel: config
             .sentinel_addr
             .map(|a| config.reachable(a).to_string()),
@@ -97,11 +103,10 @@ impl Runtime {
 
     /// A peer says where and whether it serves clients.
     pub(super) fn on_serving(&mut self, node: NodeId, serving: Serving) {
-        let plausible = serving.clients.len() <= ADDR_BYTES_MAX
-            && serving.clients.parse::<std::net::SocketAddr>().is_ok()
-            && (serving.sentinel.as_ref()).is_none_or(|s| {
-                s.len() <= ADDR_BYTES_MAX && s.parse::<std::net::SocketAddr>().is_ok()
-            })
+        let addr = |a: &String| a.len() <= ADDR_BYTES_MAX && a.parse::<SocketAddr>().is_ok();
+        let plausible = addr(&serving.clients)
+            && serving.tls_clients.as_ref().is_none_or(addr)
+            && serving.sentinel.as_ref().is_none_or(addr)
             && serving.capacity <= CAPACITY_MAX;
         if !plausible {
             metrics::counter!("meridian_peer_protocol_errors_total").increment(1);

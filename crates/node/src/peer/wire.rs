@@ -139,6 +139,8 @@ pub struct Serving {
     /// Where clients reach its Redis-protocol listener (`host:port`; the TLS port when it
     /// serves TLS only).
     pub clients: String,
+    /// Where clients reach it over TLS (`--tls-port`), when it serves TLS.
+    pub tls_clients: Option<String>,
     /// Its sentinel listener (`--sentinel-addr`), when it runs one.
     pub sentinel: Option<String>,
     /// Its `--capacity`: its share of a region's clients, relative to the region's others.

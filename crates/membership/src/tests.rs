@@ -301,12 +301,17 @@ mod fuzz {
             let seeds = seed_payloads();
             let mut payload = seeds[seed.index(seeds.len())].to_vec();
             let ring = Keyring::from_secret(b"s");
-            let mut datagram = ring.seal(&payload, NOW, [1; 12]).to_vec();
+            let sealed = ring.seal(&payload, NOW, [1; 12]).to_vec();
+            let mut datagram = sealed.clone();
             for (at, byte) in &edits {
                 let i = at.index(datagram.len());
                 datagram[i] ^= byte | 1;
             }
-            prop_assert!(ring.open(&datagram).is_err(), "a damaged datagram opened");
+            // Two equal edits at one place cancel out (a case proptest found): only a datagram
+            // that differs from the sealed one is damaged.
+            if datagram != sealed {
+                prop_assert!(ring.open(&datagram).is_err(), "a damaged datagram opened");
+            }
             // A member's payload damaged before sealing (a buggy or lying member).
             for (at, byte) in edits {
                 let i = at.index(payload.len());

@@ -485,6 +485,46 @@ mod tests {
     }
 
     #[test]
+    fn discovery_settings_that_cannot_work_are_refused_with_the_reason() {
+        let args = |f: fn(&mut ServerArgs)| {
+            let mut a = ServerArgs::default();
+            f(&mut a);
+            resolve(a)
+        };
+        let refused = |f| args(f).unwrap_err().to_string();
+        // A TLS sentinel needs the client TLS files and a sentinel address.
+        let no_tls = refused(|a| {
+            a.sentinel_addr = Some("127.0.0.1:26379".parse().unwrap());
+            a.sentinel_tls = true;
+        });
+        assert!(no_tls.contains("--sentinel-tls"), "{no_tls}");
+        let capacity = refused(|a| a.capacity = Some(node::peer::CAPACITY_MAX + 1));
+        assert!(capacity.contains("--capacity"), "{capacity}");
+        let subnet = refused(|a| {
+            a.dns_addr = Some("127.0.0.1:5353".parse().unwrap());
+            a.dns_subnets = Some(vec!["10.1.0.0/16".into()]);
+        });
+        assert!(subnet.contains("cidr=region"), "{subnet}");
+        let range = refused(|a| {
+            a.dns_addr = Some("127.0.0.1:5353".parse().unwrap());
+            a.dns_subnets = Some(vec!["10.1.0.0/99=eu".into()]);
+        });
+        assert!(range.contains("--dns-subnet"), "{range}");
+        let c = args(|a| {
+            a.dns_addr = Some("127.0.0.1:5353".parse().unwrap());
+            a.dns_zone = Some("db.example".into());
+            a.dns_subnets = Some(vec!["10.1.0.0/16=eu".into(), " ".into()]);
+            a.capacity = Some(3);
+        })
+        .unwrap();
+        assert_eq!(
+            c.dns_subnets,
+            [("10.1.0.0/16".to_string(), "eu".to_string())]
+        );
+        assert_eq!((c.capacity, c.dns_zone.as_str()), (3, "db.example"));
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir =
             std::env::temp_dir().join(format!("meridian-config-test2-{}", std::process::id()));

@@ -31,6 +31,8 @@ pub struct Lens {
     pub list: u64,
     /// Present sorted set members.
     pub zset: u64,
+    /// Windows of a time series with samples left.
+    pub series: u64,
 }
 
 /// The type a key shows to clients.
@@ -46,6 +48,8 @@ pub enum Kind {
     List,
     /// A sorted set.
     ZSet,
+    /// A time series (its header is kept beside the record, by the storage layer).
+    TimeSeries,
 }
 
 impl Kind {
@@ -57,6 +61,7 @@ impl Kind {
             Kind::Set => "set",
             Kind::List => "list",
             Kind::ZSet => "zset",
+            Kind::TimeSeries => "TSDB-TYPE",
         }
     }
 }
@@ -94,6 +99,11 @@ impl Record {
     /// fields and members are live. When concurrent writes left more than one type live, the
     /// one with the latest write wins; ties cannot happen, as no two writes share a stamp.
     pub fn kind(&self, lens: Lens) -> Option<Kind> {
+        self.kind_top(lens).map(|(_, k)| k)
+    }
+
+    /// [`Record::kind`] with the latest write to that part.
+    pub fn kind_top(&self, lens: Lens) -> Option<(Stamp, Kind)> {
         let collection = |c: &Option<Collection>, len: u64| c.filter(|_| len > 0).map(|c| c.top);
         let candidates = [
             (Kind::String, self.string.as_ref().and_then(StrState::top)),
@@ -106,7 +116,6 @@ impl Record {
             .into_iter()
             .filter_map(|(k, top)| top.map(|t| (t, k)))
             .max_by_key(|(t, _)| *t)
-            .map(|(_, k)| k)
     }
 
     /// The latest write to the key's header or to any of its parts (expiry included).
@@ -163,7 +172,7 @@ impl Record {
             Kind::Set => &mut record.set,
             Kind::List => &mut record.list,
             Kind::ZSet => &mut record.zset,
-            Kind::String => unreachable!("strings have no members"),
+            Kind::String | Kind::TimeSeries => unreachable!("not a collection's header"),
         };
         *part = Some(Collection { top: stamp });
         record

@@ -61,6 +61,24 @@ pub enum Change {
         /// The adding write's stamp; `None` for a remove.
         stamp: Option<Stamp>,
     },
+    /// A delta of a time series' header (settings, labels, rules, a delete of the series).
+    Series {
+        /// The key.
+        key: Bytes,
+        /// The delta.
+        delta: timeseries::header::Header,
+    },
+    /// A delta of one window of a time series' samples; `stamp` is the write's stamp.
+    Window {
+        /// The key.
+        key: Bytes,
+        /// The window's first instant (8 bytes, big-endian).
+        start: Bytes,
+        /// The delta: the samples written, or a range deleted.
+        delta: timeseries::series::Window,
+        /// The writing stamp.
+        stamp: Option<Stamp>,
+    },
     /// A keyspace event the origin's command raised on `key` (its code in
     /// `node::engine::notify::EVENTS`). Changes no state: every replica that applies the
     /// entry publishes it to its own subscribers.
@@ -81,6 +99,8 @@ impl Change {
             | Change::Member { key, .. }
             | Change::Elem { key, .. }
             | Change::ZMember { key, .. }
+            | Change::Series { key, .. }
+            | Change::Window { key, .. }
             | Change::Event { key, .. } => key,
         }
     }

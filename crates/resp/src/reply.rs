@@ -48,6 +48,10 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// `=n txt:...` in RESP3; a bulk string in RESP2.
     Verbatim(String),
+    /// Replies shaped apart for each protocol, `(resp2, resp3)`: for commands whose RESP3
+    /// reply is not the RESP2 one re-typed (RedisTimeSeries's `TS.MRANGE` is an array of
+    /// `[key, labels, samples]` in RESP2 and a map by key in RESP3).
+    PerProtocol(Box<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -70,6 +74,11 @@ impl Reply {
             "ERR wrong number of arguments for '{}' command",
             command.to_ascii_lowercase()
         ))
+    }
+
+    /// `resp2` to RESP2 clients, `resp3` to RESP3 ones.
+    pub fn per_protocol(resp2: Reply, resp3: Reply) -> Reply {
+        Reply::PerProtocol(Box::new((resp2, resp3)))
     }
 
     /// Whether this reply is an error.
@@ -124,6 +133,13 @@ impl Reply {
                     line(out, b',', text.as_bytes());
                 } else {
                     bulk(out, text.as_bytes());
+                }
+            }
+            Reply::PerProtocol(shapes) => {
+                if resp3 {
+                    shapes.1.encode(protocol, out);
+                } else {
+                    shapes.0.encode(protocol, out);
                 }
             }
             Reply::Verbatim(text) => {

@@ -42,5 +42,6 @@ pub fn default_options(seed: u64) -> Options {
         deletes: true,
         repairs: true,
         derived: true,
+        series: true,
     }
 }

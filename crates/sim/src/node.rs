@@ -506,6 +506,7 @@ impl SimNode {
                     Some(crdt::Kind::Set) => &[b"SMEMBERS", &key],
                     Some(crdt::Kind::List) => &[b"LRANGE", &key, b"0", b"-1"],
                     Some(crdt::Kind::ZSet) => &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"],
+                    Some(crdt::Kind::TimeSeries) => &[b"TS.RANGE", &key, b"-", b"+"],
                 };
                 let reply = self.read(now_ms, read);
                 // A sorted set's walk reads the order the node keeps beside the members; walks

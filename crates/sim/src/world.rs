@@ -64,6 +64,10 @@ pub struct Options {
     /// commands (`ZADD`, `ZINCRBY`, `ZREM`, pops, range removals, `ZUNIONSTORE`) on sorted sets
     /// of their own, drawn from a fourth random stream; checked by convergence.
     pub derived: bool,
+    /// Whether clients also write time series (`TS.CREATE`, `TS.ADD` with every duplicate
+    /// policy, `TS.MADD`, `TS.INCRBY`, `TS.DEL`, `TS.ALTER`, `DEL`) on series of their own,
+    /// drawn from a fifth random stream; checked by convergence.
+    pub series: bool,
 }
 
 /// What a passing run reports.
@@ -223,6 +227,8 @@ pub struct World {
     forgets: Rng,
     /// The fourth random stream (see [`Options::derived`]).
     derived: Rng,
+    /// The fifth random stream (see [`Options::series`]).
+    series: Rng,
     /// When the last stream message on each directed link arrives.
     stream_at: BTreeMap<(usize, usize), u64>,
     /// Per node, the peers it asked for digests and has not yet heard from.
@@ -284,6 +290,7 @@ impl World {
             extra: Rng::new(opts_seed ^ 0x5eed_de1e_7e5a_11ed),
             forgets: Rng::new(opts_seed ^ 0xf0f0_6e75_0000_0003),
             derived: Rng::new(opts_seed ^ 0xde71_7ed0_0000_0004),
+            series: Rng::new(opts_seed ^ 0x5e71_e500_0000_0005),
             stream_at: BTreeMap::new(),
             repairing: vec![BTreeSet::new(); n],
             reconcile: vec![BTreeSet::new(); n],
@@ -1206,6 +1213,52 @@ impl World {
         self.execute_traced(i, &words);
     }
 
+    /// One command of the series family on node `i` (see [`Options::series`]): samples from
+    /// every region on a few instants of a few series, so that writes of one instant race.
+    fn series_op(&mut self, i: usize) {
+        let r = &mut self.series;
+        let key = format!("ts{}", r.below(3));
+        let other = format!("ts{}", r.below(3));
+        let ts = (r.below(8) * 25_000).to_string();
+        let ts2 = (r.below(8) * 25_000).to_string();
+        let value = (r.below(9) as i64 - 4).to_string();
+        let policy: &[u8] =
+            [&b"LAST"[..], b"FIRST", b"MIN", b"MAX", b"SUM", b"BLOCK"][r.below(6) as usize];
+        let words: Vec<&[u8]> = match r.below(12) {
+            0 => vec![b"TS.CREATE", key.as_bytes(), b"DUPLICATE_POLICY", policy],
+            1 => vec![
+                b"TS.ALTER",
+                key.as_bytes(),
+                b"LABELS",
+                b"room",
+                value.as_bytes(),
+            ],
+            2 => vec![b"TS.DEL", key.as_bytes(), ts.as_bytes(), ts2.as_bytes()],
+            3 => vec![b"DEL", key.as_bytes()],
+            4 => vec![b"TS.INCRBY", key.as_bytes(), value.as_bytes()],
+            5 => vec![
+                b"TS.MADD",
+                key.as_bytes(),
+                ts.as_bytes(),
+                value.as_bytes(),
+                other.as_bytes(),
+                ts2.as_bytes(),
+                value.as_bytes(),
+            ],
+            6 => vec![
+                b"TS.ADD",
+                key.as_bytes(),
+                ts.as_bytes(),
+                value.as_bytes(),
+                b"ON_DUPLICATE",
+                policy,
+            ],
+            7 => vec![b"TS.ALTER", key.as_bytes(), b"DUPLICATE_POLICY", policy],
+            _ => vec![b"TS.ADD", key.as_bytes(), ts.as_bytes(), value.as_bytes()],
+        };
+        self.execute_traced(i, &words);
+    }
+
     /// One client command on a random node that is up.
     fn client_op(&mut self) {
         let up: Vec<usize> = (0..self.nodes.len())
@@ -1220,6 +1273,9 @@ impl World {
         }
         if self.opts.derived && self.derived.chance(0.15) {
             self.derived_op(i);
+        }
+        if self.opts.series && self.series.chance(0.15) {
+            self.series_op(i);
         }
         let k = self.rng.below(4);
         match self.rng.below(100) {

@@ -45,17 +45,82 @@ pub struct Stored {
     pub record: Record,
     /// Live fields and members.
     pub lens: Lens,
+    /// The time series part's header; its windows of samples are stored apart. Kept here
+    /// rather than in the record so that headers stored before series existed read as they
+    /// are (see [`Stored::decode`]).
+    pub series: Option<Box<timeseries::header::Header>>,
+}
+
+/// [`Stored`] as stores of format 4 wrote it (no series).
+#[derive(Deserialize)]
+struct StoredV4 {
+    record: Record,
+    lens: [u64; 4],
 }
 
 impl Stored {
-    /// The type clients see (ignoring expiry).
+    /// The type clients see (ignoring expiry). When concurrent writes left more than one type
+    /// live, the one with the latest write wins.
     pub fn kind(&self) -> Option<crdt::Kind> {
-        self.record.kind(self.lens)
+        // A series is live once created and not deleted since, or while samples are left
+        // (samples written concurrently with a delete that did not see them stay).
+        let series = self.series.as_ref().and_then(|h| {
+            h.live_top()
+                .or_else(|| h.top.filter(|_| self.lens.series > 0))
+        });
+        match (self.record.kind_top(self.lens), series) {
+            (Some((top, kind)), Some(s)) if top > s => Some(kind),
+            (_, Some(_)) => Some(crdt::Kind::TimeSeries),
+            (other, None) => other.map(|(_, k)| k),
+        }
     }
 
     /// The type clients see at `now_ms`: `None` when absent or expired.
     pub fn live_kind(&self, now_ms: u64) -> Option<crdt::Kind> {
-        self.record.live_kind(self.lens, now_ms)
+        if self.record.expired(now_ms) {
+            None
+        } else {
+            self.kind()
+        }
+    }
+
+    /// The latest write to the key's header or any of its parts.
+    pub fn last_write(&self) -> Option<crdt::Stamp> {
+        let series = self.series.as_ref().and_then(|h| h.top);
+        self.record.last_write().max(series)
+    }
+
+    /// Records a write at `stamp` to a part of `kind` in the header.
+    pub fn touch(&mut self, stamp: crdt::Stamp, kind: crdt::Kind) {
+        match kind {
+            crdt::Kind::TimeSeries => {
+                let header = self.series.get_or_insert_default();
+                header.top = header.top.max(Some(stamp));
+            }
+            kind => crdt::Merge::merge(&mut self.record, &Record::touch_delta(stamp, kind)),
+        }
+    }
+
+    /// Decodes what [`Stored::encode`] wrote, or a header stored before series existed.
+    pub fn decode(bytes: &[u8]) -> Result<Stored, postcard::Error> {
+        crdt::decode(bytes).or_else(|e| match crdt::decode::<StoredV4>(bytes) {
+            Ok(old) => {
+                let [hash, set, list, zset] = old.lens;
+                let lens = Lens {
+                    hash,
+                    set,
+                    list,
+                    zset,
+                    series: 0,
+                };
+                Ok(Stored {
+                    record: old.record,
+                    lens,
+                    series: None,
+                })
+            }
+            Err(_) => Err(e),
+        })
     }
 
     /// Encodes for storage.
@@ -79,6 +144,9 @@ pub enum MemberKind {
     /// then member). Derived by the node from the members' states as it changes them; never
     /// replicated, never a tombstone.
     ZOrder,
+    /// A window of a time series' samples (a `timeseries::series::Window`), named by the
+    /// window's first instant (8 bytes, big-endian), so a range read scans only its windows.
+    Window,
 }
 
 impl MemberKind {
@@ -89,6 +157,7 @@ impl MemberKind {
             MemberKind::ListElem => b'l',
             MemberKind::ZMember => b'z',
             MemberKind::ZOrder => b'o',
+            MemberKind::Window => b'w',
         }
     }
 }
@@ -124,6 +193,7 @@ impl Item {
             b'l' => MemberKind::ListElem,
             b'z' => MemberKind::ZMember,
             b'o' => MemberKind::ZOrder,
+            b'w' => MemberKind::Window,
             _ => return None,
         };
         let (len, rest) = rest.split_at_checked(4)?;
@@ -167,11 +237,12 @@ fn split_grave(k: &[u8], v: &[u8]) -> Option<Grave> {
     })
 }
 
-/// The version of the stored format this build writes and reads. Format 4 added keyspace
+/// The version of the stored format this build writes and reads. Format 5 added time series
+/// (`Stored::series`, `MemberKind::Window`, their log changes). Format 4 added keyspace
 /// events to log entries (`Change::Event`; format 3 directories are read as they are). Format 3 added lists and
 /// sorted sets to headers; format 2 added counter generations (`crdt::Contribution::since`)
 /// and the grave index; format 1 (no marker). Older formats cannot be decoded by this build.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// The storage key prefix of all members of `kind` under `key`.
 fn member_prefix(kind: MemberKind, key: &[u8]) -> Vec<u8> {
@@ -430,8 +501,53 @@ fn split_expiry_key(k: &[u8]) -> Option<(u64, Bytes)> {
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Stored, StorageError> {
-    crdt::decode(bytes).map_err(|e| StorageError::Corrupt {
+    Stored::decode(bytes).map_err(|e| StorageError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crdt::{Merge, NodeId, Stamp, StrState};
+
+    #[derive(Serialize)]
+    struct OldStored {
+        record: Record,
+        lens: [u64; 4],
+    }
+
+    #[test]
+    fn headers_stored_before_series_existed_read_as_they_are() {
+        let stamp = Stamp::new(Timestamp(5 << 16), NodeId(3));
+        let mut record = Record {
+            string: Some(StrState::default().set_delta(stamp, Bytes::from("v"))),
+            ..Record::default()
+        };
+        record.merge(&Record::expiry_delta(stamp, Some(99)));
+        let lens = Lens {
+            hash: 2,
+            ..Lens::default()
+        };
+        let old = crdt::encode(&OldStored {
+            record: record.clone(),
+            lens: [2, 0, 0, 0],
+        });
+        let read = Stored::decode(&old).unwrap();
+        assert_eq!(
+            read,
+            Stored {
+                record,
+                lens,
+                series: None
+            }
+        );
+        // And what this build writes reads back, series included.
+        let mut new = read.clone();
+        new.touch(stamp, crdt::Kind::TimeSeries);
+        assert_eq!(Stored::decode(&new.encode()).unwrap(), new);
+        assert_eq!(new.kind(), Some(crdt::Kind::TimeSeries));
+        assert!(Stored::decode(&old[..old.len() - 1]).is_err());
+    }
 }

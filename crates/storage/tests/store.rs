@@ -17,6 +17,7 @@ fn record(value: &str, hlc: u64, expires: Option<u64>) -> Stored {
     Stored {
         record: r,
         lens: Default::default(),
+        series: None,
     }
 }
 

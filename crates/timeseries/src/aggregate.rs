@@ -12,7 +12,7 @@
 use crate::Sample;
 
 /// One of RedisTimeSeries's aggregators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Aggregator {
     /// The mean.
     Avg,

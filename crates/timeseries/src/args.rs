@@ -10,7 +10,7 @@ use crate::aggregate::{Aggregator, BucketTimestamp};
 pub type Error = &'static str;
 
 /// What to do with a sample at a timestamp the series already holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Policy {
     /// Refuse it (RedisTimeSeries's default).
     #[default]
@@ -56,7 +56,7 @@ impl Policy {
 }
 
 /// How a series stores its samples.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Encoding {
     /// Gorilla chunks (the default).
     #[default]

@@ -11,6 +11,7 @@
 //! - [`series`]: a window of a series as a CRDT (the union of stamped writes and range
 //!   deletes, read under the duplicate policy the same way everywhere), stored with its stamps
 //!   bit-packed beside the samples.
+//! - [`header`]: a series' settings, labels and rules as last-writer-wins registers.
 //! - [`args`]: the commands' options (`TS.CREATE`, `TS.RANGE`, `FILTER` expressions), parsed,
 //!   with RedisTimeSeries's error texts.
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod aggregate;
 pub mod args;
 pub mod chunk;
+pub mod header;
 pub mod series;
 
 /// One reading: milliseconds since the Unix epoch, and its value.

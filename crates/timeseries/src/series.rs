@@ -20,29 +20,22 @@
 use crate::Sample;
 use crate::args::Policy;
 use crate::chunk::{Chunk, ChunkError, Reader, Writer, sign_extend};
+use crdt::{NodeId, Seen};
+use hlc::Timestamp;
 
-/// Who wrote, and when by its hybrid logical clock: the order of concurrent writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Stamp {
-    /// The writer's hybrid logical clock: milliseconds in the high 48 bits, a counter in the
-    /// low 16.
-    pub hlc: u64,
-    /// The writer's id.
-    pub node: u64,
+/// Who wrote, and when: the order of concurrent writes ([`crdt::Stamp`]).
+pub use crdt::Stamp;
+
+fn ms_of(stamp: Stamp) -> i64 {
+    stamp.hlc.physical_ms() as i64
 }
 
-impl Stamp {
-    fn ms(self) -> i64 {
-        (self.hlc >> 16) as i64
-    }
-
-    fn counter(self) -> u64 {
-        self.hlc & 0xffff
-    }
+fn counter_of(stamp: Stamp) -> u64 {
+    u64::from(stamp.hlc.logical())
 }
 
-/// One sample written.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One sample written. Equal when every bit is (so a NaN equals itself).
+#[derive(Clone, Copy, Debug)]
 pub struct Write {
     /// The instant it names (ms).
     pub ts: i64,
@@ -51,6 +44,15 @@ pub struct Write {
     /// Who wrote it, when.
     pub stamp: Stamp,
 }
+
+impl PartialEq for Write {
+    fn eq(&self, other: &Write) -> bool {
+        (self.ts, self.value.to_bits(), self.stamp)
+            == (other.ts, other.value.to_bits(), other.stamp)
+    }
+}
+
+impl Eq for Write {}
 
 /// `TS.DEL from to`, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,7 +66,7 @@ pub struct Delete {
 }
 
 /// A window of one series: the writes and deletes of its time range.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     /// Ordered by (timestamp, stamp), no two with one stamp at one timestamp.
     writes: Vec<Write>,
@@ -117,6 +119,18 @@ impl Window {
     /// What a reader sees from `from` to `to` (both included) under `policy`: one sample per
     /// timestamp with a write left.
     pub fn read(&self, policy: Policy, from: i64, to: i64) -> Vec<Sample> {
+        self.read_since(policy, from, to, None)
+    }
+
+    /// [`Window::read`], leaving out the writes stamped at or before `since` (the series'
+    /// last delete as a whole).
+    pub fn read_since(
+        &self,
+        policy: Policy,
+        from: i64,
+        to: i64,
+        since: Option<Stamp>,
+    ) -> Vec<Sample> {
         let start = self.writes.partition_point(|w| w.ts < from);
         let mut out: Vec<Sample> = Vec::new();
         let mut i = start;
@@ -126,13 +140,51 @@ impl Window {
             while j < self.writes.len() && self.writes[j].ts == ts {
                 j += 1;
             }
-            let live = self.writes[i..j].iter().filter(|w| !self.deleted(w));
+            let live =
+                (self.writes[i..j].iter()).filter(|w| Some(w.stamp) > since && !self.deleted(w));
             if let Some(value) = resolve(policy, live) {
                 out.push((ts, value));
             }
             i = j;
         }
         out
+    }
+
+    /// Whether any write is left (not removed by a delete).
+    pub fn live(&self) -> bool {
+        self.writes.iter().any(|w| !self.deleted(w))
+    }
+
+    /// The highest timestamp with a write left.
+    pub fn newest(&self) -> Option<i64> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|w| !self.deleted(w))
+            .map(|w| w.ts)
+    }
+
+    /// The latest stamp of any write or delete held.
+    pub fn top(&self) -> Option<Stamp> {
+        let writes = self.writes.iter().map(|w| w.stamp);
+        writes.chain(self.deletes.iter().map(|d| d.stamp)).max()
+    }
+
+    /// Drops what a replica holding `theirs` had seen (`seen` says which) and no longer
+    /// holds: it deleted it and collected it (see [`crdt::Seen`]).
+    pub fn drop_seen(&mut self, theirs: Option<&Window>, seen: &Seen) {
+        let held_write = |w: &Write| {
+            theirs.is_some_and(|t| {
+                t.writes
+                    .binary_search_by_key(&write_key(w), write_key)
+                    .is_ok()
+            })
+        };
+        let held_delete = |d: &Delete| theirs.is_some_and(|t| t.deletes.binary_search(d).is_ok());
+        self.writes
+            .retain(|w| !seen.covers(w.stamp) || held_write(w));
+        self.deletes
+            .retain(|d| !seen.covers(d.stamp) || held_delete(d));
     }
 
     fn deleted(&self, w: &Write) -> bool {
@@ -149,7 +201,7 @@ impl Window {
         out.extend_from_slice(chunk.as_bytes());
         // Stamps: the writers' ids once, then per write its writer's index, its clock's
         // millisecond as the change of its lag behind the sample's instant, and its counter.
-        let mut nodes: Vec<u64> = self.writes.iter().map(|w| w.stamp.node).collect();
+        let mut nodes: Vec<u64> = self.writes.iter().map(|w| w.stamp.node.0).collect();
         nodes.sort_unstable();
         nodes.dedup();
         out.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
@@ -163,9 +215,9 @@ impl Window {
         };
         let mut lag: i64 = 0;
         for w in &self.writes {
-            let at = nodes.binary_search(&w.stamp.node).expect("listed") as u64;
+            let at = nodes.binary_search(&w.stamp.node.0).expect("listed") as u64;
             bits.push(at, index_bits);
-            let new_lag = w.stamp.ms().wrapping_sub(w.ts);
+            let new_lag = ms_of(w.stamp).wrapping_sub(w.ts);
             match new_lag.wrapping_sub(lag) {
                 0 => bits.push(0, 1),
                 d @ -64..=63 => {
@@ -178,11 +230,11 @@ impl Window {
                 }
                 _ => {
                     bits.push(0b111, 3);
-                    bits.push(w.stamp.ms() as u64, 48);
+                    bits.push(ms_of(w.stamp) as u64, 48);
                 }
             }
             lag = new_lag;
-            match w.stamp.counter() {
+            match counter_of(w.stamp) {
                 0 => bits.push(0, 1),
                 c => {
                     bits.push(1, 1);
@@ -194,7 +246,7 @@ impl Window {
         out.extend_from_slice(&bits.bytes);
         out.extend_from_slice(&(self.deletes.len() as u32).to_le_bytes());
         for d in &self.deletes {
-            for part in [d.from as u64, d.to as u64, d.stamp.hlc, d.stamp.node] {
+            for part in [d.from as u64, d.to as u64, d.stamp.hlc.0, d.stamp.node.0] {
                 out.extend_from_slice(&part.to_le_bytes());
             }
         }
@@ -250,11 +302,11 @@ impl Window {
                 0 => 0,
                 _ => bits.read(16).ok_or_else(damaged)?,
             };
-            let hlc = ((ms as u64) << 16) | counter;
+            let hlc = Timestamp(((ms as u64) << 16) | counter);
             writes.push(Write {
                 ts,
                 value,
-                stamp: Stamp { hlc, node },
+                stamp: Stamp::new(hlc, NodeId(node)),
             });
         }
         let delete_count = u32_of(take(4)?);
@@ -267,10 +319,10 @@ impl Window {
             deletes.push(Delete {
                 from: u64_of(&part[0..8]) as i64,
                 to: u64_of(&part[8..16]) as i64,
-                stamp: Stamp {
-                    hlc: u64_of(&part[16..24]),
-                    node: u64_of(&part[24..32]),
-                },
+                stamp: Stamp::new(
+                    Timestamp(u64_of(&part[16..24])),
+                    NodeId(u64_of(&part[24..32])),
+                ),
             });
         }
         let ordered = writes
@@ -281,6 +333,35 @@ impl Window {
             return Err(ChunkError("writes or deletes out of order"));
         }
         Ok(Window { writes, deletes })
+    }
+}
+
+impl crdt::Merge for Window {
+    fn merge(&mut self, other: &Window) {
+        Window::merge(self, other);
+    }
+}
+
+/// Stored and sent as [`Window::encode`] writes it.
+impl serde::Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.encode())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Window {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Window, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Window;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an encoded window of a series")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Window, E> {
+                Window::decode(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_bytes(Bytes)
     }
 }
 
@@ -308,10 +389,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn stamp(ms: u64, node: u64) -> Stamp {
-        Stamp {
-            hlc: ms << 16,
-            node,
-        }
+        Stamp::new(Timestamp(ms << 16), NodeId(node))
     }
 
     fn w(ts: i64, value: f64, ms: u64, node: u64) -> Write {
@@ -389,10 +467,7 @@ mod tests {
             |(ts, v, ms, counter, node)| Write {
                 ts,
                 value: f64::from(v),
-                stamp: Stamp {
-                    hlc: (ms << 16) | counter,
-                    node,
-                },
+                stamp: Stamp::new(Timestamp((ms << 16) | counter), NodeId(node)),
             },
         );
         let delete =

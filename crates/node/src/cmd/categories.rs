@@ -318,6 +318,23 @@ pub fn of(name: &str, sub: &str) -> u32 {
         ("swapdb", _) => KEYSPACE | WRITE | FAST | DANGEROUS,
         ("time", _) => FAST,
         ("role", _) => ADMIN | FAST | DANGEROUS,
+        // RedisTimeSeries's commands.
+        ("ts.add", _)
+        | ("ts.madd", _)
+        | ("ts.incrby", _)
+        | ("ts.decrby", _)
+        | ("ts.create", _)
+        | ("ts.alter", _)
+        | ("ts.createrule", _)
+        | ("ts.deleterule", _) => WRITE | FAST,
+        ("ts.del", _) => WRITE | SLOW,
+        ("ts.get", _) | ("ts.info", _) => READ | FAST,
+        ("ts.range", _)
+        | ("ts.revrange", _)
+        | ("ts.mget", _)
+        | ("ts.mrange", _)
+        | ("ts.mrevrange", _)
+        | ("ts.queryindex", _) => READ | SLOW,
 
         _ => 0,
     }

@@ -346,6 +346,7 @@ enum Value {
     Set(Vec<Bytes>),
     List(Vec<Bytes>),
     ZSet(Vec<(Bytes, f64)>),
+    Series(super::timeseries::Copied),
 }
 
 /// The value and deadline of the live key `key`.
@@ -364,6 +365,7 @@ fn read_value(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Option<(Value, Option<u64>)
         ),
         Kind::List => Value::List(super::lists::all_values(ctx, key)),
         Kind::ZSet => Value::ZSet(super::zsets::all(ctx, key)),
+        Kind::TimeSeries => Value::Series(super::timeseries::read_copy(ctx, key)?),
     };
     Some((value, at))
 }
@@ -395,6 +397,11 @@ fn write_value(ctx: &mut Ctx<'_, '_>, key: &Bytes, value: Value, at: Option<u64>
         }
         Value::ZSet(items) => {
             super::zsets::write_all(ctx, key, items);
+            let stamp = ctx.txn.stamp();
+            ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
+        }
+        Value::Series(copied) => {
+            super::timeseries::write_copy(ctx, key, copied);
             let stamp = ctx.txn.stamp();
             ctx.txn.apply(key, &Record::expiry_delta(stamp, at));
         }
@@ -592,6 +599,9 @@ pub fn memory(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
                 Some(Kind::Set) => parts(encoded(ctx.txn.all_members(key))),
                 Some(Kind::List) => parts(encoded(ctx.txn.all_parts::<crdt::Elem>(key))),
                 Some(Kind::ZSet) => parts(encoded(ctx.txn.all_parts::<crdt::ZMember>(key))),
+                Some(Kind::TimeSeries) => parts(encoded(
+                    ctx.txn.all_parts::<timeseries::series::Window>(key),
+                )),
                 _ => 0,
             };
             Reply::Int(bytes as i64)
@@ -713,6 +723,8 @@ pub fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
                 Some(Kind::List) => "quicklist",
                 Some(Kind::ZSet) if small(lens.zset) => "listpack",
                 Some(Kind::ZSet) => "skiplist",
+                // A module type's value, as Redis names it.
+                Some(Kind::TimeSeries) => "raw",
                 None => return Reply::Null,
             };
             let name = if name == "intset_or_hashtable" {

@@ -33,6 +33,10 @@ pub fn keys_of(spec: &Spec) -> Keys {
     let range = |first, last, step| Keys::Range { first, last, step };
     match spec.name {
         "keys" | "scan" | "dbsize" | "flushall" | "flushdb" | "randomkey" | "swapdb" => Keys::None,
+        // Series found by their labels: no key among the arguments (as RedisTimeSeries says).
+        "ts.mget" | "ts.mrange" | "ts.mrevrange" | "ts.queryindex" => Keys::None,
+        "ts.madd" => range(1, -1, 3),
+        "ts.createrule" | "ts.deleterule" => range(1, 2, 1),
         "mget" | "del" | "unlink" | "exists" | "touch" | "sinter" | "sunion" | "sdiff"
         | "sinterstore" | "sunionstore" | "sdiffstore" | "watch" => range(1, -1, 1),
         "mset" | "msetnx" => range(1, -1, 2),
@@ -143,14 +147,17 @@ pub fn flags_of(spec: &Spec) -> &'static [&'static str] {
         | "sscan" | "sort_ro" | "zcount" | "zdiff" | "zinter" | "zunion" | "zintercard"
         | "zlexcount" | "zmscore" | "zrandmember" | "zrange" | "zrangebylex" | "zrangebyscore"
         | "zrank" | "zrevrange" | "zrevrangebylex" | "zrevrangebyscore" | "zrevrank" | "zscan"
-        | "zscore" => &["RO access"],
+        | "zscore" | "ts.get" | "ts.range" | "ts.revrange" | "ts.info" => &["RO access"],
         "exists" | "touch" | "type" | "watch" | "strlen" | "hexists" | "hlen" | "hstrlen"
         | "llen" | "scard" | "sismember" | "zcard" | "memory" | "object" => &["RO"],
         "append" | "hsetnx" | "linsert" | "lpush" | "lpushx" | "rpush" | "rpushx" | "sadd" => {
             &["RW insert"]
         }
         "expire" | "expireat" | "pexpire" | "pexpireat" | "persist" | "hset" | "hmset" | "lset"
-        | "setrange" | "zadd" => &["RW update"],
+        | "setrange" | "zadd" | "ts.create" | "ts.alter" | "ts.add" | "ts.madd" => &["RW update"],
+        "ts.incrby" | "ts.decrby" => &["RW access update"],
+        "ts.del" => &["RW delete"],
+        "ts.createrule" | "ts.deleterule" => &["RW update", "RW update"],
         "incr" | "incrby" | "incrbyfloat" | "decr" | "decrby" | "getex" | "getset" | "setbit"
         | "hincrby" | "hincrbyfloat" | "zincrby" | "move" => &["RW access update"],
         "getdel" | "lpop" | "rpop" | "lmpop" | "blpop" | "brpop" | "blmpop" | "spop"

@@ -14,6 +14,7 @@ mod random;
 mod sets;
 mod sort;
 mod strings;
+mod timeseries;
 mod zsets;
 
 use crate::engine::{EngineState, Txn};
@@ -259,6 +260,24 @@ pub static COMMANDS: &[Spec] = &[
     data("zrangestore", -5, true, zsets::zrangestore),
     read("zrandmember", -2, zsets::zrandmember),
     data("zscan", -3, false, zsets::zscan),
+    // time series (RedisTimeSeries's commands)
+    data("ts.create", -2, true, timeseries::create),
+    data("ts.alter", -2, true, timeseries::alter),
+    data("ts.add", -4, true, timeseries::add),
+    data("ts.madd", -4, true, timeseries::madd),
+    data("ts.incrby", -3, true, timeseries::incrby),
+    data("ts.decrby", -3, true, timeseries::decrby),
+    data("ts.del", 4, true, timeseries::del),
+    data("ts.createrule", -6, true, timeseries::createrule),
+    data("ts.deleterule", 3, true, timeseries::deleterule),
+    read("ts.get", -2, timeseries::get),
+    read("ts.range", -4, timeseries::range),
+    read("ts.revrange", -4, timeseries::revrange),
+    read("ts.info", -2, timeseries::info),
+    data("ts.mget", -3, false, timeseries::mget),
+    data("ts.mrange", -5, false, timeseries::mrange),
+    data("ts.mrevrange", -5, false, timeseries::mrevrange),
+    data("ts.queryindex", -2, false, timeseries::queryindex),
     // connection and server
     conn("monitor", 1),
     conn("ping", -1),

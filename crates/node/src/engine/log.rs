@@ -238,15 +238,23 @@ pub fn key_state<S: StateRead + ?Sized>(
     let set_top = record.set.map(|c| c.top);
     let list_top = record.list.map(|c| c.top);
     let zset_top = record.zset.map(|c| c.top);
+    let series_top = stored.series.as_ref().and_then(|h| h.top);
     out.push(Change::Header {
         key: key.clone(),
         delta: record,
     });
+    if let Some(header) = stored.series {
+        out.push(Change::Series {
+            key: key.clone(),
+            delta: *header,
+        });
+    }
     for kind in [
         MemberKind::Field,
         MemberKind::SetMember,
         MemberKind::ListElem,
         MemberKind::ZMember,
+        MemberKind::Window,
     ] {
         let mut from: Option<Bytes> = None;
         loop {
@@ -282,6 +290,12 @@ pub fn key_state<S: StateRead + ?Sized>(
                         member: name,
                         delta: crdt::decode(&bytes).map_err(corrupt)?,
                         stamp: zset_top,
+                    },
+                    MemberKind::Window => Change::Window {
+                        key: key.clone(),
+                        start: name,
+                        delta: crdt::decode(&bytes).map_err(corrupt)?,
+                        stamp: series_top,
                     },
                     MemberKind::ZOrder => unreachable!("the order is not state"),
                 });

@@ -725,9 +725,11 @@ pub fn spawn(
 fn check_format(store: &dyn Store, fresh: bool) -> Result<(), StorageError> {
     match store.format()? {
         Some(storage::FORMAT) => Ok(()),
-        // Format 4 only adds keyspace events to the log: a format 3 directory reads as it
-        // is, and is marked 4 so that older builds, which cannot read the events, refuse it.
-        Some(3) => store.set_format(storage::FORMAT),
+        // Format 4 only added keyspace events to the log, format 5 time series (series
+        // headers beside the records, read from older headers by `storage::Stored::decode`,
+        // and their windows): a format 3 or 4 directory reads as it is, and is marked 5 so
+        // that older builds, which cannot read what this one writes, refuse it.
+        Some(3 | 4) => store.set_format(storage::FORMAT),
         None if fresh => store.set_format(storage::FORMAT),
         found => Err(StorageError::Corrupt {
             key: "(format)".into(),

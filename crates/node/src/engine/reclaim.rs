@@ -429,6 +429,7 @@ fn member_live(kind: MemberKind, bytes: &[u8]) -> bool {
         MemberKind::SetMember => live::<Member>(bytes),
         MemberKind::ListElem => live::<Elem>(bytes),
         MemberKind::ZMember => live::<ZMember>(bytes),
+        MemberKind::Window => live::<timeseries::series::Window>(bytes),
         MemberKind::ZOrder => true,
     }
 }

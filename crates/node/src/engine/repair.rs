@@ -183,6 +183,8 @@ fn identity(change: &Change) -> (&Bytes, u8, &Bytes) {
         Change::Elem { key, pos, .. } => (key, 3, pos),
         Change::ZMember { key, member, .. } => (key, 4, member),
         Change::Event { key, .. } => (key, 5, &NONE),
+        Change::Series { key, .. } => (key, 6, &NONE),
+        Change::Window { key, start, .. } => (key, 7, start),
     }
 }
 
@@ -270,6 +272,34 @@ fn unseen(mine: Change, theirs: Option<&Change>, seen: &Seen) -> Option<Change> 
             (delta != crdt::ZMember::default()).then_some(Change::ZMember {
                 key,
                 member,
+                delta,
+                stamp,
+            })
+        }
+        Change::Series { key, mut delta } => {
+            let theirs = match theirs {
+                Some(Change::Series { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            (delta != timeseries::header::Header::default())
+                .then_some(Change::Series { key, delta })
+        }
+        Change::Window {
+            key,
+            start,
+            mut delta,
+            ..
+        } => {
+            let theirs = match theirs {
+                Some(Change::Window { delta, .. }) => Some(delta),
+                _ => None,
+            };
+            delta.drop_seen(theirs, seen);
+            let stamp = delta.top();
+            (delta != timeseries::series::Window::default()).then_some(Change::Window {
+                key,
+                start,
                 delta,
                 stamp,
             })

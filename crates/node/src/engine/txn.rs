@@ -11,6 +11,8 @@ use crdt::{Elem, Kind, Lens, Member, Merge, NodeId, Record, Stamp, StrState, ZMe
 use hlc::Clock;
 use replication::Change;
 use std::collections::BTreeMap;
+use timeseries::header::Header as SeriesHeader;
+use timeseries::series::Window;
 
 /// Hash maps of the engine's hot path. foldhash (already in the build through hashbrown) made
 /// pipelined writes 10-20% faster than SipHash in an A/B run with redis-benchmark -P 16. It is
@@ -138,8 +140,8 @@ pub trait Part: Merge + Clone + Default + serde::Serialize + serde::de::Deserial
     const TYPE: Kind;
     /// Whether the part counts (a live field, a present member or element).
     fn live(&self) -> bool;
-    /// The header's live count of parts of this kind.
-    fn len(lens: &mut Lens) -> &mut u64;
+    /// The header's live count of parts of this kind, when it keeps one.
+    fn len(lens: &mut Lens) -> Option<&mut u64>;
     /// The round's parts of this kind.
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self>;
     /// The round's parts of this kind, to read.
@@ -159,8 +161,8 @@ impl Part for StrState {
     fn live(&self) -> bool {
         self.exists()
     }
-    fn len(lens: &mut Lens) -> &mut u64 {
-        &mut lens.hash
+    fn len(lens: &mut Lens) -> Option<&mut u64> {
+        Some(&mut lens.hash)
     }
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
         &mut txn.fields
@@ -185,8 +187,8 @@ impl Part for Member {
     fn live(&self) -> bool {
         self.present()
     }
-    fn len(lens: &mut Lens) -> &mut u64 {
-        &mut lens.set
+    fn len(lens: &mut Lens) -> Option<&mut u64> {
+        Some(&mut lens.set)
     }
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
         &mut txn.members
@@ -210,8 +212,8 @@ impl Part for Elem {
     fn live(&self) -> bool {
         self.present()
     }
-    fn len(lens: &mut Lens) -> &mut u64 {
-        &mut lens.list
+    fn len(lens: &mut Lens) -> Option<&mut u64> {
+        Some(&mut lens.list)
     }
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
         &mut txn.elems
@@ -235,8 +237,8 @@ impl Part for ZMember {
     fn live(&self) -> bool {
         self.present()
     }
-    fn len(lens: &mut Lens) -> &mut u64 {
-        &mut lens.zset
+    fn len(lens: &mut Lens) -> Option<&mut u64> {
+        Some(&mut lens.zset)
     }
     fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
         &mut txn.zmembers
@@ -254,6 +256,32 @@ impl Part for ZMember {
     }
     fn order(&self) -> Option<f64> {
         self.score()
+    }
+}
+
+/// A window of a series' samples.
+impl Part for Window {
+    const STORED: MemberKind = MemberKind::Window;
+    const TYPE: Kind = Kind::TimeSeries;
+    fn live(&self) -> bool {
+        Window::live(self)
+    }
+    fn len(lens: &mut Lens) -> Option<&mut u64> {
+        Some(&mut lens.series)
+    }
+    fn parts<'t>(txn: &'t mut Txn<'_>) -> &'t mut Parts<Self> {
+        &mut txn.windows
+    }
+    fn parts_ref<'t>(txn: &'t Txn<'_>) -> &'t Parts<Self> {
+        &txn.windows
+    }
+    fn change(key: Bytes, start: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
+        Change::Window {
+            key,
+            start,
+            delta,
+            stamp,
+        }
     }
 }
 
@@ -479,6 +507,7 @@ pub struct Txn<'a> {
     members: Parts<Member>,
     elems: Parts<Elem>,
     zmembers: Parts<ZMember>,
+    windows: Parts<Window>,
     /// Sorted set order entries (`crdt::order_entry`) the round added (true) or removed.
     order: Parts<bool>,
     expiry_removes: Vec<(u64, Bytes)>,
@@ -536,6 +565,7 @@ impl<'a> Txn<'a> {
             members: Parts::default(),
             elems: Parts::default(),
             zmembers: Parts::default(),
+            windows: Parts::default(),
             order: Parts::default(),
             expiry_removes: Vec::new(),
             drop_tombstones,
@@ -571,6 +601,7 @@ impl<'a> Txn<'a> {
             MemberKind::ListElem,
             MemberKind::ZMember,
             MemberKind::ZOrder,
+            MemberKind::Window,
         ] {
             let mut after: Option<Bytes> = None;
             loop {
@@ -592,6 +623,7 @@ impl<'a> Txn<'a> {
         self.members.remove_key(key);
         self.elems.remove_key(key);
         self.zmembers.remove_key(key);
+        self.windows.remove_key(key);
         self.order.remove_key(key);
         self.bounds.retain(|(_, k), _| k != key);
         self.writes += 1;
@@ -754,6 +786,15 @@ impl<'a> Txn<'a> {
         });
     }
 
+    /// Merges a delta into the key's series header.
+    pub fn apply_series(&mut self, key: &Bytes, delta: &SeriesHeader) {
+        (self.header_mut(key).series.get_or_insert_default()).merge(delta);
+        self.record(|| Change::Series {
+            key: key.clone(),
+            delta: delta.clone(),
+        });
+    }
+
     /// Merges a delta that a peer's log entry carries, exactly as its origin merged it.
     pub fn apply_change(&mut self, change: &Change) {
         match change {
@@ -782,6 +823,13 @@ impl<'a> Txn<'a> {
                 delta,
                 stamp,
             } => self.apply_part(key, member, delta, *stamp),
+            Change::Series { key, delta } => self.apply_series(key, delta),
+            Change::Window {
+                key,
+                start,
+                delta,
+                stamp,
+            } => self.apply_part(key, start, delta, *stamp),
             Change::Event { key, event } => self.event(key, *event),
         }
     }
@@ -890,10 +938,11 @@ impl<'a> Txn<'a> {
         );
         let header = self.header_mut(key);
         if let Some(stamp) = stamp {
-            header.record.merge(&Record::touch_delta(stamp, T::TYPE));
+            header.touch(stamp, T::TYPE);
         }
-        let len = T::len(&mut header.lens);
-        *len = *len + u64::from(after) - u64::from(before);
+        if let Some(len) = T::len(&mut header.lens) {
+            *len = *len + u64::from(after) - u64::from(before);
+        }
         self.record(|| T::change(key.clone(), name.clone(), delta.clone(), stamp));
     }
 
@@ -1146,6 +1195,28 @@ impl<'a> Txn<'a> {
     /// deadline.
     pub fn delete(&mut self, key: &Bytes, stamp: Stamp) {
         self.clear_collections(key, stamp);
+        // A series: its settings reset (the header's delete) and every window's samples
+        // removed as observed here (a sample written concurrently elsewhere, in a window this
+        // node did not hold, stays, as a concurrent add to a set does), so the windows become
+        // tombstones collected like any.
+        if self.raw(key).and_then(|s| s.series.as_ref()).is_some() {
+            for (start, window) in self.all_parts::<Window>(key) {
+                if window.live() {
+                    let mut delta = Window::default();
+                    delta.delete(timeseries::series::Delete {
+                        from: i64::MIN,
+                        to: i64::MAX,
+                        stamp,
+                    });
+                    self.apply_part(key, &start, &delta, None);
+                }
+            }
+            let delta = SeriesHeader {
+                deleted: Some(stamp),
+                ..SeriesHeader::default()
+            };
+            self.apply_series(key, &delta);
+        }
         let delta = self
             .raw(key)
             .map(|s| s.record.delete_delta(stamp))
@@ -1273,6 +1344,7 @@ impl<'a> Txn<'a> {
         drain(self.members, &mut members);
         drain(self.elems, &mut members);
         drain(self.zmembers, &mut members);
+        drain(self.windows, &mut members);
         // Order entries are derived: stored while live, removed otherwise, never tombstones.
         let (placed, unplaced): (Vec<_>, Vec<_>) = (self.order.into_parts())
             .filter(|(_, _, t)| t.dirty)

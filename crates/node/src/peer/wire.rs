@@ -18,12 +18,13 @@ use replication::VersionVector;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// The frame format version this node speaks. Version 10: nodes say where and whether they
+/// The frame format version this node speaks. Version 11: time series (`Change::Series`,
+/// `Change::Window`). Version 10: nodes say where and whether they
 /// serve clients (`Serving`), pings carry the round trips the sender measures; version 9: pings carry the sender's clock and
 /// network coordinate and are answered (`Pong`), for round trips; version 8: keyspace events in log entries
 /// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
 /// sorted set headers); version 6: repairs carry what the sender had seen (`crdt::Seen`).
-pub const VERSION: u8 = 10;
+pub const VERSION: u8 = 11;
 /// Most round trips a ping carries.
 pub const RTTS_MAX: usize = 64;
 /// Largest frame accepted: a batch of log entries is cut well below it by the sender.

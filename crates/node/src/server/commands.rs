@@ -220,7 +220,15 @@ fn hello(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
         (Reply::bulk("id"), Reply::Int(session.id as i64)),
         (Reply::bulk("mode"), Reply::bulk("standalone")),
         (Reply::bulk("role"), Reply::bulk("master")),
-        (Reply::bulk("modules"), Reply::Array(vec![])),
+        (
+            Reply::bulk("modules"),
+            Reply::Array(vec![Reply::Map(vec![
+                (Reply::bulk("name"), Reply::bulk("timeseries")),
+                (Reply::bulk("ver"), Reply::Int(TIMESERIES_VERSION)),
+                (Reply::bulk("path"), Reply::bulk("built-in")),
+                (Reply::bulk("args"), Reply::Array(vec![])),
+            ])]),
+        ),
         (
             Reply::bulk("meridian_version"),
             Reply::bulk(env!("CARGO_PKG_VERSION")),
@@ -1359,6 +1367,10 @@ fn config(shared: &Shared, args: &[Bytes]) -> Reply {
     }
 }
 
+/// The RedisTimeSeries version whose commands the time series follow (1.12.3), as modules
+/// report versions.
+const TIMESERIES_VERSION: i64 = 11203;
+
 fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     let c = &shared.config;
     let wanted: Vec<String> = args[1..]
@@ -1433,6 +1445,13 @@ fn info(shared: &Shared, args: &[Bytes]) -> Reply {
     }
     if show("replication") {
         text.push_str(&replication_section(shared));
+    }
+    if show("modules") {
+        // The time series commands are built in; named as RedisTimeSeries's module so that
+        // clients that look for it find them.
+        text.push_str(&format!(
+            "# Modules\r\nmodule:name=timeseries,ver={TIMESERIES_VERSION},api=1,filters=0,usedby=[],using=[],options=[]\r\n\r\n"
+        ));
     }
     if show("keyspace") && keys > 0 {
         text.push_str(&format!(

@@ -1,0 +1,273 @@
+"""Time series (issue 16) through redis-py's own `r.ts()` client: RedisTimeSeries's commands on
+one node in RESP2 and RESP3, and series that merge across three regions: concurrent samples at
+one instant resolve by the duplicate policy the same everywhere, deletes and compaction rules
+give the same answers in every region, including samples a region wrote while cut off."""
+
+import time
+
+import pytest
+import redis
+from redis.commands.timeseries.info import TSInfo
+
+from test_replication import converged, peer_state, start_cluster, wait_for, connected_peers
+
+
+def ts_info(ts, key):
+    """TS.INFO parsed by redis-py's own TSInfo (which its RESP3 client leaves to the caller)."""
+    reply = ts.info(key)
+    return TSInfo(reply) if isinstance(reply, dict) else reply
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def ts(node, request):
+    return node.client(protocol=request.param).ts()
+
+
+def test_create_add_get_range_info(ts):
+    assert ts.create("temp:a", retention_msecs=0, labels={"room": "a", "kind": "temp"})
+    assert ts.add("temp:a", 1000, 20.5) == 1000
+    assert ts.add("temp:a", 2000, 21.5) == 2000
+    assert ts.madd([("temp:a", 3000, 22), ("temp:a", 4000, 23)]) == [3000, 4000]
+    assert list(ts.get("temp:a")) == [4000, 23.0]
+    assert [list(s) for s in ts.range("temp:a", "-", "+")] == [
+        [1000, 20.5], [2000, 21.5], [3000, 22.0], [4000, 23.0]]
+    assert [list(s) for s in ts.revrange("temp:a", 0, 5000, count=2)] == [[4000, 23.0], [3000, 22.0]]
+    assert [list(s) for s in ts.range("temp:a", 1500, 3500)] == [[2000, 21.5], [3000, 22.0]]
+    i = ts_info(ts, "temp:a")
+    assert (i.total_samples, i.first_timestamp, i.last_timestamp) == (4, 1000, 4000)
+    assert i.labels == {"room": "a", "kind": "temp"}
+    assert ts.client.type("temp:a") == b"TSDB-TYPE"
+
+
+def test_every_aggregator_with_align_bucket_timestamp_and_empty(ts):
+    for t, v in [(0, 1), (1, 3), (10, 5), (31, 7)]:
+        ts.add("s", t, v)
+
+    def agg(kind, **kw):
+        return [list(x) for x in ts.range("s", 0, 40, aggregation_type=kind, bucket_size_msec=10, **kw)]
+
+    assert agg("avg") == [[0, 2.0], [10, 5.0], [30, 7.0]]
+    assert agg("sum") == [[0, 4.0], [10, 5.0], [30, 7.0]]
+    assert agg("min") == [[0, 1.0], [10, 5.0], [30, 7.0]]
+    assert agg("max") == [[0, 3.0], [10, 5.0], [30, 7.0]]
+    assert agg("range") == [[0, 2.0], [10, 0.0], [30, 0.0]]
+    assert agg("count") == [[0, 2.0], [10, 1.0], [30, 1.0]]
+    assert agg("first") == [[0, 1.0], [10, 5.0], [30, 7.0]]
+    assert agg("last") == [[0, 3.0], [10, 5.0], [30, 7.0]]
+    assert agg("var.p")[0] == [0, 1.0]
+    assert agg("std.s")[0][1] == pytest.approx(2 ** 0.5)
+    assert agg("sum", empty=True) == [[0, 4.0], [10, 5.0], [20, 0.0], [30, 7.0]]
+    assert agg("sum", bucket_timestamp="+") == [[10, 4.0], [20, 5.0], [40, 7.0]]
+    assert agg("sum", align=5) == [[0, 4.0], [5, 5.0], [25, 7.0]]
+    assert [list(x) for x in ts.range("s", 0, 40, filter_by_min_value=2, filter_by_max_value=6)] == [
+        [1, 3.0], [10, 5.0]]
+    assert [list(x) for x in ts.range("s", 0, 40, filter_by_ts=[1, 31])] == [[1, 3.0], [31, 7.0]]
+
+
+def test_duplicate_policies_and_on_duplicate(ts):
+    ts.create("block")
+    ts.add("block", 10, 1)
+    with pytest.raises(redis.ResponseError, match="DUPLICATE_POLICY is set to BLOCK"):
+        ts.add("block", 10, 2)
+    assert ts.add("block", 10, 5, on_duplicate="sum") == 10
+    assert list(ts.get("block")) == [10, 6.0]
+    for policy, want in [("last", 2.0), ("first", 1.0), ("min", 1.0), ("max", 2.0), ("sum", 3.0)]:
+        key = f"p:{policy}"
+        ts.create(key, duplicate_policy=policy)
+        ts.add(key, 7, 1)
+        ts.add(key, 7, 2)
+        assert list(ts.get(key)) == [7, want], policy
+        assert ts_info(ts, key).duplicate_policy == policy
+
+
+def test_retention_trims_by_the_newest_sample(ts):
+    ts.create("r", retention_msecs=100)
+    for t in (0, 50, 100, 150, 200):
+        ts.add("r", t, t)
+    assert [s[0] for s in ts.range("r", "-", "+")] == [100, 150, 200]
+    with pytest.raises(redis.ResponseError, match="older than retention"):
+        ts.add("r", 10, 1)
+
+
+def test_del_incrby_alter_and_errors(ts):
+    c = ts.client
+    for t in range(0, 100, 10):
+        ts.add("d", t, t)
+    assert ts.delete("d", 20, 55) == 4
+    assert [s[0] for s in ts.range("d", "-", "+")] == [0, 10, 60, 70, 80, 90]
+    assert ts.incrby("n", 5, timestamp=100) == 100
+    assert ts.incrby("n", 2, timestamp=200) == 200
+    assert ts.decrby("n", 1, timestamp=200) == 200
+    assert list(ts.get("n")) == [200, 6.0]
+    with pytest.raises(redis.ResponseError, match="maximum existing timestamp"):
+        ts.incrby("n", 1, timestamp=150)
+    assert ts.alter("n", labels={"unit": "pcs"}, retention_msecs=1000)
+    i = ts_info(ts, "n")
+    assert (i.labels, i.retention_msecs) == ({"unit": "pcs"}, 1000)
+    c.set("str", "x")
+    with pytest.raises(redis.ResponseError, match="the key is not a TSDB key"):
+        ts.add("str", 1, 1)
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        ts.range("str", "-", "+")
+    with pytest.raises(redis.ResponseError, match="the key does not exist"):
+        ts.get("missing")
+    with pytest.raises(redis.ResponseError, match="key already exists"):
+        ts.create("n")
+    with pytest.raises(redis.ResponseError, match="invalid value"):
+        ts.add("n", 300, "nan")
+    with pytest.raises(redis.ResponseError, match="invalid timestamp"):
+        ts.add("n", -5, 1)
+    with pytest.raises(redis.ResponseError, match="Unknown aggregation type"):
+        ts.range("n", "-", "+", aggregation_type="median", bucket_size_msec=10)
+    with pytest.raises(redis.ResponseError, match="TSDB"):
+        c.execute_command("TS.CREATE", "bad", "RETENTION", "soon")
+    # Nothing changed by the refused commands.
+    assert list(ts.get("n")) == [200, 6.0]
+    assert not c.exists("bad", "missing")
+
+
+def test_delete_rename_and_recreate(ts):
+    c = ts.client
+    ts.create("old", labels={"a": "1"})
+    ts.add("old", 1, 1)
+    ts.add("old", 2, 2)
+    assert c.rename("old", "new")
+    assert [list(s) for s in ts.range("new", "-", "+")] == [[1, 1.0], [2, 2.0]]
+    assert ts_info(ts, "new").labels == {"a": "1"}
+    assert c.delete("new") == 1
+    assert not c.exists("new")
+    ts.add("new", 5, 5)
+    assert [list(s) for s in ts.range("new", "-", "+")] == [[5, 5.0]]
+    assert ts_info(ts, "new").labels == {}
+
+
+def test_mget_mrange_groupby_and_queryindex(ts):
+    ts.create("t:1", labels={"kind": "temp", "room": "a"})
+    ts.create("t:2", labels={"kind": "temp", "room": "b"})
+    ts.create("h:1", labels={"kind": "hum", "room": "a"})
+    for key, values in [("t:1", [20, 22]), ("t:2", [24, 26]), ("h:1", [50, 55])]:
+        for i, v in enumerate(values):
+            ts.add(key, 1000 * (i + 1), v)
+    assert sorted(ts.queryindex(["kind=temp"])) in ([b"t:1", b"t:2"], ["t:1", "t:2"])
+    assert sorted(map(lambda k: k if isinstance(k, str) else k.decode(), ts.queryindex(["room=a"]))) == ["h:1", "t:1"]
+    got = ts.mget(["kind=temp"], with_labels=True)
+    flat = {}
+    for item in (got if isinstance(got, list) else [got]):
+        for k, v in item.items():
+            flat[k if isinstance(k, str) else k.decode()] = v
+    assert set(flat) == {"t:1", "t:2"}
+    ranges = ts.mrange("-", "+", ["kind=temp"], groupby="kind", reduce="max")
+    as_dict = {}
+    for item in (ranges if isinstance(ranges, list) else [ranges]):
+        as_dict.update(item)
+    (name, value), = as_dict.items()
+    assert name in ("kind=temp", b"kind=temp")
+    samples = value[-1]
+    assert [list(s) for s in samples] == [[1000, 24.0], [2000, 26.0]]
+    with pytest.raises(redis.ResponseError, match="at least one matcher"):
+        ts.queryindex(["kind!=temp"])
+
+
+def test_compaction_rules_chain_and_recompute_late_samples(ts):
+    ts.create("raw")
+    ts.create("by10")
+    ts.create("by20")
+    assert ts.createrule("raw", "by10", "sum", 10)
+    assert ts.createrule("by10", "by20", "max", 20)
+    for t in range(0, 45):
+        ts.add("raw", t, 1)
+    assert [list(s) for s in ts.range("by10", "-", "+")] == [[0, 10.0], [10, 10.0], [20, 10.0], [30, 10.0]]
+    assert [list(s) for s in ts.range("by10", "-", "+", latest=True)][-1] == [40, 5.0]
+    # A late sample lands in a closed bucket: the bucket is recomputed.
+    ts.add("raw", 5, 100, on_duplicate="last")
+    assert [list(s) for s in ts.range("by10", 0, 0)] == [[0, 109.0]]
+    # by20's second bucket closes only once by10 closes a bucket past it.
+    assert [list(s) for s in ts.range("by20", "-", "+")] == [[0, 109.0]]
+    assert [list(s) for s in ts.range("by20", "-", "+", latest=True)] == [[0, 109.0], [20, 10.0]]
+    assert ts_info(ts, "raw").rules in ([[b"by10", 10, b"SUM", 0]], {b"by10": [10, b"SUM", 0]})
+    with pytest.raises(redis.ResponseError, match="already has a src rule"):
+        ts.createrule("raw", "by10", "avg", 5)
+    assert ts.deleterule("raw", "by10")
+    assert ts_info(ts, "by10").source_key is None
+
+
+def test_info_modules_names_timeseries(node):
+    assert node.client().info("modules")["modules"][0]["name"] == "timeseries"
+
+
+@pytest.fixture
+def cluster(node_factory):
+    return start_cluster(node_factory)
+
+
+def series_view(nodes, key, **kw):
+    def read(n):
+        try:
+            return [tuple(s) for s in n.client().ts().range(key, "-", "+", **kw)]
+        except redis.ResponseError as e:
+            return str(e)
+    return [read(n) for n in nodes]
+
+
+def agree(nodes, key, timeout=15.0, **kw):
+    def same():
+        views = series_view(nodes, key, **kw)
+        return views[0] if all(v == views[0] for v in views) else None
+    return wait_for(same, timeout, what=f"regions to agree on {key}")
+
+
+def test_samples_from_every_region_merge(cluster):
+    eu, us, ap = cluster
+    eu.client().ts().create("room", labels={"site": "x"}, duplicate_policy="last")
+    converged(cluster, ["room"])
+    wait_for(lambda: all(n.client().exists("room") for n in cluster), what="the series everywhere")
+    for i, n in enumerate(cluster):
+        pipe = n.client().ts().pipeline(transaction=False)
+        for t in range(i, 300, 3):
+            pipe.add("room", t, t)
+        pipe.execute()
+    view = agree(cluster, "room")
+    assert view == [(t, float(t)) for t in range(300)]
+    for n in cluster:
+        assert n.client().ts().info("room").labels == {"site": "x"}
+
+
+@pytest.fixture
+def slow_cluster(node_factory):
+    return start_cluster(node_factory, "--wan-delay", "eu-us=1000,us-ap=1000,eu-ap=1000")
+
+
+@pytest.mark.parametrize("policy,want", [("last", 3.0), ("first", 1.0), ("min", 1.0), ("max", 3.0), ("sum", 6.0), ("block", 1.0)])
+def test_concurrent_samples_of_one_instant_resolve_by_the_policy_everywhere(slow_cluster, policy, want):
+    eu, us, ap = slow_cluster
+    key = f"c:{policy}"
+    for n in slow_cluster:
+        n.client().ts().create(key, duplicate_policy=policy)
+    # Written a second apart by the clocks, all before any region hears of the others.
+    for value, n in [(1, eu), (2, us), (3, ap)]:
+        n.client().ts().add(key, 1000, value)
+        time.sleep(0.01)
+    # LAST/FIRST order the writes by stamp (eu wrote first, ap last); BLOCK keeps the first
+    # across regions; MIN/MAX/SUM take every region's write.
+    assert agree(slow_cluster, key, timeout=20) == [(1000, want)]
+
+
+def test_late_samples_from_a_region_that_was_down_recompute_the_buckets_everywhere(cluster):
+    eu, us, ap = cluster
+    eu.client().ts().create("raw", labels={"group": "g"})
+    eu.client().ts().create("avg10", labels={"group": "g-avg"})
+    eu.client().ts().createrule("raw", "avg10", "avg", 10)
+    wait_for(lambda: all(n.client().exists("avg10") for n in cluster), what="the rule everywhere")
+    for t in range(0, 40):
+        eu.client().ts().add("raw", t, 10)
+    agree(cluster, "avg10")
+    ap.kill9()
+    wait_for(lambda: peer_state(eu, "ap-1") == "down", what="eu-1 to see ap-1 down")
+    # Back, ap-1 writes a late sample into a closed bucket before it has caught up.
+    eu.client().ts().add("raw", 41, 10)
+    ap.start()
+    ap.client().ts().add("raw", 5, 110, on_duplicate="last")
+    wait_for(lambda: connected_peers(ap) == 2, what="ap-1 to rejoin")
+    view = agree(cluster, "avg10", timeout=30)
+    assert view == [(0, 20.0), (10, 10.0), (20, 10.0), (30, 10.0)]
+    assert agree(cluster, "avg10", latest=True)[-1] == (40, 10.0)

@@ -41,6 +41,18 @@ pub struct FjallStore {
 }
 
 impl FjallStore {
+    /// Bytes on disk of each keyspace's tables (journals and memtables apart), by name.
+    pub fn keyspace_bytes(&self) -> [(&'static str, u64); 6] {
+        [
+            ("data", self.data.disk_space()),
+            ("members", self.members.disk_space()),
+            ("expiry", self.expiry.disk_space()),
+            ("graves", self.graves.disk_space()),
+            ("meta", self.meta.disk_space()),
+            ("log", self.log.disk_space()),
+        ]
+    }
+
     /// Opens (or creates) the store in `dir`, recovering from the journal after a crash.
     /// `cache_bytes` bounds the block cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<FjallStore, StorageError> {

@@ -213,34 +213,58 @@ impl Window {
             bytes: Vec::new(),
             free: 0,
         };
+        // Per write: `1` and the change of the counter when the clock's millisecond is the
+        // previous write's (a batch written in one round); else `0`, the change of the lag,
+        // and the counter.
         let mut lag: i64 = 0;
+        let mut previous: Option<Stamp> = None;
         for w in &self.writes {
             let at = nodes.binary_search(&w.stamp.node.0).expect("listed") as u64;
             bits.push(at, index_bits);
-            let new_lag = ms_of(w.stamp).wrapping_sub(w.ts);
-            match new_lag.wrapping_sub(lag) {
-                0 => bits.push(0, 1),
-                d @ -64..=63 => {
-                    bits.push(0b10, 2);
-                    bits.push(d as u64, 7);
-                }
-                d @ -2048..=2047 => {
-                    bits.push(0b110, 3);
-                    bits.push(d as u64, 12);
+            let (ms, counter) = (ms_of(w.stamp), counter_of(w.stamp));
+            match previous.map(|p| (ms_of(p), counter_of(p))) {
+                Some((p_ms, p_counter)) if p_ms == ms => {
+                    bits.push(1, 1);
+                    match counter.wrapping_sub(p_counter) {
+                        d @ 1..=16 => {
+                            bits.push(0, 1);
+                            bits.push(d - 1, 4);
+                        }
+                        _ => {
+                            bits.push(1, 1);
+                            bits.push(counter, 16);
+                        }
+                    }
                 }
                 _ => {
-                    bits.push(0b111, 3);
-                    bits.push(ms_of(w.stamp) as u64, 48);
+                    bits.push(0, 1);
+                    let new_lag = ms.wrapping_sub(w.ts);
+                    match new_lag.wrapping_sub(lag) {
+                        0 => bits.push(0, 1),
+                        d @ -64..=63 => {
+                            bits.push(0b10, 2);
+                            bits.push(d as u64, 7);
+                        }
+                        d @ -2048..=2047 => {
+                            bits.push(0b110, 3);
+                            bits.push(d as u64, 12);
+                        }
+                        _ => {
+                            bits.push(0b111, 3);
+                            bits.push(ms as u64, 48);
+                        }
+                    }
+                    match counter {
+                        0 => bits.push(0, 1),
+                        c => {
+                            bits.push(1, 1);
+                            bits.push(c, 16);
+                        }
+                    }
                 }
             }
-            lag = new_lag;
-            match counter_of(w.stamp) {
-                0 => bits.push(0, 1),
-                c => {
-                    bits.push(1, 1);
-                    bits.push(c, 16);
-                }
-            }
+            lag = ms.wrapping_sub(w.ts);
+            previous = Some(w.stamp);
         }
         out.extend_from_slice(&(bits.bytes.len() as u32).to_le_bytes());
         out.extend_from_slice(&bits.bytes);
@@ -284,24 +308,40 @@ impl Window {
         let index_bits = index_bits(nodes.len());
         let mut writes = Vec::with_capacity(samples.len());
         let mut lag: i64 = 0;
+        let mut previous: Option<(i64, u64)> = None;
         for &(ts, value) in &samples {
             let index = bits.read(index_bits).ok_or_else(damaged)? as usize;
             let node = *nodes.get(index).ok_or(ChunkError("no such writer"))?;
-            let ms = match bits.prefix(3).ok_or_else(damaged)? {
-                0 => ts.wrapping_add(lag),
-                1 => ts.wrapping_add(
-                    lag.wrapping_add(sign_extend(bits.read(7).ok_or_else(damaged)?, 7)),
-                ),
-                2 => ts.wrapping_add(
-                    lag.wrapping_add(sign_extend(bits.read(12).ok_or_else(damaged)?, 12)),
-                ),
-                _ => bits.read(48).ok_or_else(damaged)? as i64,
+            let same_ms = bits.read(1).ok_or_else(damaged)? == 1;
+            let (ms, counter) = match previous {
+                Some((p_ms, p_counter)) if same_ms => {
+                    let counter = match bits.read(1).ok_or_else(damaged)? {
+                        0 => p_counter + 1 + bits.read(4).ok_or_else(damaged)?,
+                        _ => bits.read(16).ok_or_else(damaged)?,
+                    };
+                    (p_ms, counter & 0xffff)
+                }
+                None if same_ms => return Err(ChunkError("a first stamp names no millisecond")),
+                _ => {
+                    let ms = match bits.prefix(3).ok_or_else(damaged)? {
+                        0 => ts.wrapping_add(lag),
+                        1 => ts.wrapping_add(
+                            lag.wrapping_add(sign_extend(bits.read(7).ok_or_else(damaged)?, 7)),
+                        ),
+                        2 => ts.wrapping_add(
+                            lag.wrapping_add(sign_extend(bits.read(12).ok_or_else(damaged)?, 12)),
+                        ),
+                        _ => bits.read(48).ok_or_else(damaged)? as i64,
+                    };
+                    let counter = match bits.read(1).ok_or_else(damaged)? {
+                        0 => 0,
+                        _ => bits.read(16).ok_or_else(damaged)?,
+                    };
+                    (ms, counter)
+                }
             };
             lag = ms.wrapping_sub(ts);
-            let counter = match bits.read(1).ok_or_else(damaged)? {
-                0 => 0,
-                _ => bits.read(16).ok_or_else(damaged)?,
-            };
+            previous = Some((ms, counter));
             let hlc = Timestamp(((ms as u64) << 16) | counter);
             writes.push(Write {
                 ts,

@@ -271,3 +271,68 @@ def test_late_samples_from_a_region_that_was_down_recompute_the_buckets_everywhe
     view = agree(cluster, "avg10", timeout=30)
     assert view == [(0, 20.0), (10, 10.0), (20, 10.0), (30, 10.0)]
     assert agree(cluster, "avg10", latest=True)[-1] == (40, 10.0)
+
+
+def mrange_groups(ts, *args, **kw):
+    """TS.MRANGE's groups as {name: [(ts, value), ...]}, whichever protocol."""
+    reply = ts.mrange(*args, **kw)
+    out = {}
+    for item in (reply if isinstance(reply, list) else [reply]):
+        for name, value in item.items():
+            name = name if isinstance(name, str) else name.decode()
+            out[name] = [tuple(s) for s in value[-1]]
+    return out
+
+
+def test_robust_and_weighted_reducers_fuse_a_group(ts):
+    # Five sensors of one room; one reads wild; one is noisy.
+    readings = {"s1": [20.0, 20.2], "s2": [21.0, 21.2], "s3": [22.0, 22.2], "s4": [19.0, 19.2],
+                "s5": [500.0, 500.2]}
+    for name, values in readings.items():
+        ts.create(f"room1:{name}", labels={"room": "1"})
+        for i, v in enumerate(values):
+            ts.add(f"room1:{name}", 1000 * (i + 1), v)
+    median = mrange_groups(ts, "-", "+", ["room=1"], groupby="room", reduce="median")
+    assert median == {"room=1": [(1000, 21.0), (2000, 21.2)]}
+    trimmed = mrange_groups(ts, "-", "+", ["room=1"], groupby="room", reduce="trimmed_mean")
+    assert trimmed["room=1"][0] == (1000, 21.0)
+    ts.create("room2:quiet", labels={"room": "2"})
+    ts.create("room2:noisy", labels={"room": "2"})
+    for i, (q, n) in enumerate([(9, 0), (11, 20), (10, 40)]):
+        ts.add("room2:quiet", i, q)
+        ts.add("room2:noisy", i, n)
+    ivw = mrange_groups(ts, "-", "+", ["room=2"], groupby="room", reduce="ivw_mean")
+    wq, wn = 1.5, 3.0 / 800.0
+    assert ivw["room=2"][2][1] == pytest.approx((10 * wq + 40 * wn) / (wq + wn))
+
+
+def test_a_fused_series_is_kept_for_a_group(ts):
+    for name, values in {"a": [1, 3, 5], "b": [2, 4, 6], "c": [100, 100, 100]}.items():
+        ts.create(f"g:{name}", labels={"group": "g"})
+        for i, v in enumerate(values):
+            ts.add(f"g:{name}", i * 10, v)
+    assert ts.client.execute_command(
+        "TS.FUSE", "g:fused", "AGGREGATION", "avg", "20", "REDUCE", "median", "FILTER", "group=g") in (b"OK", "OK", True)
+    # Buckets of 20 ms: a = [2, 5], b = [3, 6], c = [100, 100]; the median of each bucket.
+    assert [tuple(s) for s in ts.range("g:fused", "-", "+")] == [(0, 3.0), (20, 6.0)]
+    ts.add("g:b", 25, 1000)  # a sample late into the second bucket moves it
+    assert [tuple(s) for s in ts.range("g:fused", "-", "+")] == [(0, 3.0), (20, 100.0)]
+    assert list(ts.get("g:fused")) == [20, 100.0]
+    with pytest.raises(redis.ResponseError, match="failed parsing reducer"):
+        ts.client.execute_command("TS.FUSE", "x", "AGGREGATION", "avg", "20", "REDUCE", "nope", "FILTER", "group=g")
+    assert not ts.client.exists("x")
+
+
+def test_a_fused_series_is_the_same_in_every_region(cluster):
+    eu, us, ap = cluster
+    for i, n in enumerate(cluster):
+        n.client().ts().create(f"sensor:{i}", labels={"site": "plant"})
+    eu.client().execute_command("TS.FUSE", "plant", "AGGREGATION", "avg", "1000", "REDUCE", "median",
+                                "FILTER", "site=plant")
+    for i, n in enumerate(cluster):
+        pipe = n.client().ts().pipeline(transaction=False)
+        for t in range(0, 5000, 100):
+            pipe.add(f"sensor:{i}", t, 10 * i + t / 1000)
+        pipe.execute()
+    view = agree(cluster, "plant")
+    assert view == [(b, 10 + b / 1000 + 0.45) for b in range(0, 5000, 1000)]

@@ -37,6 +37,21 @@ pub struct Rule {
     pub align_ms: u64,
 }
 
+/// A fused series: every series whose labels pass `filter` (`FILTER` expressions), each
+/// aggregated by `aggregator` over buckets of `bucket_ms`, the buckets then combined across the
+/// series by `reducer` (`TS.FUSE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fusion {
+    /// The `FILTER` expressions naming the group.
+    pub filter: Vec<String>,
+    /// How each series is summarised per bucket.
+    pub aggregator: Aggregator,
+    /// The bucket's length.
+    pub bucket_ms: u64,
+    /// How the series' buckets are combined.
+    pub reducer: crate::fuse::Reducer,
+}
+
 /// The header of a series key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -60,6 +75,8 @@ pub struct Header {
     pub rules: BTreeMap<Vec<u8>, Lww<Option<Rule>>>,
     /// The series whose rule writes into this one, if any (`None` once deleted).
     pub source: Lww<Option<Vec<u8>>>,
+    /// What this series fuses, when it is a fused series.
+    pub fusion: Lww<Option<Fusion>>,
 }
 
 impl Merge for Header {
@@ -73,6 +90,7 @@ impl Merge for Header {
         keep_later(&mut self.ignore, &other.ignore);
         keep_later(&mut self.labels, &other.labels);
         keep_later(&mut self.source, &other.source);
+        keep_later(&mut self.fusion, &other.fusion);
         for (dest, rule) in other.rules.iter().filter(|(_, r)| r.is_some()) {
             keep_later(self.rules.entry(dest.clone()).or_default(), rule);
         }
@@ -135,6 +153,11 @@ impl Header {
     /// The series whose rule writes into this one.
     pub fn source(&self) -> Option<&[u8]> {
         self.current(&self.source)?.as_deref()
+    }
+
+    /// What the series fuses, when it is a fused series.
+    pub fn fusion(&self) -> Option<&Fusion> {
+        self.current(&self.fusion)?.as_ref()
     }
 
     /// Drops what a replica holding `theirs` had seen (`seen` says which) and no longer

@@ -11,6 +11,8 @@
 //! - [`series`]: a window of a series as a CRDT (the union of stamped writes and range
 //!   deletes, read under the duplicate policy the same way everywhere), stored with its stamps
 //!   bit-packed beside the samples.
+//! - [`fuse`]: the reducers that fuse a group of series into one (median, trimmed and
+//!   inverse-variance weighted means beside RedisTimeSeries's).
 //! - [`header`]: a series' settings, labels and rules as last-writer-wins registers.
 //! - [`args`]: the commands' options (`TS.CREATE`, `TS.RANGE`, `FILTER` expressions), parsed,
 //!   with RedisTimeSeries's error texts.
@@ -19,6 +21,7 @@
 pub mod aggregate;
 pub mod args;
 pub mod chunk;
+pub mod fuse;
 pub mod header;
 pub mod series;
 

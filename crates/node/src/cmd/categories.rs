@@ -327,6 +327,7 @@ pub fn of(name: &str, sub: &str) -> u32 {
         | ("ts.alter", _)
         | ("ts.createrule", _)
         | ("ts.deleterule", _) => WRITE | FAST,
+        ("ts.fuse", _) => WRITE | SLOW,
         ("ts.del", _) => WRITE | SLOW,
         ("ts.get", _) | ("ts.info", _) => READ | FAST,
         ("ts.range", _)

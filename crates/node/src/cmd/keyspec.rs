@@ -154,7 +154,9 @@ pub fn flags_of(spec: &Spec) -> &'static [&'static str] {
             &["RW insert"]
         }
         "expire" | "expireat" | "pexpire" | "pexpireat" | "persist" | "hset" | "hmset" | "lset"
-        | "setrange" | "zadd" | "ts.create" | "ts.alter" | "ts.add" | "ts.madd" => &["RW update"],
+        | "setrange" | "zadd" | "ts.create" | "ts.alter" | "ts.add" | "ts.madd" | "ts.fuse" => {
+            &["RW update"]
+        }
         "ts.incrby" | "ts.decrby" => &["RW access update"],
         "ts.del" => &["RW delete"],
         "ts.createrule" | "ts.deleterule" => &["RW update", "RW update"],

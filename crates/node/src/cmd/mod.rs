@@ -270,6 +270,7 @@ pub static COMMANDS: &[Spec] = &[
     data("ts.del", 4, true, timeseries::del),
     data("ts.createrule", -6, true, timeseries::createrule),
     data("ts.deleterule", 3, true, timeseries::deleterule),
+    data("ts.fuse", -9, true, timeseries::fuse),
     read("ts.get", -2, timeseries::get),
     read("ts.range", -4, timeseries::range),
     read("ts.revrange", -4, timeseries::revrange),

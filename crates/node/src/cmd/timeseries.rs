@@ -30,7 +30,8 @@ use storage::Stored;
 use timeseries::Sample;
 use timeseries::aggregate::{self, Aggregator, BucketTimestamp, Buckets};
 use timeseries::args::{self, Align, Bound, Matcher, Policy, RangeOptions, SeriesOptions};
-use timeseries::header::{Header, Rule};
+use timeseries::fuse::Reducer;
+use timeseries::header::{Fusion, Header, Rule};
 use timeseries::series::{Delete, Window, Write};
 
 /// The span of event time one stored window holds: a minute holds 60 samples of a sensor
@@ -154,6 +155,9 @@ fn samples(
     {
         return compacted(ctx, &source, &sh, &rule, from, to, latest, depth + 1);
     }
+    if let Some(fusion) = h.fusion() {
+        return fused(ctx, key, fusion, from, to, depth);
+    }
     let newest = newest_stored(ctx, key, h).map(|s| s.0);
     let from = from.max(kept_from(h, newest));
     stored_samples(ctx, key, h, from, to)
@@ -200,6 +204,98 @@ fn compacted(
     let mut out = aggregate::aggregate(&raw, rule.aggregator, &buckets, None, None);
     out.retain(|(t, _)| *t >= from && *t <= to && (latest || Some(*t) != open));
     out
+}
+
+/// A fused series' samples starting in `[from, to]`: every series of its group (fused
+/// series apart) aggregated per bucket, the buckets combined across the group. The newest
+/// bucket holds what has arrived so far.
+fn fused(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    fusion: &Fusion,
+    from: i64,
+    to: i64,
+    depth: usize,
+) -> Vec<Sample> {
+    let exprs: Vec<&[u8]> = fusion.filter.iter().map(|e| e.as_bytes()).collect();
+    let Ok(filter) = args::filter(&exprs) else {
+        return Vec::new();
+    };
+    let Ok(group) = matching(ctx, &filter) else {
+        return Vec::new();
+    };
+    let buckets = Buckets {
+        duration: fusion.bucket_ms.min(i64::MAX as u64) as i64,
+        align: 0,
+        stamp: BucketTimestamp::Start,
+        empty: false,
+    };
+    let first = buckets.start_of(from.max(0));
+    let last = buckets.start_of(to).saturating_add(buckets.duration - 1);
+    let mut series = Vec::new();
+    for (member, h) in group {
+        if member == key || h.fusion().is_some() {
+            continue;
+        }
+        let raw = samples(ctx, &member, &h, first, last, false, depth + 1);
+        let mut bucketed = aggregate::aggregate(&raw, fusion.aggregator, &buckets, None, None);
+        bucketed.retain(|(t, _)| *t >= from && *t <= to);
+        series.push(bucketed);
+    }
+    fusion.reducer.reduce(&series)
+}
+
+/// `TS.FUSE key AGGREGATION aggregator bucket REDUCE reducer FILTER expr...`: makes `key` a
+/// fused series of every series the filter matches (created if absent; its labels and other
+/// settings kept if present). Meridian's own command; `DEL key` ends it.
+pub fn fuse(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(fuse_inner(ctx, args))
+}
+
+fn fuse_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    const USAGE: &str =
+        "ERR TSDB: TS.FUSE key AGGREGATION aggregator bucket REDUCE reducer FILTER expr...";
+    let key = &args[1];
+    let w = words(&args[2..]);
+    let (Some(agg), Some(bucket), Some(reduce), Some(reducer), Some(filter_word)) =
+        (w.get(1), w.get(2), w.get(3), w.get(4), w.get(5))
+    else {
+        return Err(Reply::err(USAGE));
+    };
+    if !w[0].eq_ignore_ascii_case(b"AGGREGATION")
+        || !reduce.eq_ignore_ascii_case(b"REDUCE")
+        || !filter_word.eq_ignore_ascii_case(b"FILTER")
+    {
+        return Err(Reply::err(USAGE));
+    }
+    let aggregator =
+        Aggregator::parse(agg).ok_or_else(|| Reply::err("ERR TSDB: Unknown aggregation type"))?;
+    let bucket_ms = resp::args::parse_i64(bucket)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| Reply::err("ERR TSDB: bucketDuration must be greater than zero"))?;
+    let reducer =
+        Reducer::parse(reducer).ok_or_else(|| Reply::err("ERR TSDB: failed parsing reducer"))?;
+    args::filter(&w[6..]).map_err(Reply::err)?;
+    let filter = (w[6..].iter())
+        .map(|e| String::from_utf8_lossy(e).into_owned())
+        .collect();
+    if header(ctx, key)?.is_none() {
+        auto_create(ctx, key, &SeriesOptions::default());
+    }
+    let stamp = ctx.txn.stamp();
+    let fusion = Fusion {
+        filter,
+        aggregator,
+        bucket_ms: bucket_ms as u64,
+        reducer,
+    };
+    let delta = Header {
+        top: Some(stamp),
+        fusion: Some((stamp, Some(fusion))),
+        ..Header::default()
+    };
+    ctx.txn.apply_series(key, &delta);
+    Ok(Reply::OK)
 }
 
 /// A timestamp argument: `*` is now.
@@ -478,7 +574,7 @@ fn get_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
 }
 
 fn last_sample(ctx: &mut Ctx<'_, '_>, key: &Bytes, h: &Header, latest: bool) -> Option<Sample> {
-    if rule_into(ctx, key, h).is_some() {
+    if h.fusion().is_some() || rule_into(ctx, key, h).is_some() {
         return samples(ctx, key, h, i64::MIN, i64::MAX, latest, 0)
             .last()
             .copied();
@@ -652,6 +748,21 @@ fn info_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         ("rules", rules),
         ("ignoreMaxTimeDiff", Reply::Int(max_time as i64)),
         ("ignoreMaxValDiff", Reply::Double(max_value)),
+        // Meridian's own: what a fused series fuses (`TS.FUSE`).
+        (
+            "fusion",
+            h.fusion().map_or(Reply::Null, |f| {
+                Reply::Map(vec![
+                    (Reply::Simple("filter"), text(&f.filter.join(" "))),
+                    (Reply::Simple("aggregation"), text(f.aggregator.name())),
+                    (
+                        Reply::Simple("bucketDuration"),
+                        Reply::Int(f.bucket_ms as i64),
+                    ),
+                    (Reply::Simple("reducer"), text(f.reducer.name())),
+                ])
+            }),
+        ),
     ];
     Ok(Reply::Map(
         fields
@@ -984,7 +1095,8 @@ fn mrange_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<
                 let sources: Vec<String> = (members.iter())
                     .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
                     .collect();
-                let mut reduced = reducer.reduce(members.into_iter().map(|(_, s)| s).collect());
+                let series: Vec<Vec<Sample>> = members.into_iter().map(|(_, s)| s).collect();
+                let mut reduced = reducer.reduce(&series);
                 if reverse {
                     reduced.reverse();
                 }
@@ -1023,54 +1135,6 @@ fn queryindex_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Repl
     Ok(Reply::Array(
         keys.into_iter().map(|(k, _)| Reply::Bulk(k)).collect(),
     ))
-}
-
-/// How `GROUPBY ... REDUCE` combines the values of one instant across a group's series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reducer {
-    /// One of the aggregators over the instant's values (`avg sum min max range count std.p
-    /// std.s var.p var.s`).
-    Agg(Aggregator),
-}
-
-impl Reducer {
-    fn parse(name: &[u8]) -> Option<Reducer> {
-        let agg = Aggregator::parse(name)?;
-        (!matches!(agg, Aggregator::First | Aggregator::Last | Aggregator::Twa))
-            .then_some(Reducer::Agg(agg))
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Reducer::Agg(a) => a.name(),
-        }
-    }
-
-    /// The group's series (each in time order) reduced per instant.
-    fn reduce(self, series: Vec<Vec<Sample>>) -> Vec<Sample> {
-        let mut at: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
-        for s in series {
-            for (t, v) in s {
-                at.entry(t).or_default().push(v);
-            }
-        }
-        let Reducer::Agg(agg) = self;
-        let one = Buckets {
-            duration: 1,
-            align: 0,
-            stamp: BucketTimestamp::Start,
-            empty: false,
-        };
-        at.into_iter()
-            .map(|(t, values)| {
-                let points: Vec<Sample> = values.into_iter().map(|v| (t, v)).collect();
-                let value = aggregate::aggregate(&points, agg, &one, None, None)
-                    .first()
-                    .map_or(f64::NAN, |s| s.1);
-                (t, value)
-            })
-            .collect()
-    }
 }
 
 /// A series' settings and samples, read to be written again under another name (`RENAME`,

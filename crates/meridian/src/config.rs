@@ -142,6 +142,10 @@ pub struct ServerArgs {
     /// nodes [default: off].
     #[arg(long, env = "MERIDIAN_DNS_ADDR")]
     pub dns_addr: Option<SocketAddr>,
+    /// Take sensor readings over MQTT 3.1.1 and 5 here (topic `sensors/<group>/<device>/<metric>`,
+    /// payload a number or JSON; README "Time series") [default: off].
+    #[arg(long, env = "MERIDIAN_MQTT_ADDR")]
+    pub mqtt_addr: Option<SocketAddr>,
     /// The zone the DNS server answers for [default: meridian.].
     #[arg(long, env = "MERIDIAN_DNS_ZONE")]
     pub dns_zone: Option<String>,
@@ -187,6 +191,7 @@ struct FileConfig {
     sentinel_addr: Option<SocketAddr>,
     sentinel_tls: Option<bool>,
     dns_addr: Option<SocketAddr>,
+    mqtt_addr: Option<SocketAddr>,
     dns_zone: Option<String>,
     dns_subnets: Option<Vec<String>>,
     certs_dir: Option<PathBuf>,
@@ -306,6 +311,7 @@ pub fn resolve(args: ServerArgs) -> anyhow::Result<NodeConfig> {
     c.sentinel_addr = args.sentinel_addr.or(file.sentinel_addr);
     c.sentinel_tls = args.sentinel_tls || file.sentinel_tls.unwrap_or(false);
     c.dns_addr = args.dns_addr.or(file.dns_addr);
+    c.mqtt_addr = args.mqtt_addr.or(file.mqtt_addr);
     if let Some(zone) = args.dns_zone.or(file.dns_zone) {
         c.dns_zone = zone;
     }

@@ -76,6 +76,8 @@ pub struct NodeConfig {
     /// Client address ranges and their regions (`10.1.0.0/16`, `eu`): a client asking for the
     /// zone's own name gets the nodes of its range's region.
     pub dns_subnets: Vec<(String, String)>,
+    /// The MQTT listener devices write readings to (`mqtt.rs`), when set.
+    pub mqtt_addr: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -114,6 +116,7 @@ impl NodeConfig {
             dns_addr: None,
             dns_zone: "meridian.".into(),
             dns_subnets: Vec::new(),
+            mqtt_addr: None,
         }
     }
 

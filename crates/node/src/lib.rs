@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod engine;
 pub mod glob;
 pub mod http;
+pub mod mqtt;
 pub mod peer;
 pub mod pubsub;
 pub mod server;
@@ -232,6 +233,10 @@ pub async fn run(
         None => None,
     };
 
+    let mqtt_listener = match config.mqtt_addr {
+        Some(addr) => Some(bind("the MQTT listener", addr).await?),
+        None => None,
+    };
     let peer_listener = bind("the peer listener", config.peer_addr).await?;
     // Gossip (SWIM) uses UDP on the same port as the replication links.
     let gossip_addr = peer_listener.local_addr().unwrap_or(config.peer_addr);
@@ -295,6 +300,9 @@ pub async fn run(
             shared.clone(),
             stop_rx.clone(),
         ));
+    }
+    if let Some(listener) = mqtt_listener {
+        tokio::spawn(mqtt::serve(listener, shared.clone(), stop_rx.clone()));
     }
     if let Some(listener) = sentinel_listener {
         tokio::spawn(discovery::sentinel::serve(

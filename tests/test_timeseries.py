@@ -336,3 +336,54 @@ def test_a_fused_series_is_the_same_in_every_region(cluster):
         pipe.execute()
     view = agree(cluster, "plant")
     assert view == [(b, 10 + b / 1000 + 0.45) for b in range(0, 5000, 1000)]
+
+
+def http(node, method, path, body=None, auth=None):
+    import base64
+    import json as _json
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}", method=method,
+                                 data=None if body is None else body.encode())
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, _json.load(resp)
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, _json.loads(raw)
+        except ValueError:
+            return e.code, {"text": raw.decode(errors="replace")}
+
+
+def test_http_posts_readings_and_reads_ranges(node):
+    status, body = http(node, "POST", "/v1/ts/sensors:hall:d1:co2?labels=group=hall,device=d1",
+                        '[{"ts": 1000, "value": 400}, {"ts": 2000, "value": 420}, {"ts": 3000, "value": 440}]')
+    assert (status, body) == (200, {"stored": 3})
+    assert http(node, "GET", "/v1/ts/sensors:hall:d1:co2") == (200, {"samples": [[1000, 400.0], [2000, 420.0], [3000, 440.0]]})
+    assert http(node, "GET", "/v1/ts/sensors:hall:d1:co2?from=0&to=5000&aggregation=avg&bucket=2000") == (
+        200, {"samples": [[0, 400.0], [2000, 430.0]]})
+    ts = node.client().ts()
+    assert ts.info("sensors:hall:d1:co2").labels == {"group": "hall", "device": "d1"}
+    assert http(node, "POST", "/v1/ts/sensors:hall:d1:co2", "warm")[0] == 400
+    assert http(node, "GET", "/v1/ts/missing")[0] == 404
+    node.client().set("plain", "x")
+    status, body = http(node, "POST", "/v1/ts/plain", "1")
+    assert status == 422 and "not a TSDB key" in body["error"]
+    assert node.client().get("plain") == b"x"
+
+
+def test_http_series_routes_check_the_user_s_rights_on_the_key(node_factory):
+    n = node_factory("--requirepass", "pw").start()
+    r = redis.Redis(port=n.port, password="pw")
+    r.acl_setuser("dev", enabled=True, passwords=["+devpw"], commands=["+ts.add", "+ts.range"],
+                  keys=["sensors:a:*"])
+    assert http(n, "POST", "/v1/ts/sensors:a:1", '{"ts": 1, "value": 1}')[0] == 401
+    assert http(n, "POST", "/v1/ts/sensors:a:1", '{"ts": 1, "value": 1}', auth=("dev", "devpw"))[0] == 200
+    assert http(n, "POST", "/v1/ts/sensors:b:1", '{"ts": 1, "value": 1}', auth=("dev", "devpw"))[0] == 403
+    assert http(n, "GET", "/v1/ts/sensors:a:1", auth=("dev", "devpw")) == (200, {"samples": [[1, 1.0]]})
+    # The device user may not read the node's status (INFO): the series routes need no more.
+    assert http(n, "GET", "/v1/status", auth=("dev", "devpw"))[0] == 403
+    assert not r.exists("sensors:b:1")

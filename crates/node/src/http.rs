@@ -3,6 +3,7 @@
 
 mod auth;
 mod causal;
+mod series;
 
 pub use auth::new_token;
 
@@ -87,6 +88,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/v1/cluster", get(cluster))
+        .route("/v1/ts/{key}", get(series::get).post(series::post))
         // Inner, so after the login: causal tokens on every answer (`http/causal.rs`).
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),

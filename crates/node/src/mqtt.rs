@@ -537,7 +537,7 @@ fn series_of(topic: &[u8]) -> Option<(Bytes, Vec<Bytes>)> {
 
 /// The readings of a payload: a number (now), `{"ts": ms, "value": v}` (`ts` optional), or an
 /// array of either.
-fn readings(payload: &[u8], now_ms: u64) -> Result<Vec<(u64, f64)>, ()> {
+pub(crate) fn readings(payload: &[u8], now_ms: u64) -> Result<Vec<(u64, f64)>, ()> {
     let text = std::str::from_utf8(payload).map_err(|_| ())?.trim();
     if let Some(v) = resp::args::parse_f64(text.as_bytes()).filter(|v| v.is_finite()) {
         return Ok(vec![(now_ms, v)]);

@@ -85,9 +85,18 @@ fn unauthorized() -> Response {
     response
 }
 
+/// Who a request logged in as (for the routes that check the user's rights themselves).
+#[derive(Clone)]
+pub struct User(pub String);
+
 /// Lets a request through if its user may see what the route shows; answers 401 or 403
-/// otherwise.
-pub async fn require(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+/// otherwise. The time series routes (`/v1/ts/...`) check the user's rights on their key
+/// themselves, as commands do.
+pub async fn require(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if request.uri().path() == "/metrics" && shared.config.metrics_public {
         return next.run(request).await;
     }
@@ -111,6 +120,10 @@ pub async fn require(State(shared): State<Arc<Shared>>, request: Request, next: 
             }
         },
     };
+    if request.uri().path().starts_with("/v1/ts/") {
+        request.extensions_mut().insert(User(user));
+        return next.run(request).await;
+    }
     let spec = crate::cmd::lookup(b"INFO").expect("INFO is a command");
     if let Err(denied) = shared
         .users

@@ -387,3 +387,85 @@ def test_http_series_routes_check_the_user_s_rights_on_the_key(node_factory):
     # The device user may not read the node's status (INFO): the series routes need no more.
     assert http(n, "GET", "/v1/status", auth=("dev", "devpw"))[0] == 403
     assert not r.exists("sensors:b:1")
+
+
+def test_buckets_turn_final_and_late_samples_revise_them(ts):
+    now = int(time.time() * 1000)
+    first = now - now % 1000 - 2000
+    ts.create("src")
+    ts.create("per_s")
+    ts.client.execute_command("TS.CREATERULE", "src", "per_s", "AGGREGATION", "sum", "1000", "LATENESS", "2000")
+    for t in range(first, now + 1, 100):
+        ts.add("src", t, 1)
+
+    def statuses():
+        rows = ts.client.execute_command("TS.RANGE", "per_s", "-", "+", "WITHSTATUS")
+        return {int(r[0]): (float(r[1]), int(r[2])) for r in rows}
+
+    # Within a bucket's end plus the lateness, it is provisional; after, final.
+    assert statuses()[first] == (10.0, 0)
+    while time.time() * 1000 < first + 1000 + 2000 + 100:
+        time.sleep(0.05)
+    assert statuses()[first] == (10.0, 1)
+    # A sample written now into the final bucket: merged, recomputed, and marked revised.
+    ts.add("src", first + 550, 5)
+    assert statuses()[first] == (15.0, 2)
+    # A client without r.ts()'s TS.INFO parser, which keeps only RedisTimeSeries's fields.
+    raw = redis.Redis(**{k: v for k, v in ts.client.connection_pool.connection_kwargs.items()
+                         if k in ("host", "port", "protocol")})
+    info = raw.execute_command("TS.INFO", "per_s")
+    info = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+    info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in info.items()}
+    assert info["revised"] == 1 and info["lateness"] == 2000
+    assert abs(info["watermark"] - time.time() * 1000) < 5000
+    assert info["finalThrough"] >= first + 1000
+    with pytest.raises(redis.ResponseError, match="WITHSTATUS does not go with AGGREGATION"):
+        ts.client.execute_command("TS.RANGE", "src", "-", "+", "WITHSTATUS", "AGGREGATION", "avg", "10")
+
+
+def test_http_says_which_buckets_are_final(node):
+    ts = node.client().ts()
+    ts.create("raw")
+    ts.create("agg")
+    ts.createrule("raw", "agg", "avg", 10)
+    for t in range(0, 35):
+        ts.add("raw", t, t)
+    status, body = http(node, "GET", "/v1/ts/agg?status")
+    assert status == 200
+    # Written now, long after their buckets' ends: late, so revised (backfilled data is late).
+    assert body["samples"] == [[0, 4.5, "revised"], [10, 14.5, "revised"], [20, 24.5, "revised"]]
+    now = int(time.time() * 1000)
+    ts.add("raw", now, 1)
+    status, body = http(node, "GET", f"/v1/ts/raw?status&from={now}")
+    assert body["samples"] == [[now, 1.0, "provisional"]]
+
+
+def cluster_view(node):
+    import json as _json
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/v1/cluster", timeout=5) as resp:
+        return _json.load(resp)
+
+
+def test_the_watermark_follows_idle_regions_and_does_not_wait_for_a_down_one(cluster):
+    eu, us, ap = cluster
+    # Nobody writes: heartbeats move every region's watermark along all the same.
+    def fresh(node):
+        lag = time.time() * 1000 - cluster_view(node)["watermark_ms"]
+        return lag < 3000
+    for n in cluster:
+        wait_for(lambda n=n: fresh(n), what=f"{n.node_id}'s watermark to follow the clock")
+    ap.kill9()
+    # While gossip still thinks ap-1 up, the watermark waits for it...
+    time.sleep(1.5)
+    view = cluster_view(eu)
+    if not any(m["down"] for m in view["watermarks"]):
+        assert time.time() * 1000 - view["watermark_ms"] > 1000
+    # ...then ap-1 is reported down, left out, and the watermark moves on.
+    wait_for(lambda: any(m["name"] == "ap-1" and m["down"] for m in cluster_view(eu)["watermarks"]),
+             timeout=30, what="ap-1 reported down")
+    wait_for(lambda: fresh(eu), what="eu-1's watermark to move on without ap-1")
+    eu.client().ts().create("w")
+    raw = eu.client().execute_command("TS.INFO", "w")
+    fields = dict(zip(raw[::2], raw[1::2])) if isinstance(raw, list) else raw
+    assert fields[b"watermarkExcludes"] == [b"ap-1"]

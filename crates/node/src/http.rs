@@ -249,6 +249,11 @@ pub struct Cluster {
     pub serving: &'static str,
     /// Per region, the node discovery sends its clients to (absent while none is ready).
     pub discovery: BTreeMap<String, String>,
+    /// The cluster's watermark here (ms): every write stamped before it by every member not
+    /// down is applied here (time series' buckets turn final by it).
+    pub watermark_ms: u64,
+    /// How far each peer's writes have arrived here, and whether the watermark leaves it out.
+    pub watermarks: Vec<crate::engine::OriginMark>,
 }
 
 /// One member in `/v1/cluster`.
@@ -297,6 +302,14 @@ async fn cluster(State(shared): State<Arc<Shared>>) -> Json<Cluster> {
                 .filter_map(|r| Some((r.clone(), picture.answer(&r, &r)?.name)))
                 .collect()
         },
+        watermark_ms: shared.engine.stats.watermark(crate::engine::wall_ms()).0,
+        watermarks: shared
+            .engine
+            .stats
+            .watermarks
+            .lock()
+            .expect("not poisoned")
+            .clone(),
     })
 }
 

@@ -170,6 +170,8 @@ async fn lying_and_broken_peers_are_dropped_and_the_node_keeps_serving() {
         at_us: 1,
         coordinate: routing::Coordinate::default(),
         rtts: Vec::new(),
+        head: 0,
+        hlc: 0,
     })
     .to_vec();
     *frame.last_mut().unwrap() ^= 0xff;

@@ -29,10 +29,10 @@ async fn a_regular_series_costs_at_most_four_bytes_a_sample_once_compacted() {
         let args: Vec<Bytes> = words.into_iter().map(Bytes::from).collect();
         (cmd::lookup(&args[0]).expect("known"), args)
     };
-    // Ten sensors read once a second, values with one decimal moving slowly, for a day of
-    // each (864,000 samples), written ten readings of every sensor per command.
+    // Ten sensors read once a second, values with one decimal moving slowly, for six hours
+    // each (216,000 samples), written ten readings of every sensor per command.
     const SENSORS: usize = 10;
-    const SECONDS: i64 = 86_400;
+    const SECONDS: i64 = 21_600;
     let base = 1_700_000_000_000i64;
     let mut setup = Vec::new();
     for s in 0..SENSORS {

@@ -218,6 +218,9 @@ pub struct RangeOptions {
     pub align: Align,
     /// `AGGREGATION aggregator bucketDuration [BUCKETTIMESTAMP bt] [EMPTY]`.
     pub aggregation: Option<Aggregation>,
+    /// `WITHSTATUS` (Meridian's): each sample also says whether it is final (see the node's
+    /// `cmd/timeseries.rs`).
+    pub with_status: bool,
 }
 
 /// Most timestamps `FILTER_BY_TS` takes.
@@ -243,6 +246,7 @@ pub fn range_options(args: &[&[u8]], stop_at: &[&[u8]]) -> Result<(RangeOptions,
         count: None,
         align: Align::Zero,
         aggregation: None,
+        with_status: false,
     };
     let mut aligned = false;
     let mut i = 2;
@@ -252,6 +256,10 @@ pub fn range_options(args: &[&[u8]], stop_at: &[&[u8]]) -> Result<(RangeOptions,
             break;
         }
         match word.as_slice() {
+            b"WITHSTATUS" => {
+                out.with_status = true;
+                i += 1;
+            }
             b"LATEST" => {
                 out.latest = true;
                 i += 1;
@@ -347,6 +355,9 @@ pub fn range_options(args: &[&[u8]], stop_at: &[&[u8]]) -> Result<(RangeOptions,
             }
             _ => return Err("ERR TSDB: wrong arguments"),
         }
+    }
+    if out.with_status && out.aggregation.is_some() {
+        return Err("ERR TSDB: WITHSTATUS does not go with AGGREGATION");
     }
     if aligned {
         if out.aggregation.is_none() {

@@ -14,6 +14,9 @@ use crdt::{Merge, Seen, Stamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// How long after a bucket's end samples are still expected, unless a rule says otherwise.
+pub const LATENESS_MS: u64 = 5_000;
+
 /// A stamped value: the later stamp wins.
 pub type Lww<T> = Option<(Stamp, T)>;
 
@@ -35,6 +38,9 @@ pub struct Rule {
     pub bucket_ms: u64,
     /// Where buckets start.
     pub align_ms: u64,
+    /// How long after a bucket's end samples are still expected (`LATENESS`): the bucket is
+    /// final once the cluster's watermark has passed its end plus this.
+    pub lateness_ms: u64,
 }
 
 /// A fused series: every series whose labels pass `filter` (`FILTER` expressions), each
@@ -50,6 +56,8 @@ pub struct Fusion {
     pub bucket_ms: u64,
     /// How the series' buckets are combined.
     pub reducer: crate::fuse::Reducer,
+    /// How long after a bucket's end samples are still expected.
+    pub lateness_ms: u64,
 }
 
 /// The header of a series key.
@@ -271,6 +279,7 @@ mod tests {
                                 aggregator: Aggregator::Avg,
                                 bucket_ms: s.hlc.0,
                                 align_ms: 0,
+                                lateness_ms: 0,
                             });
                             (s, rule)
                         });

@@ -119,20 +119,16 @@ impl Window {
     /// What a reader sees from `from` to `to` (both included) under `policy`: one sample per
     /// timestamp with a write left.
     pub fn read(&self, policy: Policy, from: i64, to: i64) -> Vec<Sample> {
-        self.read_since(policy, from, to, None)
+        (self.read_stamped(policy, from, to).into_iter())
+            .map(|(t, v, _)| (t, v))
+            .collect()
     }
 
-    /// [`Window::read`], leaving out the writes stamped at or before `since` (the series'
-    /// last delete as a whole).
-    pub fn read_since(
-        &self,
-        policy: Policy,
-        from: i64,
-        to: i64,
-        since: Option<Stamp>,
-    ) -> Vec<Sample> {
+    /// [`Window::read`], each sample with when its latest write was made (ms, by the writer's
+    /// clock): what tells a late sample.
+    pub fn read_stamped(&self, policy: Policy, from: i64, to: i64) -> Vec<(i64, f64, i64)> {
         let start = self.writes.partition_point(|w| w.ts < from);
-        let mut out: Vec<Sample> = Vec::new();
+        let mut out = Vec::new();
         let mut i = start;
         while i < self.writes.len() && self.writes[i].ts <= to {
             let ts = self.writes[i].ts;
@@ -140,10 +136,10 @@ impl Window {
             while j < self.writes.len() && self.writes[j].ts == ts {
                 j += 1;
             }
-            let live =
-                (self.writes[i..j].iter()).filter(|w| Some(w.stamp) > since && !self.deleted(w));
-            if let Some(value) = resolve(policy, live) {
-                out.push((ts, value));
+            let live = || self.writes[i..j].iter().filter(|w| !self.deleted(w));
+            if let Some(value) = resolve(policy, live()) {
+                let written = live().map(|w| ms_of(w.stamp)).max().unwrap_or(0);
+                out.push((ts, value, written));
             }
             i = j;
         }

@@ -31,7 +31,7 @@ use timeseries::Sample;
 use timeseries::aggregate::{self, Aggregator, BucketTimestamp, Buckets};
 use timeseries::args::{self, Align, Bound, Matcher, Policy, RangeOptions, SeriesOptions};
 use timeseries::fuse::Reducer;
-use timeseries::header::{Fusion, Header, Rule};
+use timeseries::header::{Fusion, Header, LATENESS_MS, Rule};
 use timeseries::series::{Delete, Window, Write};
 
 /// The span of event time one stored window holds: a minute holds 60 samples of a sensor
@@ -88,14 +88,16 @@ fn policy_of(h: &Header) -> Policy {
     h.policy().unwrap_or_default()
 }
 
+/// A sample with when its latest write was made (ms, the writer's clock; for a computed
+/// bucket, the latest of its inputs'): `(ts, value, written)`.
+type Point = (i64, f64, i64);
+
+fn unstamped(points: Vec<Point>) -> Vec<Sample> {
+    points.into_iter().map(|(t, v, _)| (t, v)).collect()
+}
+
 /// The raw samples stored in `[from, to]`, as this round sees them (retention not applied).
-fn stored_samples(
-    ctx: &mut Ctx<'_, '_>,
-    key: &Bytes,
-    h: &Header,
-    from: i64,
-    to: i64,
-) -> Vec<Sample> {
+fn stored_points(ctx: &mut Ctx<'_, '_>, key: &Bytes, h: &Header, from: i64, to: i64) -> Vec<Point> {
     // Timestamps are never negative (the commands refuse them).
     let from = from.max(0);
     if from > to {
@@ -113,10 +115,20 @@ fn stored_samples(
             if start > to {
                 return false;
             }
-            out.extend(window.read(policy, from, to));
+            out.extend(window.read_stamped(policy, from, to));
             true
         });
     out
+}
+
+fn stored_samples(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    h: &Header,
+    from: i64,
+    to: i64,
+) -> Vec<Sample> {
+    unstamped(stored_points(ctx, key, h, from, to))
 }
 
 /// The newest sample stored, if any.
@@ -150,6 +162,19 @@ fn samples(
     latest: bool,
     depth: usize,
 ) -> Vec<Sample> {
+    unstamped(points(ctx, key, h, from, to, latest, depth))
+}
+
+/// [`samples`], each with when it was written.
+fn points(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    h: &Header,
+    from: i64,
+    to: i64,
+    latest: bool,
+    depth: usize,
+) -> Vec<Point> {
     if let Some((source, sh, rule)) = rule_into(ctx, key, h)
         && depth < CHAIN_MAX
     {
@@ -160,7 +185,28 @@ fn samples(
     }
     let newest = newest_stored(ctx, key, h).map(|s| s.0);
     let from = from.max(kept_from(h, newest));
-    stored_samples(ctx, key, h, from, to)
+    stored_points(ctx, key, h, from, to)
+}
+
+/// `raw` aggregated by `agg` per bucket, each bucket with the latest write of its inputs.
+fn aggregate_points(raw: &[Point], agg: Aggregator, buckets: &Buckets) -> Vec<Point> {
+    let samples: Vec<Sample> = raw.iter().map(|p| (p.0, p.1)).collect();
+    let out = aggregate::aggregate(&samples, agg, buckets, None, None);
+    let mut i = 0;
+    (out.into_iter())
+        .map(|(t, v)| {
+            // Buckets come in order, as do the points: walk both once.
+            let end = t.saturating_add(buckets.duration);
+            let mut written = 0;
+            while i < raw.len() && raw[i].0 < end {
+                if raw[i].0 >= t {
+                    written = written.max(raw[i].2);
+                }
+                i += 1;
+            }
+            (t, v, written)
+        })
+        .collect()
 }
 
 /// The rule that fills `key`, with its source and the source's header, when there is one.
@@ -192,17 +238,17 @@ fn compacted(
     to: i64,
     latest: bool,
     depth: usize,
-) -> Vec<Sample> {
+) -> Vec<Point> {
     let buckets = rule_buckets(rule);
     let first = buckets.start_of(from.max(0));
     let end = buckets.start_of(to).saturating_add(buckets.duration - 1);
-    let raw = samples(ctx, source, sh, first, end, false, depth);
-    let newest = samples(ctx, source, sh, i64::MIN, i64::MAX, false, depth)
+    let raw = points(ctx, source, sh, first, end, false, depth);
+    let newest = points(ctx, source, sh, i64::MIN, i64::MAX, false, depth)
         .last()
         .map(|s| s.0);
     let open = newest.map(|n| buckets.start_of(n));
-    let mut out = aggregate::aggregate(&raw, rule.aggregator, &buckets, None, None);
-    out.retain(|(t, _)| *t >= from && *t <= to && (latest || Some(*t) != open));
+    let mut out = aggregate_points(&raw, rule.aggregator, &buckets);
+    out.retain(|(t, _, _)| *t >= from && *t <= to && (latest || Some(*t) != open));
     out
 }
 
@@ -216,7 +262,7 @@ fn fused(
     from: i64,
     to: i64,
     depth: usize,
-) -> Vec<Sample> {
+) -> Vec<Point> {
     let exprs: Vec<&[u8]> = fusion.filter.iter().map(|e| e.as_bytes()).collect();
     let Ok(filter) = args::filter(&exprs) else {
         return Vec::new();
@@ -233,16 +279,23 @@ fn fused(
     let first = buckets.start_of(from.max(0));
     let last = buckets.start_of(to).saturating_add(buckets.duration - 1);
     let mut series = Vec::new();
+    let mut written: std::collections::BTreeMap<i64, i64> = Default::default();
     for (member, h) in group {
         if member == key || h.fusion().is_some() {
             continue;
         }
-        let raw = samples(ctx, &member, &h, first, last, false, depth + 1);
-        let mut bucketed = aggregate::aggregate(&raw, fusion.aggregator, &buckets, None, None);
-        bucketed.retain(|(t, _)| *t >= from && *t <= to);
-        series.push(bucketed);
+        let raw = points(ctx, &member, &h, first, last, false, depth + 1);
+        let mut bucketed = aggregate_points(&raw, fusion.aggregator, &buckets);
+        bucketed.retain(|(t, _, _)| *t >= from && *t <= to);
+        for (t, _, w) in &bucketed {
+            let at = written.entry(*t).or_default();
+            *at = (*at).max(*w);
+        }
+        series.push(unstamped(bucketed));
     }
-    fusion.reducer.reduce(&series)
+    (fusion.reducer.reduce(&series).into_iter())
+        .map(|(t, v)| (t, v, written.get(&t).copied().unwrap_or(0)))
+        .collect()
 }
 
 /// `TS.FUSE key AGGREGATION aggregator bucket REDUCE reducer FILTER expr...`: makes `key` a
@@ -253,10 +306,20 @@ pub fn fuse(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 }
 
 fn fuse_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
-    const USAGE: &str =
-        "ERR TSDB: TS.FUSE key AGGREGATION aggregator bucket REDUCE reducer FILTER expr...";
+    const USAGE: &str = "ERR TSDB: TS.FUSE key AGGREGATION aggregator bucket REDUCE reducer [LATENESS ms] FILTER expr...";
     let key = &args[1];
-    let w = words(&args[2..]);
+    let mut w = words(&args[2..]);
+    let mut lateness_ms = LATENESS_MS;
+    if w.get(5)
+        .is_some_and(|l| l.eq_ignore_ascii_case(b"LATENESS"))
+    {
+        lateness_ms =
+            w.get(6)
+                .and_then(|l| resp::args::parse_i64(l))
+                .filter(|l| *l >= 0)
+                .ok_or_else(|| Reply::err("ERR TSDB: Couldn't parse LATENESS"))? as u64;
+        w.drain(5..7);
+    }
     let (Some(agg), Some(bucket), Some(reduce), Some(reducer), Some(filter_word)) =
         (w.get(1), w.get(2), w.get(3), w.get(4), w.get(5))
     else {
@@ -288,6 +351,7 @@ fn fuse_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         aggregator,
         bucket_ms: bucket_ms as u64,
         reducer,
+        lateness_ms,
     };
     let delta = Header {
         top: Some(stamp),
@@ -590,25 +654,12 @@ fn range_of(
     options: &RangeOptions,
     reverse: bool,
 ) -> Vec<Sample> {
-    let from = match options.from {
-        Bound::First => i64::MIN,
-        Bound::At(t) => t.min(i64::MAX as u64) as i64,
-        Bound::Last => i64::MAX,
-    };
-    let to = match options.to {
-        Bound::Last => i64::MAX,
-        Bound::At(t) => t.min(i64::MAX as u64) as i64,
-        Bound::First => i64::MIN,
-    };
-    let mut raw = samples(ctx, key, h, from, to, options.latest, 0);
-    if !options.filter_ts.is_empty() {
-        raw.retain(|(t, _)| options.filter_ts.binary_search(&(*t as u64)).is_ok());
-    }
-    if let Some((min, max)) = options.filter_value {
-        raw.retain(|(_, v)| *v >= min && *v <= max);
-    }
+    let (from, to) = bounds(options);
     let mut out = match options.aggregation {
-        None => raw,
+        None => range_points(ctx, key, h, options, from, to)
+            .into_iter()
+            .map(|(t, v, _)| (t, v))
+            .collect(),
         Some(agg) => {
             let align = match options.align {
                 Align::Zero => 0,
@@ -622,6 +673,7 @@ fn range_of(
                 stamp: agg.stamp,
                 empty: agg.empty,
             };
+            let raw = unstamped(range_points(ctx, key, h, options, from, to));
             let mut out = aggregate::aggregate(&raw, agg.aggregator, &buckets, None, None);
             // A bucket that starts before the range reports at the range's start.
             if let Some(first) = out.first_mut()
@@ -642,6 +694,79 @@ fn range_of(
     out
 }
 
+/// A range's first and last instants.
+fn bounds(options: &RangeOptions) -> (i64, i64) {
+    let at = |b: Bound, first: i64, last: i64| match b {
+        Bound::First => first,
+        Bound::At(t) => t.min(i64::MAX as u64) as i64,
+        Bound::Last => last,
+    };
+    (
+        at(options.from, i64::MIN, i64::MAX),
+        at(options.to, i64::MIN, i64::MAX),
+    )
+}
+
+/// The points of `[from, to]` that pass `options`' filters.
+fn range_points(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    h: &Header,
+    options: &RangeOptions,
+    from: i64,
+    to: i64,
+) -> Vec<Point> {
+    let mut raw = points(ctx, key, h, from, to, options.latest, 0);
+    if !options.filter_ts.is_empty() {
+        raw.retain(|(t, _, _)| options.filter_ts.binary_search(&(*t as u64)).is_ok());
+    }
+    if let Some((min, max)) = options.filter_value {
+        raw.retain(|(_, v, _)| *v >= min && *v <= max);
+    }
+    raw
+}
+
+/// Whether a sample (or a computed bucket) may still change: `WITHSTATUS`'s third element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// The cluster's watermark has not yet passed its end plus the lateness: samples may
+    /// still arrive in it.
+    Provisional = 0,
+    /// It has.
+    Final = 1,
+    /// It holds a sample written after its end plus the lateness (a late sample, merged and
+    /// the bucket recomputed): every replica says so once it holds that sample.
+    Revised = 2,
+}
+
+/// How long each of a series' samples lasts and how late samples may come: a computed
+/// series' buckets, a raw series' instants.
+fn span_of(ctx: &mut Ctx<'_, '_>, key: &Bytes, h: &Header) -> (i64, i64) {
+    if let Some((_, _, rule)) = rule_into(ctx, key, h) {
+        return (rule.bucket_ms as i64, rule.lateness_ms as i64);
+    }
+    if let Some(f) = h.fusion() {
+        return (f.bucket_ms as i64, f.lateness_ms as i64);
+    }
+    (0, LATENESS_MS as i64)
+}
+
+fn status_of((t, _, written): Point, (duration, lateness): (i64, i64), watermark: u64) -> Status {
+    let due = t.saturating_add(duration).saturating_add(lateness);
+    if written > due {
+        Status::Revised
+    } else if watermark as i64 >= due {
+        Status::Final
+    } else {
+        Status::Provisional
+    }
+}
+
+/// The cluster's watermark here, and the members it does not wait for.
+fn watermark(ctx: &Ctx<'_, '_>) -> (u64, Vec<String>) {
+    ctx.state.stats.watermark(ctx.txn.now_ms())
+}
+
 /// `TS.RANGE key from to [options]`.
 pub fn range(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     reply(range_inner(ctx, args, false))
@@ -656,6 +781,29 @@ fn range_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<R
     let key = &args[1];
     let (options, _) = args::range_options(&words(&args[2..]), &[]).map_err(Reply::err)?;
     let h = existing(ctx, key)?;
+    if options.with_status {
+        let (from, to) = bounds(&options);
+        let mut out = range_points(ctx, key, &h, &options, from, to);
+        if reverse {
+            out.reverse();
+        }
+        if let Some(n) = options.count {
+            out.truncate(n as usize);
+        }
+        let span = span_of(ctx, key, &h);
+        let (mark, _) = watermark(ctx);
+        let rows = (out.into_iter())
+            .map(|p| {
+                let status = status_of(p, span, mark) as i64;
+                Reply::Array(vec![
+                    Reply::Int(p.0),
+                    Reply::Double(p.1),
+                    Reply::Int(status),
+                ])
+            })
+            .collect();
+        return Ok(Reply::Array(rows));
+    }
     let out = range_of(ctx, key, &h, &options, reverse);
     Ok(Reply::Array(out.into_iter().map(sample_reply).collect()))
 }
@@ -688,7 +836,15 @@ pub fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 fn info_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     let key = &args[1];
     let h = existing(ctx, key)?;
-    let all = samples(ctx, key, &h, i64::MIN, i64::MAX, false, 0);
+    let all = points(ctx, key, &h, i64::MIN, i64::MAX, false, 0);
+    let span = span_of(ctx, key, &h);
+    let (mark, excluded) = watermark(ctx);
+    let statuses: Vec<Status> = all.iter().map(|p| status_of(*p, span, mark)).collect();
+    let final_through = (all.iter().zip(&statuses))
+        .filter(|(_, s)| **s != Status::Provisional)
+        .map(|(p, _)| p.0.saturating_add(span.0))
+        .max();
+    let late = statuses.iter().filter(|s| **s == Status::Revised).count();
     let mut windows = 0i64;
     let mut bytes = 0usize;
     ctx.txn.walk_parts::<Window>(key, false, |_, w| {
@@ -748,6 +904,19 @@ fn info_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         ("rules", rules),
         ("ignoreMaxTimeDiff", Reply::Int(max_time as i64)),
         ("ignoreMaxValDiff", Reply::Double(max_value)),
+        // Meridian's own: how far the cluster's writes have arrived here, and what of this
+        // series is final (`WITHSTATUS`).
+        ("watermark", Reply::Int(mark as i64)),
+        (
+            "watermarkExcludes",
+            Reply::Array(excluded.iter().map(|n| text(n)).collect()),
+        ),
+        ("lateness", Reply::Int(span.1)),
+        (
+            "finalThrough",
+            final_through.map_or(Reply::Null, Reply::Int),
+        ),
+        ("revised", Reply::Int(late as i64)),
         // Meridian's own: what a fused series fuses (`TS.FUSE`).
         (
             "fusion",
@@ -779,6 +948,18 @@ pub fn createrule(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
 
 fn createrule_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     let (source, dest) = (&args[1], &args[2]);
+    // Meridian's `LATENESS ms` may end the command (see `Rule::lateness_ms`).
+    let mut args = args.to_vec();
+    let mut lateness_ms = LATENESS_MS;
+    let n = args.len();
+    if n >= 8 && args[n - 2].eq_ignore_ascii_case(b"LATENESS") {
+        lateness_ms = resp::args::parse_i64(&args[n - 1])
+            .filter(|l| *l >= 0)
+            .ok_or_else(|| Reply::err("ERR TSDB: Couldn't parse LATENESS"))?
+            as u64;
+        args.truncate(n - 2);
+    }
+    let args = args.as_slice();
     if !args[3].eq_ignore_ascii_case(b"AGGREGATION") || !(6..=7).contains(&args.len()) {
         return Err(Reply::err("ERR TSDB: wrong arguments"));
     }
@@ -829,6 +1010,7 @@ fn createrule_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Repl
         aggregator,
         bucket_ms: bucket_ms as u64,
         align_ms: align_ms as u64,
+        lateness_ms,
     };
     let mut delta = Header {
         top: Some(stamp),

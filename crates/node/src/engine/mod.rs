@@ -34,7 +34,7 @@ pub use txn::{EXPIRY_GRACE_MS, Finished, Part, Txn, fingerprint, sweep_at};
 use crate::cmd::{self, Ctx, Spec};
 use bytes::Bytes;
 use crdt::{NodeId, Seen};
-use hlc::Clock;
+use hlc::{Clock, Timestamp};
 use replication::{Change, Entry, VersionVector};
 use resp::Reply;
 use std::collections::HashMap;
@@ -242,6 +242,42 @@ pub struct Stats {
     pub hits: AtomicU64,
     /// Keys read commands looked for and did not find (`keyspace_misses`).
     pub misses: AtomicU64,
+    /// This node's watermark heartbeat: its log's head and an HLC taken between rounds, so
+    /// every write it stamped before that HLC is in its log up to that head (peers ping it
+    /// to each other, see `peer/watermark.rs`).
+    pub heartbeat: std::sync::Mutex<(u64, Timestamp)>,
+    /// How far each peer's writes have arrived here (`peer/watermark.rs`).
+    pub watermarks: std::sync::Mutex<Vec<OriginMark>>,
+}
+
+/// How far one peer's writes have arrived here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OriginMark {
+    /// The peer's name.
+    pub name: String,
+    /// Every write it stamped before this (ms, its clock) is applied here; `None` before its
+    /// first heartbeat arrived.
+    pub through_ms: Option<u64>,
+    /// Gossip says it is down (or it left): the cluster's watermark does not wait for it.
+    pub down: bool,
+}
+
+impl Stats {
+    /// The cluster's watermark at `now_ms`: every write stamped before it, by every member not
+    /// down, is applied here (this node's own up to now). With the members it leaves out.
+    pub fn watermark(&self, now_ms: u64) -> (u64, Vec<String>) {
+        let marks = self.watermarks.lock().expect("not poisoned");
+        let mut low = now_ms;
+        let mut down = Vec::new();
+        for m in marks.iter() {
+            if m.down {
+                down.push(m.name.clone());
+            } else {
+                low = low.min(m.through_ms.unwrap_or(0));
+            }
+        }
+        (low, down)
+    }
 }
 
 /// State that outlives a round.
@@ -1410,6 +1446,9 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        // Between rounds: every write stamped before this HLC is in the log up to its head.
+        let hlc = self.clock.now(wall_ms());
+        *self.stats.heartbeat.lock().expect("not poisoned") = (self.vv.get(self.node), hlc);
         if self.unsynced.due(self.config.fsync)
             && let Err(e) = self.sync()
         {

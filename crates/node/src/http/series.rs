@@ -10,9 +10,10 @@
 //!   write the key (nothing stored), `422` with the first error when the node refuses a
 //!   reading (a key of another type, a reading older than the retention; the others are
 //!   stored).
-//! - `GET /v1/ts/{key}?from=&to=&aggregation=&bucket=`: `{"samples": [[ts, value], ...]}`
-//!   (`from`/`to` default to the first and last; `aggregation` one of `TS.RANGE`'s with a
-//!   `bucket` in ms).
+//! - `GET /v1/ts/{key}?from=&to=&aggregation=&bucket=&status`: `{"samples": [[ts, value],
+//!   ...]}` (`from`/`to` default to the first and last; `aggregation` one of `TS.RANGE`'s with
+//!   a `bucket` in ms); with `status`, each sample also says `provisional`, `final` or
+//!   `revised` (`TS.RANGE ... WITHSTATUS`).
 
 use crate::Shared;
 use crate::http::auth::User;
@@ -105,6 +106,10 @@ pub async fn get(
         word("from", "-"),
         word("to", "+"),
     ];
+    let with_status = query.contains_key("status");
+    if with_status {
+        args.push(Bytes::from_static(b"WITHSTATUS"));
+    }
     if let Some(agg) = query.get("aggregation") {
         args.push(Bytes::from_static(b"AGGREGATION"));
         args.push(Bytes::from(agg.clone()));
@@ -120,11 +125,18 @@ pub async fn get(
     };
     match reply {
         Some(Reply::Array(samples)) => {
-            let samples: Vec<(i64, f64)> = samples
+            let samples: Vec<serde_json::Value> = samples
                 .into_iter()
                 .filter_map(|s| match s {
-                    Reply::Array(pair) => match pair.as_slice() {
-                        [Reply::Int(t), Reply::Double(v)] => Some((*t, *v)),
+                    Reply::Array(row) => match row.as_slice() {
+                        [Reply::Int(t), Reply::Double(v)] => Some(serde_json::json!([t, v])),
+                        [Reply::Int(t), Reply::Double(v), Reply::Int(status)] => {
+                            let status = ["provisional", "final", "revised"]
+                                .get(*status as usize)
+                                .copied()
+                                .unwrap_or("?");
+                            Some(serde_json::json!([t, v, status]))
+                        }
                         _ => None,
                     },
                     _ => None,

@@ -32,12 +32,15 @@ impl Runtime {
             .filter_map(|k| Some((k.info.name.clone(), k.rtt.ms()? as f32)))
             .take(RTTS_MAX)
             .collect();
+        let (head, hlc) = self.heartbeat();
         for known in self.members.values() {
             if let Some(s) = &known.session {
                 let ping = Message::Ping {
                     at_us,
                     coordinate: self.coordinate.clone(),
                     rtts: rtts.clone(),
+                    head,
+                    hlc,
                 };
                 let _ = s.tx.try_send((now, ping));
             }

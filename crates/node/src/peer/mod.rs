@@ -29,6 +29,7 @@ mod links;
 mod repair;
 mod serving;
 pub mod session;
+mod watermark;
 pub mod wire;
 
 use crate::Shared;
@@ -361,6 +362,10 @@ struct Known {
     heard: Option<Instant>,
     session: Option<Session>,
     last_dial: Option<Instant>,
+    /// Its latest watermark heartbeat: its log's head and an HLC (`watermark.rs`).
+    heartbeat: Option<(u64, u64)>,
+    /// Every write it stamped before this (ms) is applied here.
+    through_ms: Option<u64>,
 }
 
 /// A `--join` address and whom it turned out to be.
@@ -858,6 +863,9 @@ impl Runtime {
         let (rtt, coordinate, rtts) = (self.members.get(&node))
             .map(|k| (k.rtt.clone(), k.coordinate.clone(), k.rtts.clone()))
             .unwrap_or_default();
+        let (heartbeat, through_ms) = (self.members.get(&node))
+            .map(|k| (k.heartbeat, k.through_ms))
+            .unwrap_or_default();
         self.members.insert(
             node,
             Known {
@@ -876,6 +884,8 @@ impl Runtime {
                     reader,
                 }),
                 last_dial: None,
+                heartbeat,
+                through_ms,
             },
         );
         self.send(node, Message::Serving(self.serving.clone()));
@@ -958,6 +968,8 @@ impl Runtime {
                     heard: None,
                     session: None,
                     last_dial: None,
+                    heartbeat: None,
+                    through_ms: None,
                 },
             );
             self.core.add_peer(node);
@@ -1205,7 +1217,12 @@ impl Runtime {
                 at_us,
                 coordinate,
                 rtts,
-            } => self.on_ping(node, at_us, coordinate, rtts),
+                head,
+                hlc,
+            } => {
+                self.on_heartbeat(node, head, hlc);
+                self.on_ping(node, at_us, coordinate, rtts);
+            }
             Message::Pong { at_us, coordinate } => self.on_pong(node, at_us, coordinate),
             Message::Serving(serving) => self.on_serving(node, serving),
             Message::Leave => {
@@ -1308,6 +1325,7 @@ impl Runtime {
             return;
         }
         self.ping_all();
+        self.publish_watermarks();
         let retry = Duration::from_secs(1);
         let due = |last: Option<Instant>| last.is_none_or(|t| now.duration_since(t) >= retry);
         let mut dials = Vec::new();

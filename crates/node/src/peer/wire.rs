@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// The frame format version this node speaks. Version 11: time series (`Change::Series`,
-/// `Change::Window`). Version 10: nodes say where and whether they
+/// `Change::Window`), pings carry the watermark's heartbeat. Version 10: nodes say where and whether they
 /// serve clients (`Serving`), pings carry the round trips the sender measures; version 9: pings carry the sender's clock and
 /// network coordinate and are answered (`Pong`), for round trips; version 8: keyspace events in log entries
 /// (`Change::Event`), shard channels' messages; version 7: lists (`Change::Elem`, list and
@@ -114,6 +114,11 @@ pub enum Message {
         /// [`RTTS_MAX`]): every node learns the measured distances of pairs it has no link
         /// between, and predicts from coordinates only what nobody measures.
         rtts: Vec<(String, f32)>,
+        /// The sender's log head when it took `hlc`: every write it stamped before `hlc` is
+        /// in its log up to there (the watermark's heartbeat, `peer/watermark.rs`).
+        head: u64,
+        /// That HLC.
+        hlc: u64,
     },
     /// The answer to a ping.
     Pong {

@@ -55,3 +55,13 @@ def test_demo_runs_and_exits():
     assert "acknowledged by us-1 (eu's nearest region)" in out.stdout
     assert "writes made at us-1 while it was away -> (integer) 2" in out.stdout
     assert "a new client of eu -> eu-1" in out.stdout
+    # Sensors in every region publish over MQTT; the fused series reads the same in every
+    # region, every bucket final (no ~ mark), with the watermark's lag shown.
+    fused = {}
+    for line in out.stdout.splitlines():
+        for region in ("eu", "us", "ap"):
+            if line.startswith(f"   {region}  ") and "watermark" in line:
+                fused[region] = line[len(f"   {region}  "):].split("   watermark")[0]
+    assert len(fused) == 3 and len(set(fused.values())) == 1, fused
+    assert fused["eu"].count("|") >= 3 and "~" not in fused["eu"]
+    assert "readings published and acknowledged" in out.stdout

@@ -469,3 +469,14 @@ def test_the_watermark_follows_idle_regions_and_does_not_wait_for_a_down_one(clu
     raw = eu.client().execute_command("TS.INFO", "w")
     fields = dict(zip(raw[::2], raw[1::2])) if isinstance(raw, list) else raw
     assert fields[b"watermarkExcludes"] == [b"ap-1"]
+
+
+def test_querylabels_names_labels_and_values(ts):
+    ts.create("q:1", labels={"room": "a", "kind": "temp"})
+    ts.create("q:2", labels={"room": "b", "kind": "temp", "floor": "2"})
+    ts.create("q:3", labels={"room": "c", "kind": "hum"})
+    as_text = lambda got: {x.decode() if isinstance(x, bytes) else x for x in got}
+    assert as_text(ts.querylabels()) == {"room", "kind", "floor"}
+    assert as_text(ts.querylabels("room", ["kind=temp"])) == {"a", "b"}
+    assert as_text(ts.querylabels(filters=["kind=hum"])) == {"room", "kind"}
+    assert as_text(ts.querylabels("nope")) == set()

@@ -335,7 +335,8 @@ pub fn of(name: &str, sub: &str) -> u32 {
         | ("ts.mget", _)
         | ("ts.mrange", _)
         | ("ts.mrevrange", _)
-        | ("ts.queryindex", _) => READ | SLOW,
+        | ("ts.queryindex", _)
+        | ("ts.querylabels", _) => READ | SLOW,
 
         _ => 0,
     }

@@ -34,7 +34,7 @@ pub fn keys_of(spec: &Spec) -> Keys {
     match spec.name {
         "keys" | "scan" | "dbsize" | "flushall" | "flushdb" | "randomkey" | "swapdb" => Keys::None,
         // Series found by their labels: no key among the arguments (as RedisTimeSeries says).
-        "ts.mget" | "ts.mrange" | "ts.mrevrange" | "ts.queryindex" => Keys::None,
+        "ts.mget" | "ts.mrange" | "ts.mrevrange" | "ts.queryindex" | "ts.querylabels" => Keys::None,
         "ts.madd" => range(1, -1, 3),
         "ts.createrule" | "ts.deleterule" => range(1, 2, 1),
         "mget" | "del" | "unlink" | "exists" | "touch" | "sinter" | "sunion" | "sdiff"

@@ -279,6 +279,7 @@ pub static COMMANDS: &[Spec] = &[
     data("ts.mrange", -5, false, timeseries::mrange),
     data("ts.mrevrange", -5, false, timeseries::mrevrange),
     data("ts.queryindex", -2, false, timeseries::queryindex),
+    data("ts.querylabels", -2, false, timeseries::querylabels),
     // connection and server
     conn("monitor", 1),
     conn("ping", -1),

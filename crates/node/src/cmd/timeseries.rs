@@ -1306,6 +1306,47 @@ fn mrange_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<
     Ok(by_key(rows))
 }
 
+/// `TS.QUERYLABELS LABELS [FILTER expr...]`: the label names of the series that pass (every
+/// series without a filter); `TS.QUERYLABELS VALUES label [FILTER expr...]`: the values they
+/// give `label`. A set, each name or value once.
+pub fn querylabels(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(querylabels_inner(ctx, args))
+}
+
+fn querylabels_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let w = words(&args[1..]);
+    let (label, rest) = match w.first().map(|m| m.to_ascii_uppercase()).as_deref() {
+        Some(b"LABELS") => (None, &w[1..]),
+        Some(b"VALUES") if w.len() >= 2 => {
+            (Some(String::from_utf8_lossy(w[1]).into_owned()), &w[2..])
+        }
+        _ => return Err(Reply::err("ERR TSDB: wrong arguments")),
+    };
+    let filter = match rest.split_first() {
+        None => Vec::new(),
+        Some((f, exprs)) if f.eq_ignore_ascii_case(b"FILTER") && !exprs.is_empty() => {
+            args::filter(exprs).map_err(Reply::err)?
+        }
+        _ => return Err(Reply::err("ERR TSDB: wrong arguments")),
+    };
+    let mut found = std::collections::BTreeSet::new();
+    for (_, h) in matching(ctx, &filter)? {
+        for (name, value) in h.labels() {
+            match &label {
+                None => found.insert(name.clone()),
+                Some(l) if l == name => found.insert(value.clone()),
+                Some(_) => false,
+            };
+        }
+    }
+    Ok(Reply::Set(
+        found
+            .into_iter()
+            .map(|t| Reply::Bulk(Bytes::from(t)))
+            .collect(),
+    ))
+}
+
 /// `TS.QUERYINDEX filter...`: the keys of the series that pass.
 pub fn queryindex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     reply(queryindex_inner(ctx, args))

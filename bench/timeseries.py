@@ -77,7 +77,10 @@ def blast(port, commands, depth):
         while got < len(chunk):
             reply = reader.gets()
             if reply is False:
-                reader.feed(sock.recv(1 << 20))
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise RuntimeError(f"the server on {port} closed the connection")
+                reader.feed(data)
                 continue
             got += 1
             if isinstance(reply, hiredis.ReplyError):
@@ -141,12 +144,13 @@ def wait_up(port):
     raise RuntimeError(f"server on {port} did not start")
 
 
-def madd_commands(sensors, per_sensor, batch, offset=0):
+def madd_commands(sensors, per_sensor, batch, offset=0, key=None):
     """TS.MADD commands of `batch` samples, sensors interleaved, time moving on."""
     out, words = [], [b"TS.MADD"]
     for i in range(per_sensor):
         for s in range(sensors):
-            words += [b"s:%d" % s, b"%d" % (BASE + (offset + i) * 1000), b"%.1f" % value(s, i)]
+            name = key or b"s:%d" % s
+            words += [name, b"%d" % (BASE + (offset + i) * 1000), b"%.1f" % value(s, i)]
             if len(words) == 1 + 3 * batch:
                 out.append(encode(*words))
                 words = [b"TS.MADD"]
@@ -191,8 +195,7 @@ def ingest(args, rows):
             # Disk, once the servers have written what they hold.
             big = redis.Redis(port=m["port"])
             big.execute_command("TS.CREATE", "million")
-            million = madd_commands(1, 1_000_000, 1000, offset=0)
-            million = [c.replace(b"s:0", b"million") for c in million]
+            million = madd_commands(1, 1_000_000, 1000, key=b"million")
             blast(m["port"], million, 8)
             rz = []
             for at in range(0, 1_000_000, 1000):

@@ -78,6 +78,27 @@ fn header(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Option<Header>, Reply> {
     }
 }
 
+/// What a write of samples needs of the series at `key` (its policy, retention, IGNORE), if
+/// there is one: a copy without its labels and rules, which a write to many series would
+/// otherwise copy for every sample.
+fn write_header(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Option<Header>, Reply> {
+    let now_ms = ctx.txn.now_ms();
+    match ctx.txn.live(key) {
+        None => Ok(None),
+        Some(s) if s.live_kind(now_ms) == Some(Kind::TimeSeries) => {
+            Ok(s.series.as_deref().map(|h| Header {
+                top: h.top,
+                deleted: h.deleted,
+                retention: h.retention,
+                policy: h.policy,
+                ignore: h.ignore,
+                ..Header::default()
+            }))
+        }
+        Some(_) => Err(Reply::err(ERR_WRONGTYPE)),
+    }
+}
+
 /// The series at `key`, which must exist.
 fn existing(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Header, Reply> {
     header(ctx, key)?.ok_or_else(|| Reply::err(NO_KEY))
@@ -404,13 +425,18 @@ fn add_sample(
 ) -> Result<i64, Reply> {
     let series_policy = policy_of(h);
     let policy = on_duplicate.unwrap_or(series_policy);
-    let newest = newest_stored(ctx, key, h);
+    // The newest sample, when retention or IGNORE need it (a walk from the series' end).
+    let (max_time, max_value) = h.ignore();
+    let ignoring = (max_time, max_value) != (0, 0.0);
+    let newest = match h.retention_ms() > 0 || ignoring {
+        true => newest_stored(ctx, key, h),
+        false => None,
+    };
     if ts < kept_from(h, newest.map(|s| s.0)) {
         return Err(Reply::err(TOO_OLD));
     }
     // IGNORE: a sample close to the newest in time and value is dropped (LAST only).
-    let (max_time, max_value) = h.ignore();
-    if (max_time, max_value) != (0, 0.0)
+    if ignoring
         && policy == Policy::Last
         && let Some((last_ts, last_value)) = newest
         && ts >= last_ts
@@ -419,8 +445,14 @@ fn add_sample(
     {
         return Ok(last_ts);
     }
-    let current = stored_samples(ctx, key, h, ts, ts).first().map(|s| s.1);
+    // The instant's window, as this round holds it (read and decoded once a round).
     let start = window_of(ts);
+    let policy_now = policy_of(h);
+    let current = ctx
+        .txn
+        .with_part::<Window, _>(key, &window_name(start), |w| {
+            w.and_then(|w| w.read(policy_now, ts, ts).first().map(|s| s.1))
+        });
     let stamp = ctx.txn.stamp();
     let mut delta = Window::default();
     let mut top = stamp;
@@ -502,7 +534,7 @@ fn add_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     let ts = timestamp_arg(ctx, &args[2])?;
     let value = value_arg(&args[3])?;
     let options = args::series_options(&words(&args[4..]), true).map_err(Reply::err)?;
-    let h = match header(ctx, key).map_err(|_| Reply::err(NOT_SERIES))? {
+    let h = match write_header(ctx, key).map_err(|_| Reply::err(NOT_SERIES))? {
         Some(h) => h,
         None => auto_create(ctx, key, &options),
     };
@@ -533,7 +565,7 @@ pub fn madd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
             let key = &triple[0];
             let ts = timestamp_arg(ctx, &triple[1])?;
             let value = value_arg(&triple[2])?;
-            let h = header(ctx, key)
+            let h = write_header(ctx, key)
                 .map_err(|_| Reply::err(NOT_SERIES))?
                 .ok_or_else(|| Reply::err(NO_KEY))?;
             add_sample(ctx, key, &h, ts, value, None).map(Reply::Int)

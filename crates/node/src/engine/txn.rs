@@ -104,6 +104,10 @@ impl<T> Parts<T> {
         self.0.get(key)?.get(name)
     }
 
+    fn get_mut(&mut self, key: &Bytes, name: &Bytes) -> Option<&mut TouchedMember<T>> {
+        self.0.get_mut(key)?.get_mut(name)
+    }
+
     fn insert(&mut self, key: &Bytes, name: Bytes, part: TouchedMember<T>) {
         match self.0.get_mut(key) {
             Some(parts) => {
@@ -518,6 +522,8 @@ pub struct Txn<'a> {
     writes: u64,
     /// The deltas merged so far, in order.
     changes: Vec<Change>,
+    /// Where in `changes` each window's change of this round is (see [`Txn::record`]).
+    window_changes: HashMap<(Bytes, Bytes), usize>,
     /// Whether merged deltas are recorded in `changes`: not when replaying peers' entries,
     /// which are logged as they arrived.
     record_changes: bool,
@@ -571,6 +577,7 @@ impl<'a> Txn<'a> {
             drop_tombstones,
             writes: 0,
             changes: Vec::new(),
+            window_changes: HashMap::default(),
             record_changes: true,
             forgotten: Default::default(),
             forgotten_members: Vec::new(),
@@ -703,8 +710,42 @@ impl<'a> Txn<'a> {
     }
 
     fn record(&mut self, change: impl FnOnce() -> Change) {
-        if self.record_changes {
-            self.changes.push(change());
+        if !self.record_changes {
+            return;
+        }
+        // A round's writes to one window of a series go into one change: merged, they are
+        // the same delta (merges are joins, so where in the entry it sits changes nothing),
+        // and the log holds one window per round instead of one per sample.
+        match change() {
+            Change::Window {
+                key,
+                start,
+                delta,
+                stamp,
+            } => match self.window_changes.get(&(key.clone(), start.clone())) {
+                Some(&at) => {
+                    if let Some(Change::Window {
+                        delta: mine,
+                        stamp: top,
+                        ..
+                    }) = self.changes.get_mut(at)
+                    {
+                        mine.merge(&delta);
+                        *top = (*top).max(stamp);
+                    }
+                }
+                None => {
+                    self.window_changes
+                        .insert((key.clone(), start.clone()), self.changes.len());
+                    self.changes.push(Change::Window {
+                        key,
+                        start,
+                        delta,
+                        stamp,
+                    });
+                }
+            },
+            change => self.changes.push(change),
         }
     }
 
@@ -861,6 +902,33 @@ impl<'a> Txn<'a> {
         state
     }
 
+    /// Runs `read` on a part's state as this round sees it (loaded once a round), without a
+    /// copy of it: a window of a series holds thousands of samples.
+    pub fn with_part<T: Part, R>(
+        &mut self,
+        key: &Bytes,
+        name: &Bytes,
+        read: impl FnOnce(Option<&T>) -> R,
+    ) -> R {
+        if T::parts(self).get(key, name).is_none() {
+            let state = self.load_member(T::STORED, key, name);
+            let part = TouchedMember {
+                state,
+                dirty: false,
+            };
+            T::parts(self).insert(key, name.clone(), part);
+        }
+        read(T::parts(self).get(key, name).and_then(|t| t.state.as_ref()))
+    }
+
+    /// A part's state, moved out of the round (the caller puts it back, changed): no copy.
+    fn take_part<T: Part>(&mut self, key: &Bytes, name: &Bytes) -> Option<T> {
+        if let Some(t) = T::parts(self).get_mut(key, name) {
+            return t.state.take();
+        }
+        self.load_member(T::STORED, key, name)
+    }
+
     fn load_member<T: serde::de::DeserializeOwned>(
         &mut self,
         kind: MemberKind,
@@ -916,7 +984,7 @@ impl<'a> Txn<'a> {
         delta: &T,
         stamp: Option<Stamp>,
     ) {
-        let mut state: T = self.part(key, name).unwrap_or_default();
+        let mut state: T = self.take_part(key, name).unwrap_or_default();
         let before = state.live();
         let placed = state.order();
         state.merge(delta);

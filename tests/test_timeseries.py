@@ -480,3 +480,32 @@ def test_querylabels_names_labels_and_values(ts):
     assert as_text(ts.querylabels("room", ["kind=temp"])) == {"a", "b"}
     assert as_text(ts.querylabels(filters=["kind=hum"])) == {"room", "kind"}
     assert as_text(ts.querylabels("nope")) == set()
+
+
+def test_read_pages_forward_and_blocks_until_samples_come(node):
+    import threading
+    ts = node.client(socket_timeout=10).ts()
+    ts.create("feed")
+    for t in (10, 20, 30):
+        ts.add("feed", t, t)
+    assert [list(s) for s in ts.read("feed", "-")] == [[10, 10.0], [20, 20.0], [30, 30.0]]
+    assert [list(s) for s in ts.read("feed", 15, max_count=1)] == [[20, 20.0]]
+    assert [list(s) for s in ts.read("feed", "+")] == [[30, 30.0]]
+    # Blocked until two samples after 30 have come, written by another client meanwhile.
+    def feed():
+        time.sleep(0.3)
+        w = node.client().ts()
+        w.add("feed", 40, 40)
+        time.sleep(0.1)
+        w.add("feed", 50, 50)
+    threading.Thread(target=feed).start()
+    started = time.monotonic()
+    got = ts.read("feed", 31, block_milliseconds=5000, block_min_count=2)
+    assert [list(s) for s in got] == [[40, 40.0], [50, 50.0]]
+    assert 0.3 < time.monotonic() - started < 4
+    # Nothing comes: an empty answer at the timeout.
+    started = time.monotonic()
+    assert ts.read("feed", 100, block_milliseconds=300) == []
+    assert time.monotonic() - started >= 0.29
+    with pytest.raises(redis.ResponseError, match="does not exist"):
+        ts.read("nothing", "-")

@@ -330,6 +330,7 @@ pub fn of(name: &str, sub: &str) -> u32 {
         ("ts.fuse", _) => WRITE | SLOW,
         ("ts.del", _) => WRITE | SLOW,
         ("ts.get", _) | ("ts.info", _) => READ | FAST,
+        ("ts.read", _) => READ | SLOW | BLOCKING,
         ("ts.range", _)
         | ("ts.revrange", _)
         | ("ts.mget", _)

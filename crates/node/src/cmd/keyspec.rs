@@ -147,7 +147,9 @@ pub fn flags_of(spec: &Spec) -> &'static [&'static str] {
         | "sscan" | "sort_ro" | "zcount" | "zdiff" | "zinter" | "zunion" | "zintercard"
         | "zlexcount" | "zmscore" | "zrandmember" | "zrange" | "zrangebylex" | "zrangebyscore"
         | "zrank" | "zrevrange" | "zrevrangebylex" | "zrevrangebyscore" | "zrevrank" | "zscan"
-        | "zscore" | "ts.get" | "ts.range" | "ts.revrange" | "ts.info" => &["RO access"],
+        | "zscore" | "ts.get" | "ts.range" | "ts.revrange" | "ts.info" | "ts.read" => {
+            &["RO access"]
+        }
         "exists" | "touch" | "type" | "watch" | "strlen" | "hexists" | "hlen" | "hstrlen"
         | "llen" | "scard" | "sismember" | "zcard" | "memory" | "object" => &["RO"],
         "append" | "hsetnx" | "linsert" | "lpush" | "lpushx" | "rpush" | "rpushx" | "sadd" => {

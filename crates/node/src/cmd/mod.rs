@@ -279,6 +279,13 @@ pub static COMMANDS: &[Spec] = &[
     data("ts.mrange", -5, false, timeseries::mrange),
     data("ts.mrevrange", -5, false, timeseries::mrevrange),
     data("ts.queryindex", -2, false, timeseries::queryindex),
+    Spec {
+        name: "ts.read",
+        arity: -3,
+        write: false,
+        runs: Runs::Engine(timeseries::read),
+        blocking: true,
+    },
     data("ts.querylabels", -2, false, timeseries::querylabels),
     // connection and server
     conn("monitor", 1),
@@ -451,6 +458,15 @@ fn timeout_arg(arg: &[u8]) -> Result<f64, Reply> {
 /// its handler has already accepted.
 pub fn blocking_wait(name: &str, args: &[Bytes]) -> (Vec<Bytes>, Option<std::time::Duration>) {
     let n = args.len();
+    if name == "ts.read" {
+        // `TS.READ key from [BLOCK ms count] ...`: the wait in milliseconds (0: for ever).
+        let ms = (args.iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK")))
+            .and_then(|at| args.get(at + 1))
+            .and_then(|ms| resp::args::parse_i64(ms))
+            .filter(|ms| *ms > 0);
+        let timeout = ms.map(|ms| std::time::Duration::from_millis(ms as u64));
+        return (vec![args[1].clone()], timeout);
+    }
     let (keys, timeout) = match name {
         "blmove" | "brpoplpush" => (vec![args[1].clone()], &args[n - 1]),
         "blmpop" | "bzmpop" => {

@@ -1338,6 +1338,73 @@ fn mrange_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<
     Ok(by_key(rows))
 }
 
+/// `TS.READ key from [BLOCK ms min_count] [MAX_COUNT n]`: the samples at or after `from`
+/// (`-` the first, `+` the newest), oldest first, at most `n` of them. With `BLOCK`, a client
+/// finding fewer than `min_count` waits (parked by the engine, woken by writes to the series,
+/// as `BLPOP` is) until that many have come or `ms` passed (0: for ever); on the timeout it
+/// gets an empty answer. `$` (only what comes after the command) is not taken yet.
+pub fn read(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(read_inner(ctx, args))
+}
+
+fn read_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
+    let key = &args[1];
+    let mut block: Option<u64> = None;
+    let mut max_count: Option<usize> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let word = args[i].to_ascii_uppercase();
+        match word.as_slice() {
+            b"BLOCK" => {
+                let (Some(ms), Some(count)) = (args.get(i + 1), args.get(i + 2)) else {
+                    return Err(Reply::err("ERR TSDB: BLOCK needs milliseconds and a count"));
+                };
+                resp::args::parse_i64(ms)
+                    .filter(|ms| *ms >= 0)
+                    .ok_or_else(|| Reply::err("ERR TSDB: Couldn't parse BLOCK milliseconds"))?;
+                let count = resp::args::parse_i64(count)
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| Reply::err("ERR TSDB: Couldn't parse BLOCK count"))?;
+                block = Some(count as u64);
+                i += 3;
+            }
+            b"MAX_COUNT" => {
+                let n = args
+                    .get(i + 1)
+                    .and_then(|n| resp::args::parse_i64(n))
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Reply::err("ERR TSDB: Couldn't parse MAX_COUNT"))?;
+                max_count = Some(n as usize);
+                i += 2;
+            }
+            _ => return Err(Reply::err("ERR TSDB: wrong arguments")),
+        }
+    }
+    let Some(h) = header(ctx, key)? else {
+        // A key that does not exist yet: a blocked reader waits for it.
+        return match block {
+            Some(_) => Ok(Reply::NullArray),
+            None => Err(Reply::err(NO_KEY)),
+        };
+    };
+    let from = match args[2].as_ref() {
+        b"-" => i64::MIN,
+        b"+" => last_sample(ctx, key, &h, false).map_or(i64::MAX, |s| s.0),
+        b"$" => return Err(Reply::err("ERR TSDB: TS.READ from $ is not supported yet")),
+        t => resp::args::parse_i64(t)
+            .filter(|t| *t >= 0)
+            .ok_or_else(|| Reply::err(BAD_TS))?,
+    };
+    let mut out = samples(ctx, key, &h, from, i64::MAX, false, 0);
+    if block.is_some_and(|need| (out.len() as u64) < need) {
+        return Ok(Reply::NullArray);
+    }
+    if let Some(n) = max_count {
+        out.truncate(n);
+    }
+    Ok(Reply::Array(out.into_iter().map(sample_reply).collect()))
+}
+
 /// `TS.QUERYLABELS LABELS [FILTER expr...]`: the label names of the series that pass (every
 /// series without a filter); `TS.QUERYLABELS VALUES label [FILTER expr...]`: the values they
 /// give `label`. A set, each name or value once.

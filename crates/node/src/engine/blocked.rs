@@ -175,6 +175,8 @@ fn ready(ctx: &mut Ctx<'_, '_>, spec: &Spec, key: &Bytes) -> bool {
     match stored.live_kind(now_ms) {
         Some(Kind::List) => !spec.name.starts_with("bz") && stored.lens.list > 0,
         Some(Kind::ZSet) => spec.name.starts_with("bz") && stored.lens.zset > 0,
+        // A series woke a `TS.READ`: it runs again and says whether enough has come.
+        Some(Kind::TimeSeries) => spec.name == "ts.read",
         _ => false,
     }
 }

@@ -452,19 +452,7 @@ async fn store(
                 let first = commands.len();
                 let mut allowed = true;
                 for (ts, value) in readings {
-                    let mut args: Vec<Bytes> = vec![
-                        Bytes::from_static(b"TS.ADD"),
-                        key.clone(),
-                        Bytes::from(ts.to_string()),
-                        Bytes::from(value.to_string()),
-                        Bytes::from_static(b"ON_DUPLICATE"),
-                        Bytes::from_static(b"LAST"),
-                    ];
-                    if !labels.is_empty() {
-                        args.push(Bytes::from_static(b"LABELS"));
-                        args.extend(labels.iter().cloned());
-                    }
-                    let spec = crate::cmd::lookup(b"ts.add").expect("known");
+                    let (spec, args) = store_reading(&key, ts, value, &labels);
                     allowed &= shared.users.check(user, spec, &args).is_ok();
                     commands.push((spec, args));
                 }
@@ -511,6 +499,30 @@ async fn store(
         }
     }
     metrics::counter!("meridian_mqtt_samples_total").increment(stored);
+}
+
+/// The command that stores one reading of a device (over MQTT or HTTP) in the series `key`:
+/// created if absent with `labels` (`LABELS` arguments) and `DUPLICATE_POLICY LAST`, so a
+/// reading delivered twice stores one sample.
+pub(crate) fn store_reading(
+    key: &Bytes,
+    ts: u64,
+    value: f64,
+    labels: &[Bytes],
+) -> crate::engine::Command {
+    let mut args: Vec<Bytes> = vec![
+        Bytes::from_static(b"TS.ADD"),
+        key.clone(),
+        Bytes::from(ts.to_string()),
+        Bytes::from(value.to_string()),
+        Bytes::from_static(b"ON_DUPLICATE"),
+        Bytes::from_static(b"LAST"),
+    ];
+    if !labels.is_empty() {
+        args.push(Bytes::from_static(b"LABELS"));
+        args.extend(labels.iter().cloned());
+    }
+    (crate::cmd::lookup(b"ts.add").expect("known"), args)
 }
 
 /// The series a topic names: its key and, for `sensors/<group>/<device>/<metric>`, its labels

@@ -66,37 +66,40 @@ fn words(args: &[Bytes]) -> Vec<&[u8]> {
     args.iter().map(|a| a.as_ref()).collect()
 }
 
-/// The series at `key`, if there is one; `WRONGTYPE` if the key holds something else.
-fn header(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Option<Header>, Reply> {
+/// What `read` makes of the header of the series at `key`, if there is one; `WRONGTYPE` if
+/// the key holds something else.
+fn with_header<R>(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    read: impl FnOnce(&Header) -> R,
+) -> Result<Option<R>, Reply> {
     let now_ms = ctx.txn.now_ms();
     match ctx.txn.live(key) {
         None => Ok(None),
         Some(s) if s.live_kind(now_ms) == Some(Kind::TimeSeries) => {
-            Ok(s.series.as_deref().cloned())
+            Ok(s.series.as_deref().map(read))
         }
         Some(_) => Err(Reply::err(ERR_WRONGTYPE)),
     }
+}
+
+/// The series at `key`, if there is one; `WRONGTYPE` if the key holds something else.
+fn header(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Option<Header>, Reply> {
+    with_header(ctx, key, Header::clone)
 }
 
 /// What a write of samples needs of the series at `key` (its policy, retention, IGNORE), if
 /// there is one: a copy without its labels and rules, which a write to many series would
 /// otherwise copy for every sample.
 fn write_header(ctx: &mut Ctx<'_, '_>, key: &Bytes) -> Result<Option<Header>, Reply> {
-    let now_ms = ctx.txn.now_ms();
-    match ctx.txn.live(key) {
-        None => Ok(None),
-        Some(s) if s.live_kind(now_ms) == Some(Kind::TimeSeries) => {
-            Ok(s.series.as_deref().map(|h| Header {
-                top: h.top,
-                deleted: h.deleted,
-                retention: h.retention,
-                policy: h.policy,
-                ignore: h.ignore,
-                ..Header::default()
-            }))
-        }
-        Some(_) => Err(Reply::err(ERR_WRONGTYPE)),
-    }
+    with_header(ctx, key, |h| Header {
+        top: h.top,
+        deleted: h.deleted,
+        retention: h.retention,
+        policy: h.policy,
+        ignore: h.ignore,
+        ..Header::default()
+    })
 }
 
 /// The series at `key`, which must exist.
@@ -264,9 +267,7 @@ fn compacted(
     let first = buckets.start_of(from.max(0));
     let end = buckets.start_of(to).saturating_add(buckets.duration - 1);
     let raw = points(ctx, source, sh, first, end, false, depth);
-    let newest = points(ctx, source, sh, i64::MIN, i64::MAX, false, depth)
-        .last()
-        .map(|s| s.0);
+    let newest = newest_sample(ctx, source, sh, false, depth).map(|s| s.0);
     let open = newest.map(|n| buckets.start_of(n));
     let mut out = aggregate_points(&raw, rule.aggregator, &buckets);
     out.retain(|(t, _, _)| *t >= from && *t <= to && (latest || Some(*t) != open));
@@ -499,9 +500,7 @@ fn create_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     if ctx.txn.live(key).is_some() {
         return Err(Reply::err("ERR TSDB: key already exists"));
     }
-    ctx.txn.for_write(key);
-    let stamp = ctx.txn.stamp();
-    ctx.txn.apply_series(key, &create_delta(&options, stamp));
+    auto_create(ctx, key, &options);
     Ok(Reply::OK)
 }
 
@@ -542,7 +541,7 @@ fn add_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     add_sample(ctx, key, &h, ts, value, on_duplicate).map(Reply::Int)
 }
 
-/// Creates the series `key` for a write that found none; its header.
+/// Creates the series `key`, which holds nothing live; its header.
 fn auto_create(ctx: &mut Ctx<'_, '_>, key: &Bytes, options: &SeriesOptions) -> Header {
     ctx.txn.for_write(key);
     let stamp = ctx.txn.stamp();
@@ -670,8 +669,20 @@ fn get_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
 }
 
 fn last_sample(ctx: &mut Ctx<'_, '_>, key: &Bytes, h: &Header, latest: bool) -> Option<Sample> {
+    newest_sample(ctx, key, h, latest, 0)
+}
+
+/// A series' newest sample as clients read it: a computed series' last bucket, a stored
+/// series' newest sample (found from its end; retention never trims the newest).
+fn newest_sample(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    h: &Header,
+    latest: bool,
+    depth: usize,
+) -> Option<Sample> {
     if h.fusion().is_some() || rule_into(ctx, key, h).is_some() {
-        return samples(ctx, key, h, i64::MIN, i64::MAX, latest, 0)
+        return samples(ctx, key, h, i64::MIN, i64::MAX, latest, depth)
             .last()
             .copied();
     }

@@ -56,21 +56,10 @@ pub async fn post(
         labels.push(Bytes::from(name.to_string()));
         labels.push(Bytes::from(value.to_string()));
     }
-    let spec = crate::cmd::lookup(b"ts.add").expect("known");
+    let key = Bytes::from(key);
     let mut commands = Vec::with_capacity(readings.len());
     for (ts, value) in &readings {
-        let mut args = vec![
-            Bytes::from_static(b"TS.ADD"),
-            Bytes::from(key.clone()),
-            Bytes::from(ts.to_string()),
-            Bytes::from(value.to_string()),
-            Bytes::from_static(b"ON_DUPLICATE"),
-            Bytes::from_static(b"LAST"),
-        ];
-        if !labels.is_empty() {
-            args.push(Bytes::from_static(b"LABELS"));
-            args.extend(labels.iter().cloned());
-        }
+        let (spec, args) = crate::mqtt::store_reading(&key, *ts, *value, &labels);
         if let Err(denied) = shared.users.check(&user, spec, &args) {
             return error(StatusCode::FORBIDDEN, denied.reply_text());
         }

@@ -509,3 +509,48 @@ def test_read_pages_forward_and_blocks_until_samples_come(node):
     assert time.monotonic() - started >= 0.29
     with pytest.raises(redis.ResponseError, match="does not exist"):
         ts.read("nothing", "-")
+    # `$`: only what comes after the newest sample at the command's arrival, however many
+    # wakes it takes (a sample at an older instant written meanwhile does not count).
+    def feed_after():
+        time.sleep(0.3)
+        w = node.client().ts()
+        w.add("feed", 45, 45, on_duplicate="last")
+        time.sleep(0.1)
+        w.add("feed", 60, 60)
+        w.add("feed", 70, 70)
+    threading.Thread(target=feed_after).start()
+    got = ts.read("feed", "$", block_milliseconds=5000, block_min_count=2)
+    assert [list(s) for s in got] == [[60, 60.0], [70, 70.0]]
+    assert ts.read("feed", "$") == []  # without BLOCK nothing can have come yet
+    # On a series not there yet, `$` waits for its first samples.
+    threading.Thread(target=lambda: (time.sleep(0.2), node.client().ts().add("later", 5, 1))).start()
+    assert [list(s) for s in ts.read("later", "$", block_milliseconds=5000)] == [[5, 1.0]]
+
+
+def test_nrange_joins_explicit_series_on_time(ts):
+    ts.create("n:1")
+    ts.create("n:2")
+    ts.madd([("n:1", 1000, 10), ("n:1", 2000, 12), ("n:2", 1000, 20), ("n:2", 3000, 25)])
+    nan = float("nan")
+
+    def same(got, want):
+        flat = lambda rows: [(t, [("nan" if v != v else v) for v in vs]) for t, vs in rows]
+        assert flat(got) == flat(want)
+
+    same(ts.nrange(["n:1", "n:2"], "-", "+"), [[1000, [10, 20]], [2000, [12, nan]], [3000, [nan, 25]]])
+    same(ts.nrevrange(["n:1", "n:2"], "-", "+", count=2), [[3000, [nan, 25]], [2000, [12, nan]]])
+    same(ts.nrange(["n:2", "n:1", "n:2"], 1500, "+"), [[2000, [nan, 12, nan]], [3000, [25, nan, 25]]])
+    # One aggregator list per key, a column per aggregator, one bucket duration for all.
+    same(ts.nrange(["n:1", "n:2"], "-", "+", aggregators=["avg,max", "sum"], bucket_size_msec=2000),
+         [[0, [10, 10, 20]], [2000, [12, 12, 25]]])
+    same(ts.nrange(["n:1", "n:2"], "-", "+", filter_by_min_value=11, filter_by_max_value=21),
+         [[1000, [nan, 20]], [2000, [12, nan]]])
+    for args, error in [
+        (["TS.NRANGE", 0, "n:1", "-", "+"], "numkeys"),
+        (["TS.NRANGE", "x", "n:1", "-", "+"], "numkeys"),
+        (["TS.NRANGE", 3, "n:1", "n:2", "-", "+"], "wrong number"),
+        (["TS.NRANGE", 2, "n:1", "n:2", "-", "+", "AGGREGATION", "avg", 1000], "one aggregator list per key"),
+        (["TS.NRANGE", 2, "n:1", "missing", "-", "+"], "does not exist"),
+    ]:
+        with pytest.raises(redis.ResponseError, match=error):
+            ts.client.execute_command(*args)

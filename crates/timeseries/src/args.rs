@@ -373,6 +373,58 @@ pub fn range_options(args: &[&[u8]], stop_at: &[&[u8]]) -> Result<(RangeOptions,
     Ok((out, i))
 }
 
+/// Most aggregators one key of `TS.NRANGE` may name (`avg,max,...`).
+pub const NRANGE_AGGREGATORS_MAX: usize = 16;
+
+/// Parses `from to [options]` of `TS.NRANGE numkeys key... from to ...` (`args` after the
+/// keys). Its `AGGREGATION` names one aggregator list per key (`avg,max sum 1000` for two
+/// keys) before the shared bucket duration; the lists come back beside the options, whose
+/// `aggregation` carries the first key's first aggregator and the shared settings.
+pub fn nrange_options(
+    args: &[&[u8]],
+    keys: usize,
+) -> Result<(RangeOptions, Vec<Vec<Aggregator>>), Error> {
+    if keys == 0 {
+        return Err("ERR TSDB: numkeys must be a positive integer");
+    }
+    let mut rest: Vec<&[u8]> = args.to_vec();
+    let mut lists = Vec::new();
+    // Past `from to`, the only words that are not numbers or keywords are aggregator lists.
+    if let Some(at) = (2..rest.len()).find(|&i| rest[i].eq_ignore_ascii_case(b"AGGREGATION")) {
+        // The lists run to the bucket's duration, the first number after them.
+        let end = (at + 1..rest.len())
+            .find(|&i| resp_i64(rest[i]).is_some())
+            .ok_or("ERR TSDB: Couldn't parse AGGREGATION")?;
+        if end - (at + 1) != keys {
+            return Err("ERR TSDB: AGGREGATION takes one aggregator list per key");
+        }
+        for spec in &rest[at + 1..end] {
+            let mut list = Vec::new();
+            for name in spec.split(|&b| b == b',') {
+                let aggregator =
+                    Aggregator::parse(name).ok_or("ERR TSDB: Unknown aggregation type")?;
+                if list.contains(&aggregator) {
+                    return Err("ERR TSDB: an aggregator is named twice for one key");
+                }
+                list.push(aggregator);
+            }
+            if list.len() > NRANGE_AGGREGATORS_MAX {
+                return Err("ERR TSDB: at most 16 aggregators a key");
+            }
+            lists.push(list);
+        }
+        // The first list's first name stands for them all in what the range parser reads.
+        rest.drain(at + 2..end);
+        rest[at + 1] = lists[0][0].name().as_bytes();
+    }
+    let (options, used) = range_options(&rest, &[])?;
+    debug_assert_eq!(used, rest.len());
+    if options.with_status {
+        return Err("ERR TSDB: WITHSTATUS does not go with TS.NRANGE");
+    }
+    Ok((options, lists))
+}
+
 /// One condition of a `FILTER` (`TS.MGET`, `TS.MRANGE`, `TS.QUERYINDEX`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Matcher {
@@ -507,6 +559,59 @@ mod tests {
             (add.duplicate_policy, add.ignore),
             (Some(Policy::Sum), Some((10, 0.5)))
         );
+    }
+
+    #[test]
+    fn nrange_options_take_one_aggregator_list_a_key() {
+        let (got, lists) =
+            nrange_options(&words("- + COUNT 2 AGGREGATION avg,max sum 1000 EMPTY"), 2).unwrap();
+        assert_eq!(
+            lists,
+            [
+                vec![Aggregator::Avg, Aggregator::Max],
+                vec![Aggregator::Sum]
+            ]
+        );
+        let agg = got.aggregation.unwrap();
+        assert_eq!(
+            (agg.aggregator, agg.bucket_ms, agg.empty),
+            (Aggregator::Avg, 1000, true)
+        );
+        assert_eq!(got.count, Some(2));
+        let (plain, lists) = nrange_options(&words("10 20 FILTER_BY_VALUE 1 2"), 3).unwrap();
+        assert!(lists.is_empty() && plain.aggregation.is_none());
+        for (args, error) in [
+            (
+                "- + AGGREGATION avg 1000",
+                "ERR TSDB: AGGREGATION takes one aggregator list per key",
+            ),
+            (
+                "- + AGGREGATION avg sum max 1000",
+                "ERR TSDB: AGGREGATION takes one aggregator list per key",
+            ),
+            (
+                "- + AGGREGATION avg,avg sum 1000",
+                "ERR TSDB: an aggregator is named twice for one key",
+            ),
+            (
+                "- + AGGREGATION avg,bogus sum 1000",
+                "ERR TSDB: Unknown aggregation type",
+            ),
+            (
+                "- + AGGREGATION avg",
+                "ERR TSDB: Couldn't parse AGGREGATION",
+            ),
+            (
+                "- + WITHSTATUS",
+                "ERR TSDB: WITHSTATUS does not go with TS.NRANGE",
+            ),
+        ] {
+            assert_eq!(
+                nrange_options(&words(args), 2).map(|_| ()),
+                Err(error),
+                "{args}"
+            );
+        }
     }
 
     #[test]

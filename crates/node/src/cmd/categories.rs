@@ -336,6 +336,8 @@ pub fn of(name: &str, sub: &str) -> u32 {
         | ("ts.mget", _)
         | ("ts.mrange", _)
         | ("ts.mrevrange", _)
+        | ("ts.nrange", _)
+        | ("ts.nrevrange", _)
         | ("ts.queryindex", _)
         | ("ts.querylabels", _) => READ | SLOW,
 

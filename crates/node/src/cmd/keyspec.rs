@@ -36,6 +36,7 @@ pub fn keys_of(spec: &Spec) -> Keys {
         // Series found by their labels: no key among the arguments (as RedisTimeSeries says).
         "ts.mget" | "ts.mrange" | "ts.mrevrange" | "ts.queryindex" | "ts.querylabels" => Keys::None,
         "ts.madd" => range(1, -1, 3),
+        "ts.nrange" | "ts.nrevrange" => Keys::Counted { at: 1, dest: false },
         "ts.createrule" | "ts.deleterule" => range(1, 2, 1),
         "mget" | "del" | "unlink" | "exists" | "touch" | "sinter" | "sunion" | "sdiff"
         | "sinterstore" | "sunionstore" | "sdiffstore" | "watch" => range(1, -1, 1),
@@ -147,9 +148,8 @@ pub fn flags_of(spec: &Spec) -> &'static [&'static str] {
         | "sscan" | "sort_ro" | "zcount" | "zdiff" | "zinter" | "zunion" | "zintercard"
         | "zlexcount" | "zmscore" | "zrandmember" | "zrange" | "zrangebylex" | "zrangebyscore"
         | "zrank" | "zrevrange" | "zrevrangebylex" | "zrevrangebyscore" | "zrevrank" | "zscan"
-        | "zscore" | "ts.get" | "ts.range" | "ts.revrange" | "ts.info" | "ts.read" => {
-            &["RO access"]
-        }
+        | "zscore" | "ts.get" | "ts.range" | "ts.revrange" | "ts.info" | "ts.read"
+        | "ts.nrange" | "ts.nrevrange" => &["RO access"],
         "exists" | "touch" | "type" | "watch" | "strlen" | "hexists" | "hlen" | "hstrlen"
         | "llen" | "scard" | "sismember" | "zcard" | "memory" | "object" => &["RO"],
         "append" | "hsetnx" | "linsert" | "lpush" | "lpushx" | "rpush" | "rpushx" | "sadd" => {

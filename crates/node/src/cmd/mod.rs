@@ -279,6 +279,8 @@ pub static COMMANDS: &[Spec] = &[
     data("ts.mrange", -5, false, timeseries::mrange),
     data("ts.mrevrange", -5, false, timeseries::mrevrange),
     data("ts.queryindex", -2, false, timeseries::queryindex),
+    read("ts.nrange", -5, timeseries::nrange),
+    read("ts.nrevrange", -5, timeseries::nrevrange),
     Spec {
         name: "ts.read",
         arity: -3,
@@ -452,6 +454,15 @@ fn timeout_arg(arg: &[u8]) -> Result<f64, Reply> {
         return Err(Reply::err("ERR timeout is negative"));
     }
     Ok(t)
+}
+
+/// Fixes what a blocking command's arguments mean at its arrival, before it runs (and
+/// perhaps parks to run again): `TS.READ key $` reads what comes after the series' newest
+/// sample at arrival, not at each wake.
+pub fn pin_arrival(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &mut [Bytes]) {
+    if spec.name == "ts.read" {
+        timeseries::pin_read(ctx, args);
+    }
 }
 
 /// The keys a blocking command waits on and its timeout (`None`: for ever), for a command

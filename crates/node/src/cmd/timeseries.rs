@@ -1349,11 +1349,78 @@ fn mrange_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<
     Ok(by_key(rows))
 }
 
+/// `TS.NRANGE numkeys key... from to [options]`: each key's range (the options of `TS.RANGE`,
+/// `AGGREGATION` naming one aggregator list per key, `avg,max sum 1000`), joined on time:
+/// `[[ts, [value...]]...]`, a value per key (per aggregator of its list), `NaN` where a key
+/// has nothing at that instant. `COUNT` keeps that many rows of the join.
+pub fn nrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(nrange_inner(ctx, args, false))
+}
+
+/// `TS.NREVRANGE`: [`nrange`], newest row first.
+pub fn nrevrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
+    reply(nrange_inner(ctx, args, true))
+}
+
+fn nrange_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes], reverse: bool) -> Result<Reply, Reply> {
+    let numkeys = (std::str::from_utf8(&args[1]).ok())
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Reply::err("ERR TSDB: numkeys must be a positive integer"))?;
+    if args.len() < 2 + numkeys + 2 {
+        return Err(Reply::err("ERR TSDB: wrong number of keys or arguments"));
+    }
+    let keys = &args[2..2 + numkeys];
+    let (options, lists) =
+        args::nrange_options(&words(&args[2 + numkeys..]), numkeys).map_err(Reply::err)?;
+    // Each column: a key's range under one aggregator (or its samples, unaggregated).
+    let mut columns: Vec<Vec<Sample>> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let h = existing(ctx, key)?;
+        let mut one = RangeOptions {
+            count: None,
+            ..options.clone()
+        };
+        match lists.get(i) {
+            Some(list) => {
+                for &aggregator in list {
+                    if let Some(agg) = one.aggregation.as_mut() {
+                        agg.aggregator = aggregator;
+                    }
+                    columns.push(range_of(ctx, key, &h, &one, false));
+                }
+            }
+            None => columns.push(range_of(ctx, key, &h, &one, false)),
+        }
+    }
+    let mut rows: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for (c, column) in columns.iter().enumerate() {
+        for &(t, v) in column {
+            rows.entry(t)
+                .or_insert_with(|| vec![f64::NAN; columns.len()])[c] = v;
+        }
+    }
+    let row = |(t, values): (i64, Vec<f64>)| {
+        Reply::Array(vec![
+            Reply::Int(t),
+            Reply::Array(values.into_iter().map(Reply::Double).collect()),
+        ])
+    };
+    let limit = options.count.map_or(usize::MAX, |n| n as usize);
+    let out: Vec<Reply> = if reverse {
+        rows.into_iter().rev().take(limit).map(row).collect()
+    } else {
+        rows.into_iter().take(limit).map(row).collect()
+    };
+    Ok(Reply::Array(out))
+}
+
 /// `TS.READ key from [BLOCK ms min_count] [MAX_COUNT n]`: the samples at or after `from`
 /// (`-` the first, `+` the newest), oldest first, at most `n` of them. With `BLOCK`, a client
 /// finding fewer than `min_count` waits (parked by the engine, woken by writes to the series,
 /// as `BLPOP` is) until that many have come or `ms` passed (0: for ever); on the timeout it
-/// gets an empty answer. `$` (only what comes after the command) is not taken yet.
+/// gets an empty answer. `$` reads only samples after the series' newest one when the
+/// command arrives ([`pin_read`]).
 pub fn read(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Reply {
     reply(read_inner(ctx, args))
 }
@@ -1401,7 +1468,8 @@ fn read_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
     let from = match args[2].as_ref() {
         b"-" => i64::MIN,
         b"+" => last_sample(ctx, key, &h, false).map_or(i64::MAX, |s| s.0),
-        b"$" => return Err(Reply::err("ERR TSDB: TS.READ from $ is not supported yet")),
+        // Unpinned (inside MULTI, where nothing blocks): nothing has come after the command.
+        b"$" => return Ok(Reply::Array(Vec::new())),
         t => resp::args::parse_i64(t)
             .filter(|t| *t >= 0)
             .ok_or_else(|| Reply::err(BAD_TS))?,
@@ -1414,6 +1482,22 @@ fn read_inner(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> Result<Reply, Reply> {
         out.truncate(n);
     }
     Ok(Reply::Array(out.into_iter().map(sample_reply).collect()))
+}
+
+/// `TS.READ key $`: `$` becomes the instant after the series' newest sample as the command
+/// arrives (0 for a series not there yet), so a reader parked and woken again reads from
+/// the same place: samples written after its arrival with later instants. (A late sample,
+/// older than that newest one, is not "after" in time and is not read.)
+pub fn pin_read(ctx: &mut Ctx<'_, '_>, args: &mut [Bytes]) {
+    if args.get(2).is_none_or(|from| from.as_ref() != b"$") {
+        return;
+    }
+    let next = match header(ctx, &args[1]) {
+        Ok(Some(h)) => last_sample(ctx, &args[1], &h, false).map_or(0, |s| s.0.saturating_add(1)),
+        Ok(None) => 0,
+        Err(_) => return, // the command answers the error itself
+    };
+    args[2] = Bytes::from(next.to_string());
 }
 
 /// `TS.QUERYLABELS LABELS [FILTER expr...]`: the label names of the series that pass (every

@@ -1075,11 +1075,12 @@ impl Engine {
             state: &mut *state,
         };
         let mut served = Vec::new();
-        for (id, (spec, args), reply) in blocks {
+        for (id, (spec, mut args), reply) in blocks {
             let answer = if refused {
                 Reply::Error(WRITES_REFUSED.into())
             } else {
                 ctx.txn.set_writer(id);
+                cmd::pin_arrival(&mut ctx, spec, &mut args);
                 timed(&took, id, &args, || cmd::execute(&mut ctx, spec, &args))
             };
             if blocked::found_nothing(&answer) {

@@ -111,6 +111,11 @@ impl Window {
         }
     }
 
+    /// How many writes and deletes it holds: what it weighs in memory.
+    pub fn weight(&self) -> usize {
+        self.writes.len() + self.deletes.len()
+    }
+
     /// The writes held (deleted ones included, until collected).
     pub fn writes(&self) -> &[Write] {
         &self.writes

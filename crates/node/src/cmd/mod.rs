@@ -402,10 +402,16 @@ fn count_lookups(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes]) {
 fn notify_written(ctx: &mut Ctx<'_, '_>, spec: &Spec, args: &[Bytes], written: Vec<(Bytes, bool)>) {
     use crate::engine::notify;
     let roles = keyspec::positions(spec, args).unwrap_or_default();
+    // Each key's first place among the command's keys (a map: `TS.MADD` names hundreds).
+    let mut first: std::collections::HashMap<&[u8], usize> =
+        std::collections::HashMap::with_capacity(roles.len());
+    for (role, &at) in roles.iter().enumerate() {
+        first.entry(&args[at][..]).or_insert(role);
+    }
     let now_ms = ctx.txn.now_ms();
     let written: Vec<notify::Written> = (written.into_iter())
         .map(|(key, live_before)| {
-            let role = roles.iter().position(|&at| args[at] == key);
+            let role = first.get(&key[..]).copied();
             let live_after = (ctx.txn.raw(&key)).is_some_and(|s| s.live_kind(now_ms).is_some());
             notify::Written {
                 key,

@@ -18,6 +18,7 @@ pub mod notify;
 mod reclaim;
 mod repair;
 mod txn;
+mod windows;
 
 pub use ahead::ReadAhead;
 pub use cache::RecordCache;
@@ -37,12 +38,15 @@ use crdt::{NodeId, Seen};
 use hlc::{Clock, Timestamp};
 use replication::{Change, Entry, VersionVector};
 use resp::Reply;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use storage::{Durability, StorageError, Store};
+use storage::{Durability, MemberKind, StorageError, Store};
+use timeseries::series::Window;
 use tokio::sync::{mpsc, oneshot, watch};
+use windows::WindowCache;
 
 /// When acknowledged writes reach the disk (`--fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -622,6 +626,9 @@ const ROUND_REQUESTS_MAX: usize = 256;
 const QUEUE_REQUESTS_MAX: usize = 4096;
 /// Records the engine keeps decoded (see `cache.rs`).
 const CACHE_ENTRIES_MAX: usize = 128 * 1024;
+/// Samples (writes and deletes) of series the engine keeps decoded (see `windows.rs`):
+/// about 40 MB at 40 bytes a write.
+const WINDOW_CACHE_WEIGHT_MAX: usize = 1 << 20;
 
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn wall_ms() -> u64 {
@@ -740,6 +747,7 @@ pub fn spawn(
         unsynced: Unsynced::default(),
         command_counts: HashMap::new(),
         cache: RecordCache::new(CACHE_ENTRIES_MAX),
+        windows: RefCell::new(WindowCache::new(WINDOW_CACHE_WEIGHT_MAX)),
         ends,
         written,
         touches,
@@ -827,6 +835,8 @@ struct Engine {
     unsynced: Unsynced,
     command_counts: HashMap<&'static str, u64>,
     cache: RecordCache,
+    /// Windows of series the engine keeps decoded (`windows.rs`).
+    windows: RefCell<WindowCache>,
     /// Where the live parts of lists and sorted sets begin and end (`ends.rs`).
     ends: Arc<ends::Ends>,
     /// Which keys recent commits wrote: tells which read-ahead values still hold.
@@ -1024,7 +1034,8 @@ impl Engine {
             now_ms,
             self.config.drop_tombstones.load(Ordering::Relaxed),
         )
-        .with_ends(&self.ends);
+        .with_ends(&self.ends)
+        .with_windows(&self.windows);
         (txn, &mut self.state)
     }
 
@@ -1155,6 +1166,8 @@ impl Engine {
             if let Some(invalidate) = self.config.invalidate.as_ref().filter(|_| finished.flushed) {
                 invalidate(None, &[]); // an empty keyspace flushed: caches go all the same
             }
+            // Windows the round only read are still as committed.
+            self.windows_committed(&finished.batch, Some(finished.windows));
             return Ok(None);
         }
         let mut applied = self.applied();
@@ -1194,6 +1207,7 @@ impl Engine {
         // round learned replaces them once it has committed (`ends.rs`).
         self.ends.before_commit(&finished.batch);
         let result = self.store.commit(&finished.batch, durability);
+        self.windows_committed(&finished.batch, result.is_ok().then_some(finished.windows));
         if result.is_ok() {
             self.ends.after_commit(finished.learned);
             self.config.notifier.fire(&finished.events);
@@ -1248,6 +1262,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Keeps the window cache exact after a commit: every window the batch put or removed
+    /// goes (whether or not the commit took), then the windows the round held go back in
+    /// as committed (`held`, when it took).
+    fn windows_committed(&self, batch: &storage::Batch, held: Option<Vec<(Bytes, Bytes, Window)>>) {
+        let mut cache = self.windows.borrow_mut();
+        let puts = (batch.member_puts.iter()).map(|(kind, key, name, _)| (kind, key, name));
+        let removes = (batch.member_removes.iter()).map(|(kind, key, name)| (kind, key, name));
+        for (_, key, name) in puts
+            .chain(removes)
+            .filter(|(k, _, _)| **k == MemberKind::Window)
+        {
+            cache.forget(key, name);
+        }
+        for (key, name, window) in held.into_iter().flatten() {
+            cache.insert(key, name, window);
+        }
+    }
+
     /// A commit that only records `applied`.
     fn bare(&self, applied: &Applied) -> Finished {
         Finished {
@@ -1265,6 +1297,7 @@ impl Engine {
             events: Vec::new(),
             written_by: Vec::new(),
             flushed: false,
+            windows: Vec::new(),
         }
     }
 

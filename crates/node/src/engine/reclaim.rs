@@ -334,7 +334,9 @@ impl Engine {
         let released = batch.grave_removes.len() as i64;
         // Collection is durable at the next sync; a crash before it leaves the graves, and
         // they are collected again.
-        match self.store.commit(&batch, Durability::Buffer) {
+        let committed = self.store.commit(&batch, Durability::Buffer);
+        self.windows_committed(&batch, None);
+        match committed {
             Ok(()) => {
                 self.unsynced.mark(Writer::Peers);
                 self.written.committed(batch.removes.clone());

@@ -6,10 +6,12 @@
 
 use super::RecordCache;
 use super::ends::{Bounds, Ends, Learned};
+use super::windows::WindowCache;
 use bytes::Bytes;
 use crdt::{Elem, Kind, Lens, Member, Merge, NodeId, Record, Stamp, StrState, ZMember};
 use hlc::Clock;
 use replication::Change;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use timeseries::header::Header as SeriesHeader;
 use timeseries::series::Window;
@@ -157,6 +159,11 @@ pub trait Part: Merge + Clone + Default + serde::Serialize + serde::de::Deserial
     fn order(&self) -> Option<f64> {
         None
     }
+    /// The part as committed, from the engine's cache when it keeps parts of this kind
+    /// decoded (taken out: the round moves it back in at commit).
+    fn cached(_txn: &Txn<'_>, _key: &Bytes, _name: &Bytes) -> Option<Self> {
+        None
+    }
 }
 
 impl Part for StrState {
@@ -279,6 +286,9 @@ impl Part for Window {
     fn parts_ref<'t>(txn: &'t Txn<'_>) -> &'t Parts<Self> {
         &txn.windows
     }
+    fn cached(txn: &Txn<'_>, key: &Bytes, name: &Bytes) -> Option<Self> {
+        txn.window_cache?.borrow_mut().take(key, name)
+    }
     fn change(key: Bytes, start: Bytes, delta: Self, stamp: Option<Stamp>) -> Change {
         Change::Window {
             key,
@@ -334,6 +344,9 @@ pub struct Finished {
     pub written_by: Vec<(Bytes, u64)>,
     /// A client's command emptied the keyspace.
     pub flushed: bool,
+    /// The live windows of series the round held, decoded: what the store holds of them
+    /// once the batch commits.
+    pub windows: Vec<(Bytes, Bytes, Window)>,
 }
 
 /// The first and last names of a round's parts of a key.
@@ -503,6 +516,8 @@ impl Walk<'_> {
 pub struct Txn<'a> {
     store: &'a dyn StateRead,
     cache: Option<&'a RecordCache>,
+    /// Decoded windows of series, as committed (`windows.rs`).
+    window_cache: Option<&'a RefCell<WindowCache>>,
     clock: &'a mut Clock,
     node: NodeId,
     now_ms: u64,
@@ -563,6 +578,7 @@ impl<'a> Txn<'a> {
         Txn {
             store,
             cache,
+            window_cache: None,
             clock,
             node,
             now_ms,
@@ -591,6 +607,12 @@ impl<'a> Txn<'a> {
             written_by: Vec::new(),
             flushed: false,
         }
+    }
+
+    /// Reads windows of series through `cache` (taken out of it, put back at commit).
+    pub fn with_windows(mut self, cache: &'a RefCell<WindowCache>) -> Self {
+        self.window_cache = Some(cache);
+        self
     }
 
     /// Lets walks from a key's ends start at its bounds (`ends.rs`).
@@ -890,7 +912,7 @@ impl<'a> Txn<'a> {
         if let Some(t) = T::parts(self).get(key, name) {
             return t.state.clone();
         }
-        let state = self.load_member(T::STORED, key, name);
+        let state = self.load_part::<T>(key, name);
         T::parts(self).insert(
             key,
             name.clone(),
@@ -911,7 +933,7 @@ impl<'a> Txn<'a> {
         read: impl FnOnce(Option<&T>) -> R,
     ) -> R {
         if T::parts(self).get(key, name).is_none() {
-            let state = self.load_member(T::STORED, key, name);
+            let state = self.load_part::<T>(key, name);
             let part = TouchedMember {
                 state,
                 dirty: false,
@@ -926,7 +948,15 @@ impl<'a> Txn<'a> {
         if let Some(t) = T::parts(self).get_mut(key, name) {
             return t.state.take();
         }
-        self.load_member(T::STORED, key, name)
+        self.load_part::<T>(key, name)
+    }
+
+    /// A part as committed: from the engine's cache of its kind, else from the store.
+    fn load_part<T: Part>(&mut self, key: &Bytes, name: &Bytes) -> Option<T> {
+        if self.forgotten.contains(key) {
+            return None;
+        }
+        T::cached(self, key, name).or_else(|| self.load_member(T::STORED, key, name))
     }
 
     fn load_member<T: serde::de::DeserializeOwned>(
@@ -1412,7 +1442,20 @@ impl<'a> Txn<'a> {
         drain(self.members, &mut members);
         drain(self.elems, &mut members);
         drain(self.zmembers, &mut members);
-        drain(self.windows, &mut members);
+        // Windows are encoded like the other parts and also handed back decoded, for the
+        // engine's cache once the batch commits (those the round only read too).
+        let mut windows = Vec::new();
+        for (key, name, t) in self.windows.into_parts() {
+            let Some(state) = t.state else { continue };
+            let live = state.live();
+            if t.dirty {
+                let bytes = crdt::encode(&state);
+                members.push((MemberKind::Window, key.clone(), name.clone(), live, bytes));
+            }
+            if live && !failed {
+                windows.push((key, name, state));
+            }
+        }
         // Order entries are derived: stored while live, removed otherwise, never tombstones.
         let (placed, unplaced): (Vec<_>, Vec<_>) = (self.order.into_parts())
             .filter(|(_, _, t)| t.dirty)
@@ -1462,6 +1505,7 @@ impl<'a> Txn<'a> {
             events: self.events,
             written_by: self.written_by,
             flushed: self.flushed,
+            windows,
             learned: if failed || self.ends.is_none() {
                 Vec::new()
             } else {

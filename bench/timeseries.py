@@ -336,7 +336,11 @@ def report(rows, args):
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        # What was written by hand below the marker (what bounds each row) stays.
+        marker = "<!-- notes: kept across runs -->"
+        out = Path(args.out)
+        notes = out.read_text().split(marker, 1)[1] if out.exists() and marker in out.read_text() else ""
+        out.write_text(text + "\n" + marker + notes.rstrip() + "\n")
 
 
 def main():

@@ -141,3 +141,21 @@ def test_subscribed_connection_refuses_other_commands(node):
     assert out.startswith(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n")
     assert b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n" in out
     assert out.endswith(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n+OK\r\n")
+
+
+def test_a_large_pipeline_is_answered_whole_and_in_order(node):
+    """Megabytes of pipelined commands sent at once (read ahead in large pieces, run as few
+    rounds): every reply comes, in order, and the writes all land."""
+    value = b"v" * 1000
+    n = 3000
+    payload = b"".join(
+        b"*3\r\n$3\r\nSET\r\n$%d\r\nbig:%d\r\n$1000\r\n%s\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n"
+        % (len(b"big:%d" % i), i, value)
+        for i in range(n)
+    ) + b"*1\r\n$4\r\nQUIT\r\n"
+    assert len(payload) > 3_000_000
+    want = b"".join(b"+OK\r\n:%d\r\n" % (i + 1) for i in range(n)) + b"+OK\r\n"
+    assert raw(node, payload, timeout=30) == want
+    c = node.client()
+    assert c.get("counter") == b"%d" % n
+    assert c.get("big:%d" % (n - 1)) == value

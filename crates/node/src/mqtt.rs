@@ -411,6 +411,11 @@ async fn connection(
         if !buf.is_empty() && read_packet_ready(version, &buf) {
             continue; // a round's worth was left in the buffer
         }
+        if buf.is_empty() && buf.capacity() > 4 * crate::server::READ_CHUNK {
+            buf = BytesMut::with_capacity(crate::server::READ_CHUNK); // a read-ahead's growth
+        }
+        buf.reserve(crate::server::READ_CHUNK);
+        let spare = buf.capacity() - buf.len();
         let read = tokio::select! {
             r = tokio::time::timeout(silence, socket.read_buf(&mut buf)) => r,
             _ = stop.changed() => return Ok(()),
@@ -419,6 +424,9 @@ async fn connection(
             Err(_) => return Err("keep-alive expired".into()),
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(0)) => return Ok(()),
+            // Messages the device has already sent join this round (as on the data port).
+            Ok(Ok(n)) if n == spare => (crate::server::read_ahead(&mut socket, &mut buf).await)
+                .map_err(|e| e.to_string())?,
             Ok(Ok(_)) => {}
         }
     }

@@ -8,7 +8,7 @@ mod commands;
 mod connection;
 pub(crate) use commands::REDIS_COMPAT_VERSION;
 pub use connection::Stream;
-pub(crate) use connection::refused_by_protected_mode;
+pub(crate) use connection::{READ_CHUNK, read_ahead, refused_by_protected_mode};
 mod monitor;
 mod multi;
 pub mod pause;

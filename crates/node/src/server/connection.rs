@@ -94,7 +94,34 @@ pub(crate) async fn refused_by_protected_mode(
 }
 
 /// Bytes requested from the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
+/// Most bytes of a pipeline taken in at once: see [`read_ahead`].
+const READ_AHEAD_MAX: usize = 256 * 1024;
+
+/// After a read that filled the buffer, takes in what else the client has already sent,
+/// without waiting for more, up to [`READ_AHEAD_MAX`]: the pipeline's commands then reach
+/// the engine as one round, not one round per [`READ_CHUNK`] (profiled: sixteen pipelined
+/// `TS.MADD` of 4 KB each ran as four rounds of four, and a round's cost is mostly per key).
+pub(crate) async fn read_ahead(
+    socket: &mut impl Stream,
+    input: &mut BytesMut,
+) -> std::io::Result<()> {
+    while input.len() < READ_AHEAD_MAX {
+        input.reserve(READ_CHUNK);
+        let spare = input.capacity() - input.len();
+        // Polled once: `read_buf` is cancel-safe, so nothing read is lost when it waits.
+        let read = tokio::select! {
+            biased;
+            read = socket.read_buf(input) => read?,
+            () = std::future::ready(()) => return Ok(()),
+        };
+        if read < spare {
+            break; // the socket is drained (or at its end, which the next read sees)
+        }
+    }
+    Ok(())
+}
 
 /// Serves one connection until the client leaves, breaks the protocol, or the node stops.
 pub async fn serve(
@@ -244,7 +271,11 @@ async fn serve_session(
             metrics::counter!("meridian_query_buffer_overflows_total").increment(1);
             return Ok(());
         }
+        if input.is_empty() && input.capacity() > 4 * READ_CHUNK {
+            input = BytesMut::with_capacity(READ_CHUNK); // what a read-ahead grew goes
+        }
         input.reserve(READ_CHUNK);
+        let spare = input.capacity() - input.len();
         let event = tokio::select! {
             read = socket.read_buf(&mut input) => Event::Read(read?),
             delivery = recv(session.subscriber.as_mut()) => Event::Delivery(delivery),
@@ -253,8 +284,17 @@ async fn serve_session(
             _ = stop.changed() => return Ok(()),
             _ = session.client.killed() => return Ok(()),
         };
+        // Killed (`CLIENT KILL`, its user deleted) while its command came in: the select
+        // may have taken the read, but what a killed client sends is not run.
+        if session.client.is_killed() {
+            return Ok(());
+        }
         match event {
             Event::Read(0) => return Ok(()),
+            // Only for a logged-in client: one that is not gets Redis's tight limits.
+            Event::Read(n) if n == spare && session.authenticated => {
+                read_ahead(socket, &mut input).await?;
+            }
             Event::Read(_) => {}
             Event::Monitored(Ok(line)) => {
                 output.extend_from_slice(&line);

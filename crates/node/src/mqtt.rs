@@ -457,17 +457,13 @@ async fn store(
             (None, _) => Err(Outcome::BadTopic),
             (_, Err(())) => Err(Outcome::BadPayload),
             (Some((key, labels)), Ok(readings)) => {
-                let first = commands.len();
-                let mut allowed = true;
-                for (ts, value) in readings {
-                    let (spec, args) = store_reading(&key, ts, value, &labels);
-                    allowed &= shared.users.check(user, spec, &args).is_ok();
-                    commands.push((spec, args));
-                }
-                if allowed {
+                let mine = store_readings(&key, &readings, &labels);
+                let (spec, args) = &mine[0]; // speaks for them all (see store_readings)
+                if shared.users.check(user, spec, args).is_ok() {
+                    let first = commands.len();
+                    commands.extend(mine);
                     Ok(first..commands.len())
                 } else {
-                    commands.truncate(first);
                     Err(Outcome::NotAuthorized)
                 }
             }
@@ -509,28 +505,35 @@ async fn store(
     metrics::counter!("meridian_mqtt_samples_total").increment(stored);
 }
 
-/// The command that stores one reading of a device (over MQTT or HTTP) in the series `key`:
-/// created if absent with `labels` (`LABELS` arguments) and `DUPLICATE_POLICY LAST`, so a
-/// reading delivered twice stores one sample.
-pub(crate) fn store_reading(
+/// The commands that store a device's readings (over MQTT or HTTP) in the series `key`, one
+/// `TS.ADD ... ON_DUPLICATE LAST` each: a reading delivered twice stores one sample. The first
+/// also names `labels` (`LABELS` arguments), with which it creates the series if absent; the
+/// others run after it in the same round and find it there. They differ only in timestamp and
+/// value, so the user's right to run the first is the right to run them all.
+pub(crate) fn store_readings(
     key: &Bytes,
-    ts: u64,
-    value: f64,
+    readings: &[(u64, f64)],
     labels: &[Bytes],
-) -> crate::engine::Command {
-    let mut args: Vec<Bytes> = vec![
-        Bytes::from_static(b"TS.ADD"),
-        key.clone(),
-        Bytes::from(ts.to_string()),
-        Bytes::from(value.to_string()),
-        Bytes::from_static(b"ON_DUPLICATE"),
-        Bytes::from_static(b"LAST"),
-    ];
-    if !labels.is_empty() {
-        args.push(Bytes::from_static(b"LABELS"));
-        args.extend(labels.iter().cloned());
+) -> Vec<crate::engine::Command> {
+    let spec = crate::cmd::lookup(b"ts.add").expect("known");
+    let mut out = Vec::with_capacity(readings.len());
+    for (i, &(ts, value)) in readings.iter().enumerate() {
+        let mut args: Vec<Bytes> = Vec::with_capacity(7 + labels.len());
+        args.extend([
+            Bytes::from_static(b"TS.ADD"),
+            key.clone(),
+            Bytes::from(ts.to_string()),
+            Bytes::from(value.to_string()),
+            Bytes::from_static(b"ON_DUPLICATE"),
+            Bytes::from_static(b"LAST"),
+        ]);
+        if i == 0 && !labels.is_empty() {
+            args.push(Bytes::from_static(b"LABELS"));
+            args.extend(labels.iter().cloned());
+        }
+        out.push((spec, args));
     }
-    (crate::cmd::lookup(b"ts.add").expect("known"), args)
+    out
 }
 
 /// The series a topic names: its key and, for `sensors/<group>/<device>/<metric>`, its labels
@@ -556,38 +559,76 @@ fn series_of(topic: &[u8]) -> Option<(Bytes, Vec<Bytes>)> {
 }
 
 /// The readings of a payload: a number (now), `{"ts": ms, "value": v}` (`ts` optional), or an
-/// array of either.
+/// array of either (at least one, at most [`READINGS_MAX`]).
 pub(crate) fn readings(payload: &[u8], now_ms: u64) -> Result<Vec<(u64, f64)>, ()> {
     let text = std::str::from_utf8(payload).map_err(|_| ())?.trim();
     if let Some(v) = resp::args::parse_f64(text.as_bytes()).filter(|v| v.is_finite()) {
         return Ok(vec![(now_ms, v)]);
     }
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|_| ())?;
-    let one = |item: &serde_json::Value| -> Result<(u64, f64), ()> {
-        match item {
-            serde_json::Value::Number(n) => {
-                Ok((now_ms, n.as_f64().filter(|v| v.is_finite()).ok_or(())?))
-            }
-            serde_json::Value::Object(fields) => {
-                let value = fields.get("value").and_then(|v| v.as_f64());
-                let ts = match fields.get("ts") {
-                    None => Some(now_ms),
-                    Some(t) => t.as_u64(),
-                };
-                match (ts, value) {
-                    (Some(ts), Some(v)) if v.is_finite() && ts <= i64::MAX as u64 => Ok((ts, v)),
-                    _ => Err(()),
-                }
-            }
-            _ => Err(()),
-        }
+    // Parsed straight into readings, not through `serde_json::Value` (a map per reading:
+    // it showed in the profile of MQTT ingest).
+    let items: Vec<Item> = match text.starts_with('[') {
+        true => serde_json::from_str(text).map_err(|_| ())?,
+        false => vec![serde_json::from_str(text).map_err(|_| ())?],
     };
-    match &json {
-        serde_json::Value::Array(items) if !items.is_empty() && items.len() <= READINGS_MAX => {
-            items.iter().map(one).collect()
+    if items.is_empty() || items.len() > READINGS_MAX {
+        return Err(());
+    }
+    (items.into_iter())
+        .map(|Item(ts, value)| {
+            let ts = ts.unwrap_or(now_ms);
+            (value.is_finite() && ts <= i64::MAX as u64)
+                .then_some((ts, value))
+                .ok_or(())
+        })
+        .collect()
+}
+
+/// One reading of a JSON payload: a number, or an object with `value` and perhaps `ts`
+/// (other fields are ignored).
+struct Item(Option<u64>, f64);
+
+impl<'de> serde::Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Field {
+            Ts,
+            Value,
+            #[serde(other)]
+            Other,
         }
-        serde_json::Value::Array(_) => Err(()),
-        other => Ok(vec![one(other)?]),
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Item;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or {\"ts\": ms, \"value\": v}")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Item, E> {
+                Ok(Item(None, v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Item, E> {
+                Ok(Item(None, v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Item, E> {
+                Ok(Item(None, v as f64))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let (mut ts, mut value) = (None, None);
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Ts => ts = Some(map.next_value::<u64>()?),
+                        Field::Value => value = Some(map.next_value::<f64>()?),
+                        Field::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let value = value.ok_or_else(|| serde::de::Error::missing_field("value"))?;
+                Ok(Item(ts, value))
+            }
+        }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -625,7 +666,16 @@ mod tests {
             readings(br#"[{"ts": 1, "value": 1}, {"ts": 2, "value": 2}, 3]"#, 7),
             Ok(vec![(1, 1.0), (2, 2.0), (7, 3.0)])
         );
+        // Fields other than ts and value are the device's business.
+        assert_eq!(
+            readings(br#"{"unit": "C", "ts": 9, "value": 4, "tags": [1]}"#, 7),
+            Ok(vec![(9, 4.0)])
+        );
         for bad in [
+            &br#"{"ts": null, "value": 1}"#[..],
+            br#"{"ts": 1.5, "value": 1}"#,
+            b"[[1]]",
+            b"true",
             &b"warm"[..],
             b"nan",
             b"inf",

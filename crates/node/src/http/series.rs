@@ -57,13 +57,10 @@ pub async fn post(
         labels.push(Bytes::from(value.to_string()));
     }
     let key = Bytes::from(key);
-    let mut commands = Vec::with_capacity(readings.len());
-    for (ts, value) in &readings {
-        let (spec, args) = crate::mqtt::store_reading(&key, *ts, *value, &labels);
-        if let Err(denied) = shared.users.check(&user, spec, &args) {
-            return error(StatusCode::FORBIDDEN, denied.reply_text());
-        }
-        commands.push((spec, args));
+    let commands = crate::mqtt::store_readings(&key, &readings, &labels);
+    let (spec, args) = &commands[0]; // speaks for them all (see store_readings)
+    if let Err(denied) = shared.users.check(&user, spec, args) {
+        return error(StatusCode::FORBIDDEN, denied.reply_text());
     }
     match shared.engine.run(commands).await {
         Ok(ran) => match ran.replies.iter().find(|r| r.is_error()) {

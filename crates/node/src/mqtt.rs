@@ -27,11 +27,10 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4;
 use rumqttc::v5::mqttbytes::v5;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// Largest packet accepted.
 pub const PACKET_BYTES_MAX: usize = 256 << 10;
@@ -46,28 +45,15 @@ pub const READINGS_MAX: usize = 10_000;
 /// Most connections at once.
 pub const CONNECTIONS_MAX: usize = 10_000;
 
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
 /// Accepts MQTT connections until `stop` changes.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let (socket, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "mqtt accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if OPEN.fetch_add(1, Ordering::Relaxed) >= CONNECTIONS_MAX {
-            OPEN.fetch_sub(1, Ordering::Relaxed);
+    let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    while let Some((socket, peer)) = crate::server::accept_next(&listener, &mut stop, "mqtt").await
+    {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "refused an mqtt client: connection limit reached");
             continue;
-        }
+        };
         let shared = shared.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -75,7 +61,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::
             if let Err(why) = connection(socket, &shared, stop).await {
                 tracing::debug!(%peer, why, "mqtt connection closed");
             }
-            OPEN.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
 }

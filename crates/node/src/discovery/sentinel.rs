@@ -39,19 +39,9 @@ const READ_ONLY: &str = "ERR Meridian's discovery is read-only: every node is a 
 /// Serves sentinel clients on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => return,
-        };
-        let (socket, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "sentinel accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    while let Some((socket, peer)) =
+        crate::server::accept_next(&listener, &mut stop, "sentinel").await
+    {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "refused a sentinel client: connection limit reached");
             continue;
